@@ -1,0 +1,447 @@
+package schemas
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"cuelang.org/go/cue/token"
+	"go.yaml.in/yaml/v3"
+)
+
+// maxNodes bounds how many YAML nodes one document may expand to through
+// aliases, so a "billion laughs" document is an error, not an out-of-memory.
+const maxNodes = 200_000
+
+// checker validates one YAML document against a schema and returns the
+// value with CUE's defaults filled in. Errors go to diags with the position
+// of the offending node in the user's file.
+type checker struct {
+	file   string
+	files  map[*yaml.Node]string // per-node files, for CUE objects
+	diags  []Diagnostic
+	object string
+	path   []string
+	budget int
+	// quiet > 0 while trying the alternatives of a disjunction: errors only
+	// mark failed.
+	quiet  int
+	failed bool
+}
+
+func newChecker(file string) *checker { return &checker{file: file, budget: maxNodes} }
+
+func (c *checker) pos(n *yaml.Node) Position {
+	file := c.file
+	if f, ok := c.files[n]; ok {
+		file = f
+	}
+	return Position{File: file, Line: n.Line, Column: n.Column}
+}
+
+func (c *checker) pathString() string {
+	var b strings.Builder
+	for _, p := range c.path {
+		if !strings.HasPrefix(p, "[") && b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func (c *checker) errorf(n *yaml.Node, rule, format string, args ...any) {
+	c.failed = true
+	if c.quiet > 0 {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if p := c.pathString(); p != "" {
+		msg = p + ": " + msg
+	}
+	c.diags = append(c.diags, Diagnostic{Severity: Error, Position: c.pos(n), Rule: rule, Message: msg, Object: c.object})
+}
+
+// deref follows aliases and charges the node budget.
+func (c *checker) deref(n *yaml.Node) (*yaml.Node, bool) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	c.budget--
+	if c.budget == 0 {
+		c.quiet = 0
+		c.errorf(n, RuleSyntax, "document expands to more than %d nodes (YAML aliases?)", maxNodes)
+	}
+	return n, c.budget > 0
+}
+
+func isNull(n *yaml.Node) bool {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// scalar decodes a YAML scalar into the value CUE would see.
+func scalar(n *yaml.Node) (any, kinds, error) {
+	switch n.ShortTag() {
+	case "!!str", "!!timestamp", "!!binary":
+		return n.Value, kString, nil
+	case "!!int":
+		var v int64
+		if err := n.Decode(&v); err != nil {
+			return nil, 0, fmt.Errorf("integer %s does not fit in 64 bits", n.Value)
+		}
+		return v, kInt, nil
+	case "!!float":
+		var v float64
+		if err := n.Decode(&v); err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+			return nil, 0, fmt.Errorf("%s is not a finite number", n.Value)
+		}
+		return v, kFloat, nil
+	case "!!bool":
+		var v bool
+		if err := n.Decode(&v); err != nil {
+			return nil, 0, err
+		}
+		return v, kBool, nil
+	case "!!null":
+		return nil, kNull, nil
+	}
+	return nil, 0, fmt.Errorf("unsupported YAML tag %s", n.Tag)
+}
+
+func kindOf(n *yaml.Node) kinds {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return kStruct
+	case yaml.SequenceNode:
+		return kList
+	}
+	_, k, _ := scalar(n)
+	return k
+}
+
+// describe names a schema for messages: its definition and doc, or its CUE.
+func (s *schema) describe() string {
+	if s.name != "" {
+		if s.doc != "" {
+			return s.name + " (" + s.doc + ")"
+		}
+		return s.name + " (" + s.src + ")"
+	}
+	return s.src
+}
+
+func show(n *yaml.Node) string {
+	if n.Kind == yaml.MappingNode {
+		return "a struct"
+	}
+	if n.Kind == yaml.SequenceNode {
+		return "a list"
+	}
+	if n.ShortTag() == "!!str" {
+		v := n.Value
+		if utf8.RuneCountInString(v) > 60 {
+			v = string([]rune(v)[:57]) + "..."
+		}
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("%s %s", kindOf(n), n.Value)
+}
+
+// value checks n against s and returns the value with defaults applied.
+// key is the mapping key n stands under, for "missing field" positions.
+func (c *checker) value(s *schema, n, key *yaml.Node) any {
+	n, ok := c.deref(n)
+	if !ok {
+		return nil
+	}
+	if s.alts != nil {
+		return c.disjunction(s, n, key)
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		if s.kinds&kStruct == 0 {
+			c.errorf(n, RuleSchema, "got a struct, want %s", s.describe())
+			return nil
+		}
+		return c.structValue(s, n, key)
+	case yaml.SequenceNode:
+		if s.kinds&kList == 0 {
+			c.errorf(n, RuleSchema, "got a list, want %s", s.describe())
+			return nil
+		}
+		return c.listValue(s, n)
+	}
+	v, k, err := scalar(n)
+	if err != nil {
+		c.errorf(n, RuleSchema, "%v", err)
+		return nil
+	}
+	if s.kinds&k == 0 {
+		c.errorf(n, RuleSchema, "got %s, want %s", show(n), s.describe())
+		return nil
+	}
+	for _, ck := range s.checks {
+		if !ck.holds(v) {
+			c.errorf(n, RuleSchema, "invalid value %s: want %s", show(n), s.describe())
+			return nil
+		}
+	}
+	return v
+}
+
+func (ck constraint) holds(v any) bool {
+	switch ck.op {
+	case token.EQL, token.NEQ:
+		// CUE keeps int and float apart (1 & 1.0 conflicts), as does ==
+		// on these dynamic values.
+		return (v == ck.lit) == (ck.op == token.EQL)
+	case token.MAT, token.NMAT:
+		s, ok := v.(string)
+		return ok && ck.re.MatchString(s) == (ck.op == token.MAT)
+	case token.GEQ, token.GTR, token.LEQ, token.LSS:
+		var f float64
+		switch v := v.(type) {
+		case int64:
+			f = float64(v)
+		case float64:
+			f = v
+		default:
+			return false
+		}
+		switch ck.op {
+		case token.GEQ:
+			return f >= ck.num
+		case token.GTR:
+			return f > ck.num
+		case token.LEQ:
+			return f <= ck.num
+		}
+		return f < ck.num
+	case token.ILLEGAL:
+		s, ok := v.(string)
+		return ok && utf8.RuneCountInString(s) <= ck.max
+	}
+	return false
+}
+
+// disjunction accepts the first alternative that n satisfies; CUE picks the
+// same value for concrete data.
+func (c *checker) disjunction(s *schema, n, key *yaml.Node) any {
+	failed := c.failed
+	c.quiet++
+	for _, alt := range s.alts {
+		c.failed = false
+		v := c.value(alt, n, key)
+		if !c.failed {
+			c.quiet--
+			c.failed = failed
+			return v
+		}
+	}
+	c.quiet--
+	c.failed = failed
+	c.errorf(n, RuleSchema, "got %s, want %s", show(n), s.describe())
+	return nil
+}
+
+func (c *checker) listValue(s *schema, n *yaml.Node) any {
+	if len(n.Content) < s.minItems {
+		c.errorf(n, RuleSchema, "needs at least %d item(s)", s.minItems)
+	}
+	out := make([]any, 0, len(n.Content))
+	for i, el := range n.Content {
+		if c.budget <= 0 {
+			break
+		}
+		c.path = append(c.path, "["+strconv.Itoa(i)+"]")
+		out = append(out, c.value(s.elem, el, el))
+		c.path = c.path[:len(c.path)-1]
+	}
+	return out
+}
+
+func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
+	fields := s.fields
+	for _, cd := range s.conds {
+		if c.condHolds(s, cd, n) {
+			fields = append(fields[:len(fields):len(fields)], cd.fields...)
+		}
+	}
+	out := make(map[string]any, len(fields))
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+			c.errorf(k, RuleSchema, "field names must be strings, got %s", show(k))
+			continue
+		}
+		name := k.Value
+		c.path = append(c.path, name)
+		if f := findField(fields, name); f != nil {
+			if !isNull(v) {
+				out[name] = c.value(f.s, v, k)
+			}
+		} else if p := c.findPattern(s, name); p != nil {
+			if !isNull(v) {
+				out[name] = c.value(p.val, v, k)
+			}
+		} else {
+			c.errorf(k, RuleSchema, "field not allowed%s", suggest(name, fields))
+		}
+		c.path = c.path[:len(c.path)-1]
+		if c.budget <= 0 {
+			return out
+		}
+	}
+	for _, f := range fields {
+		if _, ok := out[f.name]; ok || f.optional {
+			continue
+		}
+		if d, ok := f.s.defaultValue(); ok {
+			out[f.name] = d
+			continue
+		}
+		at := n
+		if key != nil && len(n.Content) == 0 {
+			at = key
+		}
+		if present := mapGet(n, f.name); present != nil {
+			at = present // present but null
+		}
+		c.errorf(at, RuleSchema, "missing required field %q", f.name)
+	}
+	return out
+}
+
+func findField(fields []*field, name string) *field {
+	for _, f := range fields {
+		if f.name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+func (c *checker) findPattern(s *schema, name string) *pattern {
+	for i := range s.patterns {
+		p := &s.patterns[i]
+		if p.key.accepts(name) {
+			return p
+		}
+	}
+	return nil
+}
+
+// accepts reports whether a scalar string satisfies s, for pattern keys.
+func (s *schema) accepts(v string) bool {
+	if s.alts != nil {
+		for _, a := range s.alts {
+			if a.accepts(v) {
+				return true
+			}
+		}
+		return false
+	}
+	if s.kinds&kString == 0 {
+		return false
+	}
+	for _, ck := range s.checks {
+		if !ck.holds(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checker) condHolds(s *schema, cd cond, n *yaml.Node) bool {
+	var v any
+	if vn := mapGet(n, cd.sibling); vn != nil && !isNull(vn) {
+		vn, _ = c.deref(vn)
+		if vn.Kind != yaml.ScalarNode {
+			return false
+		}
+		v, _, _ = scalar(vn)
+	} else if f := findField(s.fields, cd.sibling); f != nil {
+		v, _ = f.s.defaultValue()
+	}
+	return constraint{op: token.EQL, lit: cd.equals}.holds(v)
+}
+
+func mapGet(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i].Kind == yaml.ScalarNode {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// defaultValue is what CUE fills in for an absent regular field: a
+// disjunction's default, a literal, or a struct all of whose regular fields
+// have defaults.
+func (s *schema) defaultValue() (any, bool) {
+	if v, ok := s.concrete(); ok {
+		return v, true
+	}
+	if s.alts != nil || !s.isStruct() {
+		return nil, false
+	}
+	out := map[string]any{}
+	fields := s.fields
+	for _, cd := range s.conds {
+		if f := findField(s.fields, cd.sibling); f != nil {
+			if v, ok := f.s.defaultValue(); ok && (constraint{op: token.EQL, lit: cd.equals}).holds(v) {
+				fields = append(fields[:len(fields):len(fields)], cd.fields...)
+			}
+		}
+	}
+	for _, f := range fields {
+		if f.optional {
+			continue
+		}
+		v, ok := f.s.defaultValue()
+		if !ok {
+			return nil, false
+		}
+		out[f.name] = v
+	}
+	return out, true
+}
+
+// suggest offers the closest allowed field name for a likely typo.
+func suggest(name string, fields []*field) string {
+	best, bestD := "", 3
+	for _, f := range fields {
+		if d := editDistance(strings.ToLower(name), strings.ToLower(f.name)); d < bestD {
+			best, bestD = f.name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,239 @@
+package schemas
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/build"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/errors"
+	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
+	"go.yaml.in/yaml/v3"
+)
+
+// cueTask evaluates the .cue files of one directory as one package. Every
+// concrete struct with apiVersion and kind reached from the top level
+// (through regular fields and lists, not definitions or hidden fields) is an
+// object; it is rendered as a YAML node tree with the CUE positions and then
+// checked like any YAML document.
+type cueTask struct {
+	o        *options
+	cfg      *config
+	paths    []string
+	displays []string
+}
+
+func (t *cueTask) files() []string { return t.displays }
+
+func (t *cueTask) run() fileResult {
+	var fr fileResult
+	inst := build.NewContext().NewInstance("", nil)
+	for i, p := range t.paths {
+		b, d := readFile(t.o, p, t.displays[i])
+		if d != nil {
+			fr.diags = append(fr.diags, *d)
+			continue
+		}
+		f, err := parser.ParseFile(t.displays[i], b, parser.ParseComments)
+		if err != nil {
+			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, t.displays[i])...)
+			continue
+		}
+		for imp := range f.ImportSpecs() {
+			if path, _ := strconv.Unquote(imp.Path.Value); strings.Contains(strings.Split(path, "/")[0], ".") {
+				fr.diags = append(fr.diags, Diagnostic{Severity: Error, Position: cuePos(imp.Pos(), t.displays[i]), Rule: RuleSyntax,
+					Message: fmt.Sprintf("import %q: only CUE's standard library can be imported; config repos have no CUE modules", path)})
+			}
+		}
+		if err := inst.AddSyntax(f); err != nil {
+			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, t.displays[i])...)
+		}
+	}
+	if len(fr.diags) > 0 || len(inst.Files) == 0 {
+		return fr
+	}
+	v := cuecontext.New().BuildInstance(inst)
+	if err := v.Err(); err != nil {
+		fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, t.displays[0])...)
+		return fr
+	}
+	w := &cueWalker{t: t, fallback: t.displays[0]}
+	w.walk(v, 0)
+	fr.diags = append(fr.diags, w.diags...)
+	for _, obj := range w.objects {
+		doc, diags := loadDocument(t.cfg, obj.file, obj.node, obj.files)
+		fr.diags = append(fr.diags, diags...)
+		if doc != nil {
+			fr.docs = append(fr.docs, doc)
+		}
+	}
+	return fr
+}
+
+// cueMaxDepth bounds the search for objects; specs nest far less deeply.
+const cueMaxDepth = 64
+
+type cueObject struct {
+	file  string
+	node  *yaml.Node
+	files map[*yaml.Node]string // a CUE object may span files
+}
+
+type cueWalker struct {
+	t        *cueTask
+	fallback string
+	objects  []cueObject
+	diags    []Diagnostic
+}
+
+func (w *cueWalker) walk(v cue.Value, depth int) {
+	if depth > cueMaxDepth {
+		w.diags = append(w.diags, Diagnostic{Severity: Error, Position: cuePos(v.Pos(), w.fallback), Rule: RuleIncomplete,
+			Message: fmt.Sprintf("%s: nested more than %d levels deep; objects must be reachable in fewer", v.Path(), cueMaxDepth)})
+		return
+	}
+	switch v.IncompleteKind() {
+	case cue.StructKind:
+		if v.LookupPath(cue.MakePath(cue.Str("apiVersion"))).Exists() && v.LookupPath(cue.MakePath(cue.Str("kind"))).Exists() {
+			w.object(v)
+			return
+		}
+		it, err := v.Fields()
+		if err != nil {
+			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback)...)
+			return
+		}
+		for it.Next() {
+			w.walk(it.Value(), depth+1)
+		}
+	case cue.ListKind:
+		it, err := v.List()
+		if err != nil {
+			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback)...)
+			return
+		}
+		for it.Next() {
+			w.walk(it.Value(), depth+1)
+		}
+	}
+}
+
+func (w *cueWalker) object(v cue.Value) {
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback)...)
+		return
+	}
+	obj := cueObject{file: cuePos(v.Pos(), w.fallback).File, files: map[*yaml.Node]string{}}
+	n, err := obj.render(v)
+	if err != nil {
+		w.diags = append(w.diags, Diagnostic{Severity: Error, Position: cuePos(v.Pos(), w.fallback), Rule: RuleIncomplete, Message: fmt.Sprintf("%s: %v", v.Path(), err)})
+		return
+	}
+	obj.node = n
+	w.objects = append(w.objects, obj)
+}
+
+// render renders a concrete CUE value as the YAML node tree the checker
+// reads, keeping each value's position in the user's CUE files.
+func (o *cueObject) render(v cue.Value) (*yaml.Node, error) {
+	v, _ = v.Default()
+	p := v.Pos()
+	n := &yaml.Node{Line: max(p.Line(), 1), Column: max(p.Column(), 1)}
+	o.files[n] = o.file
+	if p.IsValid() && p.Filename() != "" {
+		o.files[n] = p.Filename()
+	}
+	switch v.Kind() {
+	case cue.StructKind:
+		n.Kind, n.Tag = yaml.MappingNode, "!!map"
+		it, err := v.Fields()
+		if err != nil {
+			return nil, err
+		}
+		for it.Next() {
+			fp := it.Value().Pos()
+			key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: it.Selector().Unquoted(), Line: max(fp.Line(), n.Line), Column: max(fp.Column(), 1)}
+			o.files[key] = o.files[n]
+			if fp.IsValid() && fp.Filename() != "" {
+				o.files[key] = fp.Filename()
+			}
+			val, err := o.render(it.Value())
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, key, val)
+		}
+	case cue.ListKind:
+		n.Kind, n.Tag = yaml.SequenceNode, "!!seq"
+		it, err := v.List()
+		if err != nil {
+			return nil, err
+		}
+		for it.Next() {
+			el, err := o.render(it.Value())
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, el)
+		}
+	case cue.StringKind:
+		s, _ := v.String()
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!str", s
+	case cue.IntKind:
+		i, err := v.Int64()
+		if err != nil {
+			return nil, err
+		}
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!int", strconv.FormatInt(i, 10)
+	case cue.FloatKind:
+		f, err := v.Float64()
+		if err != nil {
+			return nil, err
+		}
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!float", strconv.FormatFloat(f, 'g', -1, 64)
+	case cue.BoolKind:
+		b, _ := v.Bool()
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!bool", strconv.FormatBool(b)
+	case cue.NullKind:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!null", "null"
+	default:
+		return nil, fmt.Errorf("%v values cannot appear in a spec", v.Kind())
+	}
+	return n, nil
+}
+
+func cuePos(p token.Pos, fallback string) Position {
+	if !p.IsValid() || p.Filename() == "" {
+		return Position{File: fallback, Line: 1, Column: 1}
+	}
+	return Position{File: p.Filename(), Line: p.Line(), Column: p.Column()}
+}
+
+// cueDiags turns CUE errors into diagnostics at the first of their positions
+// that is in the user's files.
+func cueDiags(err error, rule, fallback string) []Diagnostic {
+	var out []Diagnostic
+	seen := map[string]bool{}
+	for _, e := range errors.Errors(err) {
+		pos := Position{File: fallback, Line: 1, Column: 1}
+		for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+			if p.IsValid() && p.Filename() != "" {
+				pos = cuePos(p, fallback)
+				break
+			}
+		}
+		format, args := e.Msg()
+		msg := fmt.Sprintf(format, args...)
+		if path := strings.Join(e.Path(), "."); path != "" {
+			msg = path + ": " + msg
+		}
+		if key := pos.String() + msg; !seen[key] {
+			seen[key] = true
+			out = append(out, Diagnostic{Severity: Error, Position: pos, Rule: rule, Message: msg})
+		}
+	}
+	return out
+}

@@ -1,0 +1,551 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	goyaml "github.com/goccy/go-yaml"
+	goyamlparser "github.com/goccy/go-yaml/parser"
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultMaxFileBytes is the largest file the loader reads. Kubernetes
+// stores objects of at most 1.5 MiB; a config file far beyond that is a
+// mistake (a build artefact, a dump), not a spec.
+const DefaultMaxFileBytes = 4 << 20
+
+// maxDiagnosticsPerFile keeps a pathological file from flooding output.
+const maxDiagnosticsPerFile = 100
+
+// Loaded is one valid object of the repository.
+type Loaded struct {
+	Object Object
+	// Pos is where the object starts in the user's files.
+	Pos Position
+	// JSON is the object with every default applied, with sorted keys: the
+	// same objects give the same bytes.
+	JSON []byte
+}
+
+// ID is an object's identity within the cluster.
+func (l Loaded) ID() ObjectID { return idOf(l.Object) }
+
+// ObjectID identifies an object: (kind, namespace, name).
+type ObjectID struct {
+	Kind, Namespace, Name string
+}
+
+func (id ObjectID) String() string {
+	if id.Namespace == "" {
+		return id.Kind + " " + id.Name
+	}
+	return id.Kind + " " + id.Namespace + "/" + id.Name
+}
+
+func idOf(o Object) ObjectID {
+	m := o.GetObjectMeta()
+	return ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}
+}
+
+// Result is what a load found.
+type Result struct {
+	Objects     []Loaded
+	Diagnostics []Diagnostic
+	// Files lists every file read, as diagnostics name them.
+	Files []string
+}
+
+// Errors counts diagnostics of severity error.
+func (r *Result) Errors() int { return r.count(Error) }
+
+// Warnings counts diagnostics of severity warning.
+func (r *Result) Warnings() int { return r.count(Warning) }
+
+func (r *Result) count(s Severity) int {
+	n := 0
+	for _, d := range r.Diagnostics {
+		if d.Severity == s {
+			n++
+		}
+	}
+	return n
+}
+
+// Option configures Load.
+type Option func(*options)
+
+type options struct {
+	maxFileBytes int64
+	workers      int
+	base         string
+}
+
+// WithMaxFileBytes sets the size above which a file is refused.
+func WithMaxFileBytes(n int64) Option { return func(o *options) { o.maxFileBytes = n } }
+
+// WithWorkers sets how many files are parsed and checked at once.
+func WithWorkers(n int) Option { return func(o *options) { o.workers = max(1, n) } }
+
+// WithBase resolves the paths given to Load against dir, and positions stay
+// relative to it (the masters load "." of a checkout this way).
+func WithBase(dir string) Option { return func(o *options) { o.base = dir } }
+
+// Load reads every spec below the given paths (directories or files) and
+// checks them. Diagnostics are positioned in the files as the paths name
+// them. A path that cannot be read is an error diagnostic, never a panic.
+func Load(paths []string, opts ...Option) *Result {
+	o := options{maxFileBytes: DefaultMaxFileBytes, workers: runtime.GOMAXPROCS(0)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var tasks []task
+	res := &Result{}
+	for _, p := range paths {
+		t, diags := collect(&o, p)
+		tasks = append(tasks, t...)
+		res.Diagnostics = append(res.Diagnostics, diags...)
+	}
+	out := make([]fileResult, len(tasks))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(o.workers, max(1, len(tasks))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = tasks[i].run()
+			}
+		}()
+	}
+	for i := range tasks {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	var docs []*document
+	for i, fr := range out {
+		res.Files = append(res.Files, tasks[i].files()...)
+		res.Diagnostics = append(res.Diagnostics, fr.diags...)
+		docs = append(docs, fr.docs...)
+	}
+	res.Diagnostics = append(res.Diagnostics, crossCheck(docs)...)
+	for _, d := range docs {
+		if d.obj != nil {
+			res.Objects = append(res.Objects, Loaded{Object: d.obj, Pos: d.pos, JSON: d.json})
+		}
+	}
+	sort.SliceStable(res.Objects, func(i, j int) bool {
+		a, b := res.Objects[i].Pos, res.Objects[j].Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
+	sortDiagnostics(res.Diagnostics)
+	sort.Strings(res.Files)
+	return res
+}
+
+// task is one unit of parallel work: a YAML or JSON file, or one directory's
+// CUE package.
+type task interface {
+	run() fileResult
+	files() []string
+}
+
+type fileResult struct {
+	docs  []*document
+	diags []Diagnostic
+}
+
+// document is one object candidate with what the cross-object checks need.
+type document struct {
+	pos   Position
+	obj   Object // nil when it failed its schema
+	json  []byte
+	facts facts
+}
+
+// collect walks one path argument into tasks.
+func collect(o *options, arg string) ([]task, []Diagnostic) {
+	abs := arg
+	if o.base != "" && !filepath.IsAbs(arg) {
+		abs = filepath.Join(o.base, arg)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, []Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
+	}
+	if !fi.IsDir() {
+		return []task{&fileTask{o: o, path: abs, display: arg, root: filepath.Dir(abs)}}, nil
+	}
+	cfg, diags := readConfig(abs, arg)
+	var tasks []task
+	cueDirs := map[string]*cueTask{}
+	var order []string
+	rootReal, _ := filepath.EvalSymlinks(abs)
+	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(abs, p)
+		rel = filepath.ToSlash(rel)
+		display := displayPath(arg, rel)
+		if err != nil {
+			diags = append(diags, fileDiag(display, "cannot read: %v", unwrapPathError(err)))
+			return nil
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" || (rel != "." && cfg.excluded(rel)) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if rel == configFile {
+			return nil
+		}
+		ext := strings.ToLower(filepath.Ext(p))
+		if ext != ".yaml" && ext != ".yml" && ext != ".json" && ext != ".cue" {
+			return nil
+		}
+		if !cfg.included(rel) {
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				diags = append(diags, fileDiag(display, "broken symlink: %v", unwrapPathError(err)))
+				return nil
+			}
+			if r, err := filepath.Rel(rootReal, target); err != nil || r == ".." || strings.HasPrefix(r, "../") {
+				diags = append(diags, fileDiag(display, "symlink points outside the repository (to %s); refusing to read it", target))
+				return nil
+			}
+		}
+		if ext == ".cue" {
+			dir := filepath.Dir(p)
+			ct := cueDirs[dir]
+			if ct == nil {
+				ct = &cueTask{o: o}
+				cueDirs[dir] = ct
+				order = append(order, dir)
+			}
+			ct.paths = append(ct.paths, p)
+			ct.displays = append(ct.displays, display)
+			return nil
+		}
+		tasks = append(tasks, &fileTask{o: o, path: p, display: display, cfg: cfg})
+		return nil
+	})
+	if err != nil {
+		diags = append(diags, fileDiag(arg, "cannot walk: %v", err))
+	}
+	for _, dir := range order {
+		cueDirs[dir].cfg = cfg
+		tasks = append(tasks, cueDirs[dir])
+	}
+	return tasks, diags
+}
+
+func displayPath(arg, rel string) string {
+	if rel == "." {
+		return filepath.ToSlash(arg)
+	}
+	if arg == "." {
+		return rel
+	}
+	return filepath.ToSlash(filepath.Join(arg, rel))
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func fileDiag(file, format string, args ...any) Diagnostic {
+	return Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleFile, Message: fmt.Sprintf(format, args...)}
+}
+
+// readFile reads a spec file, refusing what is too large or not text.
+func readFile(o *options, path, display string) ([]byte, *Diagnostic) {
+	f, err := os.Open(path)
+	if err != nil {
+		d := fileDiag(display, "cannot read: %v", unwrapPathError(err))
+		return nil, &d
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, o.maxFileBytes+1))
+	if err != nil {
+		d := fileDiag(display, "cannot read: %v", unwrapPathError(err))
+		return nil, &d
+	}
+	if int64(len(b)) > o.maxFileBytes {
+		d := fileDiag(display, "file is larger than the limit of %d bytes; refusing to read it", o.maxFileBytes)
+		return nil, &d
+	}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		d := fileDiag(display, "file holds a NUL byte: it looks binary, not a text spec")
+		d.Position = offsetPos(display, b, i)
+		return nil, &d
+	}
+	if !utf8.Valid(b) {
+		i := 0
+		for i < len(b) {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		d := fileDiag(display, "file is not valid UTF-8 (byte 0x%02x)", b[i])
+		d.Position = offsetPos(display, b, i)
+		return nil, &d
+	}
+	return b, nil
+}
+
+// offsetPos turns a byte offset into a line and column.
+func offsetPos(file string, b []byte, off int) Position {
+	off = min(off, len(b))
+	line := 1 + bytes.Count(b[:off], []byte{'\n'})
+	col := off - bytes.LastIndexByte(b[:off], '\n')
+	return Position{File: file, Line: line, Column: col}
+}
+
+// fileTask loads one YAML or JSON file.
+type fileTask struct {
+	o       *options
+	cfg     *config
+	path    string
+	display string
+	root    string
+}
+
+func (t *fileTask) files() []string { return []string{t.display} }
+
+func (t *fileTask) run() fileResult {
+	b, d := readFile(t.o, t.path, t.display)
+	if d != nil {
+		return fileResult{diags: []Diagnostic{*d}}
+	}
+	var fr fileResult
+	if strings.EqualFold(filepath.Ext(t.path), ".json") {
+		if d := jsonSyntax(t.display, b); d != nil {
+			return fileResult{diags: []Diagnostic{*d}}
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	docs := 0
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fr.diags = append(fr.diags, yamlSyntax(t.display, b, err))
+			break
+		}
+		docs++
+		doc, diags := loadDocument(t.cfg, t.display, &n, nil)
+		fr.diags = append(fr.diags, diags...)
+		if doc != nil {
+			fr.docs = append(fr.docs, doc)
+		}
+		if len(fr.diags) > maxDiagnosticsPerFile {
+			fr.diags = append(fr.diags[:maxDiagnosticsPerFile], Diagnostic{Severity: Error, Position: fr.diags[maxDiagnosticsPerFile].Position, Rule: RuleFile,
+				Message: fmt.Sprintf("more than %d problems in this file; stopped reading it", maxDiagnosticsPerFile)})
+			break
+		}
+	}
+	if docs == 0 && len(fr.diags) == 0 {
+		fr.diags = append(fr.diags, Diagnostic{Severity: Warning, Position: Position{File: t.display, Line: 1, Column: 1}, Rule: RuleKind, Message: "file holds no documents"})
+	}
+	return fr
+}
+
+// jsonSyntax reports a JSON syntax error at its line and column; yaml.v3
+// would accept some invalid JSON (trailing commas) and word others oddly.
+func jsonSyntax(file string, b []byte) *Diagnostic {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var v json.RawMessage
+	err := dec.Decode(&v)
+	if err == nil {
+		if _, err2 := dec.Token(); err2 == io.EOF {
+			return nil
+		}
+		d := Diagnostic{Severity: Error, Position: offsetPos(file, b, int(dec.InputOffset())), Rule: RuleSyntax, Message: "JSON file holds more than one value; use a list in a YAML file for several objects"}
+		return &d
+	}
+	off := len(b)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		off = int(se.Offset) - 1
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+		msg = "unexpected end of JSON input"
+	}
+	d := Diagnostic{Severity: Error, Position: offsetPos(file, b, max(off, 0)), Rule: RuleSyntax, Message: "invalid JSON: " + msg}
+	return &d
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): `)
+
+// yamlSyntax positions a YAML syntax error. yaml.v3 gives at best a line, so
+// the file is parsed again with goccy/go-yaml, whose errors carry a line and
+// column; this costs nothing on the path of valid files.
+func yamlSyntax(file string, b []byte, err error) Diagnostic {
+	d := Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleSyntax}
+	_, perr := goyamlparser.ParseBytes(b, 0)
+	var se *goyaml.SyntaxError
+	if errors.As(perr, &se) && se.Token != nil {
+		d.Line, d.Column = se.Token.Position.Line, se.Token.Position.Column
+		d.Message = "invalid YAML: " + se.Message
+		return d
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		d.Line, _ = strconv.Atoi(m[1])
+		msg = strings.Replace(msg, m[0], "", 1)
+	}
+	d.Message = "invalid YAML: " + msg
+	return d
+}
+
+var schemaSet = sync.OnceValues(func() (map[string]*schema, error) { return compileSchemas(CUEFiles()) })
+
+// kindSchemas maps each supported kind to its apiVersion and definition.
+var kindSchemas = map[string]struct{ apiVersion, def string }{
+	"Namespace":  {"v1", "#Namespace"},
+	"ConfigMap":  {"v1", "#ConfigMap"},
+	"Secret":     {"v1", "#Secret"},
+	"Service":    {"v1", "#Service"},
+	"Deployment": {"apps/v1", "#Deployment"},
+}
+
+// SupportedKinds lists "apiVersion Kind" for every kind berth accepts.
+func SupportedKinds() []string {
+	var out []string
+	for k, s := range kindSchemas {
+		out = append(out, s.apiVersion+" "+k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func newObject(kind string) Object {
+	switch kind {
+	case "Namespace":
+		return &Namespace{}
+	case "ConfigMap":
+		return &ConfigMap{}
+	case "Secret":
+		return &Secret{}
+	case "Service":
+		return &Service{}
+	case "Deployment":
+		return &Deployment{}
+	}
+	return nil
+}
+
+// loadDocument checks one YAML document node (or one CUE object rendered as
+// one) and returns it with its facts, or nil when it is not an object.
+func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.Node]string) (*document, []Diagnostic) {
+	c := newChecker(file)
+	c.files = nodeFiles
+	root := n
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return nil, nil
+		}
+		root = root.Content[0]
+	}
+	for root.Kind == yaml.AliasNode && root.Alias != nil {
+		root = root.Alias
+	}
+	at := c.pos(root)
+	switch {
+	case root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null":
+		return nil, []Diagnostic{{Severity: Warning, Position: at, Rule: RuleKind, Message: "empty document"}}
+	case root.Kind == yaml.SequenceNode:
+		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "document is a list, not an object; write one object per document, separated by ---"}}
+	case root.Kind != yaml.MappingNode:
+		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: fmt.Sprintf("document is %s, not an object with apiVersion and kind", show(root))}}
+	}
+	apiVersion, kind := mapGet(root, "apiVersion"), mapGet(root, "kind")
+	if kind == nil || kind.Kind != yaml.ScalarNode || kind.ShortTag() != "!!str" {
+		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "object has no kind"}}
+	}
+	if apiVersion == nil || apiVersion.Kind != yaml.ScalarNode || apiVersion.ShortTag() != "!!str" {
+		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "object has no apiVersion"}}
+	}
+	if cfg.ignoresKind(kind.Value) {
+		return nil, nil
+	}
+	ks, ok := kindSchemas[kind.Value]
+	if !ok {
+		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind,
+			Message: fmt.Sprintf("unsupported kind %q (berth accepts %s)", apiVersion.Value+" "+kind.Value, strings.Join(SupportedKinds(), ", "))}}
+	}
+	if apiVersion.Value != ks.apiVersion {
+		return nil, []Diagnostic{{Severity: Error, Position: c.pos(apiVersion), Rule: RuleKind,
+			Message: fmt.Sprintf("%s is served as apiVersion %q, not %q", kind.Value, ks.apiVersion, apiVersion.Value)}}
+	}
+	schemas, err := schemaSet()
+	if err != nil {
+		panic(fmt.Sprintf("embedded schemas do not compile: %v", err)) // a build defect, caught by every test
+	}
+	doc := &document{pos: at}
+	doc.facts.id, doc.facts.namePos = identity(c, kind.Value, root)
+	c.object = doc.facts.id.String()
+	v := c.value(schemas[ks.def], root, nil)
+	if len(c.diags) > 0 {
+		doc.facts.failed = true
+		return doc, c.diags
+	}
+	doc.json, err = json.Marshal(v)
+	if err == nil {
+		doc.obj = newObject(kind.Value)
+		err = json.Unmarshal(doc.json, doc.obj)
+	}
+	if err != nil {
+		// The schema admitted what the Go types cannot hold: a defect here.
+		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleSchema, Object: c.object, Message: "internal error: " + err.Error()}}
+	}
+	return doc, objectChecks(c, doc, root)
+}
+
+// identity reads kind, namespace and name even from an object that fails its
+// schema, so one bad field does not also cause "not defined" errors elsewhere.
+func identity(c *checker, kind string, root *yaml.Node) (ObjectID, Position) {
+	id := ObjectID{Kind: kind}
+	pos := c.pos(root)
+	if meta := mapGet(root, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
+		if n := mapGet(meta, "name"); n != nil && n.Kind == yaml.ScalarNode {
+			id.Name, pos = n.Value, c.pos(n)
+		}
+		if n := mapGet(meta, "namespace"); n != nil && n.Kind == yaml.ScalarNode {
+			id.Namespace = n.Value
+		}
+	}
+	if id.Namespace == "" && kind != "Namespace" {
+		id.Namespace = "default"
+	}
+	return id, pos
+}

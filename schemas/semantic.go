@@ -1,0 +1,435 @@
+package schemas
+
+import (
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// facts is what the cross-object checks need to know of one object, with
+// positions taken while its YAML tree is still at hand.
+type facts struct {
+	id      ObjectID
+	namePos Position
+	failed  bool // the object failed its schema: known by name only
+
+	refs []ref           // ConfigMaps and Secrets the object's pods need
+	keys map[string]bool // a ConfigMap's or Secret's keys
+
+	podLabels map[string]string // a Deployment's pod template labels
+	podPorts  map[string]bool   // named container ports of a Deployment's pods
+
+	selector    map[string]string // a Service's selector
+	selectorPos Position
+	targetPorts []namedPort // a Service's named targetPorts
+}
+
+type ref struct {
+	kind, name, key string
+	optional        bool
+	pos             Position
+}
+
+type namedPort struct {
+	name string
+	pos  Position
+}
+
+// at returns the position of the node at path (string keys, int indexes),
+// or of the deepest node on the way that exists.
+func (c *checker) at(n *yaml.Node, path ...any) Position {
+	for _, p := range path {
+		var next *yaml.Node
+		switch p := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				next = mapGet(n, p)
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
+				next = n.Content[p]
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return c.pos(n)
+}
+
+// report collects the diagnostics of one object's own checks.
+type report struct {
+	c     *checker
+	root  *yaml.Node
+	diags []Diagnostic
+}
+
+func (r *report) add(sev Severity, rule string, path []any, format string, args ...any) {
+	r.diags = append(r.diags, Diagnostic{Severity: sev, Position: r.c.at(r.root, path...), Rule: rule,
+		Message: pathText(path) + ": " + fmt.Sprintf(format, args...), Object: r.c.object})
+}
+
+func pathText(path []any) string {
+	var b strings.Builder
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(p)
+		case int:
+			fmt.Fprintf(&b, "[%d]", p)
+		}
+	}
+	return b.String()
+}
+
+func join(path []any, more ...any) []any {
+	return append(slices.Clip(path), more...)
+}
+
+// objectChecks runs the checks that need one object only, beyond what its
+// schema says, and fills doc.facts for crossCheck.
+func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
+	r := &report{c: c, root: root}
+	f := &doc.facts
+	switch o := doc.obj.(type) {
+	case *ConfigMap:
+		f.keys = map[string]bool{}
+		for k := range o.Data {
+			f.keys[k] = true
+		}
+		for k := range o.BinaryData {
+			if f.keys[k] {
+				r.add(Error, RuleUnique, []any{"binaryData", k}, "key %q is also in data", k)
+			}
+			f.keys[k] = true
+		}
+	case *Secret:
+		f.keys = map[string]bool{}
+		for _, k := range sortedKeys(o.Data) {
+			if _, err := base64.StdEncoding.DecodeString(o.Data[k]); err != nil {
+				r.add(Error, RuleSchema, []any{"data", k}, "value is not valid base64: %v", err)
+			}
+			f.keys[k] = true
+		}
+		for k := range o.StringData {
+			f.keys[k] = true
+		}
+	case *Deployment:
+		deploymentChecks(r, f, o)
+	case *Service:
+		serviceChecks(r, f, o)
+	}
+	return r.diags
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func deploymentChecks(r *report, f *facts, d *Deployment) {
+	sel := d.Spec.Selector
+	var labels map[string]string
+	if d.Spec.Template.Metadata != nil {
+		labels = d.Spec.Template.Metadata.Labels
+	}
+	f.podLabels = labels
+	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+		r.add(Error, RuleSelector, []any{"spec", "selector"}, "must not be empty: a Deployment selects its pods by label")
+	} else if !sel.Matches(labels) {
+		r.add(Error, RuleSelector, []any{"spec", "selector"}, "does not match the pod template's labels (spec.template.metadata.labels %s)", showLabels(labels))
+	}
+	if ru := d.Spec.Strategy.RollingUpdate; ru != nil && isZero(ru.MaxSurge) && isZero(ru.MaxUnavailable) {
+		r.add(Error, RuleSchema, []any{"spec", "strategy", "rollingUpdate"}, "maxSurge and maxUnavailable cannot both be 0: the rollout could never make progress")
+	}
+	podChecks(r, f, []any{"spec", "template", "spec"}, &d.Spec.Template.Spec)
+}
+
+func isZero(v IntOrString) bool {
+	if v.IsString {
+		return strings.TrimLeft(strings.TrimSuffix(v.Str, "%"), "0") == ""
+	}
+	return v.Int == 0
+}
+
+func showLabels(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// Matches reports whether labels satisfy the selector, as Kubernetes does.
+func (s LabelSelector) Matches(labels map[string]string) bool {
+	for k, v := range s.MatchLabels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for _, e := range s.MatchExpressions {
+		v, ok := labels[e.Key]
+		switch e.Operator {
+		case "In":
+			if !ok || !slices.Contains(e.Values, v) {
+				return false
+			}
+		case "NotIn":
+			if ok && slices.Contains(e.Values, v) {
+				return false
+			}
+		case "Exists":
+			if !ok {
+				return false
+			}
+		case "DoesNotExist":
+			if ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// podChecks covers a pod spec: unique names, one source per env var, volume
+// and probe, mounts of declared volumes, and the references to collect.
+func podChecks(r *report, f *facts, at []any, p *PodSpec) {
+	f.podPorts = map[string]bool{}
+	volumes := map[string]bool{}
+	for i, v := range p.Volumes {
+		vp := join(at, "volumes", i)
+		if volumes[v.Name] {
+			r.add(Error, RuleUnique, join(vp, "name"), "volume name %q is used twice", v.Name)
+		}
+		volumes[v.Name] = true
+		sources := 0
+		if v.ConfigMap != nil {
+			sources++
+			f.refs = append(f.refs, ref{kind: "ConfigMap", name: v.ConfigMap.Name, optional: v.ConfigMap.Optional, pos: r.c.at(r.root, join(vp, "configMap", "name")...)})
+			itemRefs(r, f, join(vp, "configMap"), "ConfigMap", v.ConfigMap.Name, v.ConfigMap.Optional, v.ConfigMap.Items)
+		}
+		if v.Secret != nil {
+			sources++
+			f.refs = append(f.refs, ref{kind: "Secret", name: v.Secret.SecretName, optional: v.Secret.Optional, pos: r.c.at(r.root, join(vp, "secret", "secretName")...)})
+			itemRefs(r, f, join(vp, "secret"), "Secret", v.Secret.SecretName, v.Secret.Optional, v.Secret.Items)
+		}
+		if v.EmptyDir != nil {
+			sources++
+		}
+		if sources != 1 {
+			r.add(Error, RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir (has %d)", sources)
+		}
+	}
+	containers := map[string]bool{}
+	portOwner := map[string]string{}
+	for i, ct := range p.Containers {
+		cp := join(at, "containers", i)
+		if containers[ct.Name] {
+			r.add(Error, RuleUnique, join(cp, "name"), "container name %q is used twice", ct.Name)
+		}
+		containers[ct.Name] = true
+		own := map[string]bool{}
+		for j, port := range ct.Ports {
+			if port.Name == "" {
+				continue
+			}
+			if other, dup := portOwner[port.Name]; dup {
+				r.add(Error, RuleUnique, join(cp, "ports", j, "name"), "port name %q is already used by container %q; port names must be unique in a pod", port.Name, other)
+			}
+			portOwner[port.Name] = ct.Name
+			own[port.Name] = true
+			f.podPorts[port.Name] = true
+		}
+		for j, e := range ct.Env {
+			envChecks(r, f, join(cp, "env", j), e)
+		}
+		mounts := map[string]bool{}
+		for j, m := range ct.VolumeMounts {
+			mp := join(cp, "volumeMounts", j)
+			if !volumes[m.Name] {
+				r.add(Error, RuleReference, join(mp, "name"), "no volume named %q in spec.volumes", m.Name)
+			}
+			if mounts[m.MountPath] {
+				r.add(Error, RuleUnique, join(mp, "mountPath"), "%s is mounted twice", m.MountPath)
+			}
+			mounts[m.MountPath] = true
+		}
+		probeChecks(r, join(cp, "livenessProbe"), ct.LivenessProbe, own)
+		probeChecks(r, join(cp, "readinessProbe"), ct.ReadinessProbe, own)
+	}
+}
+
+func itemRefs(r *report, f *facts, at []any, kind, name string, optional bool, items []KeyToPath) {
+	for i, it := range items {
+		f.refs = append(f.refs, ref{kind: kind, name: name, key: it.Key, optional: optional, pos: r.c.at(r.root, join(at, "items", i, "key")...)})
+	}
+}
+
+func envChecks(r *report, f *facts, at []any, e EnvVar) {
+	if e.ValueFrom == nil {
+		return
+	}
+	if e.Value != "" {
+		r.add(Error, RuleSchema, at, "value and valueFrom cannot both be set")
+	}
+	vf := e.ValueFrom
+	if (vf.ConfigMapKeyRef == nil) == (vf.SecretKeyRef == nil) {
+		r.add(Error, RuleSchema, join(at, "valueFrom"), "needs exactly one of configMapKeyRef, secretKeyRef")
+		return
+	}
+	kind, sel, field := "ConfigMap", vf.ConfigMapKeyRef, "configMapKeyRef"
+	if sel == nil {
+		kind, sel, field = "Secret", vf.SecretKeyRef, "secretKeyRef"
+	}
+	f.refs = append(f.refs, ref{kind: kind, name: sel.Name, key: sel.Key, optional: sel.Optional, pos: r.c.at(r.root, join(at, "valueFrom", field, "name")...)})
+}
+
+func probeChecks(r *report, at []any, p *Probe, ports map[string]bool) {
+	if p == nil {
+		return
+	}
+	handlers := 0
+	var port *IntOrString
+	var portPath []any
+	if p.HTTPGet != nil {
+		handlers++
+		port, portPath = &p.HTTPGet.Port, join(at, "httpGet", "port")
+	}
+	if p.TCPSocket != nil {
+		handlers++
+		port, portPath = &p.TCPSocket.Port, join(at, "tcpSocket", "port")
+	}
+	if p.Exec != nil {
+		handlers++
+	}
+	if handlers != 1 {
+		r.add(Error, RuleSchema, at, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
+		return
+	}
+	if port != nil && port.IsString && !ports[port.Str] {
+		r.add(Error, RuleReference, portPath, "this container has no port named %q", port.Str)
+	}
+}
+
+func serviceChecks(r *report, f *facts, s *Service) {
+	f.selector = s.Spec.Selector
+	f.selectorPos = r.c.at(r.root, "spec", "selector")
+	if len(s.Spec.Selector) == 0 {
+		r.add(Warning, RuleSelector, []any{"spec"}, "no selector: berth has no manual Endpoints, so this Service will route nowhere")
+	}
+	names := map[string]bool{}
+	ports := map[string]bool{}
+	for i, p := range s.Spec.Ports {
+		pp := []any{"spec", "ports", i}
+		if len(s.Spec.Ports) > 1 && p.Name == "" {
+			r.add(Error, RuleSchema, pp, "a Service with several ports must name each of them")
+		}
+		if p.Name != "" && names[p.Name] {
+			r.add(Error, RuleUnique, join(pp, "name"), "port name %q is used twice", p.Name)
+		}
+		names[p.Name] = true
+		key := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+		if ports[key] {
+			r.add(Error, RuleUnique, join(pp, "port"), "port %s is declared twice", key)
+		}
+		ports[key] = true
+		if p.NodePort != 0 && s.Spec.Type != "NodePort" {
+			r.add(Error, RuleSchema, join(pp, "nodePort"), "nodePort is only allowed when spec.type is NodePort")
+		}
+		if p.TargetPort != nil && p.TargetPort.IsString {
+			f.targetPorts = append(f.targetPorts, namedPort{name: p.TargetPort.Str, pos: r.c.at(r.root, join(pp, "targetPort")...)})
+		}
+	}
+}
+
+// crossCheck finds what only the whole repository shows: duplicates,
+// references to ConfigMaps and Secrets it does not define, and Services
+// whose named target ports no selected pod declares.
+func crossCheck(docs []*document) []Diagnostic {
+	var diags []Diagnostic
+	byID := map[ObjectID]*document{}
+	namespaces := map[string]bool{"default": true}
+	for _, d := range docs {
+		if d.facts.id.Name == "" {
+			continue
+		}
+		if first, dup := byID[d.facts.id]; dup {
+			diags = append(diags, Diagnostic{Severity: Error, Position: d.facts.namePos, Rule: RuleDuplicate, Object: d.facts.id.String(),
+				Message: fmt.Sprintf("%s is defined twice; first at %s", d.facts.id, first.facts.namePos),
+				Related: []Related{{Position: first.facts.namePos, Message: "first definition"}}})
+			continue
+		}
+		byID[d.facts.id] = d
+		if d.facts.id.Kind == "Namespace" {
+			namespaces[d.facts.id.Name] = true
+		}
+	}
+	for _, d := range docs {
+		f := &d.facts
+		if f.failed {
+			continue
+		}
+		if ns := f.id.Namespace; ns != "" && !namespaces[ns] {
+			diags = append(diags, Diagnostic{Severity: Warning, Position: f.namePos, Rule: RuleReference, Object: f.id.String(),
+				Message: fmt.Sprintf("namespace %q is not defined in the repository; add a Namespace object for it", ns)})
+		}
+		for _, rf := range f.refs {
+			target := byID[ObjectID{Kind: rf.kind, Namespace: f.id.Namespace, Name: rf.name}]
+			switch {
+			case rf.optional:
+			case target == nil:
+				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.String(),
+					Message: fmt.Sprintf("%s %q is not defined in namespace %q (mark the reference optional: true if it may be absent)", rf.kind, rf.name, f.id.Namespace)})
+			case rf.key != "" && !target.facts.failed && !target.facts.keys[rf.key]:
+				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.String(),
+					Message: fmt.Sprintf("%s %q has no key %q", rf.kind, rf.name, rf.key),
+					Related: []Related{{Position: target.facts.namePos, Message: rf.kind + " defined here"}}})
+			}
+		}
+		if f.id.Kind == "Service" && len(f.selector) > 0 {
+			diags = append(diags, serviceTargets(f, docs)...)
+		}
+	}
+	return diags
+}
+
+func serviceTargets(svc *facts, docs []*document) []Diagnostic {
+	var selected []*facts
+	for _, d := range docs {
+		if d.facts.id.Kind == "Deployment" && d.facts.id.Namespace == svc.id.Namespace && !d.facts.failed &&
+			(LabelSelector{MatchLabels: svc.selector}).Matches(d.facts.podLabels) {
+			selected = append(selected, &d.facts)
+		}
+	}
+	if len(selected) == 0 {
+		return []Diagnostic{{Severity: Warning, Position: svc.selectorPos, Rule: RuleSelector, Object: svc.id.String(),
+			Message: fmt.Sprintf("spec.selector %s matches no Deployment's pods in namespace %q", showLabels(svc.selector), svc.id.Namespace)}}
+	}
+	var diags []Diagnostic
+	for _, tp := range svc.targetPorts {
+		found := false
+		for _, d := range selected {
+			found = found || d.podPorts[tp.name]
+		}
+		if !found {
+			diags = append(diags, Diagnostic{Severity: Warning, Position: tp.pos, Rule: RuleTargetPort, Object: svc.id.String(),
+				Message: fmt.Sprintf("targetPort %q is not a named port of any container this Service selects", tp.name)})
+		}
+	}
+	return diags
+}

@@ -1,0 +1,319 @@
+package schemas
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// The Go types of the objects berth accepts. They mirror the CUE schemas in
+// cue/ field for field; the loader fills them from the checked value, which
+// already carries every default, so zero values here mean "absent".
+
+// ObjectMeta is the metadata of every object.
+type ObjectMeta struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// TypeMeta names an object's schema.
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+// Object is any of the kinds below.
+type Object interface {
+	GetTypeMeta() TypeMeta
+	GetObjectMeta() *ObjectMeta
+}
+
+// Header is what every object starts with.
+type Header struct {
+	TypeMeta
+	Metadata ObjectMeta `json:"metadata"`
+}
+
+func (t TypeMeta) GetTypeMeta() TypeMeta     { return t }
+func (h *Header) GetObjectMeta() *ObjectMeta { return &h.Metadata }
+
+// Namespace groups namespaced objects.
+type Namespace struct {
+	Header
+}
+
+type ConfigMap struct {
+	Header
+	Data       map[string]string `json:"data,omitempty"`
+	BinaryData map[string]string `json:"binaryData,omitempty"`
+	Immutable  *bool             `json:"immutable,omitempty"`
+}
+
+type Secret struct {
+	Header
+	Type       string            `json:"type"`
+	Data       map[string]string `json:"data,omitempty"`
+	StringData map[string]string `json:"stringData,omitempty"`
+	Immutable  *bool             `json:"immutable,omitempty"`
+}
+
+type Service struct {
+	Header
+	Spec ServiceSpec `json:"spec"`
+}
+
+type ServiceSpec struct {
+	Type      string            `json:"type"`
+	Selector  map[string]string `json:"selector,omitempty"`
+	ClusterIP string            `json:"clusterIP,omitempty"`
+	Ports     []ServicePort     `json:"ports"`
+}
+
+type ServicePort struct {
+	Name       string       `json:"name,omitempty"`
+	Protocol   string       `json:"protocol"`
+	Port       int32        `json:"port"`
+	TargetPort *IntOrString `json:"targetPort,omitempty"`
+	NodePort   int32        `json:"nodePort,omitempty"`
+}
+
+type Deployment struct {
+	Header
+	Spec DeploymentSpec `json:"spec"`
+}
+
+type DeploymentSpec struct {
+	Replicas             int32              `json:"replicas"`
+	Selector             LabelSelector      `json:"selector"`
+	Template             PodTemplateSpec    `json:"template"`
+	Strategy             DeploymentStrategy `json:"strategy"`
+	RevisionHistoryLimit int32              `json:"revisionHistoryLimit"`
+	MinReadySeconds      int32              `json:"minReadySeconds"`
+}
+
+type DeploymentStrategy struct {
+	Type          string                   `json:"type"`
+	RollingUpdate *RollingUpdateDeployment `json:"rollingUpdate,omitempty"`
+}
+
+type RollingUpdateDeployment struct {
+	MaxSurge       IntOrString `json:"maxSurge"`
+	MaxUnavailable IntOrString `json:"maxUnavailable"`
+}
+
+type LabelSelector struct {
+	MatchLabels      map[string]string          `json:"matchLabels,omitempty"`
+	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+type LabelSelectorRequirement struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"`
+	Values   []string `json:"values,omitempty"`
+}
+
+type PodTemplateSpec struct {
+	Metadata *TemplateMeta `json:"metadata,omitempty"`
+	Spec     PodSpec       `json:"spec"`
+}
+
+// TemplateMeta is the metadata a pod template may carry.
+type TemplateMeta struct {
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+type PodSpec struct {
+	Containers                    []Container       `json:"containers"`
+	Volumes                       []Volume          `json:"volumes,omitempty"`
+	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
+	RestartPolicy                 string            `json:"restartPolicy"`
+	TerminationGracePeriodSeconds int64             `json:"terminationGracePeriodSeconds"`
+}
+
+type Container struct {
+	Name            string               `json:"name"`
+	Image           string               `json:"image"`
+	ImagePullPolicy string               `json:"imagePullPolicy,omitempty"`
+	Command         []string             `json:"command,omitempty"`
+	Args            []string             `json:"args,omitempty"`
+	WorkingDir      string               `json:"workingDir,omitempty"`
+	Env             []EnvVar             `json:"env,omitempty"`
+	Ports           []ContainerPort      `json:"ports,omitempty"`
+	Resources       ResourceRequirements `json:"resources,omitzero"`
+	LivenessProbe   *Probe               `json:"livenessProbe,omitempty"`
+	ReadinessProbe  *Probe               `json:"readinessProbe,omitempty"`
+	VolumeMounts    []VolumeMount        `json:"volumeMounts,omitempty"`
+	SecurityContext *SecurityContext     `json:"securityContext,omitempty"`
+}
+
+type ResourceRequirements struct {
+	Requests ResourceList `json:"requests,omitzero"`
+	Limits   ResourceList `json:"limits,omitzero"`
+}
+
+// ResourceList holds quantities as written ("500m", "128Mi"); ParseQuantity
+// turns them into numbers.
+type ResourceList struct {
+	CPU    Quantity `json:"cpu,omitempty"`
+	Memory Quantity `json:"memory,omitempty"`
+}
+
+type EnvVar struct {
+	Name      string        `json:"name"`
+	Value     string        `json:"value,omitempty"`
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+type EnvVarSource struct {
+	ConfigMapKeyRef *KeySelector `json:"configMapKeyRef,omitempty"`
+	SecretKeyRef    *KeySelector `json:"secretKeyRef,omitempty"`
+}
+
+type KeySelector struct {
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	Optional bool   `json:"optional,omitempty"`
+}
+
+type ContainerPort struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+	HostPort      int32  `json:"hostPort,omitempty"`
+}
+
+type Probe struct {
+	HTTPGet             *HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket           *TCPSocketAction `json:"tcpSocket,omitempty"`
+	Exec                *ExecAction      `json:"exec,omitempty"`
+	InitialDelaySeconds int32            `json:"initialDelaySeconds"`
+	PeriodSeconds       int32            `json:"periodSeconds"`
+	TimeoutSeconds      int32            `json:"timeoutSeconds"`
+	SuccessThreshold    int32            `json:"successThreshold"`
+	FailureThreshold    int32            `json:"failureThreshold"`
+}
+
+type HTTPGetAction struct {
+	Path        string       `json:"path"`
+	Port        IntOrString  `json:"port"`
+	Scheme      string       `json:"scheme"`
+	HTTPHeaders []HTTPHeader `json:"httpHeaders,omitempty"`
+}
+
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+type TCPSocketAction struct {
+	Port IntOrString `json:"port"`
+}
+
+type ExecAction struct {
+	Command []string `json:"command"`
+}
+
+type VolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+	SubPath   string `json:"subPath,omitempty"`
+}
+
+type Volume struct {
+	Name      string                 `json:"name"`
+	ConfigMap *ConfigMapVolumeSource `json:"configMap,omitempty"`
+	Secret    *SecretVolumeSource    `json:"secret,omitempty"`
+	EmptyDir  *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
+}
+
+type ConfigMapVolumeSource struct {
+	Name        string      `json:"name"`
+	Items       []KeyToPath `json:"items,omitempty"`
+	Optional    bool        `json:"optional,omitempty"`
+	DefaultMode *int32      `json:"defaultMode,omitempty"`
+}
+
+type SecretVolumeSource struct {
+	SecretName  string      `json:"secretName"`
+	Items       []KeyToPath `json:"items,omitempty"`
+	Optional    bool        `json:"optional,omitempty"`
+	DefaultMode *int32      `json:"defaultMode,omitempty"`
+}
+
+type EmptyDirVolumeSource struct {
+	Medium    string   `json:"medium,omitempty"`
+	SizeLimit Quantity `json:"sizeLimit,omitempty"`
+}
+
+type KeyToPath struct {
+	Key  string `json:"key"`
+	Path string `json:"path"`
+}
+
+type SecurityContext struct {
+	RunAsUser              *int64        `json:"runAsUser,omitempty"`
+	RunAsGroup             *int64        `json:"runAsGroup,omitempty"`
+	RunAsNonRoot           *bool         `json:"runAsNonRoot,omitempty"`
+	ReadOnlyRootFilesystem *bool         `json:"readOnlyRootFilesystem,omitempty"`
+	Privileged             *bool         `json:"privileged,omitempty"`
+	Capabilities           *Capabilities `json:"capabilities,omitempty"`
+}
+
+type Capabilities struct {
+	Add  []string `json:"add,omitempty"`
+	Drop []string `json:"drop,omitempty"`
+}
+
+// IntOrString is a port number or name, or a count or percentage.
+type IntOrString struct {
+	IsString bool
+	Int      int32
+	Str      string
+}
+
+func (v IntOrString) MarshalJSON() ([]byte, error) {
+	if v.IsString {
+		return json.Marshal(v.Str)
+	}
+	return json.Marshal(v.Int)
+}
+
+func (v *IntOrString) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		v.IsString = true
+		return json.Unmarshal(b, &v.Str)
+	}
+	return json.Unmarshal(b, &v.Int)
+}
+
+func (v IntOrString) String() string {
+	if v.IsString {
+		return v.Str
+	}
+	return strconv.Itoa(int(v.Int))
+}
+
+// Quantity is a resource amount as written in the spec. YAML may give it as
+// a number (cpu: 1); it is kept as its decimal text.
+type Quantity string
+
+func (q *Quantity) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*q = Quantity(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("quantity: %w", err)
+	}
+	*q = Quantity(n.String())
+	return nil
+}
