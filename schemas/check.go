@@ -273,6 +273,7 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		}
 	}
 	out := make(map[string]any, len(fields))
+	seen := make(map[string]*yaml.Node, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
@@ -281,6 +282,13 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		}
 		name := k.Value
 		c.path = append(c.path, name)
+		if first, dup := seen[name]; dup {
+			// yaml.v3 reports duplicate keys only when decoding into Go maps.
+			c.errorf(k, RuleSyntax, "field is set twice; first at line %d", first.Line)
+			c.path = c.path[:len(c.path)-1]
+			continue
+		}
+		seen[name] = k
 		if f := findField(fields, name); f != nil {
 			if !isNull(v) {
 				out[name] = c.value(f.s, v, k)

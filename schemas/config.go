@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,35 +23,52 @@ const configFile = "berth.yaml"
 //	exclude: ["apps/legacy/**"] # globs of files or directories to skip
 //	ignoreKinds: ["Kustomization"]  # kinds of other tools, skipped silently
 type config struct {
-	Include     []string `yaml:"include"`
-	Exclude     []string `yaml:"exclude"`
-	IgnoreKinds []string `yaml:"ignoreKinds"`
+	Include     []string `json:"include"`
+	Exclude     []string `json:"exclude"`
+	IgnoreKinds []string `json:"ignoreKinds"`
 }
 
+// readConfig reads berth.yaml, checked against #RepoConfig like any spec.
+// A nil config means berth.yaml is invalid and nothing below it is read:
+// what to read is exactly what it got wrong.
 func readConfig(abs, arg string) (*config, []Diagnostic) {
-	cfg := &config{}
 	display := displayPath(arg, configFile)
 	b, err := os.ReadFile(filepath.Join(abs, configFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return cfg, nil
+		return &config{}, nil
 	}
 	if err != nil {
-		return cfg, []Diagnostic{fileDiag(display, "cannot read: %v", unwrapPathError(err))}
+		return nil, []Diagnostic{fileDiag(display, "cannot read: %v", unwrapPathError(err))}
 	}
-	diag := func(line int, format string, args ...any) []Diagnostic {
-		return []Diagnostic{{Severity: Error, Position: Position{File: display, Line: max(line, 1), Column: 1}, Rule: RuleConfig, Message: fmt.Sprintf(format, args...)}}
+	var n yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&n); err != nil && err != io.EOF {
+		return nil, []Diagnostic{yamlSyntax(display, b, err)}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && err != io.EOF {
-		d := yamlSyntax(display, b, err)
-		d.Rule = RuleConfig
-		d.Message = "berth.yaml: " + d.Message
-		return &config{}, []Diagnostic{d}
+	if len(n.Content) == 0 {
+		return &config{}, nil
+	}
+	schemas, err := schemaSet()
+	if err != nil {
+		panic(err)
+	}
+	c := newChecker(display)
+	v := c.value(schemas["#RepoConfig"], n.Content[0], nil)
+	if len(c.diags) > 0 {
+		for i := range c.diags {
+			c.diags[i].Rule = RuleConfig
+			c.diags[i].Message = "berth.yaml: " + c.diags[i].Message
+		}
+		return nil, c.diags
+	}
+	cfg := &config{}
+	js, _ := json.Marshal(v)
+	if err := json.Unmarshal(js, cfg); err != nil {
+		return nil, []Diagnostic{fileDiag(display, "internal error: %v", err)}
 	}
 	for _, g := range append(slices.Clone(cfg.Include), cfg.Exclude...) {
 		if !doublestar.ValidatePattern(g) {
-			return &config{}, diag(lineOf(b, g), "berth.yaml: invalid glob %q", g)
+			return nil, []Diagnostic{{Severity: Error, Position: Position{File: display, Line: lineOf(b, g), Column: 1}, Rule: RuleConfig,
+				Message: fmt.Sprintf("berth.yaml: invalid glob %q", g)}}
 		}
 	}
 	return cfg, nil

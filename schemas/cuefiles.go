@@ -30,26 +30,39 @@ func (t *cueTask) files() []string { return t.displays }
 
 func (t *cueTask) run() fileResult {
 	var fr fileResult
-	inst := build.NewContext().NewInstance("", nil)
+	srcs := make([][]byte, len(t.paths))
 	for i, p := range t.paths {
 		b, d := readFile(t.o, p, t.displays[i])
 		if d != nil {
 			fr.diags = append(fr.diags, *d)
-			continue
 		}
-		f, err := parser.ParseFile(t.displays[i], b, parser.ParseComments)
+		srcs[i] = b
+	}
+	if len(fr.diags) > 0 {
+		return fr
+	}
+	return loadCUE(t.cfg, t.displays, srcs)
+}
+
+// loadCUE evaluates CUE sources (the files of one directory) as one package.
+func loadCUE(cfg *config, displays []string, srcs [][]byte) fileResult {
+	var fr fileResult
+	inst := build.NewContext().NewInstance("", nil)
+	for i, b := range srcs {
+		f, err := parser.ParseFile(displays[i], b, parser.ParseComments)
 		if err != nil {
-			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, t.displays[i])...)
+			// Later parse errors of a file are mostly echoes of the first.
+			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, displays[i], cue.Value{})[0])
 			continue
 		}
 		for imp := range f.ImportSpecs() {
 			if path, _ := strconv.Unquote(imp.Path.Value); strings.Contains(strings.Split(path, "/")[0], ".") {
-				fr.diags = append(fr.diags, Diagnostic{Severity: Error, Position: cuePos(imp.Pos(), t.displays[i]), Rule: RuleSyntax,
+				fr.diags = append(fr.diags, Diagnostic{Severity: Error, Position: cuePos(imp.Pos(), displays[i]), Rule: RuleSyntax,
 					Message: fmt.Sprintf("import %q: only CUE's standard library can be imported; config repos have no CUE modules", path)})
 			}
 		}
 		if err := inst.AddSyntax(f); err != nil {
-			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, t.displays[i])...)
+			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, displays[i], cue.Value{})...)
 		}
 	}
 	if len(fr.diags) > 0 || len(inst.Files) == 0 {
@@ -57,14 +70,14 @@ func (t *cueTask) run() fileResult {
 	}
 	v := cuecontext.New().BuildInstance(inst)
 	if err := v.Err(); err != nil {
-		fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, t.displays[0])...)
+		fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, displays[0], v)...)
 		return fr
 	}
-	w := &cueWalker{t: t, fallback: t.displays[0]}
+	w := &cueWalker{fallback: displays[0], root: v}
 	w.walk(v, 0)
 	fr.diags = append(fr.diags, w.diags...)
 	for _, obj := range w.objects {
-		doc, diags := loadDocument(t.cfg, obj.file, obj.node, obj.files)
+		doc, diags := loadDocument(cfg, obj.file, obj.node, obj.files)
 		fr.diags = append(fr.diags, diags...)
 		if doc != nil {
 			fr.docs = append(fr.docs, doc)
@@ -83,7 +96,7 @@ type cueObject struct {
 }
 
 type cueWalker struct {
-	t        *cueTask
+	root     cue.Value
 	fallback string
 	objects  []cueObject
 	diags    []Diagnostic
@@ -103,7 +116,7 @@ func (w *cueWalker) walk(v cue.Value, depth int) {
 		}
 		it, err := v.Fields()
 		if err != nil {
-			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback)...)
+			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback, w.root)...)
 			return
 		}
 		for it.Next() {
@@ -112,7 +125,7 @@ func (w *cueWalker) walk(v cue.Value, depth int) {
 	case cue.ListKind:
 		it, err := v.List()
 		if err != nil {
-			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback)...)
+			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback, w.root)...)
 			return
 		}
 		for it.Next() {
@@ -123,7 +136,7 @@ func (w *cueWalker) walk(v cue.Value, depth int) {
 
 func (w *cueWalker) object(v cue.Value) {
 	if err := v.Validate(cue.Concrete(true)); err != nil {
-		w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback)...)
+		w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback, w.root)...)
 		return
 	}
 	obj := cueObject{file: cuePos(v.Pos(), w.fallback).File, files: map[*yaml.Node]string{}}
@@ -213,13 +226,20 @@ func cuePos(p token.Pos, fallback string) Position {
 }
 
 // cueDiags turns CUE errors into diagnostics at the first of their positions
-// that is in the user's files.
-func cueDiags(err error, rule, fallback string) []Diagnostic {
+// that is in the user's files. An error without one (a reference cycle) is
+// placed where its path leads in root, when root is given.
+func cueDiags(err error, rule, fallback string, root cue.Value) []Diagnostic {
 	var out []Diagnostic
 	seen := map[string]bool{}
 	for _, e := range errors.Errors(err) {
+		positions := append([]token.Pos{e.Position()}, e.InputPositions()...)
+		if root.Exists() && len(e.Path()) > 0 {
+			if p := cue.ParsePath(strings.Join(e.Path(), ".")); p.Err() == nil {
+				positions = append(positions, root.LookupPath(p).Pos())
+			}
+		}
 		pos := Position{File: fallback, Line: 1, Column: 1}
-		for _, p := range append([]token.Pos{e.Position()}, e.InputPositions()...) {
+		for _, p := range positions {
 			if p.IsValid() && p.Filename() != "" {
 				pos = cuePos(p, fallback)
 				break

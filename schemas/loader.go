@@ -194,6 +194,9 @@ func collect(o *options, arg string) ([]task, []Diagnostic) {
 		return []task{&fileTask{o: o, path: abs, display: arg, root: filepath.Dir(abs)}}, nil
 	}
 	cfg, diags := readConfig(abs, arg)
+	if cfg == nil {
+		return nil, diags
+	}
 	var tasks []task
 	cueDirs := map[string]*cueTask{}
 	var order []string
@@ -342,9 +345,15 @@ func (t *fileTask) run() fileResult {
 	if d != nil {
 		return fileResult{diags: []Diagnostic{*d}}
 	}
+	return loadYAML(t.cfg, t.display, b, strings.EqualFold(filepath.Ext(t.path), ".json"))
+}
+
+// loadYAML loads the documents of one YAML file (or JSON file, which is
+// checked as JSON first and then read the same way).
+func loadYAML(cfg *config, display string, b []byte, isJSON bool) fileResult {
 	var fr fileResult
-	if strings.EqualFold(filepath.Ext(t.path), ".json") {
-		if d := jsonSyntax(t.display, b); d != nil {
+	if isJSON {
+		if d := jsonSyntax(display, b); d != nil {
 			return fileResult{diags: []Diagnostic{*d}}
 		}
 	}
@@ -357,11 +366,11 @@ func (t *fileTask) run() fileResult {
 			break
 		}
 		if err != nil {
-			fr.diags = append(fr.diags, yamlSyntax(t.display, b, err))
+			fr.diags = append(fr.diags, yamlSyntax(display, b, err))
 			break
 		}
 		docs++
-		doc, diags := loadDocument(t.cfg, t.display, &n, nil)
+		doc, diags := loadDocument(cfg, display, &n, nil)
 		fr.diags = append(fr.diags, diags...)
 		if doc != nil {
 			fr.docs = append(fr.docs, doc)
@@ -373,7 +382,7 @@ func (t *fileTask) run() fileResult {
 		}
 	}
 	if docs == 0 && len(fr.diags) == 0 {
-		fr.diags = append(fr.diags, Diagnostic{Severity: Warning, Position: Position{File: t.display, Line: 1, Column: 1}, Rule: RuleKind, Message: "file holds no documents"})
+		fr.diags = append(fr.diags, Diagnostic{Severity: Warning, Position: Position{File: display, Line: 1, Column: 1}, Rule: RuleKind, Message: "file holds no documents"})
 	}
 	return fr
 }
@@ -411,6 +420,11 @@ var yamlLine = regexp.MustCompile(`line (\d+): `)
 // column; this costs nothing on the path of valid files.
 func yamlSyntax(file string, b []byte, err error) Diagnostic {
 	d := Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleSyntax}
+	if strings.Contains(err.Error(), "exceeded max depth") {
+		// goccy takes seconds on such input and says less.
+		d.Message = "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+		return d
+	}
 	_, perr := goyamlparser.ParseBytes(b, 0)
 	var se *goyaml.SyntaxError
 	if errors.As(perr, &se) && se.Token != nil {

@@ -1,0 +1,46 @@
+# berth: one static binary. `make demo` runs the main job, `make test` the
+# whole suite; both run the idempotent set-up step first.
+SHELL   := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 10s
+
+.PHONY: all deps build demo test lint unit fuzz bench clean
+
+all: build
+
+deps:
+	@./test/setup.sh
+
+# CGO_ENABLED=0: the binary must run from the appliance's initramfs.
+build: deps
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o out/berth ./cmd/berth
+
+# The main job, for now: build berth and validate the examples with it.
+demo: build
+	out/berth validate examples/hello
+	out/berth validate examples/cue-app
+
+test: deps lint unit fuzz
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [[ -n "$$unformatted" ]]; then echo "not gofmt-clean:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 ./...
+
+# Each fuzz target briefly, on top of its seed corpus (which `unit` runs).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadYAML$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadCUE$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckerAgreesWithCUE$$' -fuzztime $(FUZZTIME) ./schemas/
+
+bench: deps
+	$(GO) test ./bench/ -run '^$$' -bench 'Validate|CueVet' -benchtime 3x
+
+clean:
+	rm -rf out

@@ -1,0 +1,311 @@
+package schemas
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeRepo lays out files (path -> content) under a fresh directory.
+func writeRepo(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func loadRepo(t testing.TB, files map[string]string, opts ...Option) *Result {
+	t.Helper()
+	dir := writeRepo(t, files)
+	return Load([]string{"."}, append([]Option{WithBase(dir)}, opts...)...)
+}
+
+// want is one expected diagnostic: "file:line:col: severity: substring".
+func assertDiags(t *testing.T, res *Result, want ...string) {
+	t.Helper()
+	var got []string
+	for _, d := range res.Diagnostics {
+		got = append(got, d.String())
+	}
+	for _, w := range want {
+		prefix, sub, _ := strings.Cut(w, ": ")
+		sev, sub, _ := strings.Cut(sub, ": ")
+		found := false
+		for _, g := range got {
+			if strings.HasPrefix(g, prefix+": "+sev+": ") && strings.Contains(g, sub) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("missing diagnostic %q\ngot:\n  %s", w, strings.Join(got, "\n  "))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("want %d diagnostics, got %d:\n  %s", len(want), len(got), strings.Join(got, "\n  "))
+	}
+}
+
+const cmYAML = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: cfg
+data:
+  key: value
+`
+
+const deployYAML = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: example/web:1
+          ports:
+            - name: http
+              containerPort: 8080
+`
+
+func TestExamplesAreValid(t *testing.T) {
+	for _, ex := range []struct {
+		dir     string
+		objects int
+	}{{"hello", 4}, {"cue-app", 7}} {
+		res := Load([]string{filepath.Join("..", "examples", ex.dir)})
+		if len(res.Diagnostics) != 0 {
+			t.Errorf("%s: %v", ex.dir, res.Diagnostics)
+		}
+		if len(res.Objects) != ex.objects {
+			t.Errorf("%s: %d objects, want %d", ex.dir, len(res.Objects), ex.objects)
+		}
+	}
+}
+
+func TestDefaultsAreKubernetes(t *testing.T) {
+	res := loadRepo(t, map[string]string{"d.yaml": deployYAML + "---\n" + `apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+`})
+	assertDiags(t, res)
+	d := res.Objects[0].Object.(*Deployment)
+	if d.Metadata.Namespace != "default" || d.Spec.Replicas != 1 || d.Spec.RevisionHistoryLimit != 10 ||
+		d.Spec.Strategy.Type != "RollingUpdate" || d.Spec.Strategy.RollingUpdate.MaxSurge.String() != "25%" ||
+		d.Spec.Strategy.RollingUpdate.MaxUnavailable.String() != "25%" || d.Spec.Template.Spec.Containers[0].Ports[0].Protocol != "TCP" ||
+		d.Spec.Template.Spec.TerminationGracePeriodSeconds != 30 {
+		t.Errorf("deployment defaults: %+v", d)
+	}
+	s := res.Objects[1].Object.(*Service)
+	if s.Spec.Type != "ClusterIP" || s.Spec.Ports[0].Protocol != "TCP" || s.Metadata.Namespace != "default" {
+		t.Errorf("service defaults: %+v", s.Spec)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(res.Objects[0].JSON, &m); err != nil || m["spec"].(map[string]any)["replicas"] != 1.0 {
+		t.Errorf("canonical JSON lacks defaults: %s", res.Objects[0].JSON)
+	}
+}
+
+func TestRecreateStrategyForbidsRollingUpdate(t *testing.T) {
+	res := loadRepo(t, map[string]string{"d.yaml": strings.Replace(deployYAML, "spec:\n  selector:", "spec:\n  strategy:\n    type: Recreate\n    rollingUpdate: {maxSurge: 1}\n  selector:", 1)})
+	assertDiags(t, res, "d.yaml:8:5: error: spec.strategy.rollingUpdate: field not allowed")
+}
+
+func TestBadInput(t *testing.T) {
+	// A "billion laughs" the schema walks: aliased containers, each with a
+	// list of aliased env entries; 8 KB of YAML that expands to millions of nodes.
+	bomb := strings.Replace(deployYAML, "          ports:\n            - name: http\n              containerPort: 8080\n",
+		"          env: [&e {name: A, value: b}"+strings.Repeat(", *e", 1000)+"]\n"+strings.Repeat("        - *c\n", 1000), 1)
+	bomb = strings.Replace(bomb, "        - name: web", "        - &c\n          name: web", 1)
+	cases := []struct {
+		name  string
+		files map[string]string
+		opts  []Option
+		want  []string
+	}{
+		{"malformed YAML", map[string]string{"a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: name: x\n"},
+			nil, []string{"a.yaml:3:11: error: invalid YAML: mapping value is not allowed"}},
+		{"unterminated YAML flow", map[string]string{"a.yaml": "apiVersion: v1\nkind: [ConfigMap\n"},
+			nil, []string{"a.yaml:2:7: error: invalid YAML"}},
+		{"malformed JSON", map[string]string{"a.json": "{\n  \"apiVersion\": \"v1\",\n  \"kind\": \"ConfigMap\",\n}\n"},
+			nil, []string{"a.json:4:1: error: invalid JSON: invalid character '}'"}},
+		{"truncated JSON", map[string]string{"a.json": "{\"apiVersion\": \"v1\""},
+			nil, []string{"a.json:1:20: error: invalid JSON: unexpected end of JSON input"}},
+		{"malformed CUE", map[string]string{"c/a.cue": "package x\n\nfoo: {\n  bar: 1,,\n}\n"},
+			nil, []string{"c/a.cue:4:10: error: expected operand, found ','"}},
+		{"wrong type", map[string]string{"d.yaml": strings.Replace(deployYAML, "spec:\n  selector", "spec:\n  replicas: three\n  selector", 1)},
+			nil, []string{`d.yaml:6:13: error: spec.replicas: got "three", want int & >=0`}},
+		{"wrong nested type", map[string]string{"d.yaml": strings.Replace(deployYAML, "containerPort: 8080", "containerPort: [8080]", 1)},
+			nil, []string{"d.yaml:17:30: error: spec.template.spec.containers[0].ports[0].containerPort: got a list, want #PortNumber"}},
+		{"invalid name", map[string]string{"c.yaml": strings.Replace(cmYAML, "name: cfg", "name: Cfg_1", 1)},
+			nil, []string{`c.yaml:4:9: error: metadata.name: invalid value "Cfg_1": want #DNSSubdomain`}},
+		{"unknown field with suggestion", map[string]string{"d.yaml": strings.Replace(deployYAML, "spec:\n  selector", "spec:\n  replica: 2\n  selector", 1)},
+			nil, []string{`d.yaml:6:3: error: spec.replica: field not allowed (did you mean "replicas"?)`}},
+		{"missing required field", map[string]string{"d.yaml": strings.Replace(deployYAML, "          image: example/web:1\n", "", 1)},
+			nil, []string{`d.yaml:13:11: error: spec.template.spec.containers[0]: missing required field "image"`}},
+		{"YAML alias bomb", map[string]string{"bomb.yaml": bomb},
+			nil, []string{"bomb.yaml:16:", "document expands to more than 200000 nodes"}},
+		{"file over the size limit", map[string]string{"big.yaml": cmYAML + "# " + strings.Repeat("x", 200) + "\n"},
+			[]Option{WithMaxFileBytes(100)}, []string{"big.yaml:1:1: error: file is larger than the limit of 100 bytes"}},
+		{"binary file", map[string]string{"bin.yaml": "apiVersion: v1\nkind: \x00\x01\x02"},
+			nil, []string{"bin.yaml:2:7: error: file holds a NUL byte"}},
+		{"non-UTF-8 file", map[string]string{"latin1.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caf\xe9}\n"},
+			nil, []string{"latin1.yaml:3:21: error: file is not valid UTF-8 (byte 0xe9)"}},
+		{"deep YAML nesting", map[string]string{"deep.yaml": strings.Repeat("[", 20000)},
+			nil, []string{"deep.yaml:1:1: error: invalid YAML: exceeded max depth of 10000"}},
+		{"deep JSON nesting", map[string]string{"deep.json": strings.Repeat("[", 20000)},
+			nil, []string{"deep.json:1:10001: error: invalid JSON: invalid character '[' exceeded max depth"}},
+		{"deep CUE nesting", map[string]string{"c/deep.cue": "package x\na: " + strings.Repeat("{b: ", 100) + "1" + strings.Repeat("}", 100) + "\n"},
+			nil, []string{"c/deep.cue:2:", "error: a.b.b.b"}},
+		{"CUE never concrete", map[string]string{"c/a.cue": "package x\ncm: {\n\tapiVersion: \"v1\"\n\tkind: \"ConfigMap\"\n\tmetadata: name: string\n}\n"},
+			nil, []string{"c/a.cue:5:18: error: cm.metadata.name: incomplete value string"}},
+		{"CUE cycle", map[string]string{"c/a.cue": "package x\ncm: {\n\tapiVersion: \"v1\"\n\tkind: \"ConfigMap\"\n\tmetadata: name: cm.metadata.name\n}\n"},
+			nil, []string{"c/a.cue:5:12: error: cm.metadata.name: incomplete value _"}},
+		{"CUE conflict", map[string]string{"c/a.cue": "package x\nx: 1\nx: 2\n"},
+			nil, []string{"c/a.cue:3:4: error: x: conflicting values 2 and 1"}},
+		{"CUE object fails its schema", map[string]string{"c/a.cue": "package x\ncm: {\n\tapiVersion: \"v1\"\n\tkind: \"ConfigMap\"\n\tmetadata: name: \"cfg\"\n\tdata: k: 3\n}\n"},
+			nil, []string{"c/a.cue:6:8: error: data.k: got int 3, want string"}},
+		{"empty document", map[string]string{"a.yaml": cmYAML + "---\n---\n" + strings.Replace(cmYAML, "cfg", "cfg2", 1)},
+			nil, []string{"a.yaml:8:1: warning: empty document"}},
+		{"empty file", map[string]string{"a.yaml": "# nothing here\n"},
+			nil, []string{"a.yaml:1:1: warning: file holds no documents"}},
+		{"document is a list", map[string]string{"a.yaml": "- apiVersion: v1\n  kind: ConfigMap\n"},
+			nil, []string{"a.yaml:1:1: error: document is a list, not an object"}},
+		{"document is a scalar", map[string]string{"a.yaml": "hello\n"},
+			nil, []string{`a.yaml:1:1: error: document is "hello", not an object`}},
+		{"no kind", map[string]string{"a.yaml": "apiVersion: v1\nmetadata: {name: x}\n"},
+			nil, []string{"a.yaml:1:1: error: object has no kind"}},
+		{"unsupported kind", map[string]string{"a.yaml": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\n"},
+			nil, []string{`a.yaml:2:7: error: unsupported kind "apps/v1 StatefulSet" (berth accepts apps/v1 Deployment, v1 ConfigMap`}},
+		{"wrong apiVersion", map[string]string{"a.yaml": strings.Replace(deployYAML, "apps/v1", "extensions/v1beta1", 1)},
+			nil, []string{`a.yaml:1:13: error: Deployment is served as apiVersion "apps/v1", not "extensions/v1beta1"`}},
+		{"duplicate key", map[string]string{"a.yaml": cmYAML + "data:\n  x: y\n"},
+			nil, []string{"a.yaml:7:1: error: data: field is set twice; first at line 5"}},
+		{"unsupported YAML tag", map[string]string{"a.yaml": strings.Replace(cmYAML, "value", "!vault value", 1)},
+			nil, []string{"a.yaml:6:8: error: data.key: unsupported YAML tag !vault"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := loadRepo(t, tc.files, tc.opts...)
+			if strings.HasSuffix(tc.want[0], ":") { // position prefix and message checked apart
+				if len(res.Diagnostics) != 1 || !strings.HasPrefix(res.Diagnostics[0].String(), tc.want[0]) || !strings.Contains(res.Diagnostics[0].String(), tc.want[1]) {
+					t.Errorf("want one diagnostic %q...%q, got %v", tc.want[0], tc.want[1], res.Diagnostics)
+				}
+				return
+			}
+			assertDiags(t, res, tc.want...)
+		})
+	}
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+func TestSymlinkOutsideRepo(t *testing.T) {
+	outside := writeRepo(t, map[string]string{"secret.yaml": cmYAML})
+	dir := writeRepo(t, map[string]string{"ok.yaml": strings.Replace(cmYAML, "cfg", "ok", 1)})
+	if err := os.Symlink(filepath.Join(outside, "secret.yaml"), filepath.Join(dir, "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("ok.yaml", filepath.Join(dir, "inside.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	res := Load([]string{"."}, WithBase(dir))
+	assertDiags(t, res,
+		"ok.yaml:4:9: error: ConfigMap default/ok is defined twice; first at inside.yaml:4:9",
+		"link.yaml:1:1: error: symlink points outside the repository")
+}
+
+func TestChecksBeyondSchema(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{"duplicate across files", map[string]string{"a.yaml": cmYAML, "b/c.yaml": cmYAML},
+			[]string{"b/c.yaml:4:9: error: ConfigMap default/cfg is defined twice; first at a.yaml:4:9"}},
+		{"selector does not match template", map[string]string{"d.yaml": strings.Replace(deployYAML, "matchLabels: {app: web}", "matchLabels: {app: api}", 1)},
+			[]string{"d.yaml:7:5: error: spec.selector: does not match the pod template's labels (spec.template.metadata.labels {app=web})"}},
+		{"missing ConfigMap", map[string]string{"d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                configMapKeyRef: {name: nope, key: k}\n          ports:", 1)},
+			[]string{`d.yaml:18:41: error: ConfigMap "nope" is not defined in namespace "default"`}},
+		{"missing key", map[string]string{"c.yaml": cmYAML, "d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                configMapKeyRef: {name: cfg, key: nokey}\n          ports:", 1)},
+			[]string{`d.yaml:18:41: error: ConfigMap "cfg" has no key "nokey"`}},
+		{"optional reference may be missing", map[string]string{"d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                secretKeyRef: {name: nope, key: k, optional: true}\n          ports:", 1)},
+			nil},
+		{"missing Secret volume", map[string]string{"d.yaml": deployYAML + "      volumes:\n        - name: s\n          secret: {secretName: creds}\n"},
+			[]string{`d.yaml:20:32: error: Secret "creds" is not defined in namespace "default"`}},
+		{"port names unique", map[string]string{"d.yaml": deployYAML + "        - name: side\n          image: example/side:1\n          ports:\n            - name: http\n              containerPort: 9090\n"},
+			[]string{`d.yaml:21:21: error: spec.template.spec.containers[1].ports[0].name: port name "http" is already used by container "web"`}},
+		{"unknown targetPort name", map[string]string{"d.yaml": deployYAML, "s.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n      targetPort: metrics\n"},
+			[]string{`s.yaml:8:19: warning: targetPort "metrics" is not a named port of any container this Service selects`}},
+		{"probe on unknown port", map[string]string{"d.yaml": deployYAML + "          readinessProbe:\n            httpGet: {port: admin}\n"},
+			[]string{`d.yaml:19:29: error: spec.template.spec.containers[0].readinessProbe.httpGet.port: this container has no port named "admin"`}},
+		{"mount of undeclared volume", map[string]string{"d.yaml": deployYAML + "          volumeMounts:\n            - {name: data, mountPath: /data}\n"},
+			[]string{`d.yaml:19:22: error: spec.template.spec.containers[0].volumeMounts[0].name: no volume named "data"`}},
+		{"undefined namespace", map[string]string{"c.yaml": strings.Replace(cmYAML, "name: cfg", "name: cfg\n  namespace: team-a", 1)},
+			[]string{`c.yaml:4:9: warning: namespace "team-a" is not defined in the repository`}},
+		{"service selects nothing", map[string]string{"s.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n"},
+			[]string{`s.yaml:5:13: warning: spec.selector {app=web} matches no Deployment's pods`}},
+		{"both surge and unavailable zero", map[string]string{"d.yaml": strings.Replace(deployYAML, "spec:\n  selector:", "spec:\n  strategy:\n    rollingUpdate: {maxSurge: 0, maxUnavailable: 0%}\n  selector:", 1)},
+			[]string{"d.yaml:7:20: error: spec.strategy.rollingUpdate: maxSurge and maxUnavailable cannot both be 0"}},
+		{"a schema error does not cascade", map[string]string{"c.yaml": strings.Replace(cmYAML, "key: value", "key: 1", 1), "d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                configMapKeyRef: {name: cfg, key: other}\n          ports:", 1)},
+			[]string{"c.yaml:6:8: error: data.key: got int 1, want string"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			assertDiags(t, loadRepo(t, tc.files), tc.want...)
+		})
+	}
+}
+
+func TestRepoConfig(t *testing.T) {
+	files := map[string]string{
+		"berth.yaml":          "include: [\"apps/**\"]\nexclude: [\"apps/legacy/**\"]\nignoreKinds: [Kustomization]\n",
+		"apps/cm.yaml":        cmYAML,
+		"apps/kust.yaml":      "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+		"apps/legacy/x.yaml":  "not: [valid",
+		"charts/values.yaml":  "replicaCount: 1\n",
+		".git/config.yaml":    "broken: [",
+		"apps/notes/skip.txt": "ignored",
+	}
+	res := loadRepo(t, files)
+	assertDiags(t, res)
+	if len(res.Objects) != 1 || len(res.Files) != 2 {
+		t.Errorf("objects %d files %v", len(res.Objects), res.Files)
+	}
+	files["berth.yaml"] = "include: [\"apps/**\"]\nexlude: [x]\n"
+	assertDiags(t, loadRepo(t, files), `berth.yaml:2:1: error: berth.yaml: exlude: field not allowed (did you mean "exclude"?)`)
+}
+
+func TestUnreadablePath(t *testing.T) {
+	res := Load([]string{"does-not-exist"})
+	assertDiags(t, res, "does-not-exist:1:1: error: cannot read: no such file or directory")
+}
+
+func TestSingleFileAndPositionsAsGiven(t *testing.T) {
+	dir := writeRepo(t, map[string]string{"sub/c.yaml": strings.Replace(cmYAML, "value", "1", 1)})
+	res := Load([]string{"sub/c.yaml", "sub"}, WithBase(dir))
+	for _, d := range res.Diagnostics {
+		if d.File != "sub/c.yaml" {
+			t.Errorf("position %s, want it in sub/c.yaml", d.Position)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The project's one set-up step, used by `make demo` and `make test`: it
+# installs what berth needs from Debian's packages when missing, and
+# downloads the Go modules. Safe to run again; it does nothing when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages this tree needs, and the command each provides (so a
+# machine that has the command by other means is left alone).
+packages=(
+	"git:git"
+)
+
+missing=()
+for entry in "${packages[@]}"; do
+	pkg=${entry%%:*} cmd=${entry#*:}
+	command -v "$cmd" >/dev/null 2>&1 || dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "setup: need root to install: ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "setup: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export PATH=$PATH:/usr/local/go/bin
+if ! command -v go >/dev/null 2>&1; then
+	echo "setup: Go is not installed; berth needs Go 1.26 (https://go.dev/dl/) at /usr/local/go or on PATH" >&2
+	exit 1
+fi
+go mod download
