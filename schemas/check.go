@@ -3,6 +3,7 @@ package schemas
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -84,9 +85,18 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
+// yaml11Octal is how a YAML 1.1 octal looks, 8 and 9 included: yaml.v3
+// falls back to a float for `0089`, which CUE (and most decoders) read as a
+// string.
+var yaml11Octal = regexp.MustCompile(`^[-+]?0[0-9_]+$`)
+
 // scalar decodes a YAML scalar into the value CUE would see.
 func scalar(n *yaml.Node) (any, kinds, error) {
-	switch n.ShortTag() {
+	tag := n.ShortTag()
+	if tag == "!!float" && n.Style&yaml.TaggedStyle == 0 && yaml11Octal.MatchString(n.Value) {
+		tag = "!!str"
+	}
+	switch tag {
 	case "!!str", "!!timestamp", "!!binary":
 		return n.Value, kString, nil
 	case "!!int":
