@@ -9,12 +9,18 @@ cd "$(dirname "$0")/.."
 # machine that has the command by other means is left alone).
 packages=(
 	"git:git"
+	"containerd:containerd"
+	"runc:runc"
+	"containernetworking-plugins:/usr/lib/cni/bridge"
+	"nftables:nft"
+	"iproute2:ip"
+	"busybox-static:busybox"
 )
 
 missing=()
 for entry in "${packages[@]}"; do
 	pkg=${entry%%:*} cmd=${entry#*:}
-	command -v "$cmd" >/dev/null 2>&1 || dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+	command -v "$cmd" >/dev/null 2>&1 || [[ -x $cmd ]] || dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then

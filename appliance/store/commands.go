@@ -1,0 +1,224 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// CommandVersion is written into every command; the FSM refuses versions it
+// does not know rather than misreading them.
+const CommandVersion = 1
+
+// CommandType names what a command does.
+type CommandType string
+
+const (
+	// CmdAddRevision records a commit. An applied revision supersedes the
+	// previously applied one.
+	CmdAddRevision CommandType = "AddRevision" // Revision
+	// CmdRegisterNode adds or updates a node; the FSM keeps an existing
+	// node's PodCIDR and assigns a new node the next free one.
+	CmdRegisterNode CommandType = "RegisterNode" // Node
+	CmdSetNodeReady CommandType = "SetNodeReady" // NodeReady
+	CmdCreatePod    CommandType = "CreatePod"    // Pod
+	CmdBindPod      CommandType = "BindPod"      // PodBinding
+	CmdTerminatePod CommandType = "TerminatePod" // PodRef
+	CmdDeletePod    CommandType = "DeletePod"    // PodRef
+	CmdSetPodStatus CommandType = "SetPodStatus" // PodStatusUpdate
+	// CmdSetServiceIP assigns (IP set) or releases (IP empty) a ClusterIP.
+	CmdSetServiceIP CommandType = "SetServiceIP" // ServiceIP
+)
+
+// Command is one typed, versioned state change. Commands travel in batches:
+// one Raft log entry holds a []Command, applied all or nothing.
+type Command struct {
+	Version int             `json:"v"`
+	Type    CommandType     `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+type NodeReady struct {
+	Name  string    `json:"name"`
+	Ready bool      `json:"ready"`
+	Time  time.Time `json:"time"`
+}
+
+type PodRef struct {
+	Key string `json:"key"`
+}
+
+type PodBinding struct {
+	Key      string `json:"key"`
+	NodeName string `json:"nodeName"`
+}
+
+type PodStatusUpdate struct {
+	Key    string    `json:"key"`
+	Status PodStatus `json:"status"`
+}
+
+type ServiceIP struct {
+	Key string `json:"key"`
+	IP  string `json:"ip"`
+}
+
+// NewCommand builds a command of the current version.
+func NewCommand(t CommandType, payload any) Command {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		panic(fmt.Sprintf("store: command payload %T: %v", payload, err))
+	}
+	return Command{Version: CommandVersion, Type: t, Payload: b}
+}
+
+// Apply applies a batch to s. It is deterministic: the same state and batch
+// give the same result on every master. On error s is left as it was (the
+// batch is checked on a copy first), so a bad command loses nothing.
+func Apply(s *State, batch []Command) error {
+	s.init()
+	next := s.Clone()
+	for i, c := range batch {
+		if err := applyOne(next, c); err != nil {
+			return fmt.Errorf("command %d (%s): %w", i, c.Type, err)
+		}
+	}
+	*s = *next
+	return nil
+}
+
+func decode[T any](c Command) (T, error) {
+	var v T
+	if err := json.Unmarshal(c.Payload, &v); err != nil {
+		return v, fmt.Errorf("bad payload: %w", err)
+	}
+	return v, nil
+}
+
+func applyOne(s *State, c Command) error {
+	if c.Version != CommandVersion {
+		return fmt.Errorf("unknown command version %d (this master knows %d)", c.Version, CommandVersion)
+	}
+	switch c.Type {
+	case CmdAddRevision:
+		r, err := decode[Revision](c)
+		if err != nil {
+			return err
+		}
+		if r.Status == RevisionApplied {
+			for i := range s.Revisions {
+				if s.Revisions[i].Status == RevisionApplied {
+					s.Revisions[i].Status = RevisionSuperseded
+				}
+			}
+		}
+		s.Revisions = append(s.Revisions, r)
+	case CmdRegisterNode:
+		n, err := decode[Node](c)
+		if err != nil {
+			return err
+		}
+		if n.Name == "" {
+			return fmt.Errorf("node has no name")
+		}
+		if old, ok := s.Nodes[n.Name]; ok {
+			n.PodCIDR = old.PodCIDR
+		} else if n.PodCIDR == "" {
+			n.PodCIDR = nextPodCIDR(s)
+		}
+		s.Nodes[n.Name] = &n
+	case CmdSetNodeReady:
+		r, err := decode[NodeReady](c)
+		if err != nil {
+			return err
+		}
+		n, ok := s.Nodes[r.Name]
+		if !ok {
+			return fmt.Errorf("no node %q", r.Name)
+		}
+		if n.Ready != r.Ready {
+			n.Ready, n.Transition = r.Ready, r.Time
+		}
+	case CmdCreatePod:
+		p, err := decode[Pod](c)
+		if err != nil {
+			return err
+		}
+		if _, exists := s.Pods[p.Key()]; exists {
+			return fmt.Errorf("pod %s exists", p.Key())
+		}
+		s.Pods[p.Key()] = &p
+	case CmdBindPod:
+		b, err := decode[PodBinding](c)
+		if err != nil {
+			return err
+		}
+		p, ok := s.Pods[b.Key]
+		if !ok {
+			return fmt.Errorf("no pod %s", b.Key)
+		}
+		if _, ok := s.Nodes[b.NodeName]; !ok {
+			return fmt.Errorf("no node %q", b.NodeName)
+		}
+		if p.NodeName != "" && p.NodeName != b.NodeName {
+			return fmt.Errorf("pod %s is bound to %s already", b.Key, p.NodeName)
+		}
+		p.NodeName = b.NodeName
+	case CmdTerminatePod:
+		r, err := decode[PodRef](c)
+		if err != nil {
+			return err
+		}
+		if p, ok := s.Pods[r.Key]; ok {
+			p.Terminating = true
+		}
+	case CmdDeletePod:
+		r, err := decode[PodRef](c)
+		if err != nil {
+			return err
+		}
+		delete(s.Pods, r.Key)
+	case CmdSetPodStatus:
+		u, err := decode[PodStatusUpdate](c)
+		if err != nil {
+			return err
+		}
+		// A report for a pod already deleted is stale, not an error.
+		if p, ok := s.Pods[u.Key]; ok {
+			p.Status = u.Status
+		}
+	case CmdSetServiceIP:
+		u, err := decode[ServiceIP](c)
+		if err != nil {
+			return err
+		}
+		if u.IP == "" {
+			delete(s.ServiceIPs, u.Key)
+			break
+		}
+		for k, ip := range s.ServiceIPs {
+			if ip == u.IP && k != u.Key {
+				return fmt.Errorf("ClusterIP %s is taken by %s", u.IP, k)
+			}
+		}
+		s.ServiceIPs[u.Key] = u.IP
+	default:
+		return fmt.Errorf("unknown command type %q", c.Type)
+	}
+	return nil
+}
+
+// nextPodCIDR hands out 10.244.N.0/24 in order, as kube-controller-manager
+// does from its cluster CIDR.
+func nextPodCIDR(s *State) string {
+	used := map[string]bool{}
+	for _, n := range s.Nodes {
+		used[n.PodCIDR] = true
+	}
+	for i := 0; ; i++ {
+		cidr := fmt.Sprintf("10.244.%d.0/24", i)
+		if !used[cidr] {
+			return cidr
+		}
+	}
+}

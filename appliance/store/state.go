@@ -1,0 +1,170 @@
+// Package store is berth's replicated state: a Raft FSM (hashicorp/raft with
+// raft-boltdb) whose only inputs are the typed commands below. Everything
+// else in berth reads a State snapshot, decides, and proposes commands.
+package store
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/berth/berth/schemas"
+)
+
+// State is the whole cluster state at one Raft index. Readers get a deep
+// copy (State.Clone) and may keep it; only the FSM mutates the original.
+type State struct {
+	// Index is the Raft index of the last applied command.
+	Index uint64 `json:"index"`
+	// Revisions are every commit the masters saw, oldest first.
+	Revisions []Revision `json:"revisions"`
+	// Nodes by name.
+	Nodes map[string]*Node `json:"nodes"`
+	// Pods by PodKey (namespace/name).
+	Pods map[string]*Pod `json:"pods"`
+	// ServiceIPs maps namespace/name of a Service to its ClusterIP; an IP
+	// stays with its Service for as long as the Service exists.
+	ServiceIPs map[string]string `json:"serviceIPs"`
+}
+
+// RevisionStatus is where a commit stands.
+type RevisionStatus string
+
+const (
+	// RevisionApplied is the revision the cluster is converging on; at most
+	// one revision has it.
+	RevisionApplied RevisionStatus = "applied"
+	// RevisionRejected failed validation; Diagnostics say why.
+	RevisionRejected RevisionStatus = "rejected"
+	// RevisionSuperseded was applied once and has been replaced.
+	RevisionSuperseded RevisionStatus = "superseded"
+)
+
+// Revision is one commit of the config repository and what it asked for.
+type Revision struct {
+	Commit      string               `json:"commit"`
+	Author      string               `json:"author"`
+	Message     string               `json:"message"`
+	Time        time.Time            `json:"time"`
+	Status      RevisionStatus       `json:"status"`
+	Diagnostics []schemas.Diagnostic `json:"diagnostics,omitempty"`
+	Objects     []Object             `json:"objects,omitempty"`
+}
+
+// Object is one validated object of a revision: its identity, the digest of
+// its canonical JSON (equal objects have equal digests across revisions, so
+// a `git revert` finds its earlier rollout), and the JSON itself.
+type Object struct {
+	ID     schemas.ObjectID `json:"id"`
+	Digest string           `json:"digest"`
+	JSON   json.RawMessage  `json:"json"`
+}
+
+// Node is a worker that registered with the masters. Heartbeats stay in the
+// leader's memory; only Ready transitions go through Raft.
+type Node struct {
+	Name        string            `json:"name"`
+	Address     string            `json:"address"`
+	Labels      map[string]string `json:"labels"`
+	CPUMilli    int64             `json:"cpuMilli"`
+	MemoryBytes int64             `json:"memoryBytes"`
+	PodCIDR     string            `json:"podCIDR"`
+	Ready       bool              `json:"ready"`
+	// Transition is when Ready last changed.
+	Transition time.Time `json:"transition"`
+}
+
+// PodPhase follows Kubernetes.
+type PodPhase string
+
+const (
+	PodPending PodPhase = "Pending"
+	PodRunning PodPhase = "Running"
+	PodFailed  PodPhase = "Failed"
+)
+
+// Pod is one instance of a Deployment's pod template.
+type Pod struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Deployment and TemplateHash tie the pod to its rollout: pods of one
+	// template hash are one "ReplicaSet".
+	Deployment   string            `json:"deployment"`
+	TemplateHash string            `json:"templateHash"`
+	Labels       map[string]string `json:"labels"`
+	Spec         schemas.PodSpec   `json:"spec"`
+	// NodeName is empty until the scheduler binds the pod.
+	NodeName string `json:"nodeName,omitempty"`
+	// Terminating asks the agent to stop the pod; the agent's final status
+	// report removes it.
+	Terminating bool      `json:"terminating,omitempty"`
+	Created     time.Time `json:"created"`
+	Status      PodStatus `json:"status"`
+}
+
+// PodStatus is what the node's agent last reported.
+type PodStatus struct {
+	Phase    PodPhase `json:"phase"`
+	IP       string   `json:"ip,omitempty"`
+	Ready    bool     `json:"ready"`
+	Restarts int      `json:"restarts"`
+	// Reason is a short machine word (ImagePullBackOff, CrashLoopBackOff,
+	// ContainerCreating) and Message the human detail.
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// ReadySince is when the pod last became ready, for minReadySeconds.
+	ReadySince time.Time         `json:"readySince,omitzero"`
+	Containers []ContainerStatus `json:"containers,omitempty"`
+}
+
+// ContainerStatus is one container of a pod as its agent sees it.
+type ContainerStatus struct {
+	Name     string `json:"name"`
+	ID       string `json:"id,omitempty"`
+	State    string `json:"state"` // waiting, running, exited
+	Reason   string `json:"reason,omitempty"`
+	ExitCode int    `json:"exitCode,omitempty"`
+	Restarts int    `json:"restarts"`
+	Ready    bool   `json:"ready"`
+}
+
+// PodKey is the key of a pod in State.Pods.
+func PodKey(namespace, name string) string { return namespace + "/" + name }
+
+// Key returns the pod's PodKey.
+func (p *Pod) Key() string { return PodKey(p.Namespace, p.Name) }
+
+// Current returns the applied revision, or nil before the first one.
+func (s *State) Current() *Revision {
+	for i := len(s.Revisions) - 1; i >= 0; i-- {
+		if s.Revisions[i].Status == RevisionApplied {
+			return &s.Revisions[i]
+		}
+	}
+	return nil
+}
+
+// Clone returns a deep copy that shares nothing with s.
+func (s *State) Clone() *State {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // State holds only JSON-safe values
+	}
+	out := &State{}
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(err)
+	}
+	out.init()
+	return out
+}
+
+func (s *State) init() {
+	if s.Nodes == nil {
+		s.Nodes = map[string]*Node{}
+	}
+	if s.Pods == nil {
+		s.Pods = map[string]*Pod{}
+	}
+	if s.ServiceIPs == nil {
+		s.ServiceIPs = map[string]string{}
+	}
+}
