@@ -1,0 +1,214 @@
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// Deployments returns the commands that move every Deployment's pods toward
+// its template and replica count, as Kubernetes' Deployment controller does,
+// with one set of pods per template hash standing in for a ReplicaSet:
+//
+//   - RollingUpdate: new pods are created while the total stays at most
+//     replicas+maxSurge; old pods are stopped while at least
+//     replicas-maxUnavailable pods stay available (ready for minReadySeconds).
+//   - Recreate: all old pods stop before any new pod starts.
+//   - Pods of Deployments no longer in the revision are stopped.
+//
+// A stopped pod is marked Terminating for its agent; a pod that no agent
+// will ever stop (unbound, or on a node that is not ready) is deleted.
+func Deployments(s *store.State, d *Desired, now time.Time) []store.Command {
+	var cmds []store.Command
+	owned := map[string][]*store.Pod{} // namespace/deployment -> pods
+	for _, p := range s.Pods {
+		if p.Deployment != "" {
+			k := p.Namespace + "/" + p.Deployment
+			owned[k] = append(owned[k], p)
+		}
+	}
+	wanted := map[string]bool{}
+	for _, dep := range d.Deployments {
+		k := dep.Metadata.Namespace + "/" + dep.Metadata.Name
+		wanted[k] = true
+		cmds = append(cmds, rollout(s, dep, sortedPods(owned[k]), now)...)
+	}
+	for k, pods := range owned {
+		if !wanted[k] {
+			for _, p := range pods {
+				cmds = append(cmds, stop(s, p)...)
+			}
+		}
+	}
+	return cmds
+}
+
+func rollout(s *store.State, dep *schemas.Deployment, pods []*store.Pod, now time.Time) []store.Command {
+	hash := TemplateHash(dep.Spec.Template)
+	replicas := int(dep.Spec.Replicas)
+	var live, current, old []*store.Pod
+	for _, p := range pods {
+		if p.Terminating {
+			continue
+		}
+		live = append(live, p)
+		if p.TemplateHash == hash {
+			current = append(current, p)
+		} else {
+			old = append(old, p)
+		}
+	}
+	minReady := time.Duration(dep.Spec.MinReadySeconds) * time.Second
+	available := func(p *store.Pod) bool {
+		return p.Status.Ready && !p.Status.ReadySince.IsZero() && now.Sub(p.Status.ReadySince) >= minReady
+	}
+	var cmds []store.Command
+	terminate := func(p *store.Pod) { cmds = append(cmds, stop(s, p)...) }
+
+	if dep.Spec.Strategy.Type == "Recreate" {
+		for _, p := range old {
+			terminate(p)
+		}
+		if len(old) > 0 || terminatingOf(pods) > 0 {
+			return cmds // new pods wait until every old one is gone
+		}
+		return append(cmds, scale(s, dep, hash, current, replicas, now)...)
+	}
+
+	surge, unavailable := rollingBounds(dep, replicas)
+	if len(old) == 0 {
+		return append(cmds, scale(s, dep, hash, current, replicas, now)...)
+	}
+	// Create new pods within the surge budget.
+	if room := min(replicas+surge-len(live), replicas-len(current)); room > 0 {
+		cmds = append(cmds, create(s, dep, hash, current, room, now)...)
+	}
+	// Old pods that are not available cost nothing to stop; available ones
+	// only while enough stay available.
+	availableNow := 0
+	for _, p := range live {
+		if available(p) {
+			availableNow++
+		}
+	}
+	canStop := availableNow - (replicas - unavailable)
+	for _, p := range old {
+		if !available(p) {
+			terminate(p)
+		}
+	}
+	for i := len(old) - 1; i >= 0 && canStop > 0; i-- {
+		if available(old[i]) {
+			terminate(old[i])
+			canStop--
+		}
+	}
+	return cmds
+}
+
+func terminatingOf(pods []*store.Pod) int {
+	n := 0
+	for _, p := range pods {
+		if p.Terminating {
+			n++
+		}
+	}
+	return n
+}
+
+// rollingBounds resolves maxSurge (rounded up) and maxUnavailable (rounded
+// down) against replicas, as Kubernetes does; both zero becomes one
+// unavailable so a rollout can progress.
+func rollingBounds(dep *schemas.Deployment, replicas int) (surge, unavailable int) {
+	ru := dep.Spec.Strategy.RollingUpdate
+	if ru == nil {
+		ru = &schemas.RollingUpdateDeployment{
+			MaxSurge:       schemas.IntOrString{IsString: true, Str: "25%"},
+			MaxUnavailable: schemas.IntOrString{IsString: true, Str: "25%"},
+		}
+	}
+	surge = resolve(ru.MaxSurge, replicas, true)
+	unavailable = resolve(ru.MaxUnavailable, replicas, false)
+	if surge == 0 && unavailable == 0 {
+		unavailable = 1
+	}
+	return surge, unavailable
+}
+
+func resolve(v schemas.IntOrString, total int, roundUp bool) int {
+	if !v.IsString {
+		return int(v.Int)
+	}
+	pct, _ := strconv.Atoi(strings.TrimSuffix(v.Str, "%"))
+	f := float64(pct) * float64(total) / 100
+	if roundUp {
+		return int(math.Ceil(f))
+	}
+	return int(math.Floor(f))
+}
+
+// scale brings the pods of the current template to exactly replicas,
+// stopping the least settled (not ready, then newest) first.
+func scale(s *store.State, dep *schemas.Deployment, hash string, current []*store.Pod, replicas int, now time.Time) []store.Command {
+	if n := replicas - len(current); n > 0 {
+		return create(s, dep, hash, current, n, now)
+	}
+	var cmds []store.Command
+	extra := len(current) - replicas
+	for _, ready := range []bool{false, true} {
+		for i := len(current) - 1; i >= 0 && extra > 0; i-- {
+			if current[i].Status.Ready == ready {
+				cmds = append(cmds, stop(s, current[i])...)
+				extra--
+			}
+		}
+	}
+	return cmds
+}
+
+// create makes n pods of the template. Names are <deployment>-<hash>-<id>
+// with an id derived from the Raft index, so the leader's choice is stable
+// for a given state and never reuses the name of a pod still being removed.
+func create(s *store.State, dep *schemas.Deployment, hash string, current []*store.Pod, n int, now time.Time) []store.Command {
+	var cmds []store.Command
+	labels := map[string]string{}
+	if dep.Spec.Template.Metadata != nil {
+		maps.Copy(labels, dep.Spec.Template.Metadata.Labels)
+	}
+	labels["pod-template-hash"] = hash
+	for i := 0; len(cmds) < n; i++ {
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d/%d", dep.Metadata.Namespace, hash, s.Index, i))
+		name := fmt.Sprintf("%s-%s-%s", dep.Metadata.Name, hash, hex.EncodeToString(sum[:])[:5])
+		if _, taken := s.Pods[store.PodKey(dep.Metadata.Namespace, name)]; taken {
+			continue
+		}
+		cmds = append(cmds, store.NewCommand(store.CmdCreatePod, store.Pod{
+			Namespace: dep.Metadata.Namespace, Name: name,
+			Deployment: dep.Metadata.Name, TemplateHash: hash,
+			Labels: labels, Spec: dep.Spec.Template.Spec,
+			Created: now, Status: store.PodStatus{Phase: store.PodPending, Reason: "Scheduling"},
+		}))
+	}
+	return cmds
+}
+
+// stop asks the pod's agent to stop it, or deletes it outright when no
+// agent will: unbound pods and pods on nodes that are not ready.
+func stop(s *store.State, p *store.Pod) []store.Command {
+	ref := store.PodRef{Key: p.Key()}
+	if n, ok := s.Nodes[p.NodeName]; !ok || !n.Ready {
+		return []store.Command{store.NewCommand(store.CmdDeletePod, ref)}
+	}
+	if p.Terminating {
+		return nil
+	}
+	return []store.Command{store.NewCommand(store.CmdTerminatePod, ref)}
+}

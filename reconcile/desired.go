@@ -1,0 +1,83 @@
+// Package reconcile holds the leader's controllers. Each is a pure function
+// of a state snapshot (and the time): it returns the commands that move the
+// cluster toward the applied revision, and never performs I/O itself, in the
+// manner of Nomad's scheduler. Loop runs them against a store.
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// Desired is the applied revision, decoded.
+type Desired struct {
+	Commit      string
+	Deployments []*schemas.Deployment
+	Services    []*schemas.Service
+	ConfigMaps  map[string]*schemas.ConfigMap // by namespace/name
+	Secrets     map[string]*schemas.Secret    // by namespace/name
+}
+
+// DesiredState decodes the applied revision of s; with none, it is empty.
+func DesiredState(s *store.State) (*Desired, error) {
+	d := &Desired{ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}
+	rev := s.Current()
+	if rev == nil {
+		return d, nil
+	}
+	d.Commit = rev.Commit
+	for _, o := range rev.Objects {
+		key := o.ID.Namespace + "/" + o.ID.Name
+		var err error
+		switch o.ID.Kind {
+		case "Deployment":
+			v := &schemas.Deployment{}
+			err = json.Unmarshal(o.JSON, v)
+			d.Deployments = append(d.Deployments, v)
+		case "Service":
+			v := &schemas.Service{}
+			err = json.Unmarshal(o.JSON, v)
+			d.Services = append(d.Services, v)
+		case "ConfigMap":
+			v := &schemas.ConfigMap{}
+			err = json.Unmarshal(o.JSON, v)
+			d.ConfigMaps[key] = v
+		case "Secret":
+			v := &schemas.Secret{}
+			err = json.Unmarshal(o.JSON, v)
+			d.Secrets[key] = v
+		}
+		if err != nil {
+			return nil, fmt.Errorf("revision %s: %s: %w", rev.Commit, o.ID, err)
+		}
+	}
+	return d, nil
+}
+
+// TemplateHash identifies a pod template: equal templates hash equally in
+// every revision, so reverting a commit brings back the earlier rollout's
+// pods by identity. Like Kubernetes' pod-template-hash, 10 hex digits.
+func TemplateHash(t schemas.PodTemplateSpec) string {
+	b, err := json.Marshal(t)
+	if err != nil {
+		panic(err) // schemas types are JSON-safe
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:10]
+}
+
+func sortedPods(pods []*store.Pod) []*store.Pod {
+	sort.Slice(pods, func(i, j int) bool {
+		if !pods[i].Created.Equal(pods[j].Created) {
+			return pods[i].Created.Before(pods[j].Created)
+		}
+		return pods[i].Name < pods[j].Name
+	})
+	return pods
+}

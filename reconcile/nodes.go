@@ -1,0 +1,58 @@
+package reconcile
+
+import (
+	"sort"
+	"time"
+
+	"github.com/berth/berth/appliance/store"
+)
+
+// NodeTimeouts are the node lifecycle's clocks.
+type NodeTimeouts struct {
+	// Grace is how long a node may go without a heartbeat before it is
+	// marked NotReady (Kubernetes: 40 s).
+	Grace time.Duration
+	// Eviction is how long a node stays NotReady before its pods are
+	// deleted so the Deployments recreate them elsewhere (Kubernetes: 5 min).
+	Eviction time.Duration
+}
+
+// DefaultNodeTimeouts are shorter than Kubernetes' because berth clusters
+// are small and a lost node's pods should come back in under a minute.
+var DefaultNodeTimeouts = NodeTimeouts{Grace: 20 * time.Second, Eviction: 30 * time.Second}
+
+// Nodes marks nodes NotReady when their last heartbeat (kept in the leader's
+// memory, as Nomad does) is older than the grace period, and deletes the
+// pods of nodes NotReady for longer than the eviction timeout. A node the
+// leader has not heard from since it took office counts from since.
+func Nodes(s *store.State, heartbeats map[string]time.Time, since, now time.Time, t NodeTimeouts) []store.Command {
+	var cmds []store.Command
+	names := make([]string, 0, len(s.Nodes))
+	for name := range s.Nodes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := s.Nodes[name]
+		last, ok := heartbeats[name]
+		if !ok {
+			last = since
+		}
+		if n.Ready && now.Sub(last) > t.Grace {
+			cmds = append(cmds, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: false, Time: now}))
+			continue
+		}
+		if !n.Ready && now.Sub(n.Transition) > t.Eviction {
+			var pods []*store.Pod
+			for _, p := range s.Pods {
+				if p.NodeName == name {
+					pods = append(pods, p)
+				}
+			}
+			for _, p := range sortedPods(pods) {
+				cmds = append(cmds, store.NewCommand(store.CmdDeletePod, store.PodRef{Key: p.Key()}))
+			}
+		}
+	}
+	return cmds
+}

@@ -1,0 +1,363 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// harness is a cluster without sockets: controllers propose, store.Apply
+// applies, and fake agents move bound pods to ready and remove stopped ones.
+type harness struct {
+	t     *testing.T
+	s     *store.State
+	now   time.Time
+	ipSeq int
+	beats map[string]time.Time
+}
+
+func newHarness(t *testing.T, nodes ...store.Node) *harness {
+	h := &harness{t: t, s: &store.State{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), beats: map[string]time.Time{}}
+	for _, n := range nodes {
+		n.Ready = true
+		h.apply(store.NewCommand(store.CmdRegisterNode, n))
+		h.beats[n.Name] = h.now
+	}
+	return h
+}
+
+func (h *harness) apply(cmds ...store.Command) {
+	h.t.Helper()
+	if len(cmds) == 0 {
+		return
+	}
+	if err := store.Apply(h.s, cmds); err != nil {
+		h.t.Fatal(err)
+	}
+	h.s.Index++
+}
+
+// commit records an applied revision holding the given objects.
+func (h *harness) commit(objs ...schemas.Object) {
+	h.t.Helper()
+	rev := store.Revision{Commit: fmt.Sprintf("c%d", len(h.s.Revisions)), Status: store.RevisionApplied}
+	for _, o := range objs {
+		b, err := json.Marshal(o)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		m := o.GetObjectMeta()
+		rev.Objects = append(rev.Objects, store.Object{ID: schemas.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}, JSON: b})
+	}
+	h.apply(store.NewCommand(store.CmdAddRevision, rev))
+}
+
+func (h *harness) desired() *Desired {
+	d, err := DesiredState(h.s)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// control runs the controllers once, each on a fresh state, like Loop.pass.
+func (h *harness) control() {
+	h.apply(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR)...)
+	h.apply(Deployments(h.s, h.desired(), h.now)...)
+	h.apply(Schedule(h.s)...)
+}
+
+// agents plays every node's agent: start bound pods (ready), remove
+// stopped ones. Only nodes in up run their pods.
+func (h *harness) agents(up ...string) {
+	isUp := map[string]bool{}
+	for _, n := range up {
+		isUp[n] = true
+	}
+	var cmds []store.Command
+	for _, p := range sortedPods(values(h.s.Pods)) {
+		if p.NodeName == "" || (len(up) > 0 && !isUp[p.NodeName]) {
+			continue
+		}
+		if p.Terminating {
+			cmds = append(cmds, store.NewCommand(store.CmdDeletePod, store.PodRef{Key: p.Key()}))
+			continue
+		}
+		if !p.Status.Ready {
+			h.ipSeq++
+			cmds = append(cmds, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: p.Key(), Status: store.PodStatus{
+				Phase: store.PodRunning, Ready: true, ReadySince: h.now, IP: fmt.Sprintf("10.244.0.%d", h.ipSeq)}}))
+		}
+	}
+	h.apply(cmds...)
+}
+
+func values(m map[string]*store.Pod) []*store.Pod {
+	var out []*store.Pod
+	for _, p := range m {
+		out = append(out, p)
+	}
+	return out
+}
+
+// pods counts live (not terminating) pods by template hash, and ready ones.
+func (h *harness) pods() (byHash map[string]int, ready int) {
+	byHash = map[string]int{}
+	for _, p := range h.s.Pods {
+		if !p.Terminating {
+			byHash[p.TemplateHash]++
+			if p.Status.Ready {
+				ready++
+			}
+		}
+	}
+	return byHash, ready
+}
+
+func deployment(name string, replicas int32, version string) *schemas.Deployment {
+	d := &schemas.Deployment{}
+	d.APIVersion, d.Kind = "apps/v1", "Deployment"
+	d.Metadata = schemas.ObjectMeta{Name: name, Namespace: "default"}
+	d.Spec.Replicas = replicas
+	d.Spec.Selector.MatchLabels = map[string]string{"app": name}
+	d.Spec.Template.Metadata = &schemas.TemplateMeta{Labels: map[string]string{"app": name}}
+	d.Spec.Template.Spec.Containers = []schemas.Container{{Name: "web", Image: "web:1",
+		Env:       []schemas.EnvVar{{Name: "VERSION", Value: version}},
+		Ports:     []schemas.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}},
+		Resources: schemas.ResourceRequirements{Requests: schemas.ResourceList{CPU: "100m", Memory: "64Mi"}}}}
+	d.Spec.Strategy = schemas.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &schemas.RollingUpdateDeployment{
+		MaxSurge: schemas.IntOrString{Int: 1}, MaxUnavailable: schemas.IntOrString{Int: 1}}}
+	return d
+}
+
+func node(name string) store.Node {
+	return store.Node{Name: name, CPUMilli: 2000, MemoryBytes: 4 << 30, Labels: map[string]string{"kubernetes.io/hostname": name}}
+}
+
+func TestDeploymentComesUpSpreadAcrossNodes(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"))
+	h.commit(deployment("web", 3, "1"))
+	h.control()
+	h.control()
+	perNode := map[string]int{}
+	for _, p := range h.s.Pods {
+		perNode[p.NodeName]++
+	}
+	if len(h.s.Pods) != 3 || perNode["a"]+perNode["b"] != 3 || perNode["a"] == 0 || perNode["b"] == 0 {
+		t.Fatalf("pods per node: %v", perNode)
+	}
+	h.agents()
+	h.control()
+	if byHash, ready := h.pods(); ready != 3 || len(byHash) != 1 {
+		t.Fatalf("ready %d, hashes %v", ready, byHash)
+	}
+}
+
+// A rolling update never drops below replicas-maxUnavailable ready pods nor
+// exceeds replicas+maxSurge, and ends with only the new template.
+func TestRollingUpdateKeepsAvailability(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"))
+	h.commit(deployment("web", 4, "1"))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	v1 := TemplateHash(deployment("web", 4, "1").Spec.Template)
+	v2 := TemplateHash(deployment("web", 4, "2").Spec.Template)
+	h.commit(deployment("web", 4, "2"))
+	for step := 0; step < 20; step++ {
+		h.control()
+		byHash, ready := h.pods()
+		if ready < 3 {
+			t.Fatalf("step %d: %d ready, want at least 3", step, ready)
+		}
+		if total := byHash[v1] + byHash[v2]; total > 5 {
+			t.Fatalf("step %d: %d live pods, want at most 5", step, total)
+		}
+		h.agents()
+		h.now = h.now.Add(time.Second)
+	}
+	if byHash, ready := h.pods(); byHash[v2] != 4 || byHash[v1] != 0 || ready != 4 {
+		t.Fatalf("after the rollout: %v, %d ready", byHash, ready)
+	}
+}
+
+func TestRevertReusesTemplateHash(t *testing.T) {
+	h := newHarness(t, node("a"))
+	h.commit(deployment("web", 2, "1"))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	first, _ := h.pods()
+	h.commit(deployment("web", 2, "2"))
+	for range 6 {
+		h.control()
+		h.agents()
+	}
+	h.commit(deployment("web", 2, "1")) // git revert: the same objects again
+	for range 6 {
+		h.control()
+		h.agents()
+	}
+	last, _ := h.pods()
+	if fmt.Sprint(first) != fmt.Sprint(last) {
+		t.Fatalf("revert gave hashes %v, the original rollout had %v", last, first)
+	}
+}
+
+func TestRecreateStopsOldPodsFirst(t *testing.T) {
+	h := newHarness(t, node("a"))
+	d := deployment("web", 2, "1")
+	d.Spec.Strategy = schemas.DeploymentStrategy{Type: "Recreate"}
+	h.commit(d)
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	d2 := deployment("web", 2, "2")
+	d2.Spec.Strategy = d.Spec.Strategy
+	h.commit(d2)
+	h.control()
+	for _, p := range h.s.Pods {
+		if p.TemplateHash == TemplateHash(d2.Spec.Template) {
+			t.Fatalf("new pod %s created while old pods still run", p.Name)
+		}
+	}
+	for range 4 {
+		h.agents()
+		h.control()
+	}
+	if byHash, ready := h.pods(); byHash[TemplateHash(d2.Spec.Template)] != 2 || ready != 2 {
+		t.Fatalf("after recreate: %v, %d ready", byHash, ready)
+	}
+}
+
+func TestScaleDownAndRemoval(t *testing.T) {
+	h := newHarness(t, node("a"))
+	h.commit(deployment("web", 3, "1"))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	h.commit(deployment("web", 1, "1"))
+	h.control()
+	h.agents()
+	if len(h.s.Pods) != 1 {
+		t.Fatalf("after scaling to 1: %d pods", len(h.s.Pods))
+	}
+	h.commit() // the Deployment is gone from the repository
+	h.control()
+	h.agents()
+	if len(h.s.Pods) != 0 {
+		t.Fatalf("after removal: %d pods", len(h.s.Pods))
+	}
+}
+
+func TestSchedulerFiltersAndExplains(t *testing.T) {
+	small := node("small")
+	small.CPUMilli = 150
+	h := newHarness(t, small)
+	d := deployment("web", 2, "1")
+	h.commit(d)
+	h.control()
+	h.control()
+	var bound, unschedulable int
+	for _, p := range h.s.Pods {
+		if p.NodeName != "" {
+			bound++
+		} else if p.Status.Reason == "Unschedulable" && strings.Contains(p.Status.Message, "1 lack cpu") {
+			unschedulable++
+		}
+	}
+	if bound != 1 || unschedulable != 1 {
+		t.Fatalf("bound %d, unschedulable %d: %+v", bound, unschedulable, h.s.Pods)
+	}
+
+	h2 := newHarness(t, node("a"), node("b"))
+	d = deployment("web", 2, "1")
+	d.Spec.Template.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "b"}
+	h2.commit(d)
+	h2.control()
+	h2.control()
+	for _, p := range h2.s.Pods {
+		if p.NodeName != "b" {
+			t.Fatalf("pod %s on %q, want b", p.Name, p.NodeName)
+		}
+	}
+}
+
+// A node that stops heartbeating goes NotReady; after the eviction timeout
+// its pods are deleted and come back on the other node.
+func TestDeadNodeSelfHeals(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"))
+	h.commit(deployment("web", 2, "1"))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	start := h.now
+	for i := 0; i < 60; i++ {
+		h.now = h.now.Add(time.Second)
+		h.beats["a"] = h.now // b is dead
+		h.apply(Nodes(h.s, h.beats, start, h.now, DefaultNodeTimeouts)...)
+		h.control()
+		h.agents("a")
+	}
+	if h.s.Nodes["b"].Ready {
+		t.Fatal("b still ready")
+	}
+	for _, p := range h.s.Pods {
+		if p.NodeName != "a" || !p.Status.Ready {
+			t.Fatalf("pod %s on %s ready=%v", p.Name, p.NodeName, p.Status.Ready)
+		}
+	}
+	if len(h.s.Pods) != 2 {
+		t.Fatalf("%d pods, want 2", len(h.s.Pods))
+	}
+}
+
+func TestServicesGetStableIPsAndReadyEndpoints(t *testing.T) {
+	h := newHarness(t, node("a"))
+	svc := &schemas.Service{}
+	svc.APIVersion, svc.Kind = "v1", "Service"
+	svc.Metadata = schemas.ObjectMeta{Name: "web", Namespace: "default"}
+	svc.Spec = schemas.ServiceSpec{Type: "ClusterIP", Selector: map[string]string{"app": "web"},
+		Ports: []schemas.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: &schemas.IntOrString{IsString: true, Str: "http"}}}}
+	other := &schemas.Service{}
+	*other = *svc
+	other.Metadata.Name = "pinned"
+	other.Spec.ClusterIP = "10.96.0.99"
+	h.commit(deployment("web", 2, "1"), svc, other)
+	h.control()
+	h.control()
+	if h.s.ServiceIPs["default/web"] != "10.96.0.2" || h.s.ServiceIPs["default/pinned"] != "10.96.0.99" {
+		t.Fatalf("IPs: %v", h.s.ServiceIPs)
+	}
+	views := Services(h.s, h.desired())
+	if len(views) != 2 || len(views[0].Ports[0].Endpoints) != 0 {
+		t.Fatalf("before pods are ready: %+v", views)
+	}
+	h.agents()
+	views = Services(h.s, h.desired())
+	eps := views[0].Ports[0].Endpoints
+	sort.Slice(eps, func(i, j int) bool { return eps[i].IP < eps[j].IP })
+	if len(eps) != 2 || eps[0].Port != 8080 {
+		t.Fatalf("endpoints: %+v", eps)
+	}
+	h.commit(deployment("web", 2, "1"), svc)
+	h.control()
+	if _, ok := h.s.ServiceIPs["default/pinned"]; ok || h.s.ServiceIPs["default/web"] != "10.96.0.2" {
+		t.Fatalf("after removing a Service: %v", h.s.ServiceIPs)
+	}
+	if ip := netip.MustParseAddr(h.s.ServiceIPs["default/web"]); !DefaultServiceCIDR.Contains(ip) {
+		t.Fatal(ip)
+	}
+}

@@ -1,0 +1,131 @@
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// Schedule binds every unbound pod to a node, as kube-scheduler's default
+// profile would in miniature. Filter: the node is ready, carries the pod's
+// nodeSelector labels, and has room for its CPU and memory requests next to
+// what is already bound there. Score: fewest pods of the same Deployment
+// (spreading replicas), then the lowest share of requested resources, then
+// the name, so the choice is deterministic. Pods that fit nowhere stay
+// pending with a reason.
+func Schedule(s *store.State) []store.Command {
+	type load struct{ cpu, mem int64 }
+	used := map[string]*load{}
+	spread := map[string]int{} // node/namespace/deployment -> pods
+	var nodes []*store.Node
+	for _, n := range s.Nodes {
+		used[n.Name] = &load{}
+		if n.Ready {
+			nodes = append(nodes, n)
+		}
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	var pending []*store.Pod
+	for _, p := range s.Pods {
+		if p.NodeName == "" {
+			if !p.Terminating {
+				pending = append(pending, p)
+			}
+			continue
+		}
+		if u := used[p.NodeName]; u != nil {
+			cpu, mem := requests(&p.Spec)
+			u.cpu += cpu
+			u.mem += mem
+		}
+		spread[p.NodeName+"/"+p.Namespace+"/"+p.Deployment]++
+	}
+
+	var cmds []store.Command
+	for _, p := range sortedPods(pending) {
+		cpu, mem := requests(&p.Spec)
+		var best *store.Node
+		var bestSpread int
+		var bestShare float64
+		unfit := map[string]int{}
+		for _, n := range nodes {
+			u := used[n.Name]
+			switch {
+			case !selects(p.Spec.NodeSelector, n.Labels):
+				unfit["node selector"]++
+				continue
+			case n.CPUMilli > 0 && u.cpu+cpu > n.CPUMilli:
+				unfit["cpu"]++
+				continue
+			case n.MemoryBytes > 0 && u.mem+mem > n.MemoryBytes:
+				unfit["memory"]++
+				continue
+			}
+			sp := spread[n.Name+"/"+p.Namespace+"/"+p.Deployment]
+			share := fraction(u.cpu+cpu, n.CPUMilli) + fraction(u.mem+mem, n.MemoryBytes)
+			if best == nil || sp < bestSpread || (sp == bestSpread && share < bestShare) {
+				best, bestSpread, bestShare = n, sp, share
+			}
+		}
+		if best == nil {
+			msg := fmt.Sprintf("0/%d nodes are available", len(nodes))
+			for _, why := range []string{"node selector", "cpu", "memory"} {
+				if unfit[why] > 0 {
+					msg += fmt.Sprintf(", %d lack %s", unfit[why], why)
+				}
+			}
+			if p.Status.Reason != "Unschedulable" || p.Status.Message != msg {
+				st := p.Status
+				st.Phase, st.Reason, st.Message = store.PodPending, "Unschedulable", msg
+				cmds = append(cmds, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: p.Key(), Status: st}))
+			}
+			continue
+		}
+		used[best.Name].cpu += cpu
+		used[best.Name].mem += mem
+		spread[best.Name+"/"+p.Namespace+"/"+p.Deployment]++
+		cmds = append(cmds, store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: best.Name}))
+	}
+	return cmds
+}
+
+func fraction(a, b int64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func selects(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// requests sums a pod's CPU (millicores) and memory (bytes) requests. A
+// container with limits but no requests requests its limits, as in
+// Kubernetes. Quantities were validated by the schema; one that still fails
+// to parse counts as zero.
+func requests(spec *schemas.PodSpec) (cpu, mem int64) {
+	for _, c := range spec.Containers {
+		r := c.Resources.Requests
+		if r.CPU == "" {
+			r.CPU = c.Resources.Limits.CPU
+		}
+		if r.Memory == "" {
+			r.Memory = c.Resources.Limits.Memory
+		}
+		if v, err := r.CPU.Milli(); err == nil {
+			cpu += v
+		}
+		if v, err := r.Memory.Value(); err == nil {
+			mem += v
+		}
+	}
+	return cpu, mem
+}
