@@ -133,4 +133,6 @@ func targetPort(sp schemas.ServicePort, spec *schemas.PodSpec) (int32, bool) {
 	return 0, false
 }
 
-func (v ServiceView) String() string { return fmt.Sprintf("%s/%s %s", v.Namespace, v.Name, v.ClusterIP) }
+func (v ServiceView) String() string {
+	return fmt.Sprintf("%s/%s %s", v.Namespace, v.Name, v.ClusterIP)
+}

@@ -1,0 +1,200 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/reconcile"
+	"github.com/berth/berth/schemas"
+)
+
+// memBackend applies commands with store.Apply, in memory: the API's logic
+// under test, without a Raft log (appliance/store tests that part).
+type memBackend struct {
+	mu      sync.Mutex
+	s       *store.State
+	changed chan struct{}
+}
+
+func newBackend(t *testing.T) *memBackend {
+	return &memBackend{s: &store.State{}, changed: make(chan struct{})}
+}
+
+func (b *memBackend) State() *store.State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.s.Clone()
+}
+
+func (b *memBackend) Wait(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		b.mu.Lock()
+		idx, ch := b.s.Index, b.changed
+		b.mu.Unlock()
+		if idx > after {
+			return idx, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return idx, ctx.Err()
+		}
+	}
+}
+
+func (b *memBackend) Propose(ctx context.Context, batch []store.Command) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := store.Apply(b.s, batch); err != nil {
+		return 0, err
+	}
+	b.s.Index++
+	close(b.changed)
+	b.changed = make(chan struct{})
+	return b.s.Index, nil
+}
+
+const token = "s3cret"
+
+func newTestAPI(t *testing.T) (*Client, *memBackend) {
+	b := newBackend(t)
+	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}, AdminToken: token}))
+	t.Cleanup(srv.Close)
+	return NewClient(srv.URL, token), b
+}
+
+func TestAuth(t *testing.T) {
+	c, _ := newTestAPI(t)
+	bad := NewClient(c.base, "wrong")
+	_, err := bad.Status(context.Background())
+	var e *Error
+	if !errors.As(err, &e) || e.Code != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %v", err)
+	}
+	resp, err := http.Get(c.base + "/v1/nodes")
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no token: %v %v", resp.StatusCode, err)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get(c.base + path)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %v %v", path, resp.StatusCode, err)
+		}
+	}
+	if _, err := c.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMalformedRequests(t *testing.T) {
+	c, _ := newTestAPI(t)
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/v1/nodes", `{"name": "a", "cpu": 1}`, `unknown field`},
+		{"POST", "/v1/nodes", `{"name": `, "malformed request body"},
+		{"POST", "/v1/nodes", `{}`, "node name is required"},
+		{"POST", "/v1/nodes", `{"name": "a"} {}`, "more than one JSON value"},
+		{"PUT", "/v1/pods/default/x/status", `{"phase": 3}`, "malformed request body"},
+		{"GET", "/v1/pods?index=abc", ``, "index: "},
+		{"GET", "/v1/pods?index=1&wait=forever", ``, "wait: want a duration"},
+	} {
+		req, _ := http.NewRequest(tc.method, c.base+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body strings.Builder
+		_, _ = readBody(&body, resp)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body.String(), tc.want) {
+			t.Errorf("%s %s %s: %d %s, want 400 with %q", tc.method, tc.path, tc.body, resp.StatusCode, body.String(), tc.want)
+		}
+	}
+	var e *Error
+	if err := c.Heartbeat(context.Background(), "ghost"); !errors.As(err, &e) || e.Code != http.StatusNotFound {
+		t.Errorf("heartbeat of unknown node: %v", err)
+	}
+}
+
+func TestAgentFlow(t *testing.T) {
+	c, b := newTestAPI(t)
+	ctx := context.Background()
+	if err := c.RegisterNode(ctx, store.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	cm := schemas.ConfigMap{Data: map[string]string{"k": "v"}}
+	cm.APIVersion, cm.Kind, cm.Metadata = "v1", "ConfigMap", schemas.ObjectMeta{Name: "cfg", Namespace: "default"}
+	other := cm
+	other.Metadata.Name = "unrelated"
+	rev := store.Revision{Commit: "abc", Status: store.RevisionApplied}
+	for _, o := range []schemas.Object{&cm, &other} {
+		rev.Objects = append(rev.Objects, store.Object{ID: schemas.ObjectID{Kind: "ConfigMap", Namespace: "default", Name: o.GetObjectMeta().Name}, JSON: mustJSON(t, o)})
+	}
+	pod := store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i",
+		Env: []schemas.EnvVar{{Name: "A", ValueFrom: &schemas.EnvVarSource{ConfigMapKeyRef: &schemas.KeySelector{Name: "cfg", Key: "k"}}}}}}}}
+	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddRevision, rev), store.NewCommand(store.CmdCreatePod, pod),
+		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
+		t.Fatal(err)
+	}
+
+	a, idx, err := c.NodePods(ctx, "n1", nil)
+	if err != nil || len(a.Pods) != 1 || a.ConfigMaps["default/cfg"] == nil || len(a.ConfigMaps) != 1 {
+		t.Fatalf("assignment %+v %v", a, err)
+	}
+	// A blocking query returns when the state moves past the index...
+	done := make(chan NodeAssignment)
+	go func() {
+		a, _, _ := c.NodePods(ctx, "n1", &Watch{Index: idx, Wait: 10 * time.Second})
+		done <- a
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := c.SetPodStatus(ctx, "default", "p1", store.PodStatus{Phase: store.PodRunning, Ready: true, IP: "10.244.0.5"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-done:
+		if a.Pods[0].Status.IP != "10.244.0.5" {
+			t.Fatalf("watch saw %+v", a.Pods[0].Status)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query did not return on change")
+	}
+	// ...and after the wait when nothing changes.
+	start := time.Now()
+	if _, _, err := c.NodePods(ctx, "n1", &Watch{Index: idx + 10, Wait: 200 * time.Millisecond}); err != nil || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("wait timeout: %v after %v", err, time.Since(start))
+	}
+
+	// Deleting a running pod terminates it; deleting it again removes it.
+	if err := c.DeletePod(ctx, "default", "p1"); err != nil || !b.State().Pods["default/p1"].Terminating {
+		t.Fatalf("first delete: %v", err)
+	}
+	if err := c.DeletePod(ctx, "default", "p1"); err != nil || b.State().Pods["default/p1"] != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.Commit != "abc" || st.ReadyNodes != 1 {
+		t.Fatalf("status %+v %v", st, err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readBody(w *strings.Builder, resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	return io.Copy(w, resp.Body)
+}

@@ -1,0 +1,167 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/reconcile"
+)
+
+// Client talks to a master's API.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithHTTPClient replaces the default http.Client (e.g. for TLS settings).
+func WithHTTPClient(h *http.Client) ClientOption { return func(c *Client) { c.http = h } }
+
+// NewClient returns a client for the API at base (e.g. http://127.0.0.1:7443).
+func NewClient(base, token string, opts ...ClientOption) *Client {
+	c := &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Error is an API error response.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
+}
+
+// Watch asks a GET to block until the state is newer than Index, for at
+// most Wait.
+type Watch struct {
+	Index uint64
+	Wait  time.Duration
+}
+
+func (c *Client) do(ctx context.Context, method, path string, w *Watch, body, out any) (uint64, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	if w != nil {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path += sep + url.Values{"index": {strconv.FormatUint(w.Index, 10)}, "wait": {w.Wait.String()}}.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	index, _ := strconv.ParseUint(resp.Header.Get("X-Berth-Index"), 10, 64)
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(b, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(b))
+		}
+		return index, &Error{Code: resp.StatusCode, Message: e.Error}
+	}
+	if out == nil {
+		return index, nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return index, fmt.Errorf("decoding %s %s: %w", method, path, err)
+	}
+	return index, nil
+}
+
+func get[T any](ctx context.Context, c *Client, path string, w *Watch) (T, uint64, error) {
+	var v T
+	idx, err := c.do(ctx, http.MethodGet, path, w, nil, &v)
+	return v, idx, err
+}
+
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	v, _, err := get[Status](ctx, c, "/v1/status", nil)
+	return v, err
+}
+
+func (c *Client) Revisions(ctx context.Context) ([]RevisionSummary, error) {
+	v, _, err := get[[]RevisionSummary](ctx, c, "/v1/revisions", nil)
+	return v, err
+}
+
+func (c *Client) Nodes(ctx context.Context) ([]store.Node, error) {
+	v, _, err := get[[]store.Node](ctx, c, "/v1/nodes", nil)
+	return v, err
+}
+
+// Pods lists pods; node filters to one node's when non-empty.
+func (c *Client) Pods(ctx context.Context, node string, w *Watch) ([]store.Pod, uint64, error) {
+	path := "/v1/pods"
+	if node != "" {
+		path += "?node=" + url.QueryEscape(node)
+	}
+	return get[[]store.Pod](ctx, c, path, w)
+}
+
+func (c *Client) Deployments(ctx context.Context) ([]DeploymentStatus, error) {
+	v, _, err := get[[]DeploymentStatus](ctx, c, "/v1/deployments", nil)
+	return v, err
+}
+
+func (c *Client) Services(ctx context.Context, w *Watch) ([]reconcile.ServiceView, uint64, error) {
+	return get[[]reconcile.ServiceView](ctx, c, "/v1/services", w)
+}
+
+// NodePods is an agent's watch on what it should run.
+func (c *Client) NodePods(ctx context.Context, node string, w *Watch) (NodeAssignment, uint64, error) {
+	return get[NodeAssignment](ctx, c, "/v1/nodes/"+url.PathEscape(node)+"/pods", w)
+}
+
+func (c *Client) RegisterNode(ctx context.Context, n store.Node) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/nodes", nil, n, nil)
+	return err
+}
+
+func (c *Client) Heartbeat(ctx context.Context, node string) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/heartbeat", nil, nil, nil)
+	return err
+}
+
+func (c *Client) SetPodStatus(ctx context.Context, namespace, name string, st store.PodStatus) error {
+	_, err := c.do(ctx, http.MethodPut, "/v1/pods/"+url.PathEscape(namespace)+"/"+url.PathEscape(name)+"/status", nil, st, nil)
+	return err
+}
+
+func (c *Client) DeletePod(ctx context.Context, namespace, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/pods/"+url.PathEscape(namespace)+"/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}

@@ -1,0 +1,283 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/reconcile"
+	"github.com/berth/berth/schemas"
+)
+
+// Status is /v1/status: what runs, and how the sync goes.
+type Status struct {
+	Index      uint64     `json:"index"`
+	Commit     string     `json:"commit,omitempty"`
+	Sync       SyncStatus `json:"sync"`
+	Nodes      int        `json:"nodes"`
+	ReadyNodes int        `json:"readyNodes"`
+	Pods       int        `json:"pods"`
+	ReadyPods  int        `json:"readyPods"`
+}
+
+// RevisionSummary is a revision without its objects' JSON.
+type RevisionSummary struct {
+	Commit      string               `json:"commit"`
+	Author      string               `json:"author"`
+	Message     string               `json:"message"`
+	Time        time.Time            `json:"time"`
+	Status      store.RevisionStatus `json:"status"`
+	Objects     int                  `json:"objects"`
+	Diagnostics []schemas.Diagnostic `json:"diagnostics,omitempty"`
+}
+
+// DeploymentStatus is a Deployment of the applied revision and its pods.
+type DeploymentStatus struct {
+	Namespace    string   `json:"namespace"`
+	Name         string   `json:"name"`
+	Replicas     int32    `json:"replicas"`
+	Ready        int      `json:"ready"`
+	UpToDate     int      `json:"upToDate"`
+	Terminating  int      `json:"terminating"`
+	TemplateHash string   `json:"templateHash"`
+	Images       []string `json:"images"`
+}
+
+// NodeAssignment is everything an agent needs to run its pods: the pods
+// bound to it and the ConfigMaps and Secrets they reference, by
+// namespace/name.
+type NodeAssignment struct {
+	Index      uint64                        `json:"index"`
+	Pods       []store.Pod                   `json:"pods"`
+	ConfigMaps map[string]*schemas.ConfigMap `json:"configMaps"`
+	Secrets    map[string]*schemas.Secret    `json:"secrets"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	out := Status{Index: st.Index, Sync: SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: len(st.Pods)}
+	if s.cfg.Sync != nil {
+		out.Sync = s.cfg.Sync()
+	}
+	if rev := st.Current(); rev != nil {
+		out.Commit = rev.Commit
+	}
+	for _, n := range st.Nodes {
+		if n.Ready {
+			out.ReadyNodes++
+		}
+	}
+	for _, p := range st.Pods {
+		if p.Status.Ready {
+			out.ReadyPods++
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) revisions(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	out := []RevisionSummary{}
+	for i := len(st.Revisions) - 1; i >= 0; i-- {
+		rev := st.Revisions[i]
+		out = append(out, RevisionSummary{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, Time: rev.Time,
+			Status: rev.Status, Objects: len(rev.Objects), Diagnostics: rev.Diagnostics})
+	}
+	return out, nil
+}
+
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	out := []*store.Node{}
+	for _, n := range st.Nodes {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	var n store.Node
+	if err := decodeBody(r, &n); err != nil {
+		return nil, err
+	}
+	if n.Name == "" {
+		return nil, errorf(http.StatusBadRequest, "node name is required")
+	}
+	now := time.Now()
+	if err := s.propose(r, store.NewCommand(store.CmdRegisterNode, n),
+		store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: n.Name, Ready: true, Time: now})); err != nil {
+		return nil, err
+	}
+	s.cfg.Heartbeats.Beat(n.Name, now)
+	return s.cfg.Backend.State().Nodes[n.Name], nil
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	name := r.PathValue("name")
+	n, ok := st.Nodes[name]
+	if !ok {
+		return nil, errorf(http.StatusNotFound, "no node %q; register it first", name)
+	}
+	now := time.Now()
+	s.cfg.Heartbeats.Beat(name, now)
+	if !n.Ready {
+		if err := s.propose(r, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: true, Time: now})); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]bool{"ok": true}, nil
+}
+
+func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	name := r.PathValue("name")
+	if _, ok := st.Nodes[name]; !ok {
+		return nil, errorf(http.StatusNotFound, "no node %q", name)
+	}
+	d, err := reconcile.DesiredState(st)
+	if err != nil {
+		return nil, err
+	}
+	out := NodeAssignment{Index: st.Index, Pods: []store.Pod{}, ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}
+	for _, p := range sortedPods(st) {
+		if p.NodeName != name {
+			continue
+		}
+		out.Pods = append(out.Pods, *p)
+		for _, ref := range references(&p.Spec) {
+			key := p.Namespace + "/" + ref.name
+			if ref.secret {
+				if v, ok := d.Secrets[key]; ok {
+					out.Secrets[key] = v
+				}
+			} else if v, ok := d.ConfigMaps[key]; ok {
+				out.ConfigMaps[key] = v
+			}
+		}
+	}
+	return out, nil
+}
+
+type reference struct {
+	name   string
+	secret bool
+}
+
+// references lists the ConfigMaps and Secrets a pod reads, so an agent is
+// sent those and no others.
+func references(spec *schemas.PodSpec) []reference {
+	var out []reference
+	for _, c := range spec.Containers {
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				continue
+			}
+			if e.ValueFrom.ConfigMapKeyRef != nil {
+				out = append(out, reference{name: e.ValueFrom.ConfigMapKeyRef.Name})
+			}
+			if e.ValueFrom.SecretKeyRef != nil {
+				out = append(out, reference{name: e.ValueFrom.SecretKeyRef.Name, secret: true})
+			}
+		}
+	}
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil {
+			out = append(out, reference{name: v.ConfigMap.Name})
+		}
+		if v.Secret != nil {
+			out = append(out, reference{name: v.Secret.SecretName, secret: true})
+		}
+	}
+	return out
+}
+
+func sortedPods(st *store.State) []*store.Pod {
+	out := make([]*store.Pod, 0, len(st.Pods))
+	for _, p := range st.Pods {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	return out
+}
+
+func (s *Server) pods(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	q := r.URL.Query()
+	out := []*store.Pod{}
+	for _, p := range sortedPods(st) {
+		if (q.Get("node") == "" || p.NodeName == q.Get("node")) && (q.Get("namespace") == "" || p.Namespace == q.Get("namespace")) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) podStatus(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	key := store.PodKey(r.PathValue("namespace"), r.PathValue("name"))
+	var ps store.PodStatus
+	if err := decodeBody(r, &ps); err != nil {
+		return nil, err
+	}
+	if _, ok := st.Pods[key]; !ok {
+		return nil, errorf(http.StatusNotFound, "no pod %s", key)
+	}
+	return map[string]bool{"ok": true}, s.propose(r, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: key, Status: ps}))
+}
+
+// deletePod stops a running pod gracefully (its Deployment replaces it, as
+// `kubectl delete pod` does) and removes a pod already stopping; agents call
+// it once they have stopped a terminating pod.
+func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	key := store.PodKey(r.PathValue("namespace"), r.PathValue("name"))
+	p, ok := st.Pods[key]
+	if !ok {
+		return nil, errorf(http.StatusNotFound, "no pod %s", key)
+	}
+	t := store.CmdTerminatePod
+	if p.Terminating || p.NodeName == "" {
+		t = store.CmdDeletePod
+	}
+	return map[string]bool{"ok": true}, s.propose(r, store.NewCommand(t, store.PodRef{Key: key}))
+}
+
+func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	d, err := reconcile.DesiredState(st)
+	if err != nil {
+		return nil, err
+	}
+	out := []DeploymentStatus{}
+	for _, dep := range d.Deployments {
+		ds := DeploymentStatus{Namespace: dep.Metadata.Namespace, Name: dep.Metadata.Name, Replicas: dep.Spec.Replicas,
+			TemplateHash: reconcile.TemplateHash(dep.Spec.Template)}
+		for _, c := range dep.Spec.Template.Spec.Containers {
+			ds.Images = append(ds.Images, c.Image)
+		}
+		for _, p := range st.Pods {
+			if p.Namespace != ds.Namespace || p.Deployment != ds.Name {
+				continue
+			}
+			switch {
+			case p.Terminating:
+				ds.Terminating++
+			case p.TemplateHash == ds.TemplateHash:
+				ds.UpToDate++
+				if p.Status.Ready {
+					ds.Ready++
+				}
+			case p.Status.Ready:
+				ds.Ready++
+			}
+		}
+		out = append(out, ds)
+	}
+	return out, nil
+}
+
+func (s *Server) services(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	d, err := reconcile.DesiredState(st)
+	if err != nil {
+		return nil, err
+	}
+	out := reconcile.Services(st, d)
+	if out == nil {
+		out = []reconcile.ServiceView{}
+	}
+	return out, nil
+}

@@ -1,0 +1,230 @@
+// Package api is the masters' HTTP/JSON API under /v1, and its Go client.
+// Reads come from a state snapshot; writes become store commands. Any GET
+// accepts ?index=N&wait=D and blocks until the state is newer than N (at most
+// D), which is how agents and `berth get -w` watch.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/reconcile"
+)
+
+// Backend is the replicated store as the API needs it.
+type Backend interface {
+	State() *store.State
+	Wait(ctx context.Context, afterIndex uint64) (uint64, error)
+	Propose(ctx context.Context, batch []store.Command) (uint64, error)
+}
+
+// SyncStatus reports the Git source's state for /v1/status.
+type SyncStatus struct {
+	Repo      string    `json:"repo,omitempty"`
+	Branch    string    `json:"branch,omitempty"`
+	State     string    `json:"state"` // synced, syncing, error, no-repo
+	LastSync  time.Time `json:"lastSync,omitzero"`
+	LastError string    `json:"lastError,omitempty"`
+}
+
+// Config wires a Server.
+type Config struct {
+	Backend    Backend
+	Heartbeats *reconcile.Heartbeats
+	// AdminToken authorises every request; compared in constant time.
+	AdminToken string
+	Sync       func() SyncStatus
+	Logger     *slog.Logger
+	// Ready reports whether this master can serve (has a Raft leader);
+	// nil means always.
+	Ready func() error
+	// MaxWait caps ?wait= (default 5 minutes).
+	MaxWait time.Duration
+}
+
+// Server serves the API.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	reg     *prometheus.Registry
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// maxBody bounds request bodies; the largest is a pod status.
+const maxBody = 1 << 20
+
+// NewServer builds the API handler.
+func NewServer(cfg Config) *Server {
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_api_requests_total", Help: "API requests by route and status code."}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_api_request_seconds", Help: "API latency by route (blocking queries included).", Buckets: prometheus.DefBuckets}, []string{"route"})
+	s.reg.MustRegister(s.reqs, s.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "berth_state_index", Help: "Raft index of the state this master serves."},
+		func() float64 { return float64(cfg.Backend.State().Index) }))
+
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	s.route("GET /v1/status", s.status)
+	s.route("GET /v1/revisions", s.revisions)
+	s.route("GET /v1/nodes", s.nodes)
+	s.route("POST /v1/nodes", s.registerNode)
+	s.route("POST /v1/nodes/{name}/heartbeat", s.heartbeat)
+	s.route("GET /v1/nodes/{name}/pods", s.nodePods)
+	s.route("GET /v1/pods", s.pods)
+	s.route("PUT /v1/pods/{namespace}/{name}/status", s.podStatus)
+	s.route("DELETE /v1/pods/{namespace}/{name}", s.deletePod)
+	s.route("GET /v1/deployments", s.deployments)
+	s.route("GET /v1/services", s.services)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// apiError is an error with the HTTP status it answers with.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errorf(code int, format string, args ...any) error {
+	return &apiError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// handler answers with a value to encode as JSON, or an error.
+type handler func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error)
+
+// route registers an authenticated /v1 handler with blocking-query support,
+// metrics and JSON errors.
+func (s *Server) route(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code := http.StatusOK
+		defer func() {
+			s.reqs.WithLabelValues(pattern, strconv.Itoa(code)).Inc()
+			s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
+		}()
+		v, err := s.serve(w, r, h)
+		if err != nil {
+			code = http.StatusInternalServerError
+			var ae *apiError
+			if errors.As(err, &ae) {
+				code = ae.code
+			}
+			if code == http.StatusUnauthorized {
+				s.cfg.Logger.Warn("request denied", "route", pattern, "remote", r.RemoteAddr)
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, code, v)
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handler) (any, error) {
+	if !s.authorized(r) {
+		return nil, errorf(http.StatusUnauthorized, "missing or invalid bearer token")
+	}
+	st, err := s.blockingState(r)
+	if err != nil {
+		return nil, err
+	}
+	w.Header().Set("X-Berth-Index", strconv.FormatUint(st.Index, 10))
+	return h(w, r, st)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if len(h) <= len(prefix) || h[:len(prefix)] != prefix {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(s.cfg.AdminToken)) == 1
+}
+
+// blockingState returns the state, first waiting for one newer than
+// ?index= when the request asks for it.
+func (s *Server) blockingState(r *http.Request) (*store.State, error) {
+	q := r.URL.Query()
+	if r.Method != http.MethodGet || q.Get("index") == "" {
+		return s.cfg.Backend.State(), nil
+	}
+	index, err := strconv.ParseUint(q.Get("index"), 10, 64)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "index: %v", err)
+	}
+	wait := 30 * time.Second
+	if q.Get("wait") != "" {
+		if wait, err = time.ParseDuration(q.Get("wait")); err != nil || wait < 0 {
+			return nil, errorf(http.StatusBadRequest, "wait: want a duration such as 30s")
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), min(wait, s.cfg.MaxWait))
+	defer cancel()
+	if _, err := s.cfg.Backend.Wait(ctx, index); err != nil && ctx.Err() == nil {
+		return nil, err
+	}
+	return s.cfg.Backend.State(), nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// decodeBody reads a JSON body strictly: unknown fields are errors, as in
+// the specs, so a client's typo never silently drops a field.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, "malformed request body: %v", err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "malformed request body: more than one JSON value")
+	}
+	return nil
+}
+
+func (s *Server) propose(r *http.Request, cmds ...store.Command) error {
+	if _, err := s.cfg.Backend.Propose(r.Context(), cmds); err != nil {
+		return errorf(http.StatusServiceUnavailable, "cannot commit: %v", err)
+	}
+	return nil
+}
+
+// readyz answers once the store can serve; a master with no repository
+// configured is ready all the same.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+	}
+	io.WriteString(w, "ok\n")
+}
