@@ -47,6 +47,6 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newValidateCmd())
+	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd())
 	return root
 }

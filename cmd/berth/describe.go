@@ -1,0 +1,177 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/berth/berth/appliance/api"
+)
+
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the applied commit, the sync state and the last error",
+		Args:  cobra.NoArgs,
+	}
+	client := clientFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		st, err := c.Status(cmd.Context())
+		if err != nil {
+			return &exitError{1, err}
+		}
+		w := cmd.OutOrStdout()
+		fmt.Fprintf(w, "commit:     %s\n", orNone(st.Commit))
+		fmt.Fprintf(w, "sync:       %s", st.Sync.State)
+		if st.Sync.Repo != "" {
+			fmt.Fprintf(w, " (%s, branch %s)", st.Sync.Repo, st.Sync.Branch)
+		}
+		fmt.Fprintln(w)
+		if !st.Sync.LastSync.IsZero() {
+			fmt.Fprintf(w, "last sync:  %s ago\n", age(st.Sync.LastSync))
+		}
+		if st.Sync.LastError != "" {
+			fmt.Fprintf(w, "last error: %s\n", st.Sync.LastError)
+		}
+		fmt.Fprintf(w, "nodes:      %d/%d ready\n", st.ReadyNodes, st.Nodes)
+		fmt.Fprintf(w, "pods:       %d/%d ready\n", st.ReadyPods, st.Pods)
+		return nil
+	}
+	return cmd
+}
+
+func newDescribeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "describe KIND NAME",
+		Short: "Show one object in full: a node, pod, deployment, service or revision",
+		Long: `describe shows one object and what relates to it. NAME may be
+namespace/name; a bare name is looked up in every namespace. A revision is
+named by a prefix of its commit.`,
+		Args: cobra.ExactArgs(2),
+	}
+	client := clientFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		kind, err := resourceKind(args[0])
+		if err != nil {
+			return err
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		obj, related, err := find(cmd, c, kind, args[1])
+		if err != nil {
+			return err
+		}
+		return describe(cmd.OutOrStdout(), obj, related)
+	}
+	return cmd
+}
+
+// matches reports whether a user's NAME (name or namespace/name) names it.
+func matches(arg, namespace, name string) bool {
+	if ns, n, ok := strings.Cut(arg, "/"); ok {
+		return ns == namespace && n == name
+	}
+	return arg == name
+}
+
+// find fetches one object and, for the kinds that have them, its pods.
+func find(cmd *cobra.Command, c *api.Client, kind, arg string) (any, any, error) {
+	ctx := cmd.Context()
+	pods, _, err := c.Pods(ctx, "", nil)
+	if err != nil {
+		return nil, nil, &exitError{1, err}
+	}
+	var found, related any
+	switch kind {
+	case "nodes":
+		nodes, err := c.Nodes(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, n := range nodes {
+			if n.Name == arg {
+				found = n
+				var on []string
+				for _, p := range pods {
+					if p.NodeName == n.Name {
+						on = append(on, p.Namespace+"/"+p.Name)
+					}
+				}
+				related = map[string][]string{"pods": on}
+			}
+		}
+	case "pods":
+		for _, p := range pods {
+			if matches(arg, p.Namespace, p.Name) {
+				found = p
+			}
+		}
+	case "deployments":
+		deps, err := c.Deployments(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, d := range deps {
+			if matches(arg, d.Namespace, d.Name) {
+				found = d
+				var mine []string
+				for _, p := range pods {
+					if p.Namespace == d.Namespace && p.Deployment == d.Name {
+						mine = append(mine, fmt.Sprintf("%s (%s, template %s, node %s)", p.Name, podStatusWord(p), p.TemplateHash, orNone(p.NodeName)))
+					}
+				}
+				related = map[string][]string{"pods": mine}
+			}
+		}
+	case "services":
+		svcs, _, err := c.Services(ctx, nil)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, s := range svcs {
+			if matches(arg, s.Namespace, s.Name) {
+				found = s
+			}
+		}
+	case "revisions":
+		revs, err := c.Revisions(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, r := range revs {
+			if strings.HasPrefix(r.Commit, arg) {
+				found = r
+				break
+			}
+		}
+	}
+	if found == nil {
+		return nil, nil, &exitError{1, fmt.Errorf("%s %q not found", strings.TrimSuffix(kind, "s"), arg)}
+	}
+	return found, related, nil
+}
+
+func describe(w io.Writer, obj, related any) error {
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		return err
+	}
+	w.Write(b)
+	if related != nil {
+		b, err := yaml.Marshal(related)
+		if err != nil {
+			return err
+		}
+		w.Write(b)
+	}
+	return nil
+}

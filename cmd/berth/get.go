@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/reconcile"
+)
+
+var kindAliases = map[string]string{
+	"node": "nodes", "no": "nodes",
+	"pod": "pods", "po": "pods",
+	"deployment": "deployments", "deploy": "deployments",
+	"service": "services", "svc": "services",
+	"revision": "revisions", "rev": "revisions",
+}
+
+func resourceKind(arg string) (string, error) {
+	k := strings.ToLower(arg)
+	if a, ok := kindAliases[k]; ok {
+		k = a
+	}
+	switch k {
+	case "nodes", "pods", "deployments", "services", "revisions":
+		return k, nil
+	}
+	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, services or revisions)", arg)}
+}
+
+func newGetCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "get nodes|pods|deployments|services|revisions",
+		Short: "List cluster objects",
+		Args:  cobra.ExactArgs(1),
+	}
+	client := clientFlag(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide, json or yaml")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		kind, err := resourceKind(args[0])
+		if err != nil {
+			return err
+		}
+		if output != "" && output != "wide" && output != "json" && output != "yaml" {
+			return &exitError{2, fmt.Errorf("unknown --output %q (want wide, json or yaml)", output)}
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		var items any
+		switch kind {
+		case "nodes":
+			items, err = c.Nodes(ctx)
+		case "pods":
+			items, _, err = c.Pods(ctx, "", nil)
+		case "deployments":
+			items, err = c.Deployments(ctx)
+		case "services":
+			items, _, err = c.Services(ctx, nil)
+		case "revisions":
+			items, err = c.Revisions(ctx)
+		}
+		if err != nil {
+			return &exitError{1, err}
+		}
+		return printItems(cmd.OutOrStdout(), kind, output, items)
+	}
+	return cmd
+}
+
+func printItems(w io.Writer, kind, output string, items any) error {
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(items)
+	case "yaml":
+		b, err := yaml.Marshal(items)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
+	defer tw.Flush()
+	wide := output == "wide"
+	row := func(cols ...any) {
+		for i, c := range cols {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c)
+		}
+		fmt.Fprintln(tw)
+	}
+	switch kind {
+	case "nodes":
+		row("NAME", "STATUS", "ADDRESS", "POD CIDR", "CPU", "MEMORY")
+		for _, n := range items.([]store.Node) {
+			status := "Ready"
+			if !n.Ready {
+				status = "NotReady"
+			}
+			row(n.Name, status, n.Address, n.PodCIDR, fmt.Sprintf("%dm", n.CPUMilli), fmt.Sprintf("%dMi", n.MemoryBytes>>20))
+		}
+	case "pods":
+		if wide {
+			row("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE")
+		} else {
+			row("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE")
+		}
+		for _, p := range items.([]store.Pod) {
+			ready := 0
+			for _, c := range p.Status.Containers {
+				if c.Ready {
+					ready++
+				}
+			}
+			cols := []any{p.Namespace, p.Name, fmt.Sprintf("%d/%d", ready, len(p.Spec.Containers)), podStatusWord(p), p.Status.Restarts, age(p.Created)}
+			if wide {
+				cols = append(cols, orNone(p.Status.IP), orNone(p.NodeName))
+			}
+			row(cols...)
+		}
+	case "deployments":
+		row("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "TEMPLATE", "IMAGES")
+		for _, d := range items.([]apiDeployment) {
+			row(d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Ready, d.Replicas), d.UpToDate, d.TemplateHash, strings.Join(d.Images, ","))
+		}
+	case "services":
+		row("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "ENDPOINTS")
+		for _, s := range items.([]apiService) {
+			var ports []string
+			eps := 0
+			for _, p := range s.Ports {
+				port := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+				if p.NodePort != 0 {
+					port = fmt.Sprintf("%d:%d/%s", p.Port, p.NodePort, p.Protocol)
+				}
+				ports = append(ports, port)
+				eps = max(eps, len(p.Endpoints))
+			}
+			row(s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ","), eps)
+		}
+	case "revisions":
+		row("COMMIT", "STATUS", "OBJECTS", "AGE", "AUTHOR", "MESSAGE")
+		for _, r := range items.([]apiRevision) {
+			row(short(r.Commit), r.Status, r.Objects, age(r.Time), r.Author, firstLine(r.Message))
+			for _, d := range r.Diagnostics {
+				row("", "", "", "", "", "  "+d.String())
+			}
+		}
+	}
+	return nil
+}
+
+func podStatusWord(p store.Pod) string {
+	switch {
+	case p.Terminating:
+		return "Terminating"
+	case p.Status.Reason != "" && !p.Status.Ready:
+		return p.Status.Reason
+	}
+	return string(p.Status.Phase)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}
+
+func short(sha string) string {
+	if len(sha) > 10 {
+		return sha[:10]
+	}
+	return sha
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// age prints a duration the way kubectl does: 45s, 12m, 3h, 5d.
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+// Local names for the API's list types, to keep the printers short.
+type (
+	apiDeployment = api.DeploymentStatus
+	apiService    = reconcile.ServiceView
+	apiRevision   = api.RevisionSummary
+)
