@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+func assignment() *api.NodeAssignment {
+	cm := &schemas.ConfigMap{Data: map[string]string{"greeting": "hi", "index.html": "<h1>x</h1>"}}
+	s := &schemas.Secret{Data: map[string]string{"pw": "aHVudGVyMg=="}, StringData: map[string]string{"user": "admin"}}
+	return &api.NodeAssignment{ConfigMaps: map[string]*schemas.ConfigMap{"ns/cfg": cm}, Secrets: map[string]*schemas.Secret{"ns/creds": s}}
+}
+
+func TestResolveEnv(t *testing.T) {
+	p := &store.Pod{Namespace: "ns", Name: "p"}
+	c := &schemas.Container{Env: []schemas.EnvVar{
+		{Name: "PLAIN", Value: "1"},
+		{Name: "G", ValueFrom: &schemas.EnvVarSource{ConfigMapKeyRef: &schemas.KeySelector{Name: "cfg", Key: "greeting"}}},
+		{Name: "PW", ValueFrom: &schemas.EnvVarSource{SecretKeyRef: &schemas.KeySelector{Name: "creds", Key: "pw"}}},
+		{Name: "OPT", ValueFrom: &schemas.EnvVarSource{SecretKeyRef: &schemas.KeySelector{Name: "nope", Key: "k", Optional: true}}},
+	}}
+	env, err := resolveEnv(assignment(), p, c)
+	if err != nil || strings.Join(env, ",") != "PLAIN=1,G=hi,PW=hunter2" {
+		t.Fatalf("%v %v", env, err)
+	}
+	c.Env = append(c.Env, schemas.EnvVar{Name: "X", ValueFrom: &schemas.EnvVarSource{ConfigMapKeyRef: &schemas.KeySelector{Name: "cfg", Key: "missing"}}})
+	var ce *configError
+	if _, err := resolveEnv(assignment(), p, c); !errors.As(err, &ce) || !strings.Contains(err.Error(), `has no key "missing"`) {
+		t.Fatalf("missing key: %v", err)
+	}
+}
+
+func TestPrepareVolumes(t *testing.T) {
+	root := t.TempDir()
+	mode := int32(0o640)
+	p := &store.Pod{Namespace: "ns", Name: "p", Spec: schemas.PodSpec{
+		Volumes: []schemas.Volume{
+			{Name: "site", ConfigMap: &schemas.ConfigMapVolumeSource{Name: "cfg", Items: []schemas.KeyToPath{{Key: "index.html", Path: "html/index.html"}}, DefaultMode: &mode}},
+			{Name: "creds", Secret: &schemas.SecretVolumeSource{SecretName: "creds"}},
+			{Name: "scratch", EmptyDir: &schemas.EmptyDirVolumeSource{}},
+		},
+		Containers: []schemas.Container{{Name: "c", VolumeMounts: []schemas.VolumeMount{
+			{Name: "site", MountPath: "/srv", ReadOnly: true}, {Name: "creds", MountPath: "/creds"}, {Name: "scratch", MountPath: "/tmp"}}}},
+	}}
+	mounts, err := prepareVolumes(root, assignment(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mounts["c"]) != 3 || !mounts["c"][0].ReadOnly {
+		t.Fatalf("mounts %+v", mounts)
+	}
+	b, err := os.ReadFile(filepath.Join(mounts["c"][0].HostPath, "html", "index.html"))
+	fi, _ := os.Stat(filepath.Join(mounts["c"][0].HostPath, "html", "index.html"))
+	if err != nil || string(b) != "<h1>x</h1>" || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("configMap file: %q %v %v", b, err, fi.Mode())
+	}
+	if b, _ := os.ReadFile(filepath.Join(mounts["c"][1].HostPath, "pw")); string(b) != "hunter2" {
+		t.Fatalf("secret file: %q", b)
+	}
+	// A new revision's data replaces the files in the same directory.
+	a := assignment()
+	a.Secrets["ns/creds"].StringData = nil
+	if _, err := prepareVolumes(root, a, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(mounts["c"][1].HostPath, "user")); !os.IsNotExist(err) {
+		t.Fatalf("stale key still there: %v", err)
+	}
+}
+
+func TestProbes(t *testing.T) {
+	healthy := true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !healthy || r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	host, portStr, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	port, _ := strconv.Atoi(portStr)
+	ports := []schemas.ContainerPort{{Name: "http", ContainerPort: int32(port)}}
+	httpProbe := &schemas.Probe{HTTPGet: &schemas.HTTPGetAction{Path: "/healthz", Port: schemas.IntOrString{IsString: true, Str: "http"}, Scheme: "HTTP"},
+		TimeoutSeconds: 1, PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 2}
+	ctx := context.Background()
+	if err := probeOnce(ctx, httpProbe, host, ports, nil); err != nil {
+		t.Fatal(err)
+	}
+	healthy = false
+	if err := probeOnce(ctx, httpProbe, host, ports, nil); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("unhealthy: %v", err)
+	}
+	tcp := &schemas.Probe{TCPSocket: &schemas.TCPSocketAction{Port: schemas.IntOrString{Int: int32(port)}}, TimeoutSeconds: 1}
+	if err := probeOnce(ctx, tcp, host, ports, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	if err := probeOnce(ctx, tcp, host, ports, nil); err == nil {
+		t.Fatal("tcp probe on a closed port passed")
+	}
+	exec := &schemas.Probe{Exec: &schemas.ExecAction{Command: []string{"check"}}, TimeoutSeconds: 1}
+	if err := probeOnce(ctx, exec, host, ports, func(context.Context, []string) (int, error) { return 1, nil }); err == nil {
+		t.Fatal("exec probe exiting 1 passed")
+	}
+
+	// Thresholds: readiness starts failing, passes after one success, fails
+	// after two failures in a row.
+	now := time.Now()
+	s := newProbeState(httpProbe, false, now)
+	if !s.due(now) || !s.record(now, nil) || !s.ok {
+		t.Fatal("first success did not make it ready")
+	}
+	if s.record(now, errors.New("x")) || !s.ok {
+		t.Fatal("one failure flipped it")
+	}
+	if !s.record(now, errors.New("x")) || s.ok {
+		t.Fatal("two failures did not flip it")
+	}
+	if s.due(now) || !s.due(now.Add(time.Second)) {
+		t.Fatal("period not honoured")
+	}
+}

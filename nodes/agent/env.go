@@ -1,0 +1,94 @@
+// Package agent is berth's node agent (the kubelet's job): it registers the
+// node, heartbeats, watches the pods bound to it, runs them through the
+// container runtime, probes them and reports their status.
+package agent
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// configError is a pod that cannot start because of its configuration (a
+// missing ConfigMap key, say): Kubernetes' CreateContainerConfigError.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
+
+// resolveEnv turns a container's env into NAME=value pairs, reading
+// ConfigMap and Secret references from the node's assignment.
+func resolveEnv(a *api.NodeAssignment, p *store.Pod, c *schemas.Container) ([]string, error) {
+	var out []string
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			out = append(out, e.Name+"="+e.Value)
+			continue
+		}
+		v, ok, err := lookupKey(a, p.Namespace, e.ValueFrom)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, e.Name+"="+v)
+		}
+	}
+	return out, nil
+}
+
+func lookupKey(a *api.NodeAssignment, namespace string, vf *schemas.EnvVarSource) (string, bool, error) {
+	if ref := vf.ConfigMapKeyRef; ref != nil {
+		cm := a.ConfigMaps[namespace+"/"+ref.Name]
+		if cm != nil {
+			if v, ok := cm.Data[ref.Key]; ok {
+				return v, true, nil
+			}
+		}
+		if ref.Optional {
+			return "", false, nil
+		}
+		return "", false, &configError{fmt.Sprintf("ConfigMap %s/%s has no key %q", namespace, ref.Name, ref.Key)}
+	}
+	ref := vf.SecretKeyRef
+	s := a.Secrets[namespace+"/"+ref.Name]
+	if s != nil {
+		if v, ok := secretData(s)[ref.Key]; ok {
+			return string(v), true, nil
+		}
+	}
+	if ref.Optional {
+		return "", false, nil
+	}
+	return "", false, &configError{fmt.Sprintf("Secret %s/%s has no key %q", namespace, ref.Name, ref.Key)}
+}
+
+// secretData merges data (base64, validated by the loader) and stringData,
+// which wins as in Kubernetes.
+func secretData(s *schemas.Secret) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range s.Data {
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+			out[k] = b
+		}
+	}
+	for k, v := range s.StringData {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+// configMapData merges data and binaryData of a ConfigMap.
+func configMapData(cm *schemas.ConfigMap) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range cm.Data {
+		out[k] = []byte(v)
+	}
+	for k, v := range cm.BinaryData {
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+			out[k] = b
+		}
+	}
+	return out
+}

@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// Mount is one bind mount of a pod's volume into a container.
+type Mount struct {
+	HostPath      string
+	ContainerPath string
+	ReadOnly      bool
+}
+
+// podDir is where a pod's volumes live on the node.
+func podDir(root string, p *store.Pod) string {
+	return filepath.Join(root, "pods", p.Namespace+"_"+p.Name)
+}
+
+// prepareVolumes writes the pod's ConfigMap and Secret volumes as files and
+// creates its emptyDirs, then returns each container's mounts. ConfigMap
+// and Secret files are rewritten whole on every call, so a new revision's
+// data reaches running pods, as the kubelet's projection does.
+func prepareVolumes(root string, a *api.NodeAssignment, p *store.Pod) (map[string][]Mount, error) {
+	dir := podDir(root, p)
+	hostPaths := map[string]string{}
+	for _, v := range p.Spec.Volumes {
+		path := filepath.Join(dir, "volumes", v.Name)
+		hostPaths[v.Name] = path
+		var files map[string][]byte
+		var items []schemas.KeyToPath
+		mode := os.FileMode(0o644)
+		switch {
+		case v.EmptyDir != nil:
+			if err := os.MkdirAll(path, 0o777); err != nil {
+				return nil, err
+			}
+			continue
+		case v.ConfigMap != nil:
+			cm := a.ConfigMaps[p.Namespace+"/"+v.ConfigMap.Name]
+			if cm == nil && !v.ConfigMap.Optional {
+				return nil, &configError{fmt.Sprintf("volume %s: ConfigMap %s/%s not found", v.Name, p.Namespace, v.ConfigMap.Name)}
+			}
+			if cm != nil {
+				files = configMapData(cm)
+			}
+			items = v.ConfigMap.Items
+			if v.ConfigMap.DefaultMode != nil {
+				mode = os.FileMode(*v.ConfigMap.DefaultMode)
+			}
+		case v.Secret != nil:
+			s := a.Secrets[p.Namespace+"/"+v.Secret.SecretName]
+			if s == nil && !v.Secret.Optional {
+				return nil, &configError{fmt.Sprintf("volume %s: Secret %s/%s not found", v.Name, p.Namespace, v.Secret.SecretName)}
+			}
+			if s != nil {
+				files = secretData(s)
+			}
+			items = v.Secret.Items
+			mode = 0o600
+			if v.Secret.DefaultMode != nil {
+				mode = os.FileMode(*v.Secret.DefaultMode)
+			}
+		}
+		if err := project(path, files, items, mode); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+	}
+	mounts := map[string][]Mount{}
+	for _, c := range p.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			host := hostPaths[m.Name]
+			if m.SubPath != "" {
+				host = filepath.Join(host, filepath.Clean("/"+m.SubPath))
+			}
+			mounts[c.Name] = append(mounts[c.Name], Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly})
+		}
+	}
+	return mounts, nil
+}
+
+// project writes the selected keys (all keys without items) into the
+// volume directory. The directory itself stays (containers bind-mount it);
+// each file is replaced by a rename, and keys that are gone are removed.
+func project(path string, files map[string][]byte, items []schemas.KeyToPath, mode os.FileMode) error {
+	if len(items) == 0 {
+		for k := range files {
+			items = append(items, schemas.KeyToPath{Key: k, Path: k})
+		}
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, it := range items {
+		data, ok := files[it.Key]
+		if !ok {
+			return &configError{fmt.Sprintf("no key %q", it.Key)}
+		}
+		// The loader refused absolute and .. paths; Clean under path keeps it so.
+		dst := filepath.Join(path, filepath.Clean("/"+it.Path))
+		if !strings.HasPrefix(dst, path+string(filepath.Separator)) {
+			return fmt.Errorf("item path %q escapes the volume", it.Path)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst+".tmp", data, mode); err != nil {
+			return err
+		}
+		if err := os.Rename(dst+".tmp", dst); err != nil {
+			return err
+		}
+		keep[dst] = true
+	}
+	return filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !keep[p] {
+			return os.Remove(p)
+		}
+		return err
+	})
+}
