@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,55 +18,37 @@ import (
 	"github.com/berth/berth/schemas"
 )
 
-// memBackend applies commands with store.Apply, in memory: the API's logic
-// under test, without a Raft log (appliance/store tests that part).
-type memBackend struct {
-	mu      sync.Mutex
-	s       *store.State
-	changed chan struct{}
-}
-
-func newBackend(t *testing.T) *memBackend {
-	return &memBackend{s: &store.State{}, changed: make(chan struct{})}
-}
-
-func (b *memBackend) State() *store.State {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.s.Clone()
-}
-
-func (b *memBackend) Wait(ctx context.Context, after uint64) (uint64, error) {
-	for {
-		b.mu.Lock()
-		idx, ch := b.s.Index, b.changed
-		b.mu.Unlock()
-		if idx > after {
-			return idx, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return idx, ctx.Err()
-		}
+// newBackend is a real one-master Raft store in a temporary directory.
+func newBackend(t *testing.T) *store.Store {
+	dir := t.TempDir()
+	st, err := store.Open(store.Config{DataDir: dir, NodeID: "m0", BindAddr: freeAddr(t), Bootstrap: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { st.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !st.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return st
 }
 
-func (b *memBackend) Propose(ctx context.Context, batch []store.Command) (uint64, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := store.Apply(b.s, batch); err != nil {
-		return 0, err
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	b.s.Index++
-	close(b.changed)
-	b.changed = make(chan struct{})
-	return b.s.Index, nil
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 const token = "s3cret"
 
-func newTestAPI(t *testing.T) (*Client, *memBackend) {
+func newTestAPI(t *testing.T) (*Client, *store.Store) {
 	b := newBackend(t)
 	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}, AdminToken: token}))
 	t.Cleanup(srv.Close)

@@ -94,8 +94,8 @@ type Pod struct {
 	Spec         schemas.PodSpec   `json:"spec"`
 	// NodeName is empty until the scheduler binds the pod.
 	NodeName string `json:"nodeName,omitempty"`
-	// Terminating asks the agent to stop the pod; the agent's final status
-	// report removes it.
+	// Terminating asks the agent to stop the pod; once it has, the agent
+	// deletes it (DELETE /v1/pods/...), which proposes CmdDeletePod.
 	Terminating bool      `json:"terminating,omitempty"`
 	Created     time.Time `json:"created"`
 	Status      PodStatus `json:"status"`
@@ -141,20 +141,6 @@ func (s *State) Current() *Revision {
 		}
 	}
 	return nil
-}
-
-// Clone returns a deep copy that shares nothing with s.
-func (s *State) Clone() *State {
-	b, err := json.Marshal(s)
-	if err != nil {
-		panic(err) // State holds only JSON-safe values
-	}
-	out := &State{}
-	if err := json.Unmarshal(b, out); err != nil {
-		panic(err)
-	}
-	out.init()
-	return out
 }
 
 func (s *State) init() {

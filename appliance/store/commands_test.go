@@ -1,0 +1,180 @@
+package store
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/schemas"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// cluster is a state with nodes n1 (10.244.0.0/24) and n2, pod ns/a bound
+// to n1, pod ns/b unbound, and Service ns/web at 10.96.0.10.
+func cluster(t testing.TB) *State {
+	t.Helper()
+	s := &State{}
+	mustApply(t, s,
+		NewCommand(CmdRegisterNode, Node{Name: "n1", Labels: map[string]string{"zone": "a"}}),
+		NewCommand(CmdRegisterNode, Node{Name: "n2"}),
+		NewCommand(CmdCreatePod, testPod("ns", "a")),
+		NewCommand(CmdCreatePod, testPod("ns", "b")),
+		NewCommand(CmdBindPod, PodBinding{Key: "ns/a", NodeName: "n1"}),
+		NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: "10.96.0.10"}),
+	)
+	return s
+}
+
+func testPod(ns, name string) Pod {
+	return Pod{
+		Namespace: ns, Name: name, Deployment: "web", TemplateHash: "h1",
+		Labels:  map[string]string{"app": "web"},
+		Spec:    schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "nginx"}}},
+		Created: t0,
+	}
+}
+
+func mustApply(t testing.TB, s *State, batch ...Command) {
+	t.Helper()
+	if err := Apply(s, batch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustReject applies a batch that must fail with want in its error and
+// leave s exactly as it was.
+func mustReject(t *testing.T, s *State, want string, batch ...Command) {
+	t.Helper()
+	before := s.Clone()
+	err := Apply(s, batch)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Apply: got %v, want an error containing %q", err, want)
+	}
+	if !reflect.DeepEqual(before, s) {
+		t.Fatalf("a failed batch changed the state")
+	}
+}
+
+func TestApplyRevisions(t *testing.T) {
+	t.Parallel()
+	s := &State{}
+	mustApply(t, s, NewCommand(CmdAddRevision, Revision{Commit: "c1", Status: RevisionApplied, Time: t0,
+		Objects: []Object{{ID: schemas.ObjectID{Kind: "Namespace", Name: "ns"}, Digest: "d1", JSON: json.RawMessage(`{"kind":"Namespace"}`)}}}))
+	mustApply(t, s, NewCommand(CmdAddRevision, Revision{Commit: "c2", Status: RevisionRejected,
+		Diagnostics: []schemas.Diagnostic{{Severity: schemas.Error, Rule: schemas.RuleSchema, Message: "bad"}}}))
+	if c := s.Current(); c == nil || c.Commit != "c1" {
+		t.Fatalf("a rejected revision replaced the applied one: %+v", c)
+	}
+	mustApply(t, s, NewCommand(CmdAddRevision, Revision{Commit: "c3", Status: RevisionApplied}))
+	want := []RevisionStatus{RevisionSuperseded, RevisionRejected, RevisionApplied}
+	for i, r := range s.Revisions {
+		if r.Status != want[i] {
+			t.Errorf("revision %s: status %s, want %s", r.Commit, r.Status, want[i])
+		}
+	}
+	if string(s.Revisions[0].Objects[0].JSON) != `{"kind":"Namespace"}` {
+		t.Errorf("object JSON = %s", s.Revisions[0].Objects[0].JSON)
+	}
+}
+
+func TestApplyNodes(t *testing.T) {
+	t.Parallel()
+	s := cluster(t)
+	if got := s.Nodes["n2"].PodCIDR; got != "10.244.1.0/24" {
+		t.Errorf("n2 PodCIDR = %s", got)
+	}
+	// Re-registering keeps the CIDR whatever the node asks for.
+	mustApply(t, s, NewCommand(CmdRegisterNode, Node{Name: "n1", Address: "10.0.0.1", PodCIDR: "10.244.9.0/24"}))
+	if n := s.Nodes["n1"]; n.PodCIDR != "10.244.0.0/24" || n.Address != "10.0.0.1" {
+		t.Errorf("re-registered n1 = %+v", n)
+	}
+	mustApply(t, s, NewCommand(CmdRegisterNode, Node{Name: "n3", PodCIDR: "10.244.7.0/24"}))
+	if got := s.Nodes["n3"].PodCIDR; got != "10.244.7.0/24" {
+		t.Errorf("n3 PodCIDR = %s", got)
+	}
+
+	mustApply(t, s, NewCommand(CmdSetNodeReady, NodeReady{Name: "n1", Ready: true, Time: t0}))
+	mustApply(t, s, NewCommand(CmdSetNodeReady, NodeReady{Name: "n1", Ready: true, Time: t0.Add(time.Hour)}))
+	if n := s.Nodes["n1"]; !n.Ready || !n.Transition.Equal(t0) {
+		t.Errorf("Transition must only move when Ready changes: %+v", n)
+	}
+
+	mustReject(t, s, "node has no name", NewCommand(CmdRegisterNode, Node{}))
+	mustReject(t, s, `no node "ghost"`, NewCommand(CmdSetNodeReady, NodeReady{Name: "ghost", Ready: true}))
+}
+
+func TestApplyPods(t *testing.T) {
+	t.Parallel()
+	s := cluster(t)
+	mustReject(t, s, "pod ns/a exists", NewCommand(CmdCreatePod, testPod("ns", "a")))
+	mustReject(t, s, "no pod ns/zz", NewCommand(CmdBindPod, PodBinding{Key: "ns/zz", NodeName: "n1"}))
+	mustReject(t, s, `no node "ghost"`, NewCommand(CmdBindPod, PodBinding{Key: "ns/b", NodeName: "ghost"}))
+	mustReject(t, s, "bound to n1 already", NewCommand(CmdBindPod, PodBinding{Key: "ns/a", NodeName: "n2"}))
+
+	mustApply(t, s,
+		NewCommand(CmdBindPod, PodBinding{Key: "ns/a", NodeName: "n1"}), // same node: no-op
+		NewCommand(CmdBindPod, PodBinding{Key: "ns/b", NodeName: "n2"}),
+		NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/a", Status: PodStatus{Phase: PodRunning, Ready: true, IP: "10.244.0.5",
+			Containers: []ContainerStatus{{Name: "c", State: "running", Ready: true}}}}),
+		NewCommand(CmdTerminatePod, PodRef{Key: "ns/b"}),
+		// Stale reports about pods already gone are not errors.
+		NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/gone", Status: PodStatus{Phase: PodFailed}}),
+		NewCommand(CmdTerminatePod, PodRef{Key: "ns/gone"}),
+		NewCommand(CmdDeletePod, PodRef{Key: "ns/gone"}),
+	)
+	a, b := s.Pods["ns/a"], s.Pods["ns/b"]
+	if a.Status.Phase != PodRunning || a.Status.IP != "10.244.0.5" || len(a.Status.Containers) != 1 {
+		t.Errorf("pod a status = %+v", a.Status)
+	}
+	if b.NodeName != "n2" || !b.Terminating {
+		t.Errorf("pod b = %+v", b)
+	}
+	mustApply(t, s, NewCommand(CmdDeletePod, PodRef{Key: "ns/b"}))
+	if _, ok := s.Pods["ns/b"]; ok || len(s.Pods) != 1 {
+		t.Errorf("pods after delete: %v", s.Pods)
+	}
+}
+
+func TestApplyServiceIPs(t *testing.T) {
+	t.Parallel()
+	s := cluster(t)
+	mustReject(t, s, "ClusterIP 10.96.0.10 is taken by ns/web", NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.10"}))
+	mustApply(t, s,
+		NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: "10.96.0.10"}), // again: no-op
+		NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: ""}),
+		NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.10"}),
+	)
+	if want := map[string]string{"ns/api": "10.96.0.10"}; !reflect.DeepEqual(s.ServiceIPs, want) {
+		t.Errorf("ServiceIPs = %v, want %v", s.ServiceIPs, want)
+	}
+}
+
+func TestApplyBadCommands(t *testing.T) {
+	t.Parallel()
+	good := NewCommand(CmdDeletePod, PodRef{Key: "ns/a"})
+	for _, tc := range []struct {
+		name string
+		cmd  Command
+		want string
+	}{
+		{"unknown version", Command{Version: 2, Type: CmdDeletePod, Payload: good.Payload}, "unknown command version 2"},
+		{"no version", Command{Type: CmdDeletePod, Payload: good.Payload}, "unknown command version 0"},
+		{"unknown type", Command{Version: CommandVersion, Type: "Explode", Payload: json.RawMessage(`{}`)}, `unknown command type "Explode"`},
+		{"payload of the wrong shape", Command{Version: CommandVersion, Type: CmdRegisterNode, Payload: json.RawMessage(`{"name":5}`)}, "bad payload"},
+		{"payload not an object", Command{Version: CommandVersion, Type: CmdSetPodStatus, Payload: json.RawMessage(`"x"`)}, "bad payload"},
+		{"no payload", Command{Version: CommandVersion, Type: CmdBindPod}, "bad payload"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := cluster(t)
+			// The good command comes first: it must be undone too.
+			mustReject(t, s, "command 1 ("+string(tc.cmd.Type)+"): "+tc.want, good, tc.cmd)
+			if _, ok := s.Pods["ns/a"]; !ok {
+				t.Fatal("the good half of a failed batch was applied")
+			}
+		})
+	}
+}
