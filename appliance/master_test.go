@@ -1,0 +1,112 @@
+package appliance
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+)
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A master syncs its repository, rejects a bad commit while the last good
+// one stays applied, and comes back from its data dir with the same state.
+func TestMasterSyncsAndRestarts(t *testing.T) {
+	repo := t.TempDir()
+	if err := os.CopyFS(repo, os.DirFS("../examples/hello")); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-q", "-m", "hello")
+
+	data := t.TempDir()
+	cfg := Config{DataDir: data, Listen: "127.0.0.1:0", RaftAddr: freeAddr(t), Repo: repo, Poll: 200 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	m, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := api.NewClient(m.URL(), m.AdminToken())
+	eventually(t, "the first revision", func() bool {
+		revs, err := c.Revisions(ctx)
+		return err == nil && len(revs) == 1 && revs[0].Status == store.RevisionApplied && revs[0].Objects == 4
+	})
+	eventually(t, "pods pending for lack of nodes", func() bool {
+		pods, _, err := c.Pods(ctx, "", nil)
+		return err == nil && len(pods) == 3 && pods[0].Status.Reason == "Unschedulable"
+	})
+	svcs, _, err := c.Services(ctx, nil)
+	if err != nil || len(svcs) != 1 || svcs[0].ClusterIP == "" {
+		t.Fatalf("services %+v %v", svcs, err)
+	}
+
+	bad, _ := os.ReadFile(filepath.Join(repo, "app.yaml"))
+	os.WriteFile(filepath.Join(repo, "app.yaml"), []byte(strings.Replace(string(bad), "replicas: 3", "replicas: three", 1)), 0o644)
+	git(t, repo, "commit", "-q", "-am", "break it")
+	eventually(t, "the rejected revision", func() bool {
+		revs, err := c.Revisions(ctx)
+		return err == nil && len(revs) == 2 && revs[0].Status == store.RevisionRejected && revs[1].Status == store.RevisionApplied &&
+			len(revs[0].Diagnostics) == 1 && strings.HasPrefix(revs[0].Diagnostics[0].String(), "app.yaml:11:13: error: spec.replicas")
+	})
+	before := m.Store.State()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	conf, err := os.ReadFile(filepath.Join(data, "admin.conf"))
+	if err != nil || !strings.Contains(string(conf), "token: "+m.AdminToken()) {
+		t.Fatalf("admin.conf: %s %v", conf, err)
+	}
+	cfg.Repo = "" // restart without syncing: the state must come from disk alone
+	m2, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if m2.AdminToken() != m.AdminToken() {
+		t.Error("admin token changed across restarts")
+	}
+	eventually(t, "leadership after restart", m2.Store.IsLeader)
+	after := m2.Store.State()
+	if len(after.Revisions) != len(before.Revisions) || len(after.Pods) != len(before.Pods) || after.Current().Commit != before.Current().Commit {
+		t.Fatalf("state after restart differs: %d revisions %d pods, want %d %d", len(after.Revisions), len(after.Pods), len(before.Revisions), len(before.Pods))
+	}
+}
