@@ -266,6 +266,8 @@ func TestChecksBeyondSchema(t *testing.T) {
 			[]string{`s.yaml:5:13: warning: spec.selector {app=web} matches no Deployment's pods`}},
 		{"both surge and unavailable zero", map[string]string{"d.yaml": strings.Replace(deployYAML, "spec:\n  selector:", "spec:\n  strategy:\n    rollingUpdate: {maxSurge: 0, maxUnavailable: 0%}\n  selector:", 1)},
 			[]string{"d.yaml:7:20: error: spec.strategy.rollingUpdate: maxSurge and maxUnavailable cannot both be 0"}},
+		{"a broken Deployment does not make its Service warn", map[string]string{"d.yaml": strings.Replace(deployYAML, "          image: example/web:1", "          image: 3", 1), "s.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n"},
+			[]string{"d.yaml:14:18: error: spec.template.spec.containers[0].image: got int 3, want string & !=\"\""}},
 		{"a schema error does not cascade", map[string]string{"c.yaml": strings.Replace(cmYAML, "key: value", "key: 1", 1), "d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                configMapKeyRef: {name: cfg, key: other}\n          ports:", 1)},
 			[]string{"c.yaml:6:8: error: data.key: got int 1, want string"}},
 	}

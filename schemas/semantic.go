@@ -411,6 +411,11 @@ func crossCheck(docs []*document) []Diagnostic {
 func serviceTargets(svc *facts, docs []*document) []Diagnostic {
 	var selected []*facts
 	for _, d := range docs {
+		if d.facts.failed && d.facts.id.Kind == "Deployment" && d.facts.id.Namespace == svc.id.Namespace {
+			return nil // its labels are unknown: it may be the one selected
+		}
+	}
+	for _, d := range docs {
 		if d.facts.id.Kind == "Deployment" && d.facts.id.Namespace == svc.id.Namespace && !d.facts.failed &&
 			(LabelSelector{MatchLabels: svc.selector}).Matches(d.facts.podLabels) {
 			selected = append(selected, &d.facts)
