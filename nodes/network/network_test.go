@@ -1,0 +1,234 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The test changes the host's network (a bridge, NAT rules, namespaces), so
+// it needs root and the CNI plugins; it uses names and a CIDR of its own
+// and removes them even when it fails.
+func newTestNetwork(t *testing.T, cidr string) *Network {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := os.Stat(filepath.Join(DefaultPluginDir, "bridge")); err != nil {
+		t.Skip("no CNI plugins in " + DefaultPluginDir)
+	}
+	lockTests(t)
+	bridge := fmt.Sprintf("btn%d", os.Getpid()%100000)
+	n, err := New(Config{PodCIDR: cidr, BridgeName: bridge, NetworkName: "berth-test", DataDir: t.TempDir(), PortMap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	return n
+}
+
+// lockTests serializes runs of this package's tests on the host: two
+// would share the pod CIDR. The lock goes with the process.
+func lockTests(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile("/run/lock/berth-network-test.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestPodNetwork(t *testing.T) {
+	n := newTestNetwork(t, "10.244.251.0/24")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, subnet, _ := net.ParseCIDR("10.244.251.0/24")
+
+	names := []string{fmt.Sprintf("berth-nt-a-%d", os.Getpid()), fmt.Sprintf("berth-nt-b-%d", os.Getpid())}
+	ips := make([]string, len(names))
+	for i, name := range names {
+		t.Cleanup(func() {
+			n.Teardown(context.Background(), name, n.NetNSPath(name))
+			n.DeleteNetNS(name)
+		})
+		path, err := n.CreateNetNS(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := n.CreateNetNS(name); err != nil || again != path {
+			t.Fatalf("CreateNetNS again = %q, %v", again, err)
+		}
+		ip, err := n.Setup(ctx, name, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !subnet.Contains(net.ParseIP(ip)) || ip == n.Gateway().String() {
+			t.Fatalf("pod IP %s is not a pod address of %s", ip, subnet)
+		}
+		if again, err := n.Setup(ctx, name, path); err != nil || again != ip {
+			t.Fatalf("Setup again = %q, %v; want %s", again, err, ip)
+		}
+		if got := n.IP(name); got != ip {
+			t.Errorf("IP(%s) = %q, want %s", name, got, ip)
+		}
+		ips[i] = ip
+		if out := run(t, "ip", "-n", name, "-4", "addr", "show", "eth0"); !strings.Contains(out, ip+"/24") {
+			t.Errorf("eth0 in %s:\n%s", name, out)
+		}
+		if out := run(t, "ip", "-n", name, "route"); !strings.Contains(out, "default via "+n.Gateway().String()) {
+			t.Errorf("routes in %s:\n%s", name, out)
+		}
+		if out := run(t, "ip", "-n", name, "link", "show", "lo"); !strings.Contains(out, "UP") {
+			t.Errorf("lo in %s is down:\n%s", name, out)
+		}
+	}
+	if ips[0] == ips[1] {
+		t.Fatalf("both pods got %s", ips[0])
+	}
+
+	// Host to pod over the bridge, and pod to pod.
+	run(t, "busybox", "ping", "-c", "1", "-W", "2", ips[0])
+	run(t, "ip", "netns", "exec", names[0], "busybox", "ping", "-c", "1", "-W", "2", ips[1])
+
+	// Teardown releases the lease and can be repeated, before and after
+	// the namespace is gone.
+	lease := filepath.Join(n.Config().StateDir, "berth-test", ips[0])
+	if _, err := os.Stat(lease); err != nil {
+		t.Fatalf("no host-local lease: %v", err)
+	}
+	for range 2 {
+		if err := n.Teardown(ctx, names[0], n.NetNSPath(names[0])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(lease); !os.IsNotExist(err) {
+		t.Errorf("lease %s still there after Teardown: %v", lease, err)
+	}
+	if got := n.IP(names[0]); got != "" {
+		t.Errorf("IP after Teardown = %q", got)
+	}
+	for range 2 {
+		if err := n.DeleteNetNS(names[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(n.NetNSPath(names[0])); !os.IsNotExist(err) {
+		t.Errorf("netns file left: %v", err)
+	}
+	// The second pod loses its namespace first (as after a crash) and is
+	// torn down afterwards: its lease is still released.
+	if err := n.DeleteNetNS(names[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Teardown(ctx, names[1], n.NetNSPath(names[1])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(n.Config().StateDir, "berth-test", ips[1])); !os.IsNotExist(err) {
+		t.Errorf("lease of %s still there: %v", ips[1], err)
+	}
+	if out := run(t, "iptables", "-t", "nat", "-S"); strings.Contains(out, "berth-nt-") {
+		t.Errorf("NAT rules left after Teardown:\n%s", out)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{},
+		{PodCIDR: "10.0.0.0"},
+		{PodCIDR: "fd00::/64"},
+		{PodCIDR: "10.0.0.0/31"},
+		{PodCIDR: "10.0.0.0/24", BridgeName: "a-very-long-bridge-name"},
+	} {
+		cfg.DataDir = t.TempDir()
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+	n, err := New(Config{PodCIDR: "10.1.2.0/24", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Gateway().String() != "10.1.2.1" || n.Config().BridgeName != DefaultBridge {
+		t.Errorf("gateway %s bridge %s", n.Gateway(), n.Config().BridgeName)
+	}
+	if !strings.Contains(string(n.ConfList()), `"host-local"`) {
+		t.Errorf("conflist: %s", n.ConfList())
+	}
+	if _, err := n.CreateNetNS("../x"); err == nil {
+		t.Error("CreateNetNS accepted a path")
+	}
+}
+
+func TestHostPort(t *testing.T) {
+	n := newTestNetwork(t, "10.244.252.0/24")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := fmt.Sprintf("berth-nt-hp-%d", os.Getpid())
+	t.Cleanup(func() {
+		n.Teardown(context.Background(), name, n.NetNSPath(name))
+		n.DeleteNetNS(name)
+	})
+	path, err := n.CreateNetNS(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostPort := int32(20000 + os.Getpid()%10000)
+	if _, err := n.Setup(ctx, name, path, PortMapping{HostPort: hostPort, ContainerPort: 8080, Protocol: "tcp"}); err != nil {
+		t.Fatal(err)
+	}
+	www := t.TempDir()
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("hi from the pod\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := exec.Command("ip", "netns", "exec", name, "busybox", "httpd", "-f", "-p", "8080", "-h", www)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+
+	url := fmt.Sprintf("http://%s:%d/index.html", n.Gateway(), hostPort)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != "hi from the pod\n" {
+				t.Errorf("GET %s = %q", url, b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s through the hostPort: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := n.Teardown(ctx, name, path); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "iptables", "-t", "nat", "-S"); strings.Contains(out, name) {
+		t.Errorf("NAT rules of %s left after Teardown:\n%s", name, out)
+	}
+}
