@@ -1,0 +1,465 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/schemas"
+)
+
+func TestHelloPod(t *testing.T) {
+	need(t)
+	t.Parallel()
+	pod := testPod("hello-1", Container{
+		Spec: schemas.Container{Name: "web", Image: env.hello},
+		Env:  []string{"VERSION=v1"},
+	})
+	stopAtEnd(t, pod.PodRef)
+	start := time.Now()
+	st := ensure(t, pod)
+	t.Logf("pod running in %s: ip %s", time.Since(start).Round(time.Millisecond), st.IP)
+	if st.IP == "" || st.Containers[0].State != StateRunning || st.Containers[0].PID == 0 {
+		t.Fatalf("status %+v", st)
+	}
+
+	// From the host, over the bridge, to the pod's own address.
+	url := "http://" + net.JoinHostPort(st.IP, "8080") + "/"
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body != "hello-1 v1\n" {
+		t.Errorf("GET / = %q, want pod name and VERSION", body)
+	}
+
+	// Exec, as exec probes use it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if code, err := env.rt.Exec(ctx, pod.PodRef, "web", []string{"sh", "-c", "exit 3"}); err != nil || code != 3 {
+		t.Errorf("exec exit 3 = %d, %v", code, err)
+	}
+	if _, err := env.rt.Exec(ctx, pod.PodRef, "web", []string{"/no/such/binary"}); err == nil {
+		t.Error("exec of a missing binary succeeded")
+	} else {
+		t.Logf("exec missing binary: %v", err)
+	}
+	if code, out := exec1(t, pod.PodRef, "web", "cat", "/etc/hostname", "/etc/hosts"); code != 0 || !strings.Contains(out, st.IP+"\thello-1") {
+		t.Errorf("hostname/hosts: %d %q", code, out)
+	}
+
+	// Logs: the server's start line, and follow returns when ctx ends.
+	var logs bytes.Buffer
+	if err := env.rt.Logs(ctx, pod.PodRef, "web", false, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "hello: listening") {
+		t.Errorf("logs = %q", logs.String())
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer fcancel()
+	if err := env.rt.Logs(fctx, pod.PodRef, "web", true, io.Discard); err != nil {
+		t.Errorf("follow: %v", err)
+	}
+	if err := env.rt.Logs(ctx, pod.PodRef, "nope", false, io.Discard); err == nil {
+		t.Error("logs of a missing container succeeded")
+	}
+
+	// hello exits 0 on SIGTERM, long before the grace period ends.
+	start = time.Now()
+	if err := env.rt.StopPod(ctx, pod.PodRef, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("StopPod took %s for a process that exits on SIGTERM", d)
+	}
+	if _, ok, _ := env.rt.Status(ctx, pod.PodRef); ok {
+		t.Error("pod still there after StopPod")
+	}
+	if _, err := os.Stat(env.net.NetNSPath(netnsName(podKey(pod.PodRef)))); !os.IsNotExist(err) {
+		t.Errorf("netns left after StopPod: %v", err)
+	}
+	if err := env.rt.StopPod(ctx, pod.PodRef, time.Second); err != nil {
+		t.Errorf("second StopPod: %v", err)
+	}
+}
+
+func TestContainersShareNetwork(t *testing.T) {
+	need(t)
+	t.Parallel()
+	pod := testPod("shared-1",
+		Container{Spec: schemas.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v2"}},
+		Container{Spec: schemas.Container{Name: "sidecar", Image: env.busybox, Command: []string{"sleep", "3600"}}},
+	)
+	stopAtEnd(t, pod.PodRef)
+	st := ensure(t, pod)
+	for _, c := range st.Containers {
+		if c.State != StateRunning {
+			t.Fatalf("container %s: %+v", c.Name, c)
+		}
+	}
+	var out string
+	for range 100 {
+		var code int
+		if code, out = exec1(t, pod.PodRef, "sidecar", "wget", "-qO-", "http://127.0.0.1:8080/"); code == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out != "shared-1 v2" {
+		t.Errorf("sidecar got %q from localhost:8080", out)
+	}
+}
+
+func TestPullErrors(t *testing.T) {
+	need(t)
+	t.Parallel()
+	// A port nothing listens on: a registry that is down.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+
+	for _, tc := range []struct {
+		name, image, want string
+	}{
+		{"unknown-image", env.registry.Ref("nope:v1"), "not found"},
+		{"registry-down", down + "/hello:v1", "connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := testPod("pull-"+tc.name, Container{Spec: schemas.Container{Name: "c", Image: tc.image}})
+			stopAtEnd(t, pod.PodRef)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			st, err := env.rt.EnsurePod(ctx, pod)
+			var ce *ContainerError
+			if !errors.As(err, &ce) || ce.Reason != ReasonErrImagePull {
+				t.Fatalf("err = %v, want a ContainerError ErrImagePull", err)
+			}
+			c := st.Containers[0]
+			t.Logf("after %s: %s: %s", time.Since(start).Round(time.Millisecond), c.Reason, c.Message)
+			if c.State != StateWaiting || c.Reason != ReasonErrImagePull || !strings.Contains(c.Message, tc.want) {
+				t.Errorf("status %+v, want waiting ErrImagePull mentioning %q", c, tc.want)
+			}
+			// Retried at once it backs off instead of pulling again.
+			st, err = env.rt.EnsurePod(ctx, pod)
+			if err != nil || st.Containers[0].Reason != ReasonImagePullBackOff {
+				t.Errorf("second EnsurePod: %v, %+v", err, st.Containers[0])
+			}
+			if ls, ok, _ := env.rt.Status(ctx, pod.PodRef); !ok || ls.Container("c") == nil || ls.Container("c").Reason != ReasonImagePullBackOff {
+				t.Errorf("Status: %+v", ls)
+			}
+		})
+	}
+}
+
+func TestCommandNotFound(t *testing.T) {
+	need(t)
+	t.Parallel()
+	pod := testPod("nocmd-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"/no/such/binary"}}})
+	stopAtEnd(t, pod.PodRef)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := env.rt.EnsurePod(ctx, pod)
+	var ce *ContainerError
+	if !errors.As(err, &ce) || ce.Reason != ReasonStartError {
+		t.Fatalf("err = %v, want a StartError", err)
+	}
+	c := st.Containers[0]
+	t.Logf("status: %s %s exit %d: %s", c.State, c.Reason, c.ExitCode, c.Message)
+	if c.State != StateExited || c.ExitCode != 128 || !strings.Contains(c.Message, "/no/such/binary") {
+		t.Errorf("status %+v", c)
+	}
+	// The failure is recorded on the container: a fresh look sees it too.
+	if ls, _, _ := env.rt.Status(ctx, pod.PodRef); ls.Container("c") == nil || ls.Container("c").Reason != ReasonStartError {
+		t.Errorf("Status: %+v", ls)
+	}
+	// First restart is immediate (and fails again); then it backs off.
+	st, _ = env.rt.EnsurePod(ctx, pod)
+	if c := st.Containers[0]; c.Restarts != 1 || c.Reason != ReasonStartError {
+		t.Errorf("after first restart: %+v", c)
+	}
+	st, err = env.rt.EnsurePod(ctx, pod)
+	if c := st.Containers[0]; err != nil || c.State != StateWaiting || c.Reason != ReasonCrashLoopBackOff || c.LastReason != ReasonStartError {
+		t.Errorf("backing off: %v %+v", err, c)
+	}
+}
+
+func TestRestartPolicyAndLogs(t *testing.T) {
+	need(t)
+	t.Parallel()
+	crash := Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"sh", "-c", "echo run; exit 2"}}}
+	pod := testPod("crash-1", crash)
+	stopAtEnd(t, pod.PodRef)
+	ensure(t, pod)
+	exited := func(s PodStatus) bool { c := s.Container("c"); return c != nil && c.ExitCode == 2 }
+	waitFor(t, pod.PodRef, "exit", exited)
+	for restarts := 1; restarts <= 3; restarts++ {
+		st := ensure(t, pod)
+		c := st.Containers[0]
+		if c.Reason == ReasonCrashLoopBackOff {
+			if c.NextRestart.IsZero() || time.Until(c.NextRestart) > 2*time.Second {
+				t.Fatalf("back-off %+v", c)
+			}
+			time.Sleep(time.Until(c.NextRestart))
+			st = ensure(t, pod)
+			c = st.Containers[0]
+		}
+		if c.Restarts != restarts {
+			t.Fatalf("restarts = %d, want %d (%+v)", c.Restarts, restarts, c)
+		}
+		waitFor(t, pod.PodRef, "exit", func(s PodStatus) bool { c := s.Container("c"); return c.Restarts == restarts && c.ExitCode == 2 })
+	}
+	var logs bytes.Buffer
+	if err := env.rt.Logs(context.Background(), pod.PodRef, "c", false, &logs); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "run\n"); n != 4 {
+		t.Errorf("logs have %d runs, want 4: %q", n, logs.String())
+	}
+
+	// Never: an exit is final. OnFailure: a clean exit is final.
+	never := testPod("crash-never", crash)
+	never.RestartPolicy = RestartNever
+	stopAtEnd(t, never.PodRef)
+	ensure(t, never)
+	waitFor(t, never.PodRef, "exit", exited)
+	if c := ensure(t, never).Containers[0]; c.State != StateExited || c.Reason != ReasonError || c.Restarts != 0 {
+		t.Errorf("Never: %+v", c)
+	}
+	ok := testPod("done-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"true"}}})
+	ok.RestartPolicy = RestartOnFailure
+	stopAtEnd(t, ok.PodRef)
+	ensure(t, ok)
+	waitFor(t, ok.PodRef, "exit", func(s PodStatus) bool { c := s.Container("c"); return c != nil && c.State == StateExited })
+	if c := ensure(t, ok).Containers[0]; c.State != StateExited || c.Reason != ReasonCompleted || c.Restarts != 0 {
+		t.Errorf("OnFailure after exit 0: %+v", c)
+	}
+}
+
+func TestStopPodGrace(t *testing.T) {
+	need(t)
+	t.Parallel()
+	pod := testPod("stubborn-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox,
+		Command: []string{"sh", "-c", `trap "echo got TERM" TERM; echo ready; while true; do sleep 0.1; done`}}})
+	stopAtEnd(t, pod.PodRef)
+	ensure(t, pod)
+	var logs bytes.Buffer
+	for !strings.Contains(logs.String(), "ready") {
+		logs.Reset()
+		env.rt.Logs(context.Background(), pod.PodRef, "c", false, &logs)
+		time.Sleep(20 * time.Millisecond)
+	}
+	key := podKey(pod.PodRef)
+	const grace = 1500 * time.Millisecond
+	start := time.Now()
+	if err := env.rt.StopPod(context.Background(), pod.PodRef, grace); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("StopPod with grace %s took %s", grace, took.Round(time.Millisecond))
+	if took < grace || took > grace+5*time.Second {
+		t.Errorf("StopPod took %s with grace %s", took, grace)
+	}
+	if n := countContainers(t, key); n != 0 {
+		t.Errorf("%d containerd containers left", n)
+	}
+	if _, err := os.Stat(filepath.Join(env.rt.dataDir, "pods", key)); !os.IsNotExist(err) {
+		t.Errorf("pod dir left: %v", err)
+	}
+}
+
+func TestAdoptionAfterRestart(t *testing.T) {
+	need(t)
+	t.Parallel()
+	pod := testPod("adopt-1", Container{Spec: schemas.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v3"}})
+	stopAtEnd(t, pod.PodRef)
+	first := ensure(t, pod)
+
+	// A second Runtime on the same containerd and data dir: the agent after
+	// a restart.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rt2, err := New(ctx, env.daemon.Address(), env.rt.dataDir, env.net, WithNamespace(env.rt.Namespace()), WithBackoff(testBackof, 2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt2.Close()
+	pods, err := rt2.ListPods(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *PodStatus
+	for i := range pods {
+		if pods[i].PodRef == pod.PodRef {
+			found = &pods[i]
+		}
+	}
+	if found == nil {
+		t.Fatalf("ListPods after restart does not have %s: %+v", pod.PodRef, pods)
+	}
+	if found.IP != first.IP || len(found.Containers) != 1 || found.Containers[0].ID != first.Containers[0].ID ||
+		found.Containers[0].State != StateRunning {
+		t.Errorf("adopted %+v, created %+v", *found, first)
+	}
+	again, err := rt2.EnsurePod(ctx, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.IP != first.IP || again.Containers[0].PID != first.Containers[0].PID || again.Containers[0].Restarts != 0 {
+		t.Errorf("EnsurePod after restart changed the pod: %+v, was %+v", again, first)
+	}
+	if n := countContainers(t, podKey(pod.PodRef)); n != 2 { // sandbox + web
+		t.Errorf("%d containerd containers for the pod, want 2", n)
+	}
+}
+
+func TestSecurityResourcesMounts(t *testing.T) {
+	need(t)
+	t.Parallel()
+	cfgDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfgDir, "key"), []byte("value"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uid, gid, yes := int64(1000), int64(2000), true
+	pod := testPod("secure-1", Container{
+		Spec: schemas.Container{
+			Name: "c", Image: env.busybox, Command: []string{"sleep", "3600"}, WorkingDir: "/tmp",
+			Resources: schemas.ResourceRequirements{Limits: schemas.ResourceList{CPU: "500m", Memory: "64Mi"}},
+			SecurityContext: &schemas.SecurityContext{
+				RunAsUser: &uid, RunAsGroup: &gid, ReadOnlyRootFilesystem: &yes,
+				Capabilities: &schemas.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}},
+			},
+		},
+		Mounts: []Mount{{HostPath: cfgDir, ContainerPath: "/config", ReadOnly: true}},
+		Env:    []string{"FROM_CONFIGMAP=hello"},
+	})
+	stopAtEnd(t, pod.PodRef)
+	ensure(t, pod)
+	for _, tc := range []struct {
+		cmd  string
+		code int
+		out  string
+	}{
+		{"id -u; id -g", 0, "1000\n2000"},
+		{"pwd", 0, "/tmp"},
+		{"echo $FROM_CONFIGMAP", 0, "hello"},
+		{"cat /config/key", 0, "value"},
+		{"cat /sys/fs/cgroup/memory/memory.limit_in_bytes", 0, "67108864"},
+		{"cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares", 0, "50000\n512"},
+		// As in Kubernetes, a non-root user gets no effective capabilities;
+		// the bounding set shows what was added and dropped.
+		{"grep CapBnd /proc/self/status", 0, "CapBnd:\t0000000000000400"},
+		{"touch /x 2>/dev/null", 1, ""},
+		{"touch /config/x 2>/dev/null", 1, ""},
+	} {
+		code, out := exec1(t, pod.PodRef, "c", "sh", "-c", tc.cmd)
+		if code != tc.code || out != tc.out {
+			t.Errorf("%s: %d %q, want %d %q", tc.cmd, code, out, tc.code, tc.out)
+		}
+	}
+
+	// Privileged: the agent's own capabilities and the host's devices.
+	priv := testPod("privileged-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"sleep", "3600"},
+		SecurityContext: &schemas.SecurityContext{Privileged: &yes}}})
+	stopAtEnd(t, priv.PodRef)
+	ensure(t, priv)
+	status, _ := os.ReadFile("/proc/self/status")
+	var hostCaps string
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "CapEff:") {
+			hostCaps = line
+		}
+	}
+	if _, out := exec1(t, priv.PodRef, "c", "grep", "CapEff", "/proc/self/status"); out != hostCaps {
+		t.Errorf("privileged caps %q, host %q", out, hostCaps)
+	}
+	// /dev/kmsg is on every host and in no unprivileged container.
+	if _, err := os.Stat("/dev/kmsg"); err == nil {
+		if code, _ := exec1(t, priv.PodRef, "c", "ls", "/dev/kmsg"); code != 0 {
+			t.Error("privileged container does not see the host's /dev/kmsg")
+		}
+		if code, _ := exec1(t, pod.PodRef, "c", "ls", "/dev/kmsg"); code == 0 {
+			t.Error("unprivileged container sees the host's /dev/kmsg")
+		}
+	}
+
+	// runAsNonRoot with an image that runs as root is refused before
+	// anything runs.
+	root := testPod("nonroot-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"true"},
+		SecurityContext: &schemas.SecurityContext{RunAsNonRoot: &yes}}})
+	stopAtEnd(t, root.PodRef)
+	st, err := env.rt.EnsurePod(context.Background(), root)
+	var ce *ContainerError
+	if !errors.As(err, &ce) || ce.Reason != ReasonCreateConfigError || st.Containers[0].Reason != ReasonCreateConfigError {
+		t.Errorf("runAsNonRoot as root: %v %+v", err, st.Containers)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	want := []time.Duration{0, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second}
+	for i, w := range want {
+		if got := Backoff(i); got != w {
+			t.Errorf("Backoff(%d) = %s, want %s", i, got, w)
+		}
+	}
+	if got := Backoff(1000); got != DefaultBackoffMax {
+		t.Errorf("Backoff(1000) = %s", got)
+	}
+}
+
+// TestDaemonRestart restarts containerd under a running pod, as a package
+// upgrade does: the pod keeps running and the runtime keeps seeing it. It
+// is not parallel, so no other test runs while containerd is down.
+func TestDaemonRestart(t *testing.T) {
+	need(t)
+	pod := testPod("survivor-1", Container{Spec: schemas.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v4"}})
+	stopAtEnd(t, pod.PodRef)
+	before := ensure(t, pod)
+
+	if err := env.daemon.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := StartContainerd(ctx, env.daemon.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.daemon = d
+
+	// The runtime's client reconnects by itself.
+	after := waitFor(t, pod.PodRef, "running after the restart", func(s PodStatus) bool {
+		c := s.Container("web")
+		return c != nil && c.State == StateRunning
+	})
+	if after.Containers[0].PID != before.Containers[0].PID || after.IP != before.IP {
+		t.Errorf("after containerd restart %+v, before %+v", after, before)
+	}
+	again := ensure(t, pod)
+	if again.Containers[0].PID != before.Containers[0].PID {
+		t.Errorf("EnsurePod after containerd restart replaced the container: %+v", again)
+	}
+}
