@@ -1,0 +1,71 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/nodes/proxy"
+	"github.com/berth/berth/reconcile"
+)
+
+// ServiceSource is the API as the service proxy loop needs it.
+type ServiceSource interface {
+	Services(ctx context.Context, w *api.Watch) ([]reconcile.ServiceView, uint64, error)
+}
+
+// ServiceSyncer renders Services into nftables.
+type ServiceSyncer interface {
+	Sync(services []proxy.Service) error
+}
+
+// RunServiceProxy watches the Services and their ready endpoints and
+// renders every change, as kube-proxy does, until ctx ends. A failed sync
+// is retried at the next change or after retry.
+func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, log *slog.Logger) error {
+	const retry = 2 * time.Second
+	var index uint64
+	for ctx.Err() == nil {
+		views, idx, err := src.Services(ctx, &api.Watch{Index: index, Wait: 30 * time.Second})
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("watching services", "err", err)
+				sleepCtx(ctx, retry)
+			}
+			continue
+		}
+		if err := p.Sync(toProxy(views)); err != nil {
+			log.Error("rendering services into nftables", "err", err)
+			sleepCtx(ctx, retry)
+			continue
+		}
+		index = idx
+	}
+	return ctx.Err()
+}
+
+func toProxy(views []reconcile.ServiceView) []proxy.Service {
+	out := make([]proxy.Service, 0, len(views))
+	for _, v := range views {
+		s := proxy.Service{Namespace: v.Namespace, Name: v.Name, ClusterIP: v.ClusterIP}
+		for _, p := range v.Ports {
+			sp := proxy.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port, NodePort: p.NodePort}
+			for _, e := range p.Endpoints {
+				sp.Endpoints = append(sp.Endpoints, proxy.Endpoint{IP: e.IP, Port: e.Port})
+			}
+			s.Ports = append(s.Ports, sp)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
