@@ -61,23 +61,26 @@ func ServiceIPs(s *store.State, d *Desired, cidr netip.Prefix) []store.Command {
 // ServiceView is a Service as a node's proxy renders it: its ClusterIP and,
 // per port, the ready endpoints.
 type ServiceView struct {
-	Namespace, Name, Type, ClusterIP string
-	Ports                            []PortView
+	Namespace string     `json:"namespace"`
+	Name      string     `json:"name"`
+	Type      string     `json:"type"`
+	ClusterIP string     `json:"clusterIP"`
+	Ports     []PortView `json:"ports"`
 }
 
 // PortView is one port of a ServiceView.
 type PortView struct {
-	Name      string
-	Protocol  string
-	Port      int32
-	NodePort  int32
-	Endpoints []Endpoint
+	Name      string     `json:"name,omitempty"`
+	Protocol  string     `json:"protocol"`
+	Port      int32      `json:"port"`
+	NodePort  int32      `json:"nodePort,omitempty"`
+	Endpoints []Endpoint `json:"endpoints"`
 }
 
 // Endpoint is a ready pod's address for one service port.
 type Endpoint struct {
-	IP   string
-	Port int32
+	IP   string `json:"ip"`
+	Port int32  `json:"port"`
 }
 
 // Services computes what every node's proxy should render: for each Service

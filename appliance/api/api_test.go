@@ -110,7 +110,7 @@ func TestMalformedRequests(t *testing.T) {
 func TestAgentFlow(t *testing.T) {
 	c, b := newTestAPI(t)
 	ctx := context.Background()
-	if err := c.RegisterNode(ctx, store.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil {
+	if n, err := c.RegisterNode(ctx, store.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil || n.PodCIDR == "" {
 		t.Fatal(err)
 	}
 	cm := schemas.ConfigMap{Data: map[string]string{"k": "v"}}

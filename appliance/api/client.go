@@ -86,12 +86,7 @@ func (c *Client) do(ctx context.Context, method, path string, w *Watch, body, ou
 	defer resp.Body.Close()
 	index, _ := strconv.ParseUint(resp.Header.Get("X-Berth-Index"), 10, 64)
 	if resp.StatusCode >= 300 {
-		var e struct{ Error string }
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return index, &Error{Code: resp.StatusCode, Message: e.Error}
+		return index, responseError(resp)
 	}
 	if out == nil {
 		return index, nil
@@ -146,9 +141,12 @@ func (c *Client) NodePods(ctx context.Context, node string, w *Watch) (NodeAssig
 	return get[NodeAssignment](ctx, c, "/v1/nodes/"+url.PathEscape(node)+"/pods", w)
 }
 
-func (c *Client) RegisterNode(ctx context.Context, n store.Node) error {
-	_, err := c.do(ctx, http.MethodPost, "/v1/nodes", nil, n, nil)
-	return err
+// RegisterNode adds or updates the node and returns it as the masters keep
+// it, with its pod CIDR.
+func (c *Client) RegisterNode(ctx context.Context, n store.Node) (store.Node, error) {
+	var out store.Node
+	_, err := c.do(ctx, http.MethodPost, "/v1/nodes", nil, n, &out)
+	return out, err
 }
 
 func (c *Client) Heartbeat(ctx context.Context, node string) error {
@@ -161,7 +159,48 @@ func (c *Client) SetPodStatus(ctx context.Context, namespace, name string, st st
 	return err
 }
 
+// Logs copies a container's log to w; with follow it goes on until ctx
+// ends or the container is gone. The master relays it from the pod's node.
+func (c *Client) Logs(ctx context.Context, namespace, name, container string, follow bool, w io.Writer) error {
+	q := url.Values{}
+	if container != "" {
+		q.Set("container", container)
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	path := "/v1/pods/" + url.PathEscape(namespace) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return responseError(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
 func (c *Client) DeletePod(ctx context.Context, namespace, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/pods/"+url.PathEscape(namespace)+"/"+url.PathEscape(name), nil, nil, nil)
 	return err
+}
+
+// responseError reads an error response: {"error": "..."} or plain text.
+func responseError(resp *http.Response) error {
+	var e struct{ Error string }
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+	}
+	return &Error{Code: resp.StatusCode, Message: e.Error}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -61,6 +62,8 @@ type Server struct {
 	reg     *prometheus.Registry
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
+	// nodeClient reaches the agents (for logs).
+	nodeClient *http.Client
 }
 
 // maxBody bounds request bodies; the largest is a pod status.
@@ -74,7 +77,8 @@ func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), reg: prometheus.NewRegistry(),
+		nodeClient: &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}}}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_api_requests_total", Help: "API requests by route and status code."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_api_request_seconds", Help: "API latency by route (blocking queries included).", Buckets: prometheus.DefBuckets}, []string{"route"})
 	s.reg.MustRegister(s.reqs, s.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -93,6 +97,7 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /v1/pods", s.pods)
 	s.route("PUT /v1/pods/{namespace}/{name}/status", s.podStatus)
 	s.route("DELETE /v1/pods/{namespace}/{name}", s.deletePod)
+	s.mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.logs)
 	s.route("GET /v1/deployments", s.deployments)
 	s.route("GET /v1/services", s.services)
 	return s

@@ -112,6 +112,12 @@ disabled_plugins = [
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
+	// A daemon left running by a killed berth still owns root and state:
+	// stop it, as a restart of the system's containerd would. Its
+	// containers live on in their shims and are adopted by the new one.
+	if err := stopStale(filepath.Join(dir, "containerd.pid")); err != nil {
+		return nil, fmt.Errorf("containerd: %w", err)
+	}
 	// A socket file left by a killed daemon would make us talk to nothing.
 	os.Remove(address)
 
@@ -226,4 +232,51 @@ func SnapshotterFor(dir string) string {
 		return "native"
 	}
 	return "overlayfs"
+}
+
+// stopStale stops the containerd whose pid the file names, if that process
+// is still a containerd, waiting up to 10 s before SIGKILL.
+func stopStale(pidFile string) error {
+	b, err := os.ReadFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return nil // not ours to interpret; the new daemon overwrites it
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "containerd" {
+		return nil // gone, or the pid was reused by something else
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if !alive(pid) {
+			return nil
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for range 100 {
+		if !alive(pid) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("stale containerd (pid %d) does not exit", pid)
+}
+
+// alive reports whether pid runs; a zombie (exited, not yet reaped by
+// whoever inherited it) does not.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may
+	// itself contain spaces or parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }

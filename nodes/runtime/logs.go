@@ -23,7 +23,7 @@ func (r *Runtime) Logs(ctx context.Context, pod PodRef, container string, follow
 	f, err := os.Open(r.logPath(key, container))
 	if errors.Is(err, os.ErrNotExist) {
 		if _, err := r.client.LoadContainer(ctx, containerID(key, container)); err != nil {
-			return fmt.Errorf("runtime: pod %s has no container %q", pod, container)
+			return fmt.Errorf("runtime: pod %s has no container %q: %w", pod, container, errdefs.ErrNotFound)
 		}
 		return nil // created, not started yet: no output
 	}

@@ -576,6 +576,31 @@ func (r *Runtime) StopPod(ctx context.Context, pod PodRef, grace time.Duration) 
 	return nil
 }
 
+// StopContainer stops one container's process (SIGTERM, SIGKILL after
+// grace) and leaves the container in place, so that the next EnsurePod
+// restarts it under the pod's restart policy and back-off: what the
+// kubelet does when a liveness probe fails.
+func (r *Runtime) StopContainer(ctx context.Context, pod PodRef, container string, grace time.Duration) error {
+	ctx = r.withLog(ctx)
+	key := podKey(pod)
+	defer r.lockPod(key)()
+	c, err := r.client.LoadContainer(ctx, containerID(key, container))
+	if err != nil {
+		return fmt.Errorf("runtime: stop container %s/%s: %w", pod, container, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runtime: stop container %s/%s: %w", pod, container, err)
+	}
+	if err := stopTask(ctx, task, grace); err != nil {
+		return fmt.Errorf("runtime: stop container %s/%s: %w", pod, container, err)
+	}
+	return nil
+}
+
 func (r *Runtime) removePod(ctx context.Context, key string, grace time.Duration) error {
 	recs, err := r.podContainers(ctx, key)
 	if err != nil {

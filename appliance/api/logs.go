@@ -1,0 +1,83 @@
+package api
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// logs relays a container's log from the agent of the pod's node, as the
+// Kubernetes API server does from the kubelet: logs stay on the node, and
+// people ask the masters. It streams, so it is not a JSON route.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
+	fail := func(code int, format string, args ...any) {
+		writeJSON(w, code, map[string]string{"error": errorf(code, format, args...).Error()})
+	}
+	if !s.authorized(r) {
+		s.cfg.Logger.Warn("request denied", "route", "logs", "remote", r.RemoteAddr)
+		fail(http.StatusUnauthorized, "missing or invalid bearer token")
+		return
+	}
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	st := s.cfg.Backend.State()
+	p, ok := st.Pods[ns+"/"+name]
+	if !ok {
+		fail(http.StatusNotFound, "no pod %s/%s", ns, name)
+		return
+	}
+	if p.NodeName == "" {
+		fail(http.StatusBadRequest, "pod %s/%s is not scheduled to a node yet", ns, name)
+		return
+	}
+	n := st.Nodes[p.NodeName]
+	if n == nil || n.Address == "" {
+		fail(http.StatusBadGateway, "node %s has no agent address to fetch logs from", p.NodeName)
+		return
+	}
+	q := url.Values{}
+	for _, k := range []string{"container", "follow"} {
+		if v := r.URL.Query().Get(k); v != "" {
+			q.Set(k, v)
+		}
+	}
+	target := "http://" + n.Address + "/v1/pods/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
+	if err != nil {
+		fail(http.StatusInternalServerError, "%v", err)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
+	resp, err := s.nodeClient.Do(req)
+	if err != nil {
+		fail(http.StatusBadGateway, "node %s: %v", p.NodeName, err)
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.WriteHeader(resp.StatusCode)
+	flushCopy(w, resp.Body)
+}
+
+// flushCopy copies src to w, flushing after every read so that a followed
+// log reaches the reader line by line.
+func flushCopy(w http.ResponseWriter, src io.Reader) {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// nodeDialTimeout bounds connecting to an agent; a followed log itself may
+// stream for as long as the client wants.
+const nodeDialTimeout = 5 * time.Second
