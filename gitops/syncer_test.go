@@ -7,10 +7,12 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/go-git/go-git/v5"
@@ -620,4 +622,23 @@ func storeObject(t *testing.T, repo *git.Repository, o interface {
 		t.Fatal(err)
 	}
 	return h
+}
+
+func TestInitRepo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	fsys := fstest.MapFS{"app.yaml": {Data: []byte("a: 1\n")}, "sub/b.yaml": {Data: []byte("b: 2\n")}}
+	commit, err := InitRepo(dir, fsys, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("git", "-C", dir, "log", "--format=%H %s", DefaultBranch).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != commit+" first" {
+		t.Fatalf("git log: %s %v", out, err)
+	}
+	if out, _ := exec.Command("git", "-C", dir, "status", "--porcelain").CombinedOutput(); len(out) != 0 {
+		t.Fatalf("work tree not clean: %s", out)
+	}
+	if _, err := InitRepo(dir, fsys, "again"); err == nil {
+		t.Fatal("InitRepo over an existing dir succeeded")
+	}
 }

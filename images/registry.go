@@ -66,14 +66,21 @@ func (r *Registry) Ref(repoTag string) string {
 // or already starts with Host(). It returns the full reference.
 func (r *Registry) Push(ctx context.Context, ref string, img v1.Image) (string, error) {
 	full := r.Ref(ref)
-	tag, err := name.ParseReference(full, name.Insecure)
+	return full, Push(ctx, full, img)
+}
+
+// Push uploads img to a full reference (host/repo:tag), over plain HTTP
+// when the registry is on loopback, as go-containerregistry decides for
+// insecure references.
+func Push(ctx context.Context, ref string, img v1.Image) error {
+	tag, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("push %s: %w", full, err)
+		return fmt.Errorf("push %s: %w", ref, err)
 	}
-	return full, nil
+	return nil
 }
 
 // Close stops serving. Pulls in flight fail, which tests use to simulate a

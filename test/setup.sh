@@ -15,6 +15,8 @@ packages=(
 	"nftables:nft"
 	"iproute2:ip"
 	"busybox-static:busybox"
+	"docker-registry:docker-registry"
+	"curl:curl"
 )
 
 missing=()

@@ -47,6 +47,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd())
+	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
+		newUpCmd(), newAgentCmd(), newLogsCmd())
 	return root
 }

@@ -60,12 +60,3 @@ func toProxy(views []reconcile.ServiceView) []proxy.Service {
 	}
 	return out
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}

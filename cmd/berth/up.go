@@ -1,0 +1,189 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth/berth/appliance"
+	"github.com/berth/berth/examples"
+	"github.com/berth/berth/gitops"
+	"github.com/berth/berth/nodes"
+)
+
+// nodeFlags are the worker's flags, shared by `berth up` and `berth agent`.
+type nodeFlags struct {
+	name, containerd, listen, advertise string
+	insecureRegistries                  []string
+	labels                              map[string]string
+}
+
+func (f *nodeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.name, "node-name", "", "node name (default: the host name)")
+	cmd.Flags().StringVar(&f.containerd, "containerd", "", "containerd socket (default: start a private containerd under the data dir)")
+	cmd.Flags().StringVar(&f.listen, "agent-listen", ":10250", "address of the agent's API (logs), which the masters call")
+	cmd.Flags().StringVar(&f.advertise, "agent-advertise", "", "address the masters reach the agent's API at (default: from --agent-listen)")
+	cmd.Flags().StringSliceVar(&f.insecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain HTTP; repeatable")
+	cmd.Flags().StringToStringVar(&f.labels, "node-label", nil, "extra node label key=value; repeatable")
+}
+
+func (f *nodeFlags) config(dataDir, server, token string, log *slog.Logger) nodes.Config {
+	return nodes.Config{Name: f.name, DataDir: dataDir, Server: server, Token: token, Containerd: f.containerd,
+		Listen: f.listen, Advertise: f.advertise, PlainHTTPRegistries: f.insecureRegistries, Labels: f.labels, Logger: log}
+}
+
+func newUpCmd() *cobra.Command {
+	var (
+		repo, branch, path, dataDir, listen, raftAddr string
+		poll                                          time.Duration
+		node                                          nodeFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a whole cluster on this machine: one master, an agent, the service proxy, containerd",
+		Long: `up runs a one-member master, a local agent, the service proxy and (unless
+--containerd names a socket) a private containerd, all under --data.
+
+With no --repo it copies the hello example into a new git repository under
+the data dir and follows it: edit, commit, and watch the cluster follow.
+It writes an admin client config to DATA/admin.conf.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&repo, "repo", "", "config repository: path, file:// or http(s):// URL (default: a new repo with the hello example)")
+	cmd.Flags().StringVar(&branch, "branch", "", "branch to follow (default: the remote's HEAD)")
+	cmd.Flags().StringVar(&path, "path", "", "directory of the repository to read (default: its root)")
+	cmd.Flags().DurationVar(&poll, "poll", 15*time.Second, "how often to fetch the repository")
+	cmd.Flags().StringVar(&dataDir, "data", "/var/lib/berth", "data directory")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "API address")
+	cmd.Flags().StringVar(&raftAddr, "raft-addr", "127.0.0.1:7444", "Raft transport address")
+	node.add(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		dir, err := filepath.Abs(dataDir)
+		if err != nil {
+			return err
+		}
+		if repo == "" {
+			if repo, err = exampleRepo(dir); err != nil {
+				return &exitError{1, err}
+			}
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		m, err := appliance.Start(ctx, appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftAddr: raftAddr,
+			Repo: repo, Branch: branch, Path: path, Poll: poll, Logger: log})
+		if err != nil {
+			return &exitError{1, fmt.Errorf("master: %w", err)}
+		}
+		n, err := nodes.Start(ctx, node.config(filepath.Join(dir, "node"), m.URL(), m.AdminToken(), log))
+		if err != nil {
+			m.Close()
+			return &exitError{1, fmt.Errorf("node: %w", err)}
+		}
+		conf := filepath.Join(dir, "admin.conf")
+		if err := writeClientConfig(conf, clientConfig{Server: m.URL(), Token: m.AdminToken()}); err != nil {
+			n.Close()
+			m.Close()
+			return &exitError{1, err}
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  config repo:   %s\n  admin config:  %s\n  try:           berth --config %s get pods\n",
+			m.URL(), repo, conf, conf)
+		<-ctx.Done()
+		fmt.Fprintln(cmd.OutOrStdout(), "berth: stopping (pods keep running; the next `berth up` adopts them)")
+		return errors.Join(n.Close(), m.Close())
+	}
+	return cmd
+}
+
+// exampleRepo returns DATA/config, creating it from the hello example on
+// first use.
+func exampleRepo(dataDir string) (string, error) {
+	dir := filepath.Join(dataDir, "config")
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+		return dir, nil
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
+	}
+	hello, err := fs.Sub(examples.FS, "hello")
+	if err != nil {
+		return "", err
+	}
+	if _, err := gitops.InitRepo(dir, hello, "The hello example, from berth up"); err != nil {
+		return "", fmt.Errorf("creating the example repository: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "berth: created a config repository with the hello example in %s\n", dir)
+	return dir, nil
+}
+
+func newAgentCmd() *cobra.Command {
+	var (
+		server, token, dataDir string
+		node                   nodeFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "agent --server URL --token TOKEN",
+		Short: "Run a worker node: the agent, the service proxy and (by default) a private containerd",
+		Args:  cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&server, "server", "", "a master's API URL")
+	cmd.Flags().StringVar(&token, "token", "", "token for the masters' API")
+	cmd.Flags().StringVar(&dataDir, "data", "/var/lib/berth/node", "data directory")
+	node.add(cmd)
+	cmd.MarkFlagRequired("server")
+	cmd.MarkFlagRequired("token")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		n, err := nodes.Start(ctx, node.config(dataDir, server, token, log))
+		if err != nil {
+			return &exitError{1, err}
+		}
+		<-ctx.Done()
+		return n.Close()
+	}
+	return cmd
+}
+
+func newLogsCmd() *cobra.Command {
+	var (
+		namespace, container string
+		follow               bool
+	)
+	cmd := &cobra.Command{
+		Use:   "logs [NAMESPACE/]POD",
+		Short: "Print a container's log",
+		Args:  cobra.ExactArgs(1),
+	}
+	client := clientFlag(cmd)
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "the pod's namespace")
+	cmd.Flags().StringVarP(&container, "container", "c", "", "container (default: the pod's only one)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		pod := args[0]
+		if ns, name, ok := strings.Cut(pod, "/"); ok {
+			namespace, pod = ns, name
+		}
+		if err := c.Logs(ctx, namespace, pod, container, follow, cmd.OutOrStdout()); err != nil {
+			return &exitError{1, err}
+		}
+		return nil
+	}
+	return cmd
+}

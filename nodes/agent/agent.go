@@ -1,0 +1,279 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/nodes/runtime"
+)
+
+// Master is the masters' API as the agent uses it (api.Client has it).
+type Master interface {
+	RegisterNode(ctx context.Context, n store.Node) (store.Node, error)
+	Heartbeat(ctx context.Context, node string) error
+	NodePods(ctx context.Context, node string, w *api.Watch) (api.NodeAssignment, uint64, error)
+	SetPodStatus(ctx context.Context, namespace, name string, st store.PodStatus) error
+	DeletePod(ctx context.Context, namespace, name string) error
+}
+
+// Runtime is the container runtime as the agent drives it
+// (runtime.Runtime has it).
+type Runtime interface {
+	EnsurePod(ctx context.Context, pod runtime.Pod) (runtime.PodStatus, error)
+	StopPod(ctx context.Context, pod runtime.PodRef, grace time.Duration) error
+	StopContainer(ctx context.Context, pod runtime.PodRef, container string, grace time.Duration) error
+	ListPods(ctx context.Context) ([]runtime.PodStatus, error)
+	Exec(ctx context.Context, pod runtime.PodRef, container string, cmd []string) (int, error)
+	Logs(ctx context.Context, pod runtime.PodRef, container string, follow bool, w io.Writer) error
+}
+
+// Config wires an Agent.
+type Config struct {
+	// Node is what the agent registers: name, address of its log server,
+	// labels and capacity (see NodeInfo).
+	Node   store.Node
+	Master Master
+	// NewRuntime builds the runtime once the masters have given the node
+	// its pod CIDR, which the pod network needs.
+	NewRuntime func(ctx context.Context, podCIDR string) (Runtime, error)
+	// DataDir holds the pods' volumes.
+	DataDir string
+	// Heartbeat is the heartbeat period (default 5 s, a quarter of the
+	// masters' default grace).
+	Heartbeat time.Duration
+	// Resync is how often each pod is checked and probed even when nothing
+	// changed (default 1 s, the probes' resolution).
+	Resync time.Duration
+	// Retry is the pause after a failed call to the masters (default 1 s).
+	Retry  time.Duration
+	Logger *slog.Logger
+}
+
+// Agent runs the pods the masters bind to its node.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	rt      Runtime
+	workers map[string]*podWorker
+	// retiring are workers stopping a removed pod; a new pod of the same
+	// name waits for them, so a late StopPod never kills it.
+	retiring map[string]*podWorker
+	ready    chan struct{} // closed once the runtime is up
+}
+
+// New checks cfg and fills its defaults.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Node.Name == "" || cfg.Master == nil || cfg.NewRuntime == nil || cfg.DataDir == "" {
+		return nil, errors.New("agent: Node.Name, Master, NewRuntime and DataDir are required")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), workers: map[string]*podWorker{}, retiring: map[string]*podWorker{}, ready: make(chan struct{})}, nil
+}
+
+// Run registers the node, then heartbeats, watches the node's pods and
+// runs them until ctx ends. Pods keep running when it returns: stopping the
+// agent is not stopping the node's workloads, as with the kubelet.
+func (a *Agent) Run(ctx context.Context) error {
+	node, err := a.register(ctx)
+	if err != nil {
+		return err
+	}
+	rt, err := a.cfg.NewRuntime(ctx, node.PodCIDR)
+	if err != nil {
+		return fmt.Errorf("agent: runtime: %w", err)
+	}
+	a.mu.Lock()
+	a.rt = rt
+	a.mu.Unlock()
+	close(a.ready)
+	a.log.Info("node registered", "podCIDR", node.PodCIDR, "address", a.cfg.Node.Address)
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.heartbeat(ctx) }()
+	err = a.watch(ctx)
+	wg.Wait()
+	a.waitWorkers()
+	return err
+}
+
+// register retries until the masters answer: an agent may start first.
+func (a *Agent) register(ctx context.Context) (store.Node, error) {
+	for {
+		n, err := a.cfg.Master.RegisterNode(ctx, a.cfg.Node)
+		if err == nil {
+			return n, nil
+		}
+		a.log.Warn("registering node", "err", err)
+		if !sleepCtx(ctx, a.cfg.Retry) {
+			return store.Node{}, ctx.Err()
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context) {
+	t := time.NewTicker(a.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := a.cfg.Master.Heartbeat(ctx, a.cfg.Node.Name)
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
+			// The masters lost the node (a restored snapshot, a removed
+			// node): register again, keeping the same name.
+			_, err = a.cfg.Master.RegisterNode(ctx, a.cfg.Node)
+		}
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat", "err", err)
+		}
+	}
+}
+
+// watch follows the node's assignment with blocking queries and hands each
+// version to the pod workers.
+func (a *Agent) watch(ctx context.Context) error {
+	var index uint64
+	first := true
+	for ctx.Err() == nil {
+		asg, idx, err := a.cfg.Master.NodePods(ctx, a.cfg.Node.Name, &api.Watch{Index: index, Wait: 30 * time.Second})
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("watching pods", "err", err)
+				sleepCtx(ctx, a.cfg.Retry)
+			}
+			continue
+		}
+		if first {
+			// Whatever runs here that the masters no longer bind to this
+			// node (deleted while the agent was down) is stopped once.
+			a.stopOrphans(ctx, &asg)
+			first = false
+		}
+		a.dispatch(ctx, &asg)
+		index = idx
+	}
+	return ctx.Err()
+}
+
+// dispatch starts a worker for each new pod, updates the others, and stops
+// the workers of pods that left the assignment.
+func (a *Agent) dispatch(ctx context.Context, asg *api.NodeAssignment) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for key, w := range a.retiring {
+		select {
+		case <-w.done:
+			delete(a.retiring, key)
+		default:
+		}
+	}
+	seen := map[string]bool{}
+	for i := range asg.Pods {
+		p := &asg.Pods[i]
+		key := p.Key()
+		seen[key] = true
+		w := a.workers[key]
+		if w == nil || w.uid != podUID(p) {
+			if w != nil {
+				a.retire(key, w)
+			}
+			w = newPodWorker(ctx, a, p)
+			a.workers[key] = w
+			go w.run(a.retiring[key])
+		}
+		w.update(p, asg)
+	}
+	for key, w := range a.workers {
+		if !seen[key] {
+			a.retire(key, w)
+		}
+	}
+}
+
+func (a *Agent) retire(key string, w *podWorker) {
+	w.remove()
+	delete(a.workers, key)
+	a.retiring[key] = w
+}
+
+func (a *Agent) stopOrphans(ctx context.Context, asg *api.NodeAssignment) {
+	running, err := a.rt.ListPods(ctx)
+	if err != nil {
+		a.log.Warn("listing pods in the runtime", "err", err)
+		return
+	}
+	bound := map[string]bool{}
+	for _, p := range asg.Pods {
+		bound[p.Key()] = true
+	}
+	for _, p := range running {
+		if !bound[p.Namespace+"/"+p.Name] {
+			a.log.Info("stopping pod no longer bound to this node", "pod", p.PodRef)
+			if err := a.rt.StopPod(ctx, p.PodRef, runtime.DefaultGracePeriod); err != nil {
+				a.log.Warn("stopping pod", "pod", p.PodRef, "err", err)
+			}
+		}
+	}
+}
+
+// waitWorkers waits for the workers to return after cancellation.
+func (a *Agent) waitWorkers() {
+	a.mu.Lock()
+	var ws []*podWorker
+	for _, m := range []map[string]*podWorker{a.workers, a.retiring} {
+		for _, w := range m {
+			ws = append(ws, w)
+		}
+	}
+	a.mu.Unlock()
+	for _, w := range ws {
+		<-w.done
+	}
+}
+
+// runtime returns the runtime once Run has built it, or nil.
+func (a *Agent) runtime() Runtime {
+	select {
+	case <-a.ready:
+		return a.rt
+	default:
+		return nil
+	}
+}
+
+// sleepCtx sleeps d and reports whether ctx is still live.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

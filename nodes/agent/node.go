@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+
+	"github.com/berth/berth/appliance/store"
+)
+
+// NodeInfo describes this machine for registration: its capacity (all
+// CPUs, MemTotal) and the well-known labels Kubernetes nodes carry, plus
+// extra labels. address is where the agent's log server listens.
+func NodeInfo(name, address string, extra map[string]string) (store.Node, error) {
+	mem, err := memTotal("/proc/meminfo")
+	if err != nil {
+		return store.Node{}, err
+	}
+	labels := map[string]string{
+		"kubernetes.io/hostname": name,
+		"kubernetes.io/os":       goruntime.GOOS,
+		"kubernetes.io/arch":     goruntime.GOARCH,
+	}
+	for k, v := range extra {
+		labels[k] = v
+	}
+	return store.Node{Name: name, Address: address, Labels: labels,
+		CPUMilli: int64(goruntime.NumCPU()) * 1000, MemoryBytes: mem}, nil
+}
+
+// memTotal reads MemTotal (in kB) from a meminfo file.
+func memTotal(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: MemTotal: %w", path, err)
+		}
+		return kb * 1024, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no MemTotal", path)
+}

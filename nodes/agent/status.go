@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/nodes/network"
+	"github.com/berth/berth/nodes/runtime"
+)
+
+// runtimePod turns a pod of the store into what the runtime runs: env and
+// volumes resolved from the node's assignment, hostPorts collected.
+func runtimePod(root string, asg *api.NodeAssignment, p *store.Pod) (runtime.Pod, error) {
+	rp := runtime.Pod{
+		PodRef:        runtime.PodRef{Namespace: p.Namespace, Name: p.Name, UID: podUID(p)},
+		RestartPolicy: p.Spec.RestartPolicy,
+		GracePeriod:   gracePeriod(p),
+	}
+	mounts, err := prepareVolumes(root, asg, p)
+	if err != nil {
+		return rp, err
+	}
+	for _, c := range p.Spec.Containers {
+		env, err := resolveEnv(asg, p, &c)
+		if err != nil {
+			return rp, err
+		}
+		rc := runtime.Container{Spec: c, Env: env}
+		for _, m := range mounts[c.Name] {
+			rc.Mounts = append(rc.Mounts, runtime.Mount(m))
+		}
+		rp.Containers = append(rp.Containers, rc)
+		for _, port := range c.Ports {
+			if port.HostPort != 0 {
+				rp.HostPorts = append(rp.HostPorts, network.PortMapping{HostPort: port.HostPort, ContainerPort: port.ContainerPort,
+					Protocol: strings.ToLower(port.Protocol)})
+			}
+		}
+	}
+	return rp, nil
+}
+
+// podStatus is the status the agent reports: the runtime's view, the
+// error of this sync, and the readiness probes' verdicts (ready, by
+// container; absent means not running). prev is the last report, which
+// keeps ReadySince across syncs.
+func podStatus(p *store.Pod, st *runtime.PodStatus, syncErr error, ready map[string]bool, prev *store.PodStatus, now time.Time) store.PodStatus {
+	out := store.PodStatus{Phase: store.PodPending, IP: st.IP}
+	var ce *configError
+	if errors.As(syncErr, &ce) {
+		// Nothing was started: the pod waits for its configuration.
+		out.Reason, out.Message = runtime.ReasonCreateConfigError, ce.Error()
+		return out
+	}
+	allStarted, allReady := true, true
+	for _, c := range p.Spec.Containers {
+		cs := st.Container(c.Name)
+		s := store.ContainerStatus{Name: c.Name, State: runtime.StateWaiting, Reason: runtime.ReasonContainerCreating}
+		if cs != nil {
+			s = store.ContainerStatus{Name: c.Name, ID: cs.ID, State: cs.State, Reason: cs.Reason, ExitCode: cs.ExitCode, Restarts: cs.Restarts}
+			if cs.State == runtime.StateExited && cs.Reason == "" {
+				s.Reason = cs.LastReason
+			}
+			if out.Message == "" && cs.Message != "" && cs.State != runtime.StateRunning {
+				out.Message = cs.Message
+			}
+		}
+		s.Ready = s.State == runtime.StateRunning && ready[c.Name]
+		if s.State == runtime.StateWaiting && s.Restarts == 0 {
+			allStarted = false
+		}
+		if !s.Ready {
+			allReady = false
+			if out.Reason == "" && s.Reason != "" {
+				out.Reason = s.Reason
+			}
+		}
+		out.Restarts += s.Restarts
+		out.Containers = append(out.Containers, s)
+	}
+	if allStarted {
+		// As in Kubernetes, a pod whose containers have all started is
+		// Running, even while one of them is in CrashLoopBackOff.
+		out.Phase = store.PodRunning
+	}
+	if syncErr != nil && out.Message == "" {
+		out.Message = syncErr.Error()
+	}
+	out.Ready = allReady && len(p.Spec.Containers) > 0
+	if out.Ready {
+		out.Reason, out.Message = "", ""
+		out.ReadySince = now
+		if prev != nil && prev.Ready {
+			out.ReadySince = prev.ReadySince
+		}
+	}
+	return out
+}

@@ -1,0 +1,222 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/nodes/runtime"
+)
+
+// podWorker owns one pod on the node, as the kubelet's pod workers do: a
+// slow image pull or a long grace period holds up only its own pod.
+type podWorker struct {
+	a   *Agent
+	key string
+	uid string
+	ref runtime.PodRef
+
+	mu      sync.Mutex
+	pod     *store.Pod
+	asg     *api.NodeAssignment
+	wake    chan struct{} // buffered 1: "something changed"
+	gone    chan struct{} // closed when the pod left the assignment
+	goneSet bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Owned by run.
+	probes     map[string]*containerProbes
+	reported   *store.PodStatus
+	terminated bool
+}
+
+// containerProbes are one container's probe states, reset when the
+// container restarts (a new ID).
+type containerProbes struct {
+	id        string
+	readiness *probeState
+	liveness  *probeState
+}
+
+// podUID tells apart two pods that had the same name at different times.
+func podUID(p *store.Pod) string { return strconv.FormatInt(p.Created.UnixNano(), 10) }
+
+func newPodWorker(ctx context.Context, a *Agent, p *store.Pod) *podWorker {
+	w := &podWorker{
+		a: a, key: p.Key(), uid: podUID(p),
+		ref:  runtime.PodRef{Namespace: p.Namespace, Name: p.Name, UID: podUID(p)},
+		wake: make(chan struct{}, 1), gone: make(chan struct{}), done: make(chan struct{}),
+		probes: map[string]*containerProbes{},
+	}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	return w
+}
+
+// update hands the worker the pod's latest version; it never blocks.
+func (w *podWorker) update(p *store.Pod, asg *api.NodeAssignment) {
+	w.mu.Lock()
+	w.pod, w.asg = p, asg
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// remove tells the worker that the masters deleted the pod: it stops the
+// pod's containers and returns.
+func (w *podWorker) remove() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.goneSet {
+		w.goneSet = true
+		close(w.gone)
+	}
+}
+
+func (w *podWorker) latest() (*store.Pod, *api.NodeAssignment) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod, w.asg
+}
+
+// run works until the pod is removed or the agent stops; prev, if any, is
+// the worker of an earlier pod of the same name, which must finish first.
+func (w *podWorker) run(prev *podWorker) {
+	defer close(w.done)
+	defer w.cancel()
+	if prev != nil {
+		select {
+		case <-prev.done:
+		case <-w.ctx.Done():
+			return
+		}
+	}
+	tick := time.NewTicker(w.a.cfg.Resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-w.gone:
+			p, _ := w.latest()
+			if err := w.a.rt.StopPod(w.ctx, w.ref, gracePeriod(p)); err != nil && w.ctx.Err() == nil {
+				// The next agent start stops it as an orphan.
+				w.a.log.Warn("stopping removed pod", "pod", w.key, "err", err)
+			}
+			return
+		case <-w.wake:
+		case <-tick.C:
+		}
+		w.sync(w.ctx)
+	}
+}
+
+func gracePeriod(p *store.Pod) time.Duration {
+	if p == nil || p.Spec.TerminationGracePeriodSeconds <= 0 {
+		return runtime.DefaultGracePeriod
+	}
+	return time.Duration(p.Spec.TerminationGracePeriodSeconds) * time.Second
+}
+
+// sync brings the pod to what the masters want and reports its status
+// when it changed.
+func (w *podWorker) sync(ctx context.Context) {
+	p, asg := w.latest()
+	if p.Terminating {
+		w.terminate(ctx, p)
+		return
+	}
+	now := time.Now()
+	var st runtime.PodStatus
+	rp, err := runtimePod(w.a.cfg.DataDir, asg, p)
+	if err == nil {
+		st, err = w.a.rt.EnsurePod(ctx, rp)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	ready := w.probe(ctx, p, &st, now)
+	status := podStatus(p, &st, err, ready, w.reported, now)
+	if w.reported != nil && reflect.DeepEqual(*w.reported, status) {
+		return
+	}
+	if err := w.a.cfg.Master.SetPodStatus(ctx, p.Namespace, p.Name, status); err != nil {
+		if ctx.Err() == nil {
+			w.a.log.Warn("reporting pod status", "pod", w.key, "err", err)
+		}
+		return
+	}
+	w.reported = &status
+}
+
+// terminate stops the pod and then asks the masters to delete it; the
+// deletion is retried on the next tick until it succeeds.
+func (w *podWorker) terminate(ctx context.Context, p *store.Pod) {
+	if !w.terminated {
+		if err := w.a.rt.StopPod(ctx, w.ref, gracePeriod(p)); err != nil {
+			w.a.log.Warn("stopping pod", "pod", w.key, "err", err)
+			return
+		}
+		w.terminated = true
+	}
+	err := w.a.cfg.Master.DeletePod(ctx, p.Namespace, p.Name)
+	var ae *api.Error
+	if err != nil && !(errors.As(err, &ae) && ae.Code == 404) && ctx.Err() == nil {
+		w.a.log.Warn("deleting stopped pod", "pod", w.key, "err", err)
+	}
+}
+
+// probe runs the probes that are due and returns, by container name,
+// whether each running container counts as ready. A failed liveness probe
+// stops the container; EnsurePod restarts it under the back-off.
+func (w *podWorker) probe(ctx context.Context, p *store.Pod, st *runtime.PodStatus, now time.Time) map[string]bool {
+	ready := map[string]bool{}
+	for i := range p.Spec.Containers {
+		c := &p.Spec.Containers[i]
+		cs := st.Container(c.Name)
+		if cs == nil || cs.State != runtime.StateRunning {
+			delete(w.probes, c.Name)
+			continue
+		}
+		cp := w.probes[c.Name]
+		if cp == nil || cp.id != cs.ID+cs.StartedAt.String() {
+			cp = &containerProbes{id: cs.ID + cs.StartedAt.String()}
+			if c.ReadinessProbe != nil {
+				cp.readiness = newProbeState(c.ReadinessProbe, false, cs.StartedAt)
+			}
+			if c.LivenessProbe != nil {
+				cp.liveness = newProbeState(c.LivenessProbe, true, cs.StartedAt)
+			}
+			w.probes[c.Name] = cp
+		}
+		exec := func(ctx context.Context, cmd []string) (int, error) { return w.a.rt.Exec(ctx, w.ref, c.Name, cmd) }
+		if s := cp.liveness; s != nil && s.due(now) {
+			if s.record(now, probeOnce(ctx, s.probe, st.IP, c.Ports, exec)) && !s.ok {
+				w.a.log.Info("liveness probe failed, restarting container", "pod", w.key, "container", c.Name, "err", s.lastErr)
+				if err := w.a.rt.StopContainer(ctx, w.ref, c.Name, gracePeriod(p)); err != nil {
+					w.a.log.Warn("stopping unhealthy container", "pod", w.key, "container", c.Name, "err", err)
+				}
+				delete(w.probes, c.Name)
+				continue
+			}
+		}
+		if s := cp.readiness; s != nil {
+			if s.due(now) {
+				s.record(now, probeOnce(ctx, s.probe, st.IP, c.Ports, exec))
+			}
+			ready[c.Name] = s.ok
+		} else {
+			ready[c.Name] = true
+		}
+	}
+	return ready
+}

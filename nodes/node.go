@@ -1,0 +1,226 @@
+// Package nodes is the worker: it wires containerd, the pod network, the
+// container runtime, the service proxy and the agent into one process, as
+// package appliance wires the master.
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/nodes/agent"
+	"github.com/berth/berth/nodes/network"
+	"github.com/berth/berth/nodes/proxy"
+	"github.com/berth/berth/nodes/runtime"
+)
+
+// DefaultClusterCIDR covers every node's pod CIDR (the masters hand out
+// 10.244.N.0/24).
+const DefaultClusterCIDR = "10.244.0.0/16"
+
+// Config is one worker's configuration.
+type Config struct {
+	// Name is the node's name; default the host name.
+	Name    string
+	DataDir string
+	// Server and Token reach the masters' API.
+	Server, Token string
+	// Containerd is containerd's socket; empty starts a private containerd
+	// under DataDir.
+	Containerd string
+	// Listen is the agent's own API (logs), default ":10250" as the
+	// kubelet's; Advertise is the address the masters reach it at
+	// (default: the listener's, with 127.0.0.1 for an unspecified host).
+	Listen, Advertise string
+	// PlainHTTPRegistries are pulled from over HTTP (host or host:port).
+	PlainHTTPRegistries []string
+	Labels              map[string]string
+	ClusterCIDR         string
+	// ProxyTable names the nftables table of the service proxy.
+	ProxyTable string
+	// Backoff shortens the restart back-off (tests); zero keeps the
+	// kubelet's 10 s doubling to 5 min.
+	BackoffBase, BackoffMax time.Duration
+	Logger                  *slog.Logger
+}
+
+// Node is a running worker.
+type Node struct {
+	cfg    Config
+	daemon *runtime.Daemon
+	ln     net.Listener
+	srv    *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	rt    *runtime.Runtime
+	proxy *proxy.Proxy
+	err   error
+}
+
+// Start brings the worker up: containerd, the agent's API, then the agent
+// and the service proxy, which run until Close.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Name = h
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":10250"
+	}
+	if cfg.ClusterCIDR == "" {
+		cfg.ClusterCIDR = DefaultClusterCIDR
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg}
+	if cfg.Containerd == "" {
+		d, err := runtime.StartContainerd(ctx, filepath.Join(cfg.DataDir, "containerd"))
+		if err != nil {
+			return nil, err
+		}
+		n.daemon, n.cfg.Containerd = d, d.Address()
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		n.stopDaemon()
+		return nil, err
+	}
+	n.ln = ln
+	advertise := cfg.Advertise
+	if advertise == "" {
+		addr := ln.Addr().(*net.TCPAddr)
+		host := addr.IP.String()
+		if addr.IP.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		advertise = net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	}
+	info, err := agent.NodeInfo(cfg.Name, advertise, cfg.Labels)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	client := api.NewClient(cfg.Server, cfg.Token)
+	ag, err := agent.New(agent.Config{
+		Node: info, Master: client, DataDir: filepath.Join(cfg.DataDir, "agent"), Logger: cfg.Logger,
+		NewRuntime: func(ctx context.Context, podCIDR string) (agent.Runtime, error) { return n.newRuntime(ctx, podCIDR) },
+	})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.srv = &http.Server{Handler: ag.Handler(cfg.Token), ReadHeaderTimeout: 10 * time.Second}
+	ctx, n.cancel = context.WithCancel(ctx)
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Logger.Error("agent API", "err", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		if err := ag.Run(ctx); err != nil && ctx.Err() == nil {
+			cfg.Logger.Error("agent stopped", "err", err)
+			n.mu.Lock()
+			n.err = err
+			n.mu.Unlock()
+		}
+	}()
+	return n, nil
+}
+
+// newRuntime builds the pod network on the node's pod CIDR, the runtime,
+// and starts the service proxy: all need the masters' answer first.
+func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime, error) {
+	netw, err := network.New(network.Config{PodCIDR: podCIDR, DataDir: filepath.Join(n.cfg.DataDir, "cni"), PortMap: true})
+	if err != nil {
+		return nil, err
+	}
+	opts := []runtime.Option{runtime.WithLogger(n.cfg.Logger), runtime.WithPlainHTTPRegistries(n.cfg.PlainHTTPRegistries...),
+		runtime.WithSnapshotter(runtime.SnapshotterFor(n.cfg.DataDir))}
+	if n.cfg.BackoffBase > 0 {
+		opts = append(opts, runtime.WithBackoff(n.cfg.BackoffBase, n.cfg.BackoffMax))
+	}
+	rt, err := runtime.New(ctx, n.cfg.Containerd, filepath.Join(n.cfg.DataDir, "runtime"), netw, opts...)
+	if err != nil {
+		return nil, err
+	}
+	popts := []proxy.Option{proxy.WithClusterCIDR(n.cfg.ClusterCIDR), proxy.WithLogger(n.cfg.Logger)}
+	if n.cfg.ProxyTable != "" {
+		popts = append(popts, proxy.WithTableName(n.cfg.ProxyTable))
+	}
+	px, err := proxy.New(popts...)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	n.mu.Lock()
+	n.rt, n.proxy = rt, px
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		agent.RunServiceProxy(ctx, api.NewClient(n.cfg.Server, n.cfg.Token), px, n.cfg.Logger)
+	}()
+	return rt, nil
+}
+
+// Err is why the agent stopped early, if it did.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
+
+// Close stops the agent and the proxy (removing its nftables table) and
+// the private containerd. Pods keep running in their shims, as they do
+// when a kubelet stops; the next Start adopts them.
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.srv.Shutdown(ctx)
+		cancel()
+	} else if n.ln != nil {
+		n.ln.Close()
+	}
+	n.wg.Wait()
+	var errs []error
+	n.mu.Lock()
+	if n.proxy != nil {
+		errs = append(errs, n.proxy.Close())
+	}
+	if n.rt != nil {
+		errs = append(errs, n.rt.Close())
+	}
+	n.mu.Unlock()
+	errs = append(errs, n.stopDaemon())
+	return errors.Join(errs...)
+}
+
+func (n *Node) stopDaemon() error {
+	if n.daemon == nil {
+		return nil
+	}
+	return n.daemon.Stop()
+}
