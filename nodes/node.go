@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,7 +151,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 // newRuntime builds the pod network on the node's pod CIDR, the runtime,
 // and starts the service proxy: all need the masters' answer first.
 func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime, error) {
-	netw, err := network.New(network.Config{PodCIDR: podCIDR, DataDir: filepath.Join(n.cfg.DataDir, "cni"), PortMap: true})
+	// Reset needs the pod CIDR to tear pods down when no master answers.
+	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, podCIDRFile), []byte(podCIDR+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	netw, err := newNetwork(n.cfg.DataDir, podCIDR)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +164,7 @@ func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime
 	if n.cfg.BackoffBase > 0 {
 		opts = append(opts, runtime.WithBackoff(n.cfg.BackoffBase, n.cfg.BackoffMax))
 	}
-	rt, err := runtime.New(ctx, n.cfg.Containerd, filepath.Join(n.cfg.DataDir, "runtime"), netw, opts...)
+	rt, err := runtime.New(ctx, n.cfg.Containerd, runtimeDir(n.cfg.DataDir), netw, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -223,4 +228,66 @@ func (n *Node) stopDaemon() error {
 		return nil
 	}
 	return n.daemon.Stop()
+}
+
+const podCIDRFile = "pod-cidr"
+
+func newNetwork(dataDir, podCIDR string) (*network.Network, error) {
+	return network.New(network.Config{PodCIDR: podCIDR, DataDir: filepath.Join(dataDir, "cni"), PortMap: true})
+}
+
+func runtimeDir(dataDir string) string { return filepath.Join(dataDir, "runtime") }
+
+// Reset undoes a worker whose agent has stopped: it stops every pod it
+// runs, detaches them from the network, removes the service proxy's table
+// and stops the private containerd (started here if it is not running).
+// `berth down` calls it; cfg needs DataDir, and Containerd and ProxyTable
+// when the worker had them.
+func Reset(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var errs []error
+	popts := []proxy.Option{proxy.WithLogger(cfg.Logger)}
+	if cfg.ProxyTable != "" {
+		popts = append(popts, proxy.WithTableName(cfg.ProxyTable))
+	}
+	if px, err := proxy.New(popts...); err != nil {
+		errs = append(errs, err)
+	} else {
+		errs = append(errs, px.Close())
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.DataDir, podCIDRFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return errors.Join(errs...) // the node never ran a pod
+	}
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	netw, err := newNetwork(cfg.DataDir, strings.TrimSpace(string(b)))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	address := cfg.Containerd
+	if address == "" {
+		d, err := runtime.StartContainerd(ctx, filepath.Join(cfg.DataDir, "containerd"))
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		defer d.Stop()
+		address = d.Address()
+	}
+	rt, err := runtime.New(ctx, address, runtimeDir(cfg.DataDir), netw, runtime.WithLogger(cfg.Logger))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	defer rt.Close()
+	pods, err := rt.ListPods(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, p := range pods {
+		errs = append(errs, rt.StopPod(ctx, p.PodRef, runtime.DefaultGracePeriod))
+	}
+	return errors.Join(errs...)
 }

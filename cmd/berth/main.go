@@ -48,6 +48,6 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
-		newUpCmd(), newAgentCmd(), newLogsCmd())
+		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd())
 	return root
 }

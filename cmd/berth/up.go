@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -79,6 +80,12 @@ It writes an admin client config to DATA/admin.conf.`,
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return &exitError{1, err}
+		}
+		if err := os.WriteFile(filepath.Join(dir, "berth.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return &exitError{1, err}
+		}
 		m, err := appliance.Start(ctx, appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftAddr: raftAddr,
 			Repo: repo, Branch: branch, Path: path, Poll: poll, Logger: log})
 		if err != nil {
@@ -98,8 +105,10 @@ It writes an admin client config to DATA/admin.conf.`,
 		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  config repo:   %s\n  admin config:  %s\n  try:           berth --config %s get pods\n",
 			m.URL(), repo, conf, conf)
 		<-ctx.Done()
-		fmt.Fprintln(cmd.OutOrStdout(), "berth: stopping (pods keep running; the next `berth up` adopts them)")
-		return errors.Join(n.Close(), m.Close())
+		fmt.Fprintln(cmd.OutOrStdout(), "berth: stopping (pods keep running; the next `berth up` adopts them, `berth down` stops them)")
+		err = errors.Join(n.Close(), m.Close())
+		os.Remove(filepath.Join(dir, "berth.pid"))
+		return err
 	}
 	return cmd
 }
@@ -123,6 +132,60 @@ func exampleRepo(dataDir string) (string, error) {
 	}
 	fmt.Fprintf(os.Stderr, "berth: created a config repository with the hello example in %s\n", dir)
 	return dir, nil
+}
+
+func newDownCmd() *cobra.Command {
+	var dataDir, containerd string
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop a cluster started with berth up, and every pod it runs",
+		Long: `down stops the berth up process of --data (SIGTERM), then stops every pod
+its node runs, removes the service proxy's nftables table and stops the
+private containerd. The data directory stays: the next berth up starts from
+the same state and the pods come back.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "/var/lib/berth", "data directory of berth up")
+	cmd.Flags().StringVar(&containerd, "containerd", "", "containerd socket, if berth up was given one")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := stopProcess(filepath.Join(dataDir, "berth.pid"), time.Minute); err != nil {
+			return &exitError{1, err}
+		}
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if err := nodes.Reset(cmd.Context(), nodes.Config{DataDir: filepath.Join(dataDir, "node"), Containerd: containerd, Logger: log}); err != nil {
+			return &exitError{1, err}
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "berth is down")
+		return nil
+	}
+	return cmd
+}
+
+// stopProcess sends SIGTERM to the process the pid file names, if it runs,
+// and waits for it to exit.
+func stopProcess(pidFile string, wait time.Duration) error {
+	b, err := os.ReadFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", pidFile, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		os.Remove(pidFile)
+		return nil // not running
+	}
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if syscall.Kill(pid, 0) != nil {
+			os.Remove(pidFile)
+			return nil
+		}
+	}
+	return fmt.Errorf("berth (pid %d) did not stop within %s", pid, wait)
 }
 
 func newAgentCmd() *cobra.Command {
