@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 	}
 	repos.Unlock()
+	rollout.env.Close()
 	os.Exit(code)
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +17,12 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/test/harness"
 )
+
+var env harness.Env
+
+func TestMain(m *testing.M) { os.Exit(harness.Main(m, &env)) }
 
 const (
 	replicas       = 3
@@ -69,7 +75,7 @@ spec:
   ports:
     - port: 80
       targetPort: http
-`, replicas, maxUnavailable, env.hello, version)
+`, replicas, maxUnavailable, env.Hello, version)
 }
 
 // TestUpEndToEnd walks the product's spine with the berth binary: a commit
@@ -78,23 +84,23 @@ spec:
 // rolls back to the same rollout; a bad commit is rejected while the pods
 // stay; an agent killed and restarted adopts its containers.
 func TestUpEndToEnd(t *testing.T) {
-	c := newCluster(t, map[string]string{"app.yaml": helloApp("1")})
+	c := env.NewCluster(t, map[string]string{"app.yaml": helloApp("1")})
 
 	// Up: three containers in containerd, all reached through the ClusterIP.
-	c.eventually("3 pods ready", rolloutWait, func() error { return c.readyVersion("1", replicas) })
-	if n := len(c.tasks()); n != replicas {
+	c.Eventually("3 pods ready", rolloutWait, func() error { return readyVersion(c, "1", replicas) })
+	if n := len(c.Tasks()); n != replicas {
 		t.Fatalf("%d running containers in containerd, want %d", n, replicas)
 	}
-	ip := c.clusterIP("shop", "web")
-	c.eventually("the ClusterIP reaches every pod", time.Minute, func() error { return c.servedBy(ip, "1", replicas) })
-	firstHash := c.deploymentPods("shop", "web")[0].TemplateHash
+	ip := c.ClusterIP("shop", "web")
+	c.Eventually("the ClusterIP reaches every pod", time.Minute, func() error { return servedBy(ip, "1", replicas) })
+	firstHash := c.DeploymentPods("shop", "web")[0].TemplateHash
 
 	// A change of the env var: a rolling update that keeps availability.
-	watch := c.watchAvailability("shop", "web")
-	c.write(map[string]string{"app.yaml": helloApp("2")})
-	c.commit("version 2")
-	c.eventually("rollout to version 2", rolloutWait, func() error { return c.readyVersion("2", replicas) })
-	c.eventually("answers from version 2 only", time.Minute, func() error { return c.servedBy(ip, "2", replicas) })
+	watch := watchAvailability(c, "shop", "web")
+	c.Write(map[string]string{"app.yaml": helloApp("2")})
+	c.Commit("version 2")
+	c.Eventually("rollout to version 2", rolloutWait, func() error { return readyVersion(c, "2", replicas) })
+	c.Eventually("answers from version 2 only", time.Minute, func() error { return servedBy(ip, "2", replicas) })
 	low := watch()
 	t.Logf("rolling update: at least %d of %d pods ready throughout", low, replicas)
 	if low < replicas-maxUnavailable {
@@ -102,20 +108,20 @@ func TestUpEndToEnd(t *testing.T) {
 	}
 
 	// git revert: back to version 1, with the first rollout's template hash.
-	c.git("revert", "--no-edit", "HEAD")
-	c.webhook()
-	c.eventually("rollback to version 1", rolloutWait, func() error { return c.readyVersion("1", replicas) })
-	c.eventually("answers from version 1 only", time.Minute, func() error { return c.servedBy(ip, "1", replicas) })
-	if h := c.deploymentPods("shop", "web")[0].TemplateHash; h != firstHash {
+	c.Git("revert", "--no-edit", "HEAD")
+	c.Webhook()
+	c.Eventually("rollback to version 1", rolloutWait, func() error { return readyVersion(c, "1", replicas) })
+	c.Eventually("answers from version 1 only", time.Minute, func() error { return servedBy(ip, "1", replicas) })
+	if h := c.DeploymentPods("shop", "web")[0].TemplateHash; h != firstHash {
 		t.Errorf("after revert the template hash is %s, want the first rollout's %s", h, firstHash)
 	}
 
 	// An invalid commit is rejected with file:line:col; the pods stay.
-	before := podNames(c.deploymentPods("shop", "web"))
-	c.write(map[string]string{"app.yaml": strings.Replace(helloApp("1"), "replicas: 3", `replicas: "three"`, 1)})
-	bad := c.commit("a typo")
-	c.eventually("the bad commit is rejected, with file:line:col", time.Minute, func() error {
-		out, err := c.berth("get", "revisions")
+	before := podNames(c.DeploymentPods("shop", "web"))
+	c.Write(map[string]string{"app.yaml": strings.Replace(helloApp("1"), "replicas: 3", `replicas: "three"`, 1)})
+	bad := c.Commit("a typo")
+	c.Eventually("the bad commit is rejected, with file:line:col", time.Minute, func() error {
+		out, err := c.Berth("get", "revisions")
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -129,24 +135,24 @@ func TestUpEndToEnd(t *testing.T) {
 		return nil
 	})
 	time.Sleep(3 * time.Second) // a wrong controller would act on the bad commit by now
-	if after := podNames(c.deploymentPods("shop", "web")); !slices.Equal(before, after) {
+	if after := podNames(c.DeploymentPods("shop", "web")); !slices.Equal(before, after) {
 		t.Fatalf("pods changed after a rejected commit: %v -> %v", before, after)
 	}
-	if err := c.servedBy(ip, "1", replicas); err != nil {
+	if err := servedBy(ip, "1", replicas); err != nil {
 		t.Fatal(err)
 	}
 
 	// The agent killed (with berth up around it) and started again: the
 	// same containers run, none duplicated.
-	running := c.tasks()
-	c.kill()
-	c.start()
-	c.eventually("the agent reports the pods again", time.Minute, func() error { return c.readyVersion("1", replicas) })
+	running := c.Tasks()
+	c.Kill()
+	c.Start()
+	c.Eventually("the agent reports the pods again", time.Minute, func() error { return readyVersion(c, "1", replicas) })
 	time.Sleep(3 * time.Second) // time for a wrong agent to start duplicates
-	if again := c.tasks(); !maps.Equal(running, again) {
+	if again := c.Tasks(); !maps.Equal(running, again) {
 		t.Fatalf("containers after the agent's restart differ:\nbefore %v\nafter  %v", running, again)
 	}
-	if err := c.servedBy(ip, "1", replicas); err != nil {
+	if err := servedBy(ip, "1", replicas); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -173,28 +179,28 @@ spec:
           command: [%q]
 `, name, name, name, image, command)
 	}
-	c := newCluster(t, map[string]string{
+	c := env.NewCluster(t, map[string]string{
 		"app.yaml":    helloApp("1"),
-		"broken.yaml": broken("nopull", env.registry.Host()+"/berth/no-such-image:1", "/hello") + broken("crash", env.hello, "/no/such/binary"),
+		"broken.yaml": broken("nopull", env.Registry.Host()+"/berth/no-such-image:1", "/hello") + broken("crash", env.Hello, "/no/such/binary"),
 	})
-	c.eventually("the healthy pods are ready", rolloutWait, func() error { return c.readyVersion("1", replicas) })
-	ip := c.clusterIP("shop", "web")
+	c.Eventually("the healthy pods are ready", rolloutWait, func() error { return readyVersion(c, "1", replicas) })
+	ip := c.ClusterIP("shop", "web")
 
 	reason := func(deployment string) (store.PodStatus, error) {
-		pods := c.deploymentPods("shop", deployment)
+		pods := c.DeploymentPods("shop", deployment)
 		if len(pods) != 1 {
 			return store.PodStatus{}, fmt.Errorf("%d pods", len(pods))
 		}
 		return pods[0].Status, nil
 	}
-	c.eventually("ImagePullBackOff", time.Minute, func() error {
+	c.Eventually("ImagePullBackOff", time.Minute, func() error {
 		st, err := reason("nopull")
 		if err == nil && st.Reason != "ImagePullBackOff" {
 			err = fmt.Errorf("reason %q (%s)", st.Reason, st.Message)
 		}
 		return err
 	})
-	c.eventually("CrashLoopBackOff", time.Minute, func() error {
+	c.Eventually("CrashLoopBackOff", time.Minute, func() error {
 		st, err := reason("crash")
 		if err == nil && st.Reason != "CrashLoopBackOff" {
 			err = fmt.Errorf("reason %q (%s)", st.Reason, st.Message)
@@ -212,18 +218,18 @@ spec:
 	if !strings.Contains(st2.Message, "no/such/binary") {
 		t.Errorf("crash-loop message does not name the missing command: %q", st2.Message)
 	}
-	if err := c.servedBy(ip, "1", replicas); err != nil {
+	if err := servedBy(ip, "1", replicas); err != nil {
 		t.Fatalf("healthy pods stopped serving next to broken ones: %v", err)
 	}
 
 	// The API: a wrong token is 401, a malformed body 400 with a message.
 	var ae *api.Error
-	_, err := api.NewClient(c.apiURL, "wrong").Status(context.Background())
+	_, err := api.NewClient(c.APIURL, "wrong").Status(context.Background())
 	if !errors.As(err, &ae) || ae.Code != http.StatusUnauthorized {
 		t.Errorf("wrong token: %v, want 401", err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, c.apiURL+"/v1/nodes", strings.NewReader(`{"name": 5`))
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req, _ := http.NewRequest(http.MethodPost, c.APIURL+"/v1/nodes", strings.NewReader(`{"name": 5`))
+	req.Header.Set("Authorization", "Bearer "+c.Token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -236,8 +242,8 @@ spec:
 
 // readyVersion checks that the Deployment shop/web has n pods, all ready
 // and all of the template with VERSION=version.
-func (c *cluster) readyVersion(version string, n int) error {
-	pods := c.deploymentPods("shop", "web")
+func readyVersion(c *harness.Cluster, version string, n int) error {
+	pods := c.DeploymentPods("shop", "web")
 	var ready int
 	for _, p := range pods {
 		v := p.Spec.Containers[0].Env[0].Value
@@ -251,7 +257,7 @@ func (c *cluster) readyVersion(version string, n int) error {
 	if len(pods) != n || ready != n {
 		return fmt.Errorf("%d pods, %d ready; want %d ready", len(pods), ready, n)
 	}
-	for _, p := range c.pods() {
+	for _, p := range c.Pods() {
 		if p.Deployment == "web" && p.Terminating {
 			return fmt.Errorf("pod %s is still terminating", p.Name)
 		}
@@ -261,10 +267,10 @@ func (c *cluster) readyVersion(version string, n int) error {
 
 // servedBy sends requests to the Service until n distinct pods answered,
 // and fails on any answer from another version.
-func (c *cluster) servedBy(ip, version string, n int) error {
+func servedBy(ip, version string, n int) error {
 	seen := map[string]bool{}
 	for range 60 {
-		body, err := ask("http://" + ip + "/")
+		body, err := harness.Ask("http://" + ip + "/")
 		if err != nil {
 			return err
 		}
@@ -282,7 +288,7 @@ func (c *cluster) servedBy(ip, version string, n int) error {
 // watchAvailability samples the Deployment's ready, non-terminating pods
 // from the masters' state until the returned func is called, which gives
 // the lowest count seen.
-func (c *cluster) watchAvailability(namespace, name string) func() int {
+func watchAvailability(c *harness.Cluster, namespace, name string) func() int {
 	var (
 		mu  sync.Mutex
 		low = 1 << 30
@@ -293,7 +299,7 @@ func (c *cluster) watchAvailability(namespace, name string) func() int {
 		defer close(done)
 		var index uint64
 		for ctx.Err() == nil {
-			pods, idx, err := c.client.Pods(ctx, "", &api.Watch{Index: index, Wait: 5 * time.Second})
+			pods, idx, err := c.Client.Pods(ctx, "", &api.Watch{Index: index, Wait: 5 * time.Second})
 			if err != nil {
 				continue
 			}
