@@ -6,7 +6,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 10s
 
-.PHONY: all deps build demo test lint unit fuzz bench clean
+.PHONY: all deps build demo demo-stop test lint unit fuzz bench clean
 
 all: build
 
@@ -17,10 +17,16 @@ deps:
 build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o out/berth ./cmd/berth
 
-# The main job, for now: build berth and validate the examples with it.
+# The main job: validate the examples, then run the hello example on this
+# machine with berth up and show its pods (see test/demo.sh).
 demo: build
 	out/berth validate examples/hello
 	out/berth validate examples/cue-app
+	./test/demo.sh
+
+demo-stop:
+	out/berth down --data $(CURDIR)/out/demo
+	-kill $$(cat out/demo/registry/pid 2>/dev/null) 2>/dev/null
 
 test: deps lint unit fuzz
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/test/harness"
 )
@@ -71,7 +73,7 @@ spec:
 func BenchmarkCommitToRunning(b *testing.B) {
 	env := rolloutEnv(b)
 	c := env.NewCluster(b, map[string]string{"app.yaml": rolloutApp(env.Hello, 0)})
-	c.Eventually("the first rollout", 3*time.Minute, func() error { return runningVersion(c, 0) })
+	waitPods(b, c, func(pods []store.Pod) error { return runningVersion(pods, 0) })
 
 	var commits []time.Duration
 	version := 0
@@ -80,11 +82,11 @@ func BenchmarkCommitToRunning(b *testing.B) {
 		c.Write(map[string]string{"app.yaml": rolloutApp(env.Hello, version)})
 		start := time.Now()
 		c.Commit(fmt.Sprintf("version %d", version))
-		c.Eventually("rollout", 3*time.Minute, func() error { return runningVersion(c, version) })
+		waitPods(b, c, func(pods []store.Pod) error { return runningVersion(pods, version) })
 		commits = append(commits, time.Since(start))
 		// Let the old pods go before the next commit, so that each commit
 		// starts from the same 10 running pods.
-		c.Eventually("old pods gone", 3*time.Minute, func() error { return onlyVersion(c, version) })
+		waitPods(b, c, func(pods []store.Pod) error { return onlyVersion(pods, version) })
 	}
 	rss := rssMB(b, c.PID())
 	floor := ctrFloor(b, c.ContainerdSocket(), env.Hello, len(commits))
@@ -118,11 +120,31 @@ func version(p store.Pod) string {
 	return ""
 }
 
+// waitPods watches the pods with blocking queries, so the time a change
+// is seen is the time it was committed, not the next poll's.
+func waitPods(b *testing.B, c *harness.Cluster, done func([]store.Pod) error) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var index uint64
+	var err error
+	for {
+		pods, idx, werr := c.Client.Pods(ctx, "", &api.Watch{Index: index, Wait: 10 * time.Second})
+		if werr != nil {
+			b.Fatalf("watching pods: %v (last: %v)", werr, err)
+		}
+		if err = done(pods); err == nil {
+			return
+		}
+		index = idx
+	}
+}
+
 // runningVersion checks that 10 pods of the version run.
-func runningVersion(c *harness.Cluster, v int) error {
+func runningVersion(pods []store.Pod, v int) error {
 	n := 0
-	for _, p := range c.DeploymentPods("default", "bench") {
-		if version(p) == strconv.Itoa(v) && p.Status.Phase == store.PodRunning {
+	for _, p := range pods {
+		if version(p) == strconv.Itoa(v) && p.Status.Phase == store.PodRunning && !p.Terminating {
 			n++
 		}
 	}
@@ -133,8 +155,8 @@ func runningVersion(c *harness.Cluster, v int) error {
 }
 
 // onlyVersion checks that no pod of another version is left.
-func onlyVersion(c *harness.Cluster, v int) error {
-	for _, p := range c.Pods() {
+func onlyVersion(pods []store.Pod, v int) error {
+	for _, p := range pods {
 		if version(p) != strconv.Itoa(v) {
 			return fmt.Errorf("pod %s of version %s is still there", p.Name, version(p))
 		}

@@ -61,8 +61,11 @@ type Status struct {
 
 // Defaults of a Syncer.
 const (
-	DefaultInterval    = 15 * time.Second
-	DefaultDebounce    = 250 * time.Millisecond
+	DefaultInterval = 15 * time.Second
+	// DefaultDebounce only has to gather the webhooks one push fires at
+	// once (one per ref, within milliseconds); triggers during a sync are
+	// merged anyway. Every millisecond of it is commit-to-running latency.
+	DefaultDebounce    = 50 * time.Millisecond
 	DefaultSyncTimeout = 2 * time.Minute
 )
 
