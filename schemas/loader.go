@@ -533,10 +533,13 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		doc.facts.failed = true
 		return doc, c.diags
 	}
-	doc.json, err = json.Marshal(v)
+	doc.json, err = appendJSON(nil, v)
 	if err == nil {
 		doc.obj = newObject(kind.Value)
-		err = json.Unmarshal(doc.json, doc.obj)
+		if !fillFrom(doc.obj, v) {
+			doc.obj = newObject(kind.Value)
+			err = json.Unmarshal(doc.json, doc.obj)
+		}
 	}
 	if err != nil {
 		// The schema admitted what the Go types cannot hold: a defect here.
