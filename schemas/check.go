@@ -283,7 +283,12 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		}
 	}
 	out := make(map[string]any, len(fields))
-	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	// Keys seen so far, for duplicates. Most mappings are small, and a scan
+	// of the keys before this one is cheaper than building a map for each.
+	var seen map[string]*yaml.Node
+	if len(n.Content) > 2*smallMapping {
+		seen = make(map[string]*yaml.Node, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
@@ -292,13 +297,21 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		}
 		name := k.Value
 		c.path = append(c.path, name)
-		if first, dup := seen[name]; dup {
+		var first *yaml.Node
+		if seen != nil {
+			first = seen[name]
+		} else {
+			first = earlierKey(n, i, name)
+		}
+		if first != nil {
 			// yaml.v3 reports duplicate keys only when decoding into Go maps.
 			c.errorf(k, RuleSyntax, "field is set twice; first at line %d", first.Line)
 			c.path = c.path[:len(c.path)-1]
 			continue
 		}
-		seen[name] = k
+		if seen != nil {
+			seen[name] = k
+		}
 		if f := findField(fields, name); f != nil {
 			if !isNull(v) {
 				out[name] = c.value(f.s, v, k)
@@ -333,6 +346,21 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		c.errorf(at, RuleSchema, "missing required field %q", f.name)
 	}
 	return out
+}
+
+// smallMapping is the size up to which structValue finds duplicate keys by
+// scanning rather than with a map.
+const smallMapping = 16
+
+// earlierKey returns the first string key of mapping n before index i named
+// name, or nil.
+func earlierKey(n *yaml.Node, i int, name string) *yaml.Node {
+	for j := 0; j < i; j += 2 {
+		if k := n.Content[j]; k.Value == name && k.Kind == yaml.ScalarNode && k.ShortTag() == "!!str" {
+			return k
+		}
+	}
+	return nil
 }
 
 func findField(fields []*field, name string) *field {

@@ -4,7 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -26,11 +26,12 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		if v == nil {
 			return append(b, "null"...), nil
 		}
-		keys := make([]string, 0, len(v))
+		var small [16]string // most maps of a spec are small: no allocation
+		keys := small[:0]
 		for k := range v {
 			keys = append(keys, k)
 		}
-		sort.Strings(keys)
+		slices.Sort(keys)
 		b = append(b, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -107,91 +108,186 @@ var (
 
 func fill(dst reflect.Value, v any) bool {
 	t := dst.Type()
+	d, ok := decoderCache.Load(t)
+	if !ok {
+		decoders.Lock()
+		d = decoderFor(t)
+		decoders.Unlock()
+		decoderCache.Store(t, d)
+	}
+	return d.(decoder)(dst, v)
+}
+
+// decoder sets an addressable value of one type from a checked value.
+type decoder func(dst reflect.Value, v any) bool
+
+var (
+	decoderCache sync.Map // reflect.Type -> decoder, of complete decoders
+	decoders     = struct {
+		sync.Mutex
+		m map[reflect.Type]decoder
+	}{m: map[reflect.Type]decoder{}}
+)
+
+// decoderFor returns the decoder of t, built once per type: deciding per
+// value whether a type has UnmarshalJSON, or which field a key names,
+// would cost more than the decoding itself. decoders must be locked.
+func decoderFor(t reflect.Type) decoder {
+	if d, ok := decoders.m[t]; ok {
+		return d
+	}
+	// A recursive type reaches itself through this indirection while its
+	// decoder is being built; d is set before the lock is released.
+	var d decoder
+	decoders.m[t] = func(dst reflect.Value, v any) bool { return d(dst, v) }
+	d = newDecoder(t)
+	decoders.m[t] = d
+	return d
+}
+
+func decline(reflect.Value, any) bool { return false }
+
+func newDecoder(t reflect.Type) decoder {
 	if pt := reflect.PointerTo(t); pt.Implements(jsonUnmarshaler) {
-		if v == nil {
-			return false
+		return func(dst reflect.Value, v any) bool {
+			if v == nil {
+				return false
+			}
+			b, err := appendJSON(nil, v)
+			return err == nil && dst.Addr().Interface().(json.Unmarshaler).UnmarshalJSON(b) == nil
 		}
-		b, err := appendJSON(nil, v)
-		return err == nil && dst.Addr().Interface().(json.Unmarshaler).UnmarshalJSON(b) == nil
 	} else if pt.Implements(textUnmarshaler) {
-		return false
+		return decline
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		if v == nil {
-			return false
+		elem := decoderFor(t.Elem())
+		return func(dst reflect.Value, v any) bool {
+			if v == nil {
+				return false
+			}
+			if dst.IsNil() {
+				dst.Set(reflect.New(t.Elem()))
+			}
+			return elem(dst.Elem(), v)
 		}
-		if dst.IsNil() {
-			dst.Set(reflect.New(t.Elem()))
-		}
-		return fill(dst.Elem(), v)
 	case reflect.Struct:
-		m, ok := v.(map[string]any)
-		if !ok {
-			return false
+		type structField struct {
+			index []int
+			dec   decoder
 		}
-		fields := structFields(t)
-		if fields == nil {
-			return false
+		names := structFields(t)
+		if names == nil {
+			return decline
 		}
-		for k, val := range m {
-			idx, ok := fields[k]
-			if !ok || !fill(dst.FieldByIndex(idx), val) {
+		fields := make(map[string]structField, len(names))
+		for name, index := range names {
+			fields[name] = structField{index, decoderFor(t.FieldByIndex(index).Type)}
+		}
+		return func(dst reflect.Value, v any) bool {
+			m, ok := v.(map[string]any)
+			if !ok {
 				return false
 			}
+			for k, val := range m {
+				f, ok := fields[k]
+				if !ok || !f.dec(dst.FieldByIndex(f.index), val) {
+					return false
+				}
+			}
+			return true
 		}
-		return true
 	case reflect.Map:
-		m, ok := v.(map[string]any)
-		if !ok || t.Key() != reflect.TypeFor[string]() {
-			return false
+		if t.Key() != reflect.TypeFor[string]() {
+			return decline
 		}
-		if dst.IsNil() {
-			dst.Set(reflect.MakeMapWithSize(t, len(m)))
+		if t.Elem() == reflect.TypeFor[string]() {
+			// Labels, annotations, data: most maps of a spec.
+			return func(dst reflect.Value, v any) bool {
+				m, ok := v.(map[string]any)
+				if !ok {
+					return false
+				}
+				out := make(map[string]string, len(m))
+				for k, val := range m {
+					s, ok := val.(string)
+					if !ok {
+						return false
+					}
+					out[k] = s
+				}
+				if dst.IsNil() {
+					dst.Set(reflect.ValueOf(out).Convert(t))
+					return true
+				}
+				for k, s := range out {
+					dst.SetMapIndex(reflect.ValueOf(k), reflect.ValueOf(s).Convert(t.Elem()))
+				}
+				return true
+			}
 		}
-		for k, val := range m {
-			el := reflect.New(t.Elem()).Elem()
-			if !fill(el, val) {
+		elem := decoderFor(t.Elem())
+		return func(dst reflect.Value, v any) bool {
+			m, ok := v.(map[string]any)
+			if !ok {
 				return false
 			}
-			dst.SetMapIndex(reflect.ValueOf(k), el)
+			if dst.IsNil() {
+				dst.Set(reflect.MakeMapWithSize(t, len(m)))
+			}
+			for k, val := range m {
+				el := reflect.New(t.Elem()).Elem()
+				if !elem(el, val) {
+					return false
+				}
+				dst.SetMapIndex(reflect.ValueOf(k), el)
+			}
+			return true
 		}
-		return true
 	case reflect.Slice:
-		l, ok := v.([]any)
-		if !ok {
-			return false
-		}
-		// encoding/json leaves an empty, not a nil, slice for [].
-		s := reflect.MakeSlice(t, len(l), len(l))
-		for i, el := range l {
-			if !fill(s.Index(i), el) {
+		elem := decoderFor(t.Elem())
+		return func(dst reflect.Value, v any) bool {
+			l, ok := v.([]any)
+			if !ok {
 				return false
 			}
+			// encoding/json leaves an empty, not a nil, slice for [].
+			s := reflect.MakeSlice(t, len(l), len(l))
+			for i, el := range l {
+				if !elem(s.Index(i), el) {
+					return false
+				}
+			}
+			dst.Set(s)
+			return true
 		}
-		dst.Set(s)
-		return true
 	case reflect.String:
-		s, ok := v.(string)
-		if ok {
-			dst.SetString(s)
+		return func(dst reflect.Value, v any) bool {
+			s, ok := v.(string)
+			if ok {
+				dst.SetString(s)
+			}
+			return ok
 		}
-		return ok
 	case reflect.Bool:
-		b, ok := v.(bool)
-		if ok {
-			dst.SetBool(b)
+		return func(dst reflect.Value, v any) bool {
+			b, ok := v.(bool)
+			if ok {
+				dst.SetBool(b)
+			}
+			return ok
 		}
-		return ok
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		n, ok := v.(int64)
-		if !ok || dst.OverflowInt(n) {
-			return false
+		return func(dst reflect.Value, v any) bool {
+			n, ok := v.(int64)
+			if !ok || dst.OverflowInt(n) {
+				return false
+			}
+			dst.SetInt(n)
+			return true
 		}
-		dst.SetInt(n)
-		return true
 	}
-	return false
+	return decline
 }
 
 // structFields maps the JSON names of a struct type's fields, promoted
@@ -199,9 +295,6 @@ func fill(dst reflect.Value, v any) bool {
 // struct whose fields need encoding/json's rules for conflicts or embedded
 // pointers.
 func structFields(t reflect.Type) map[string][]int {
-	if f, ok := fieldCache.Load(t); ok {
-		return f.(map[string][]int)
-	}
 	fields := map[string][]int{}
 	for _, f := range reflect.VisibleFields(t) {
 		if f.Anonymous {
@@ -236,8 +329,5 @@ func structFields(t reflect.Type) map[string][]int {
 		}
 		fields[name] = f.Index
 	}
-	fieldCache.Store(t, fields)
 	return fields
 }
-
-var fieldCache sync.Map // reflect.Type -> map[string][]int

@@ -533,7 +533,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		doc.facts.failed = true
 		return doc, c.diags
 	}
-	doc.json, err = appendJSON(nil, v)
+	doc.json, err = encodeValue(v)
 	if err == nil {
 		doc.obj = newObject(kind.Value)
 		if !fillFrom(doc.obj, v) {
@@ -546,6 +546,18 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleSchema, Object: c.object, Message: "internal error: " + err.Error()}}
 	}
 	return doc, objectChecks(c, doc, root)
+}
+
+// encodeBuffers lets a document be encoded into a buffer grown by earlier
+// ones, then copied out at its exact size.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func encodeValue(v any) ([]byte, error) {
+	buf := encodeBuffers.Get().(*[]byte)
+	defer encodeBuffers.Put(buf)
+	b, err := appendJSON((*buf)[:0], v)
+	*buf = b
+	return bytes.Clone(b), err
 }
 
 // identity reads kind, namespace and name even from an object that fails its
