@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"cuelang.org/go/cue/token"
@@ -212,7 +213,7 @@ func (ck constraint) holds(v any) bool {
 		return (v == ck.lit) == (ck.op == token.EQL)
 	case token.MAT, token.NMAT:
 		s, ok := v.(string)
-		return ok && ck.re.MatchString(s) == (ck.op == token.MAT)
+		return ok && ck.matches(s) == (ck.op == token.MAT)
 	case token.GEQ, token.GTR, token.LEQ, token.LSS:
 		var f float64
 		switch v := v.(type) {
@@ -237,6 +238,43 @@ func (ck constraint) holds(v any) bool {
 		return ok && utf8.RuneCountInString(s) <= ck.max
 	}
 	return false
+}
+
+// matchMemo remembers a regular expression's results on short strings.
+// Names, label keys and values, env var names recur across the objects of a
+// repository, and a call of Go's regexp costs many times a map lookup; the
+// checker spent more on matching than on anything else of its own. The
+// memo is bounded: once full, new strings are matched without it.
+type matchMemo struct {
+	sync.RWMutex
+	m map[string]bool
+}
+
+const (
+	memoMaxEntries = 2048
+	memoMaxLen     = 64
+)
+
+func (ck constraint) matches(s string) bool {
+	if ck.memo == nil || len(s) > memoMaxLen {
+		return ck.re.MatchString(s)
+	}
+	ck.memo.RLock()
+	ok, known := ck.memo.m[s]
+	full := len(ck.memo.m) >= memoMaxEntries
+	ck.memo.RUnlock()
+	if known {
+		return ok
+	}
+	ok = ck.re.MatchString(s)
+	if !full {
+		ck.memo.Lock()
+		if len(ck.memo.m) < memoMaxEntries {
+			ck.memo.m[s] = ok
+		}
+		ck.memo.Unlock()
+	}
+	return ok
 }
 
 // disjunction accepts the first alternative that n satisfies; CUE picks the
