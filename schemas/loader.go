@@ -291,7 +291,15 @@ func readFile(o *options, path, display string) ([]byte, *Diagnostic) {
 		return nil, &d
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, o.maxFileBytes+1))
+	// Read into a buffer of the file's size (as os.ReadFile does) rather
+	// than one grown from 512 bytes; the limit still holds if the file grows.
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = min(fi.Size(), o.maxFileBytes) + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+512))
+	_, err = buf.ReadFrom(io.LimitReader(f, o.maxFileBytes+1))
+	b := buf.Bytes()
 	if err != nil {
 		d := fileDiag(display, "cannot read: %v", unwrapPathError(err))
 		return nil, &d
