@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"cuelang.org/go/cue/token"
@@ -212,7 +213,7 @@ func (ck constraint) holds(v any) bool {
 		return (v == ck.lit) == (ck.op == token.EQL)
 	case token.MAT, token.NMAT:
 		s, ok := v.(string)
-		return ok && ck.re.MatchString(s) == (ck.op == token.MAT)
+		return ok && ck.matches(s) == (ck.op == token.MAT)
 	case token.GEQ, token.GTR, token.LEQ, token.LSS:
 		var f float64
 		switch v := v.(type) {
@@ -237,6 +238,43 @@ func (ck constraint) holds(v any) bool {
 		return ok && utf8.RuneCountInString(s) <= ck.max
 	}
 	return false
+}
+
+// matchMemo remembers a regular expression's results on short strings.
+// Names, label keys and values, env var names recur across the objects of a
+// repository, and a call of Go's regexp costs many times a map lookup; the
+// checker spent more on matching than on anything else of its own. The
+// memo is bounded: once full, new strings are matched without it.
+type matchMemo struct {
+	sync.RWMutex
+	m map[string]bool
+}
+
+const (
+	memoMaxEntries = 2048
+	memoMaxLen     = 64
+)
+
+func (ck constraint) matches(s string) bool {
+	if ck.memo == nil || len(s) > memoMaxLen {
+		return ck.re.MatchString(s)
+	}
+	ck.memo.RLock()
+	ok, known := ck.memo.m[s]
+	full := len(ck.memo.m) >= memoMaxEntries
+	ck.memo.RUnlock()
+	if known {
+		return ok
+	}
+	ok = ck.re.MatchString(s)
+	if !full {
+		ck.memo.Lock()
+		if len(ck.memo.m) < memoMaxEntries {
+			ck.memo.m[s] = ok
+		}
+		ck.memo.Unlock()
+	}
+	return ok
 }
 
 // disjunction accepts the first alternative that n satisfies; CUE picks the
@@ -283,7 +321,12 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		}
 	}
 	out := make(map[string]any, len(fields))
-	seen := make(map[string]*yaml.Node, len(n.Content)/2)
+	// Keys seen so far, for duplicates. Most mappings are small, and a scan
+	// of the keys before this one is cheaper than building a map for each.
+	var seen map[string]*yaml.Node
+	if len(n.Content) > 2*smallMapping {
+		seen = make(map[string]*yaml.Node, len(n.Content)/2)
+	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
@@ -292,13 +335,21 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		}
 		name := k.Value
 		c.path = append(c.path, name)
-		if first, dup := seen[name]; dup {
+		var first *yaml.Node
+		if seen != nil {
+			first = seen[name]
+		} else {
+			first = earlierKey(n, i, name)
+		}
+		if first != nil {
 			// yaml.v3 reports duplicate keys only when decoding into Go maps.
 			c.errorf(k, RuleSyntax, "field is set twice; first at line %d", first.Line)
 			c.path = c.path[:len(c.path)-1]
 			continue
 		}
-		seen[name] = k
+		if seen != nil {
+			seen[name] = k
+		}
 		if f := findField(fields, name); f != nil {
 			if !isNull(v) {
 				out[name] = c.value(f.s, v, k)
@@ -333,6 +384,21 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		c.errorf(at, RuleSchema, "missing required field %q", f.name)
 	}
 	return out
+}
+
+// smallMapping is the size up to which structValue finds duplicate keys by
+// scanning rather than with a map.
+const smallMapping = 16
+
+// earlierKey returns the first string key of mapping n before index i named
+// name, or nil.
+func earlierKey(n *yaml.Node, i int, name string) *yaml.Node {
+	for j := 0; j < i; j += 2 {
+		if k := n.Content[j]; k.Value == name && k.Kind == yaml.ScalarNode && k.ShortTag() == "!!str" {
+			return k
+		}
+	}
+	return nil
 }
 
 func findField(fields []*field, name string) *field {

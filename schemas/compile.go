@@ -85,11 +85,12 @@ outer:
 
 // constraint is one scalar test: a regular expression, a bound, a literal.
 type constraint struct {
-	op  token.Token // MAT, NMAT, GEQ, GTR, LEQ, LSS, NEQ, EQL; ILLEGAL for maxRunes
-	re  *regexp.Regexp
-	num float64
-	lit any // EQL and NEQ: the literal
-	max int // maxRunes
+	op   token.Token // MAT, NMAT, GEQ, GTR, LEQ, LSS, NEQ, EQL; ILLEGAL for maxRunes
+	re   *regexp.Regexp
+	memo *matchMemo // re's results on short strings
+	num  float64
+	lit  any // EQL and NEQ: the literal
+	max  int // maxRunes
 }
 
 // schema is one compiled CUE value: a disjunction (alts), or a conjunction of
@@ -318,7 +319,7 @@ func (c *compiler) unary(e *ast.UnaryExpr) (*schema, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", e.Pos(), err)
 		}
-		return &schema{kinds: kString, def: -1, checks: []constraint{{op: e.Op, re: re}}}, nil
+		return &schema{kinds: kString, def: -1, checks: []constraint{{op: e.Op, re: re, memo: &matchMemo{m: map[string]bool{}}}}}, nil
 	case token.GEQ, token.GTR, token.LEQ, token.LSS:
 		if k&kNumber == 0 {
 			return nil, fmt.Errorf("%s: bounds are only supported on numbers", e.Pos())

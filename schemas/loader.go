@@ -291,7 +291,15 @@ func readFile(o *options, path, display string) ([]byte, *Diagnostic) {
 		return nil, &d
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, o.maxFileBytes+1))
+	// Read into a buffer of the file's size (as os.ReadFile does) rather
+	// than one grown from 512 bytes; the limit still holds if the file grows.
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = min(fi.Size(), o.maxFileBytes) + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+512))
+	_, err = buf.ReadFrom(io.LimitReader(f, o.maxFileBytes+1))
+	b := buf.Bytes()
 	if err != nil {
 		d := fileDiag(display, "cannot read: %v", unwrapPathError(err))
 		return nil, &d
@@ -533,16 +541,31 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		doc.facts.failed = true
 		return doc, c.diags
 	}
-	doc.json, err = json.Marshal(v)
+	doc.json, err = encodeValue(v)
 	if err == nil {
 		doc.obj = newObject(kind.Value)
-		err = json.Unmarshal(doc.json, doc.obj)
+		if !fillFrom(doc.obj, v) {
+			doc.obj = newObject(kind.Value)
+			err = json.Unmarshal(doc.json, doc.obj)
+		}
 	}
 	if err != nil {
 		// The schema admitted what the Go types cannot hold: a defect here.
 		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleSchema, Object: c.object, Message: "internal error: " + err.Error()}}
 	}
 	return doc, objectChecks(c, doc, root)
+}
+
+// encodeBuffers lets a document be encoded into a buffer grown by earlier
+// ones, then copied out at its exact size.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func encodeValue(v any) ([]byte, error) {
+	buf := encodeBuffers.Get().(*[]byte)
+	defer encodeBuffers.Put(buf)
+	b, err := appendJSON((*buf)[:0], v)
+	*buf = b
+	return bytes.Clone(b), err
 }
 
 // identity reads kind, namespace and name even from an object that fails its

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,6 +199,9 @@ func TestBadInput(t *testing.T) {
 			nil, []string{`a.yaml:1:13: error: Deployment is served as apiVersion "apps/v1", not "extensions/v1beta1"`}},
 		{"duplicate key", map[string]string{"a.yaml": cmYAML + "data:\n  x: y\n"},
 			nil, []string{"a.yaml:7:1: error: data: field is set twice; first at line 5"}},
+		{"duplicate key in a large mapping", map[string]string{"a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n" +
+			bigData(20) + "  k3: again\n"},
+			nil, []string{"a.yaml:25:3: error: data.k3: field is set twice; first at line 8"}},
 		{"unsupported YAML tag", map[string]string{"a.yaml": strings.Replace(cmYAML, "value", "!vault value", 1)},
 			nil, []string{"a.yaml:6:8: error: data.key: unsupported YAML tag !vault"}},
 	}
@@ -213,6 +217,15 @@ func TestBadInput(t *testing.T) {
 			assertDiags(t, res, tc.want...)
 		})
 	}
+}
+
+// bigData is n mapping entries k0: v .. k<n-1>: v, indented under data.
+func bigData(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  k%d: v\n", i)
+	}
+	return b.String()
 }
 
 func indent(s string) string {

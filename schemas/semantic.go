@@ -364,7 +364,23 @@ func crossCheck(docs []*document) []Diagnostic {
 	var diags []Diagnostic
 	byID := map[ObjectID]*document{}
 	namespaces := map[string]bool{"default": true}
+	// Deployments by namespace, in document order, so each Service looks at
+	// its own namespace's Deployments only: scanning every document for every
+	// Service made this pass quadratic in the size of the repository.
+	deployments := map[string]*nsDeployments{}
 	for _, d := range docs {
+		if d.facts.id.Kind == "Deployment" {
+			nd := deployments[d.facts.id.Namespace]
+			if nd == nil {
+				nd = &nsDeployments{}
+				deployments[d.facts.id.Namespace] = nd
+			}
+			if d.facts.failed {
+				nd.anyFailed = true
+			} else {
+				nd.ok = append(nd.ok, &d.facts)
+			}
+		}
 		if d.facts.id.Name == "" {
 			continue
 		}
@@ -402,23 +418,28 @@ func crossCheck(docs []*document) []Diagnostic {
 			}
 		}
 		if f.id.Kind == "Service" && len(f.selector) > 0 {
-			diags = append(diags, serviceTargets(f, docs)...)
+			diags = append(diags, serviceTargets(f, deployments[f.id.Namespace])...)
 		}
 	}
 	return diags
 }
 
-func serviceTargets(svc *facts, docs []*document) []Diagnostic {
+// nsDeployments is what serviceTargets needs of one namespace's Deployments.
+type nsDeployments struct {
+	ok        []*facts // those that passed their schema, in document order
+	anyFailed bool     // one failed: its labels are unknown
+}
+
+func serviceTargets(svc *facts, deps *nsDeployments) []Diagnostic {
 	var selected []*facts
-	for _, d := range docs {
-		if d.facts.failed && d.facts.id.Kind == "Deployment" && d.facts.id.Namespace == svc.id.Namespace {
-			return nil // its labels are unknown: it may be the one selected
+	if deps != nil {
+		if deps.anyFailed {
+			return nil // a failed Deployment's labels are unknown: it may be the one selected
 		}
-	}
-	for _, d := range docs {
-		if d.facts.id.Kind == "Deployment" && d.facts.id.Namespace == svc.id.Namespace && !d.facts.failed &&
-			(LabelSelector{MatchLabels: svc.selector}).Matches(d.facts.podLabels) {
-			selected = append(selected, &d.facts)
+		for _, d := range deps.ok {
+			if (LabelSelector{MatchLabels: svc.selector}).Matches(d.podLabels) {
+				selected = append(selected, d)
+			}
 		}
 	}
 	if len(selected) == 0 {
