@@ -45,9 +45,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadCUE$$' -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheckerAgreesWithCUE$$' -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz '^FuzzFSMApply$$' -fuzztime $(FUZZTIME) ./appliance/store/
+	$(GO) test -run '^$$' -fuzz '^FuzzRequests$$' -fuzztime $(FUZZTIME) ./appliance/api/
 
 bench: deps
 	$(GO) test ./bench/ -run '^$$' -bench 'Validate|CueVet' -benchtime 3x
+	$(GO) test ./bench/ -run '^$$' -bench 'CommitToRunning' -benchtime 20x -timeout 30m
 
 clean:
 	rm -rf out

@@ -19,7 +19,7 @@ import (
 )
 
 // newBackend is a real one-master Raft store in a temporary directory.
-func newBackend(t *testing.T) *store.Store {
+func newBackend(t testing.TB) *store.Store {
 	dir := t.TempDir()
 	st, err := store.Open(store.Config{DataDir: dir, NodeID: "m0", BindAddr: freeAddr(t), Bootstrap: true,
 		Logger: slog.New(slog.DiscardHandler)})
@@ -37,7 +37,7 @@ func newBackend(t *testing.T) *store.Store {
 	return st
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
