@@ -31,6 +31,11 @@ go run ./images/publish localhost:5000/berth/hello:1
 
 nohup "$berth" up --data "$data" --insecure-registry localhost:5000 >"$data/berth.log" 2>&1 &
 echo "demo: berth up is starting (log: $data/berth.log)"
+# The config repository appears on first start; give it a committer so the
+# commits suggested below work on a machine with no git identity.
+for _ in $(seq 50); do [[ -d $data/config/.git ]] && break; sleep 0.1; done
+git -C "$data/config" config user.name >/dev/null || git -C "$data/config" config user.name "berth demo"
+git -C "$data/config" config user.email >/dev/null || git -C "$data/config" config user.email "demo@berth.invalid"
 for i in $(seq 180); do
 	if "$berth" get deployments 2>/dev/null | grep -q ' 3/3 '; then
 		break

@@ -95,6 +95,15 @@ func TestUpEndToEnd(t *testing.T) {
 	c.Eventually("the ClusterIP reaches every pod", time.Minute, func() error { return servedBy(ip, "1", replicas) })
 	firstHash := c.DeploymentPods("shop", "web")[0].TemplateHash
 
+	// berth logs: the master relays the container's log from the agent.
+	pod := c.DeploymentPods("shop", "web")[0].Name
+	if out, err := c.Berth("logs", "shop/"+pod); err != nil || !strings.Contains(out, "hello: listening") || !strings.Contains(out, pod) {
+		t.Errorf("berth logs shop/%s: %v\n%s", pod, err, out)
+	}
+	if out, err := c.Berth("logs", "shop/no-such-pod"); err == nil || !strings.Contains(out, "404") {
+		t.Errorf("berth logs of an unknown pod: %v\n%s", err, out)
+	}
+
 	// A change of the env var: a rolling update that keeps availability.
 	watch := watchAvailability(c, "shop", "web")
 	c.Write(map[string]string{"app.yaml": helloApp("2")})
