@@ -48,5 +48,6 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd())
+	root.AddCommand(newBootCmd())
 	return root
 }
