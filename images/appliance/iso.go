@@ -67,7 +67,7 @@ func buildISO(res *Result, cfg Config) error {
 		}
 	}
 	files := map[string]string{
-		"boot/grub/grub.cfg":  fmt.Sprintf(grubCfg, cfg.Cmdline),
+		"boot/grub/grub.cfg":   fmt.Sprintf(grubCfg, cfg.Cmdline),
 		"boot/berth-appliance": "berth appliance ISO marker\n",
 	}
 	for p, s := range files {
