@@ -161,18 +161,17 @@ func reap() {
 
 // readConfigDisk reads master.yaml from the volume labelled BERTHCFG.
 func readConfigDisk(cfg *Config, log *slog.Logger) error {
+	// virtio disks exist once their module is loaded; AHCI and NVMe
+	// controllers scan in the background, so give them a moment when no
+	// disk has shown up yet.
+	for i := 0; i < 20 && len(BlockDevices()) == 0; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
 	var vol *Volume
-	for range 5 {
-		for _, d := range BlockDevices() {
-			if v, err := Probe(d); err == nil && v.Label == ConfigLabel {
-				vol = &v
-			}
+	for _, d := range BlockDevices() {
+		if v, err := Probe(d); err == nil && v.Label == ConfigLabel {
+			vol = &v
 		}
-		if vol != nil {
-			break
-		}
-		// Disk controllers may still be probing.
-		time.Sleep(200 * time.Millisecond)
 	}
 	if vol == nil {
 		return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,10 @@ func newBootCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// It mounts, formats disks and reboots: never on a host by mistake.
+			if os.Getpid() != 1 {
+				return &exitError{code: 2, err: errors.New("berth boot is the appliance image's init; it runs only as PID 1")}
+			}
 			return boot.Run(version)
 		},
 	}

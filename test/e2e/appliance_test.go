@@ -30,6 +30,7 @@ const (
 	syncTimeout  = 4 * time.Minute
 	downTimeout  = 2 * time.Minute
 	applianceTok = "e2e-admin-token"
+	configToken  = "e2e-token-from-the-config-disk"
 )
 
 // TestApplianceImage builds the master image twice (the bytes must match),
@@ -139,9 +140,24 @@ func TestApplianceImage(t *testing.T) {
 	vm.waitExit(t) // -no-reboot: the guest's reboot ends qemu
 
 	// Boot 2: same disk, repo unreachable: the history must come from disk.
+	// A config disk (FAT, label BERTHCFG) now supplies the admin token and
+	// a static address instead of the command line and DHCP.
 	repoDown.Store(true)
 	fetchesBefore := fetches.Load()
-	vm = startVM(t, tmp, "boot2", kernelArgs)
+	cfgDisk := filepath.Join(tmp, "config.img")
+	masterYAML := filepath.Join(tmp, "master.yaml")
+	if err := os.WriteFile(masterYAML, []byte("token: "+configToken+"\nip: 10.0.2.15/24,10.0.2.2,10.0.2.3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][]string{{"mformat", "-C", "-i", cfgDisk, "-f", "1440", "-v", "BERTHCFG", "::"}, {"mcopy", "-i", cfgDisk, masterYAML, "::/master.yaml"}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", c, err, out)
+		}
+	}
+	boot2 := []string{"-kernel", img.Kernel, "-initrd", img.Initramfs, "-append", strings.Replace(cmdline, " berth.token="+applianceTok, "", 1),
+		"-drive", "file=" + disk + ",format=raw,if=virtio", "-drive", "file=" + cfgDisk + ",format=raw,if=virtio"}
+	vm = startVM(t, tmp, "boot2", boot2)
+	vm.token = configToken
 	ready = vm.waitReady(t)
 	t.Logf("boot 2 (same disk): /readyz after %s", ready.Round(100*time.Millisecond))
 	var st2 api.Status
@@ -155,6 +171,9 @@ func TestApplianceImage(t *testing.T) {
 	}
 	if st2.Commit != commit || st2.Index < st1.Index || st2.Host == nil || st2.Host.Storage != "disk" {
 		t.Fatalf("after reboot: status %+v (before: index %d)", st2, st1.Index)
+	}
+	if c := vm.console(); !strings.Contains(c, "config disk") || !strings.Contains(c, "static address") {
+		t.Errorf("boot 2 did not report reading the config disk and setting the static address")
 	}
 	if n := fetches.Load() - fetchesBefore; n != 0 {
 		t.Fatalf("the repo answered %d fetches while switched off", n)
