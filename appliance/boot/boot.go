@@ -56,7 +56,7 @@ func Run(version string) error {
 		problems = append(problems, err.Error())
 	}
 	if cfg.Listen != "" {
-		facts.Listen = cfg.Listen
+		facts.update(func(f *Facts) { f.Listen = cfg.Listen })
 	}
 
 	if err := upLoopback(); err != nil {
@@ -73,7 +73,8 @@ func Run(version string) error {
 	}
 	go func() {
 		for {
-			facts.Addresses = addresses()
+			a := addresses()
+			facts.update(func(f *Facts) { f.Addresses = a })
 			time.Sleep(2 * time.Second)
 		}
 	}()
@@ -82,16 +83,17 @@ func Run(version string) error {
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
-	facts.RAM = host.Storage == "ram"
-	facts.Storage = host.Storage
-	if host.DataDevice != "" {
-		facts.Storage += " " + host.DataDevice
-	}
-	if facts.RAM {
-		facts.Storage = ramBanner
+	facts.update(func(f *Facts) {
+		f.RAM = host.Storage == "ram"
+		f.Storage = strings.TrimSpace(host.Storage + " " + host.DataDevice)
+		if f.RAM {
+			f.Storage = ramBanner
+		}
+		f.Problem = strings.Join(problems, "; ")
+	})
+	if host.Storage == "ram" {
 		log.Warn(ramBanner)
 	}
-	facts.Problem = strings.Join(problems, "; ")
 
 	// The repo is usually reached over the network: give DHCP a moment
 	// before the first fetch (the sync retries anyway).
@@ -102,8 +104,9 @@ func Run(version string) error {
 	}
 
 	if cfg.Join != "" {
-		facts.Problem = "berth.join is not supported by this build yet: masters run as one-member clusters; not starting, to avoid a second, separate cluster"
-		log.Error(facts.Problem, "join", cfg.Join)
+		const msg = "berth.join is not supported by this build yet: masters run as one-member clusters; not starting, to avoid a second, separate cluster"
+		facts.update(func(f *Facts) { f.Problem = msg })
+		log.Error(msg, "join", cfg.Join)
 		select {}
 	}
 	tokenFile := filepath.Join(dataDir, "admin-token")
@@ -123,9 +126,10 @@ func Run(version string) error {
 		poll, _ = time.ParseDuration(cfg.Poll)
 	}
 	pw := &power{log: log}
+	listen := facts.snapshot().Listen
 	var m *appliance.Master
 	for {
-		m, err = appliance.Start(ctx, appliance.Config{DataDir: dataDir, Listen: facts.Listen,
+		m, err = appliance.Start(ctx, appliance.Config{DataDir: dataDir, Listen: listen,
 			// One member: Raft only ever talks to itself, so loopback keeps
 			// working whatever address DHCP hands out after a reboot.
 			RaftAddr: "127.0.0.1:7444",
@@ -134,18 +138,20 @@ func Run(version string) error {
 		if err == nil {
 			break
 		}
-		facts.Problem = "master: " + err.Error()
+		facts.update(func(f *Facts) { f.Problem = "master: " + err.Error() })
 		log.Error("master did not start; retrying in 10s", "err", err)
 		time.Sleep(10 * time.Second)
 	}
 	pw.set(m, host.Storage == "disk")
-	if generated {
-		// The console is the only place an operator can read a token the
-		// master made up itself.
-		facts.Token = m.AdminToken()
-	}
-	facts.Status = statusFunc(m)
-	log.Info("master started", "listen", facts.Listen, "repo", cfg.Repo, "storage", host.Storage)
+	facts.update(func(f *Facts) {
+		if generated {
+			// The console is the only place an operator can read a token
+			// the master made up itself.
+			f.Token = m.AdminToken()
+		}
+		f.Status = statusFunc(m)
+	})
+	log.Info("master started", "listen", listen, "repo", cfg.Repo, "storage", host.Storage)
 	select {}
 }
 

@@ -86,8 +86,10 @@ func (s *Screen) draw() {
 	}
 }
 
-// Facts is what the status block shows.
+// Facts is what the status block shows; boot fills it in as it goes, so
+// it is changed with update and read through a snapshot.
 type Facts struct {
+	mu        sync.Mutex
 	Version   string
 	Addresses []string
 	Listen    string
@@ -113,7 +115,21 @@ func (s *Screen) Run(ctx context.Context, f *Facts) {
 	}
 }
 
-func render(ctx context.Context, f *Facts) string {
+func (f *Facts) update(fn func(*Facts)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+func (f *Facts) snapshot() Facts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Facts{Version: f.Version, Addresses: f.Addresses, Listen: f.Listen, Storage: f.Storage,
+		RAM: f.RAM, Token: f.Token, Problem: f.Problem, Status: f.Status}
+}
+
+func render(ctx context.Context, facts *Facts) string {
+	f := facts.snapshot()
 	var b strings.Builder
 	fmt.Fprintf(&b, "berth appliance %s — master\n\n", f.Version)
 	if f.RAM {
