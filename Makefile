@@ -6,7 +6,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 10s
 
-.PHONY: all deps build demo demo-stop test lint unit fuzz bench clean
+.PHONY: all deps build image demo demo-stop test lint unit fuzz bench clean
 
 all: build
 
@@ -16,6 +16,13 @@ deps:
 # CGO_ENABLED=0: the binary must run from the appliance's initramfs.
 build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o out/berth ./cmd/berth
+
+# The master's bootable image: out/vmlinuz + out/initramfs.img (PXE, qemu
+# -kernel/-initrd) and out/berth-appliance.iso (BIOS and UEFI). Timestamps
+# come from the last commit, so a clean tree rebuilds to the same bytes.
+image: build
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
+		$(GO) run ./images/appliance/mkimage -berth out/berth -out out -cache out/cache/debs
 
 # The main job: validate the examples, then run the hello example on this
 # machine with berth up and show its pods (see test/demo.sh).
@@ -35,8 +42,10 @@ lint:
 	if [[ -n "$$unformatted" ]]; then echo "not gofmt-clean:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The appliance boot test (test/e2e) builds the image and boots it three
+# times under qemu software emulation, hence the time-out above the default.
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 40m ./...
 
 # Each fuzz target briefly, on top of its seed corpus (which `unit` runs).
 fuzz:

@@ -38,6 +38,9 @@ type Config struct {
 	ServiceCIDR        netip.Prefix
 	NodeTimeouts       reconcile.NodeTimeouts
 	Logger             *slog.Logger
+	// Host and Power are the appliance image's (see api.Config).
+	Host  *api.HostStatus
+	Power func(action string) error
 }
 
 // Master is a running master.
@@ -102,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	heartbeats := &reconcile.Heartbeats{}
 	handler := api.NewServer(api.Config{
 		Backend: st, Heartbeats: heartbeats, AdminToken: token, Logger: cfg.Logger,
-		Sync: m.syncStatus,
+		Sync: m.syncStatus, Host: cfg.Host, Power: cfg.Power,
 		Ready: func() error {
 			if !st.IsLeader() {
 				return errors.New("no leader yet")

@@ -17,6 +17,15 @@ packages=(
 	"busybox-static:busybox"
 	"docker-registry:docker-registry"
 	"curl:curl"
+	# the appliance image (make image) and its boot test
+	"qemu-system-x86:qemu-system-x86_64"
+	"grub-pc-bin:/usr/lib/grub/i386-pc/boot_hybrid.img"
+	"grub-efi-amd64-bin:/usr/lib/grub/x86_64-efi/linux.mod"
+	"grub-common:grub-mkimage"
+	"xorriso:xorriso"
+	"mtools:mformat"
+	"cpio:cpio"
+	"e2fsprogs:mke2fs"
 )
 
 missing=()
@@ -33,6 +42,16 @@ if ((${#missing[@]})); then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The image build fetches Debian's kernel with `apt-get download`, which
+# needs package lists (container images often ship without them).
+if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+	if [[ $(id -u) -eq 0 ]]; then
+		apt-get update -qq
+	else
+		echo "setup: apt has no package lists; run apt-get update as root (make image needs them)" >&2
+	fi
 fi
 
 export PATH=$PATH:/usr/local/go/bin

@@ -19,6 +19,8 @@ type Status struct {
 	ReadyNodes int        `json:"readyNodes"`
 	Pods       int        `json:"pods"`
 	ReadyPods  int        `json:"readyPods"`
+	// Host is set on masters booted from the appliance image.
+	Host *HostStatus `json:"host,omitempty"`
 }
 
 // RevisionSummary is a revision without its objects' JSON.
@@ -55,7 +57,7 @@ type NodeAssignment struct {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	out := Status{Index: st.Index, Sync: SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: len(st.Pods)}
+	out := Status{Index: st.Index, Sync: SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: len(st.Pods), Host: s.cfg.Host}
 	if s.cfg.Sync != nil {
 		out.Sync = s.cfg.Sync()
 	}

@@ -53,6 +53,20 @@ type Config struct {
 	Ready func() error
 	// MaxWait caps ?wait= (default 5 minutes).
 	MaxWait time.Duration
+	// Host, when set, is reported in /v1/status (the appliance's storage).
+	Host *HostStatus
+	// Power, when set, serves POST /v1/system/reboot and /poweroff (admin
+	// token only); it must return before the machine goes down.
+	Power func(action string) error
+}
+
+// HostStatus is what a master booted from the appliance image says about
+// its machine.
+type HostStatus struct {
+	// Storage is "disk" or "ram" (no data disk: state is lost on reboot).
+	Storage    string `json:"storage"`
+	DataDevice string `json:"dataDevice,omitempty"`
+	Warning    string `json:"warning,omitempty"`
 }
 
 // Server serves the API.
@@ -100,6 +114,9 @@ func NewServer(cfg Config) *Server {
 	s.mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.logs)
 	s.route("GET /v1/deployments", s.deployments)
 	s.route("GET /v1/services", s.services)
+	if cfg.Power != nil {
+		s.route("POST /v1/system/{action}", s.power)
+	}
 	return s
 }
 
@@ -232,4 +249,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	io.WriteString(w, "ok\n")
+}
+
+// power reboots or powers off an appliance master.
+func (s *Server) power(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	action := r.PathValue("action")
+	if action != "reboot" && action != "poweroff" {
+		return nil, errorf(http.StatusNotFound, "no system action %q (reboot, poweroff)", action)
+	}
+	if err := s.cfg.Power(action); err != nil {
+		return nil, errorf(http.StatusServiceUnavailable, "%s: %v", action, err)
+	}
+	s.cfg.Logger.Warn("system action requested through the API", "action", action, "remote", r.RemoteAddr)
+	return map[string]string{"action": action}, nil
 }

@@ -48,6 +48,6 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
-		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd())
+		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd())
 	return root
 }

@@ -1,0 +1,58 @@
+package boot
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestCmdline(t *testing.T) {
+	var c Config
+	err := c.ParseCmdline(`BOOT_IMAGE=/boot/vmlinuz console=ttyS0 quiet berth.repo=http://10.0.2.2:8080/c.git berth.branch=prod berth.bootstrap=1 berth.token=t0k berth.path="clusters/a b" berth.data=/dev/vdb berth.poll=10s`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Repo: "http://10.0.2.2:8080/c.git", Branch: "prod", Bootstrap: true, Token: "t0k", Path: "clusters/a b", Data: "/dev/vdb", Poll: "10s"}
+	if c != want {
+		t.Fatalf("got %+v\nwant %+v", c, want)
+	}
+	for _, bad := range []string{"berth.rpo=x", "berth.poll=often", "berth.ip=10.0.0.1", "berth.bootstrap=1 berth.join=http://m:7443"} {
+		var c Config
+		if err := c.ParseCmdline(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestStaticIP(t *testing.T) {
+	c := Config{IP: "192.168.1.10/24,192.168.1.1,1.1.1.1,9.9.9.9"}
+	s, err := c.StaticIP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Addr != netip.MustParsePrefix("192.168.1.10/24") || s.Gateway != netip.MustParseAddr("192.168.1.1") || len(s.DNS) != 2 {
+		t.Fatalf("%+v", s)
+	}
+	for _, ip := range []string{"", "dhcp"} {
+		if s, err := (&Config{IP: ip}).StaticIP(); s != nil || err != nil {
+			t.Errorf("%q: %v %v", ip, s, err)
+		}
+	}
+}
+
+// The command line overrides master.yaml from the config disk.
+func TestYAMLThenCmdline(t *testing.T) {
+	var c Config
+	if err := c.ParseYAML([]byte("repo: https://git.example/c.git\nbranch: main\nip: 10.1.0.5/16,10.1.0.1\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ParseCmdline("berth.branch=hotfix"); err != nil {
+		t.Fatal(err)
+	}
+	if c.Repo != "https://git.example/c.git" || c.Branch != "hotfix" || c.IP != "10.1.0.5/16,10.1.0.1" {
+		t.Fatalf("%+v", c)
+	}
+	if err := c.ParseYAML([]byte("repository: x\n")); err == nil || !strings.Contains(err.Error(), "repository") {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
