@@ -57,18 +57,18 @@ func newTestAPI(t *testing.T) (*Client, *store.Store) {
 
 func TestAuth(t *testing.T) {
 	c, _ := newTestAPI(t)
-	bad := NewClient(c.base, "wrong")
+	bad := NewClient(c.Server(), "wrong")
 	_, err := bad.Status(context.Background())
 	var e *Error
 	if !errors.As(err, &e) || e.Code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %v", err)
 	}
-	resp, err := http.Get(c.base + "/v1/nodes")
+	resp, err := http.Get(c.Server() + "/v1/nodes")
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("no token: %v %v", resp.StatusCode, err)
 	}
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get(c.base + path)
+		resp, err := http.Get(c.Server() + path)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: %v %v", path, resp.StatusCode, err)
 		}
@@ -89,7 +89,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"GET", "/v1/pods?index=abc", ``, "index: "},
 		{"GET", "/v1/pods?index=1&wait=forever", ``, "wait: want a duration"},
 	} {
-		req, _ := http.NewRequest(tc.method, c.base+tc.path, strings.NewReader(tc.body))
+		req, _ := http.NewRequest(tc.method, c.Server()+tc.path, strings.NewReader(tc.body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -180,4 +180,22 @@ func mustJSON(t *testing.T, v any) []byte {
 func readBody(w *strings.Builder, resp *http.Response) (int64, error) {
 	defer resp.Body.Close()
 	return io.Copy(w, resp.Body)
+}
+
+// TestClientFailover: a client given several masters skips one that does
+// not answer and stays with the one that does.
+func TestClientFailover(t *testing.T) {
+	good, _ := newTestAPI(t)
+	dead := "http://" + freeAddr(t) // nothing listens there any more
+	c := NewClient(dead+", "+good.Server()+"/", token)
+	if _, err := c.Status(context.Background()); err != nil {
+		t.Fatalf("failover: %v", err)
+	}
+	if c.Server() != good.Server() {
+		t.Errorf("client talks to %s, want the live master %s", c.Server(), good.Server())
+	}
+	all := NewClient(dead+","+"http://"+freeAddr(t), token)
+	if _, err := all.Status(context.Background()); err == nil {
+		t.Error("no master answers, yet Status succeeded")
+	}
 }

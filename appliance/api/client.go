@@ -4,23 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 )
 
-// Client talks to a master's API.
+// Client talks to the masters' API. Given several masters it sticks to the
+// one that answers and moves to the next when a connection fails, so the
+// CLI and agents ride out a master's death.
 type Client struct {
-	base  string
-	token string
-	http  *http.Client
+	servers []string
+	next    atomic.Int32 // index of the server to try first
+	token   string
+	http    *http.Client
 }
 
 // ClientOption configures a Client.
@@ -29,13 +34,63 @@ type ClientOption func(*Client)
 // WithHTTPClient replaces the default http.Client (e.g. for TLS settings).
 func WithHTTPClient(h *http.Client) ClientOption { return func(c *Client) { c.http = h } }
 
-// NewClient returns a client for the API at base (e.g. http://127.0.0.1:7443).
+// NewClient returns a client for the API at base (e.g.
+// https://10.0.0.1:7443), or at any of several comma-separated masters.
 func NewClient(base, token string, opts ...ClientOption) *Client {
-	c := &Client{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{}}
+	c := &Client{token: token, http: &http.Client{}}
+	for _, s := range strings.Split(base, ",") {
+		if s = strings.TrimRight(strings.TrimSpace(s), "/"); s != "" {
+			c.servers = append(c.servers, s)
+		}
+	}
 	for _, o := range opts {
 		o(c)
 	}
 	return c
+}
+
+// Server is the master the client currently talks to.
+func (c *Client) Server() string {
+	if len(c.servers) == 0 {
+		return ""
+	}
+	return c.servers[int(c.next.Load())%len(c.servers)]
+}
+
+// send sends one request, trying each master in turn from the last one
+// that answered until one does. Only failures to reach a master move on:
+// an answer, even an error status, is the cluster's answer.
+func (c *Client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	if len(c.servers) == 0 {
+		return nil, errors.New("api: no server configured")
+	}
+	first := int(c.next.Load())
+	var errs []error
+	for i := range c.servers {
+		n := (first + i) % len(c.servers)
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.servers[n]+path, rd)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.http.Do(req)
+		if err == nil {
+			c.next.Store(int32(n))
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // Error is an API error response.
@@ -56,13 +111,12 @@ type Watch struct {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, w *Watch, body, out any) (uint64, error) {
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return 0, err
 		}
-		rd = bytes.NewReader(b)
 	}
 	if w != nil {
 		sep := "?"
@@ -71,15 +125,7 @@ func (c *Client) do(ctx context.Context, method, path string, w *Watch, body, ou
 		}
 		path += sep + url.Values{"index": {strconv.FormatUint(w.Index, 10)}, "wait": {w.Wait.String()}}.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, method, path, b)
 	if err != nil {
 		return 0, err
 	}
@@ -170,12 +216,7 @@ func (c *Client) Logs(ctx context.Context, namespace, name, container string, fo
 		q.Set("follow", "true")
 	}
 	path := "/v1/pods/" + url.PathEscape(namespace) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := c.http.Do(req)
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
