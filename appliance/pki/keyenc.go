@@ -50,9 +50,7 @@ func encryptKey(plain, passphrase []byte) ([]byte, error) {
 	header := make([]byte, headerLen)
 	copy(header, keyMagic)
 	header[len(keyMagic)] = keyVersion
-	if _, err := rand.Read(header[len(keyMagic)+1:]); err != nil {
-		return nil, fmt.Errorf("pki: salt and nonce: %w", err)
-	}
+	rand.Read(header[len(keyMagic)+1:]) // salt and nonce; never fails
 	salt, nonce := splitHeader(header)
 	aead, err := newAEAD(passphrase, salt)
 	if err != nil {
