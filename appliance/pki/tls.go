@@ -161,8 +161,8 @@ func parseFingerprint(s string) ([]byte, error) {
 	return sum, nil
 }
 
-// Identity is the subject of the client certificate the handshake
-// verified; ok is false when the client presented none.
+// Identity is the subject of the peer certificate the handshake verified:
+// on a server, the client's; ok is false when the client presented none.
 func Identity(cs *tls.ConnectionState) (commonName string, orgs []string, ok bool) {
 	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return "", nil, false
