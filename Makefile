@@ -56,6 +56,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz '^FuzzFSMApply$$' -fuzztime $(FUZZTIME) ./appliance/store/
 	$(GO) test -run '^$$' -fuzz '^FuzzRequests$$' -fuzztime $(FUZZTIME) ./appliance/api/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadCA$$' -fuzztime $(FUZZTIME) ./appliance/pki/
+	$(GO) test -run '^$$' -fuzz '^FuzzPinnedFingerprint$$' -fuzztime $(FUZZTIME) ./appliance/pki/
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./appliance/auth/
 
 bench: deps
 	$(GO) test ./bench/ -run '^$$' -bench 'Validate|CueVet' -benchtime 3x

@@ -1,0 +1,202 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Every configuration below demands TLS 1.3: both ends are berth, so
+// there is no old client to stay compatible with.
+
+// ServerTLS is the masters' API listener: it serves certPEM and verifies a
+// client certificate against the CA when one is presented, so people with
+// bearer tokens and agents with certificates share one port. The handler
+// decides what an unauthenticated connection may do (see Identity).
+func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+	pool, cas, err := caPool(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := keyPair(certPEM, keyPEM, cas)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+	}, nil
+}
+
+// MutualTLS is for Raft between masters: the same configuration serves
+// the listener and dials peers, and each side requires the other's
+// certificate signed by the CA. The peer's certificate must also be good
+// for server auth, which only IssueServer grants: an agent's client
+// certificate is signed by the same CA and must not be able to speak Raft.
+func MutualTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+	pool, cas, err := caPool(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := keyPair(certPEM, keyPEM, cas)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{cert},
+		RootCAs:          pool,
+		ClientCAs:        pool,
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		VerifyConnection: requireMasterPeer,
+	}, nil
+}
+
+func requireMasterPeer(cs tls.ConnectionState) error {
+	if len(cs.VerifiedChains) == 0 {
+		return errors.New("pki: peer presented no verified certificate")
+	}
+	leaf := cs.VerifiedChains[0][0]
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+		return fmt.Errorf("pki: peer %q is not a master (its certificate is not good for server auth)", leaf.Subject.CommonName)
+	}
+	return nil
+}
+
+// ClientTLS trusts only the CA, and presents the client certificate when
+// certPEM is not nil.
+func ClientTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+	pool, _, err := caPool(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+	if certPEM != nil {
+		cert, err := keyPair(certPEM, keyPEM, nil)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// PinnedTLS is for joining before having the CA: it accepts a server whose
+// leaf certificate chains, for server auth and within its validity, to a
+// certificate in the presented chain whose public key has the given
+// fingerprint (see Fingerprint), and refuses anything else. The chain
+// check matters: the CA certificate is public, so merely finding it in
+// the chain would let anyone send it after their own leaf. Host names are
+// not checked: the pin names the cluster, and every server certificate
+// the cluster's CA signs belongs to one of its masters.
+func PinnedTLS(fingerprint string) (*tls.Config, error) {
+	want, err := parseFingerprint(fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		// Go's verification needs the roots up front; the callback below
+		// does the whole check instead, against the pinned key.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+			return verifyPinned(rawCerts, want)
+		},
+	}, nil
+}
+
+func verifyPinned(rawCerts [][]byte, want []byte) error {
+	if len(rawCerts) == 0 {
+		return errors.New("pki: server presented no certificate")
+	}
+	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
+	pinned := false
+	var leaf *x509.Certificate
+	for i, raw := range rawCerts {
+		cert, err := x509.ParseCertificate(raw)
+		if err != nil {
+			return fmt.Errorf("pki: server certificate: %w", err)
+		}
+		if i == 0 {
+			leaf = cert
+		} else {
+			intermediates.AddCert(cert)
+		}
+		if sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo); bytes.Equal(sum[:], want) {
+			roots.AddCert(cert)
+			pinned = true
+		}
+	}
+	if !pinned {
+		return fmt.Errorf("pki: no certificate in the server's chain has fingerprint %s%x", fingerprintPrefix, want)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: intermediates,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}); err != nil {
+		return fmt.Errorf("pki: server certificate does not chain to the pinned CA: %w", err)
+	}
+	return nil
+}
+
+// parseFingerprint reads "sha256:<64 hex digits>", hex in either case.
+func parseFingerprint(s string) ([]byte, error) {
+	h, ok := strings.CutPrefix(s, fingerprintPrefix)
+	if !ok {
+		return nil, fmt.Errorf("pki: fingerprint %q does not start with %q", s, fingerprintPrefix)
+	}
+	sum, err := hex.DecodeString(h)
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("pki: fingerprint %q is not %q and %d hex digits", s, fingerprintPrefix, 2*sha256.Size)
+	}
+	return sum, nil
+}
+
+// Identity is the subject of the peer certificate the handshake verified:
+// on a server, the client's; ok is false when the client presented none.
+func Identity(cs *tls.ConnectionState) (commonName string, orgs []string, ok bool) {
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return "", nil, false
+	}
+	leaf := cs.VerifiedChains[0][0]
+	return leaf.Subject.CommonName, leaf.Subject.Organization, true
+}
+
+// caPool reads the trusted CA certificates; more than one is allowed, so
+// that a new CA can be trusted alongside the old one during a rotation.
+func caPool(caPEM []byte) (*x509.CertPool, []*x509.Certificate, error) {
+	cas, err := parseCerts(caPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	for _, ca := range cas {
+		pool.AddCert(ca)
+	}
+	return pool, cas, nil
+}
+
+// keyPair loads certPEM and keyPEM and appends to the chain the CA
+// certificates it lacks, so that a server sends its CA along: a joiner
+// holding only PinnedTLS's fingerprint has no other way to get it.
+func keyPair(certPEM, keyPEM []byte, cas []*x509.Certificate) (tls.Certificate, error) {
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("pki: key pair: %w", err)
+	}
+	for _, ca := range cas {
+		if !slices.ContainsFunc(cert.Certificate, func(der []byte) bool { return bytes.Equal(der, ca.Raw) }) {
+			cert.Certificate = append(cert.Certificate, ca.Raw)
+		}
+	}
+	return cert, nil
+}
