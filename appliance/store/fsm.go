@@ -80,11 +80,19 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 // Restore replaces the state with a snapshot's. On error the state is left
 // as it was and raft refuses the snapshot.
+//
+// Index never goes back: a backup restored with RestoreSnapshot carries the
+// index it was taken at, which may be below what waiters have seen, and
+// they must still wake for the new state. The entries after the restore
+// have higher Raft indexes, so Index stays monotonic.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s, err := readSnapshot(bufio.NewReader(rc))
 	if err != nil {
 		return err
+	}
+	if cur := f.cur.Load().state.Index; s.Index <= cur && cur > 0 {
+		s.Index = cur + 1
 	}
 	f.publish(s)
 	return nil

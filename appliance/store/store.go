@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,11 +43,28 @@ type Config struct {
 	// NodeID is this master's Raft server ID; it must stay the same across
 	// restarts on the same DataDir.
 	NodeID string
-	// BindAddr is the Raft transport's listen address, e.g. "10.0.0.1:7001";
-	// it is also the address peers use, so it must not be unspecified.
+	// BindAddr is the Raft transport's listen address, e.g. "10.0.0.1:7444"
+	// or ":7444".
 	BindAddr string
+	// Advertise is the address peers dial; it is recorded in the cluster
+	// configuration, so it must stay the same across restarts. Empty means
+	// BindAddr, which must then name an interface.
+	Advertise string
+	// TLS, when set, runs Raft's transport over mutual TLS: it must carry
+	// this master's certificate, RootCAs and ClientCAs of the cluster CA,
+	// and ClientAuth tls.RequireAndVerifyClientCert. Peers' certificates
+	// are checked against the host of the address they are dialled at
+	// unless ServerName is set. Nil keeps plain TCP, for tests.
+	TLS *tls.Config
+	// SnapshotThreshold, SnapshotInterval and TrailingLogs tune when Raft
+	// snapshots and how many entries it keeps after a snapshot for slow
+	// followers; zero keeps Raft's defaults (8192, 120s, 10240).
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
 	// Bootstrap makes a DataDir without Raft state the first voter of a new
-	// cluster. It is ignored when the DataDir has state.
+	// cluster. It is ignored when the DataDir has state. A new DataDir
+	// without it waits for a leader to add it (AddVoter).
 	Bootstrap bool
 	// Logger gets the store's logs and Raft's warnings and errors; nil
 	// means slog.Default().
@@ -55,11 +73,15 @@ type Config struct {
 
 // Store is the replicated cluster state of one master.
 type Store struct {
-	log   *slog.Logger
-	fsm   *fsm
-	raft  *raft.Raft
-	trans *raft.NetworkTransport
-	bolt  *raftboltdb.BoltStore
+	log    *slog.Logger
+	id     string
+	dir    string // DataDir/raft
+	fsm    *fsm
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	stream *streamLayer
+	bolt   *raftboltdb.BoltStore
+	snaps  *raft.FileSnapshotStore
 
 	done      chan struct{} // closed by Close
 	watcher   sync.WaitGroup
@@ -113,7 +135,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		return nil, err
 	}
 
-	trans, err := newTransport(cfg.BindAddr, hlog)
+	trans, stream, err := newTransport(cfg, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("store: raft transport on %s: %w", cfg.BindAddr, err)
 	}
@@ -123,7 +145,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		}
 	}()
 
-	rc := raftConfig(cfg.NodeID, hlog)
+	rc := raftConfig(cfg, hlog)
 	existing, err := raft.HasExistingState(bolt, bolt, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("store: reading raft state: %w", err)
@@ -140,7 +162,8 @@ func Open(cfg Config) (_ *Store, err error) {
 	}
 
 	s := &Store{
-		log: logger, fsm: f, raft: r, trans: trans, bolt: bolt,
+		log: logger, id: cfg.NodeID, dir: dir, fsm: f, raft: r,
+		trans: trans, stream: stream, bolt: bolt, snaps: snaps,
 		done:          make(chan struct{}),
 		leaderChanged: make(chan struct{}),
 	}
@@ -149,14 +172,9 @@ func Open(cfg Config) (_ *Store, err error) {
 	return s, nil
 }
 
-// newTransport is the one place that knows Raft runs over plain TCP.
-func newTransport(bindAddr string, logger hclog.Logger) (*raft.NetworkTransport, error) {
-	return raft.NewTCPTransportWithLogger(bindAddr, nil, 3, 10*time.Second, logger)
-}
-
-func raftConfig(id string, logger hclog.Logger) *raft.Config {
+func raftConfig(cfg Config, logger hclog.Logger) *raft.Config {
 	c := raft.DefaultConfig()
-	c.LocalID = raft.ServerID(id)
+	c.LocalID = raft.ServerID(cfg.NodeID)
 	c.Logger = logger
 	// Masters share a LAN, where half a second without a heartbeat means a
 	// dead leader; the defaults double the time to elect a new one.
@@ -165,6 +183,15 @@ func raftConfig(id string, logger hclog.Logger) *raft.Config {
 	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	// Open has restored the newest snapshot already; see restoreNewest.
 	c.NoSnapshotRestoreOnStart = true
+	if cfg.SnapshotThreshold > 0 {
+		c.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval > 0 {
+		c.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.TrailingLogs > 0 {
+		c.TrailingLogs = cfg.TrailingLogs
+	}
 	return c
 }
 
@@ -212,22 +239,13 @@ func (s *Store) Propose(ctx context.Context, batch []Command) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: encoding batch: %w", err)
 	}
-	var timeout time.Duration // raft's enqueue timeout; 0 waits
-	if d, ok := ctx.Deadline(); ok {
-		if timeout = time.Until(d); timeout <= 0 {
-			return 0, ctx.Err()
-		}
+	timeout, err := enqueueTimeout(ctx)
+	if err != nil {
+		return 0, err
 	}
 	future := s.raft.Apply(data, timeout)
-	done := make(chan error, 1)
-	go func() { done <- future.Error() }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	if err != nil {
-		return 0, s.raftError(err)
+	if err := s.await(ctx, future); err != nil {
+		return 0, err
 	}
 	if err, ok := future.Response().(error); ok {
 		return 0, fmt.Errorf("%w: %w", ErrRejected, err)
@@ -247,7 +265,7 @@ func (s *Store) raftError(err error) error {
 	case errors.Is(err, raft.ErrLeadershipLost):
 		// Not ErrNotLeader: the entry may commit under the next leader, so
 		// sending it again could apply it twice.
-		return fmt.Errorf("store: leadership lost before the batch was known to commit: %w", err)
+		return fmt.Errorf("store: leadership lost before the change was known to commit: %w", err)
 	}
 	return fmt.Errorf("store: %w", err)
 }
@@ -352,7 +370,11 @@ func (s *Store) Close() error {
 		close(s.done)
 		err := s.raft.Shutdown().Error()
 		s.watcher.Wait()
-		s.closeErr = errors.Join(err, s.trans.Close(), s.bolt.Close())
+		terr := s.trans.Close()
+		// Raft's heartbeat handler writes the term to bolt and is still
+		// running on connections from peers; closing bolt under it panics.
+		s.stream.drain()
+		s.closeErr = errors.Join(err, terr, s.bolt.Close())
 	})
 	return s.closeErr
 }
