@@ -4,8 +4,8 @@ package appliance
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,7 +18,11 @@ import (
 	"sync"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/gitops"
 	"github.com/berth/berth/reconcile"
@@ -26,11 +30,24 @@ import (
 
 // Config is one master's configuration.
 type Config struct {
+	// Name is this master's Raft ID, unique in the cluster; default the
+	// host name.
+	Name    string
 	DataDir string
-	// Listen is the API address, e.g. ":7443".
-	Listen string
-	// RaftAddr is the Raft transport's address; peers dial it.
-	RaftAddr string
+	// Listen is the API address (default ":7443"); Advertise is the
+	// address other masters, agents and people reach it at (default: the
+	// listener's, 127.0.0.1 for an unspecified host).
+	Listen, Advertise string
+	// RaftListen is the Raft transport's address (default ":7444");
+	// RaftAdvertise is where peers dial it (default: Advertise's host).
+	RaftListen, RaftAdvertise string
+	// Bootstrap makes a data dir without state the first master of a new
+	// cluster; Token, if set, becomes its admin token.
+	Bootstrap bool
+	// Join is any member's API URL (or several, comma-separated): a data
+	// dir without state joins that cluster with Token (a master join
+	// token), trusting only a CA with the fingerprint CAHash.
+	Join, Token, CAHash string
 	// Repo is the config repository (path, file:// or http(s)://); empty
 	// runs a master with no desired state, which says so in /v1/status.
 	Repo, Branch, Path string
@@ -47,18 +64,69 @@ type Config struct {
 type Master struct {
 	cfg    Config
 	Store  *store.Store
+	id     *identity
 	syncer *gitops.Syncer
-	token  string
+	// token is the admin token this master knows (bootstrap, or from a
+	// previous start's DATA/admin.conf); "" on joined masters.
+	token string
+	// peers reaches other masters and agents as this master.
+	peers  *http.Client
 	ln     net.Listener
 	srv    *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// Start opens (or bootstraps) the store in cfg.DataDir and serves the API.
+// Start opens the store in cfg.DataDir (bootstrapping a new cluster or
+// joining one when it is empty) and serves the API over TLS.
 func Start(ctx context.Context, cfg Config) (*Master, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Advertise == "" {
+		cfg.Advertise = advertised(ln.Addr())
+	}
+	if cfg.RaftAdvertise == "" {
+		host, _, _ := net.SplitHostPort(cfg.Advertise)
+		_, port, _ := net.SplitHostPort(cfg.RaftListen)
+		cfg.RaftAdvertise = net.JoinHostPort(host, port)
+	}
+	m := &Master{cfg: cfg, ln: ln}
+	if err := m.open(ctx); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := m.serve(ctx); err != nil {
+		m.Store.Close()
+		ln.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (cfg *Config) defaults() error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		cfg.Name = h
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = ":7443"
+	}
+	if cfg.RaftListen == "" {
+		cfg.RaftListen = ":7444"
 	}
 	if !cfg.ServiceCIDR.IsValid() {
 		cfg.ServiceCIDR = reconcile.DefaultServiceCIDR
@@ -66,18 +134,144 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 	if cfg.NodeTimeouts == (reconcile.NodeTimeouts{}) {
 		cfg.NodeTimeouts = reconcile.DefaultNodeTimeouts
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, err
+	return nil
+}
+
+// advertised is a listener's address as others dial it.
+func advertised(a net.Addr) string {
+	addr := a.(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
 	}
-	token, err := adminToken(cfg.DataDir)
+	return net.JoinHostPort(host, fmt.Sprint(addr.Port))
+}
+
+// open brings up the store with this master's identity: the one on disk,
+// or a new cluster's, or one a member hands out on joining.
+func (m *Master) open(ctx context.Context) error {
+	cfg := m.cfg
+	hosts := certHosts(cfg.Advertise, cfg.RaftAdvertise)
+	var (
+		ca      *pki.CA
+		masters []string
+		err     error
+	)
+	fresh := false
+	m.id, err = loadIdentity(cfg.DataDir)
+	switch {
+	case err == nil:
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("master identity in %s: %w", tlsDir(cfg.DataDir), err)
+	case cfg.Bootstrap:
+		if m.id, ca, err = bootstrapIdentity(cfg.Name, hosts); err != nil {
+			return err
+		}
+		fresh = true
+	case cfg.Join != "":
+		m.id, masters, err = joinCluster(ctx, cfg.Join, cfg.Token, cfg.CAHash, api.JoinRequest{Name: cfg.Name, Hosts: hosts})
+		if err != nil {
+			return fmt.Errorf("joining %s: %w", cfg.Join, err)
+		}
+		fresh = true
+	default:
+		return fmt.Errorf("%s holds no cluster state: bootstrap a new cluster or join one", cfg.DataDir)
+	}
+	if fresh {
+		if err := m.id.save(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	raftTLS, err := pki.MutualTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	st, err := store.Open(store.Config{DataDir: cfg.DataDir, NodeID: "master-0", BindAddr: cfg.RaftAddr, Bootstrap: true, Logger: cfg.Logger})
+	clientTLS, err := pki.ClientTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	m := &Master{cfg: cfg, Store: st, token: token}
+	m.peers = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}, Timeout: time.Minute}
+	m.Store, err = store.Open(store.Config{DataDir: cfg.DataDir, NodeID: cfg.Name, BindAddr: cfg.RaftListen, Advertise: cfg.RaftAdvertise,
+		TLS: raftTLS, Bootstrap: ca != nil, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	switch {
+	case ca != nil:
+		if err := m.waitLeader(ctx); err != nil {
+			return err
+		}
+		admin, masterJoin, agentJoin, err := m.bootstrapState(ctx, ca, cfg.Token)
+		if err != nil {
+			return fmt.Errorf("bootstrapping: %w", err)
+		}
+		m.token = admin
+		for name, secret := range map[string]string{"join-master.token": masterJoin, "join-agent.token": agentJoin} {
+			if err := os.WriteFile(filepath.Join(cfg.DataDir, name), []byte(secret+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
+		cfg.Logger.Info("bootstrapped a new cluster", "ca", m.CAHash(), "admin", filepath.Join(cfg.DataDir, "admin.conf"))
+	case masters != nil:
+		c := api.NewClient(strings.Join(masters, ","), "", api.WithHTTPClient(m.peers))
+		if err := c.AddMember(ctx, api.MemberRequest{ID: cfg.Name, RaftAddr: cfg.RaftAdvertise, APIURL: m.URL()}); err != nil {
+			return fmt.Errorf("adding this master to the cluster: %w", err)
+		}
+		cfg.Logger.Info("joined the cluster", "masters", masters)
+	default:
+		m.token = readAdminToken(cfg.DataDir)
+		if cfg.Bootstrap && cfg.Token != "" && cfg.Token != m.token {
+			// An appliance booted again with an admin token on its command
+			// line: whoever controls the boot controls the machine, so this
+			// is how a lost admin token is recovered.
+			if err := m.ensureAdminToken(ctx, cfg.Token); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ensureAdminToken adds secret as an admin token unless the state has it.
+func (m *Master) ensureAdminToken(ctx context.Context, secret string) error {
+	t, err := auth.FromSecret(secret, auth.RoleAdmin, "given at boot", time.Now())
+	if err != nil {
+		return fmt.Errorf("admin token: %w", err)
+	}
+	if err := m.waitLeader(ctx); err != nil {
+		return err
+	}
+	if old, ok := m.Store.State().Tokens[t.ID]; !ok || old.Hash != t.Hash || old.Revoked {
+		if ok {
+			// Same ID, other secret or revoked: a fresh ID keeps history.
+			return fmt.Errorf("admin token %s.… is taken by another or a revoked token; choose another", t.ID)
+		}
+		if _, err := m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddToken, t)}); err != nil {
+			return err
+		}
+	}
+	m.token = secret
+	return nil
+}
+
+// waitLeader waits until this master's store has elected itself.
+func (m *Master) waitLeader(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for !m.Store.IsLeader() {
+		select {
+		case <-ctx.Done():
+			return errors.New("no leader elected within 30s")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// serve starts the Git sync (on the leader), the API and the controllers.
+func (m *Master) serve(ctx context.Context) error {
+	cfg := m.cfg
+	st := m.Store
 	if cfg.Repo != "" {
 		var opts []gitops.SourceOption
 		if cfg.Branch != "" {
@@ -88,13 +282,11 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		}
 		src, err := gitops.NewSource(cfg.Repo, filepath.Join(cfg.DataDir, "repo"), append(opts, gitops.WithLogger(cfg.Logger))...)
 		if err != nil {
-			st.Close()
-			return nil, err
+			return err
 		}
 		scratch := filepath.Join(cfg.DataDir, "scratch")
 		if err := os.MkdirAll(scratch, 0o700); err != nil {
-			st.Close()
-			return nil, err
+			return err
 		}
 		var sopts []gitops.SyncerOption
 		if cfg.Poll > 0 {
@@ -102,16 +294,16 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		}
 		m.syncer = gitops.NewSyncer(src, st, append(sopts, gitops.WithScratchDir(scratch))...)
 	}
+	serverTLS, err := pki.ServerTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM)
+	if err != nil {
+		return err
+	}
 	heartbeats := &reconcile.Heartbeats{}
 	handler := api.NewServer(api.Config{
-		Backend: st, Heartbeats: heartbeats, AdminToken: token, Logger: cfg.Logger,
-		Sync: m.syncStatus, Host: cfg.Host, Power: cfg.Power,
-		Ready: func() error {
-			if !st.IsLeader() {
-				return errors.New("no leader yet")
-			}
-			return nil
-		},
+		Backend: backend{st, m}, Heartbeats: heartbeats, Logger: cfg.Logger,
+		Sync: m.syncStatus, Host: cfg.Host, Power: cfg.Power, Cluster: cluster{m},
+		PeerTLS: m.peers.Transport.(*http.Transport).TLSClientConfig,
+		Ready:   st.Ready,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/", handler)
@@ -123,17 +315,13 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 			w.WriteHeader(http.StatusAccepted)
 		})
 	}
-	m.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
-		if err := m.srv.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.ServeTLS(m.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("API server", "err", err)
 		}
 	}()
@@ -141,11 +329,14 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		defer m.wg.Done()
 		m.lead(ctx, heartbeats)
 	}()
-	if err := writeAdminConfig(cfg.DataDir, m.URL(), token); err != nil {
-		m.Close()
-		return nil, err
+	// `berth master leave` finds the API here.
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "api-url"), []byte(m.URL()+"\n"), 0o644); err != nil {
+		return err
 	}
-	return m, nil
+	if m.token != "" {
+		return writeAdminConfig(cfg.DataDir, m.URL(), m.token, m.id.caPEM)
+	}
+	return nil
 }
 
 // lead runs the controllers and the Git sync while this master leads.
@@ -184,18 +375,35 @@ func (m *Master) syncStatus() api.SyncStatus {
 	return api.SyncStatus{Repo: s.URL, Branch: s.Branch, State: string(s.State), LastSync: s.LastSync, LastError: s.LastError}
 }
 
-// URL is the API's base URL.
-func (m *Master) URL() string {
-	addr := m.ln.Addr().(*net.TCPAddr)
-	host := addr.IP.String()
-	if addr.IP.IsUnspecified() {
-		host = "127.0.0.1"
+// URL is the API's base URL, as others reach it.
+func (m *Master) URL() string { return "https://" + m.cfg.Advertise }
+
+// Name is this master's Raft ID.
+func (m *Master) Name() string { return m.cfg.Name }
+
+// AdminToken is the admin token in DATA/admin.conf; "" on a master that
+// joined (the bootstrapping master's admin.conf is the one to use).
+func (m *Master) AdminToken() string { return m.token }
+
+// CAHash is the cluster CA's fingerprint, what joining masters and agents
+// pin (--ca-hash).
+func (m *Master) CAHash() string {
+	block, _ := pem.Decode(m.id.caPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return ""
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	return pki.Fingerprint(cert)
 }
 
-// AdminToken is the token in DATA/admin.conf.
-func (m *Master) AdminToken() string { return m.token }
+// CAPEM is the cluster CA's certificate.
+func (m *Master) CAPEM() []byte { return m.id.caPEM }
+
+// HTTPClient trusts the cluster CA, for clients in the same process.
+func (m *Master) HTTPClient() *http.Client {
+	tc, _ := pki.ClientTLS(m.id.caPEM, nil, nil)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 30 * time.Second}
+}
 
 // Close stops serving and closes the store.
 func (m *Master) Close() error {
@@ -207,25 +415,31 @@ func (m *Master) Close() error {
 	return m.Store.Close()
 }
 
-// adminToken reads DATA/admin-token, creating it on first start.
-func adminToken(dir string) (string, error) {
-	path := filepath.Join(dir, "admin-token")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	token := hex.EncodeToString(raw)
-	return token, os.WriteFile(path, []byte(token+"\n"), 0o600)
+// AdminConfig is DATA/admin.conf: where the API is, the admin token and
+// the CA to trust, for `berth --config`.
+type AdminConfig struct {
+	Server string `json:"server"`
+	Token  string `json:"token"`
+	CA     string `json:"ca"`
 }
 
-// writeAdminConfig writes DATA/admin.conf for `berth --config`.
-func writeAdminConfig(dir, url, token string) error {
-	return os.WriteFile(filepath.Join(dir, "admin.conf"), fmt.Appendf(nil, "server: %s\ntoken: %s\n", url, token), 0o600)
+func writeAdminConfig(dir, url, token string, caPEM []byte) error {
+	b, err := yaml.Marshal(AdminConfig{Server: url, Token: token, CA: string(caPEM)})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "admin.conf"), b, 0o600)
+}
+
+// readAdminToken finds the admin token a previous start wrote.
+func readAdminToken(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "admin.conf"))
+	if err != nil {
+		return ""
+	}
+	var c AdminConfig
+	if yaml.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	return c.Token
 }

@@ -57,14 +57,14 @@ func TestMasterSyncsAndRestarts(t *testing.T) {
 	git(t, repo, "commit", "-q", "-m", "hello")
 
 	data := t.TempDir()
-	cfg := Config{DataDir: data, Listen: "127.0.0.1:0", RaftAddr: freeAddr(t), Repo: repo, Poll: 200 * time.Millisecond,
+	cfg := Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Repo: repo, Poll: 200 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)}
 	ctx := context.Background()
 	m, err := Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := api.NewClient(m.URL(), m.AdminToken())
+	c := api.NewClient(m.URL(), m.AdminToken(), api.WithHTTPClient(m.HTTPClient()))
 	eventually(t, "the first revision", func() bool {
 		revs, err := c.Revisions(ctx)
 		return err == nil && len(revs) == 1 && revs[0].Status == store.RevisionApplied && revs[0].Objects == 4

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/nodes/agent"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/proxy"
@@ -32,8 +34,11 @@ type Config struct {
 	// Name is the node's name; default the host name.
 	Name    string
 	DataDir string
-	// Server and Token reach the masters' API.
-	Server, Token string
+	// Server is the masters' API (one URL, or several comma-separated).
+	// On first start the agent joins with Token (an agent join token),
+	// trusting only a CA with the fingerprint CAHash, and from then on
+	// speaks mutual TLS with the certificate it got (kept under DataDir).
+	Server, Token, CAHash string
 	// Containerd is containerd's socket; empty starts a private containerd
 	// under DataDir.
 	Containerd string
@@ -61,6 +66,8 @@ type Node struct {
 	srv    *http.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	client *api.Client
 
 	mu    sync.Mutex
 	rt    *runtime.Runtime
@@ -118,21 +125,36 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	client := api.NewClient(cfg.Server, cfg.Token)
+	id, err := nodeIdentity(ctx, cfg, advertise)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	clientTLS, err := pki.ClientTLS(id.caPEM, id.certPEM, id.keyPEM)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	serverTLS, err := pki.ServerTLS(id.caPEM, id.certPEM, id.keyPEM)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
 	ag, err := agent.New(agent.Config{
-		Node: info, Master: client, DataDir: filepath.Join(cfg.DataDir, "agent"), Logger: cfg.Logger,
+		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), Logger: cfg.Logger,
 		NewRuntime: func(ctx context.Context, podCIDR string) (agent.Runtime, error) { return n.newRuntime(ctx, podCIDR) },
 	})
 	if err != nil {
 		n.Close()
 		return nil, err
 	}
-	n.srv = &http.Server{Handler: ag.Handler(cfg.Token), ReadHeaderTimeout: 10 * time.Second}
+	n.srv = &http.Server{Handler: ag.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS}
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("agent API", "err", err)
 		}
 	}()
@@ -183,7 +205,7 @@ func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		agent.RunServiceProxy(ctx, api.NewClient(n.cfg.Server, n.cfg.Token), px, n.cfg.Logger)
+		agent.RunServiceProxy(ctx, n.client, px, n.cfg.Logger)
 	}()
 	return rt, nil
 }
@@ -290,4 +312,75 @@ func Reset(ctx context.Context, cfg Config) error {
 		errs = append(errs, rt.StopPod(ctx, p.PodRef, runtime.DefaultGracePeriod))
 	}
 	return errors.Join(errs...)
+}
+
+// nodeID is a worker's TLS material, under DATA/tls.
+type nodeID struct {
+	caPEM, certPEM, keyPEM []byte
+	masters                []string
+}
+
+// nodeIdentity loads the node's certificate, or joins the cluster for one:
+// the join token is used once, the certificate from then on.
+func nodeIdentity(ctx context.Context, cfg Config, advertise string) (*nodeID, error) {
+	dir := filepath.Join(cfg.DataDir, "tls")
+	files := []string{"ca.crt", "node.crt", "node.key"}
+	masters := strings.Split(cfg.Server, ",")
+	var id nodeID
+	dst := []*[]byte{&id.caPEM, &id.certPEM, &id.keyPEM}
+	var err error
+	for i, f := range files {
+		if *dst[i], err = os.ReadFile(filepath.Join(dir, f)); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		id.masters = masters
+		return &id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if cfg.Token == "" || cfg.CAHash == "" {
+		return nil, errors.New("this node has not joined a cluster yet: give the agent join token and the CA fingerprint")
+	}
+	pinned, err := pki.PinnedTLS(cfg.CAHash)
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(advertise)
+	c := api.NewClient(cfg.Server, cfg.Token, api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: pinned}, Timeout: 30 * time.Second}))
+	var resp api.JoinResponse
+	for {
+		// The masters may still be starting: retry until they answer.
+		if resp, err = c.JoinAgent(ctx, api.JoinRequest{Name: cfg.Name, Hosts: []string{host}}); err == nil {
+			break
+		}
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.Code < 500 {
+			return nil, fmt.Errorf("joining the cluster: %w", err)
+		}
+		cfg.Logger.Warn("joining the cluster", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	id = nodeID{caPEM: resp.CAPEM, certPEM: resp.CertPEM, keyPEM: resp.KeyPEM, masters: masters}
+	for i, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), *dst[i], 0o600); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range resp.Masters {
+		if !slices.Contains(id.masters, m) {
+			id.masters = append(id.masters, m)
+		}
+	}
+	cfg.Logger.Info("joined the cluster", "node", cfg.Name, "masters", id.masters)
+	return &id, nil
 }

@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas"
 )
 
-// newBackend is a real one-master Raft store in a temporary directory.
+// newBackend is a real one-master Raft store in a temporary directory,
+// holding the admin token token and the read-only token readOnly.
 func newBackend(t testing.TB) *store.Store {
 	dir := t.TempDir()
 	st, err := store.Open(store.Config{DataDir: dir, NodeID: "m0", BindAddr: freeAddr(t), Bootstrap: true,
@@ -34,6 +36,17 @@ func newBackend(t testing.TB) *store.Store {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	var cmds []store.Command
+	for secret, role := range map[string]auth.Role{token: auth.RoleAdmin, readOnly: auth.RoleReadOnly} {
+		tok, err := auth.FromSecret(secret, role, "test", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, store.NewCommand(store.CmdAddToken, tok))
+	}
+	if _, err := st.Propose(context.Background(), cmds); err != nil {
+		t.Fatal(err)
+	}
 	return st
 }
 
@@ -46,11 +59,15 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-const token = "s3cret"
+// Tokens of the test API's store, in kubeadm's format.
+const (
+	token    = "abcdef.0123456789abcdef"
+	readOnly = "rdonly.0123456789abcdef"
+)
 
 func newTestAPI(t *testing.T) (*Client, *store.Store) {
 	b := newBackend(t)
-	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}, AdminToken: token}))
+	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}}))
 	t.Cleanup(srv.Close)
 	return NewClient(srv.URL, token), b
 }

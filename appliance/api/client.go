@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 )
@@ -76,7 +77,9 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Authorization", "Bearer "+c.token)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -244,4 +247,77 @@ func responseError(resp *http.Response) error {
 		e.Error = strings.TrimSpace(string(b))
 	}
 	return &Error{Code: resp.StatusCode, Message: e.Error}
+}
+
+// JoinMaster asks for a master's certificate with a master join token.
+func (c *Client) JoinMaster(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	var out JoinResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/join/master", nil, req, &out)
+	return out, err
+}
+
+// JoinAgent asks for a node's certificate with an agent join token.
+func (c *Client) JoinAgent(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	var out JoinResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/join/agent", nil, req, &out)
+	return out, err
+}
+
+// AddMember adds the calling master (its client certificate) to Raft.
+func (c *Client) AddMember(ctx context.Context, req MemberRequest) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/members", nil, req, nil)
+	return err
+}
+
+func (c *Client) RemoveMember(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/members/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}
+
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	v, _, err := get[[]Member](ctx, c, "/v1/members", nil)
+	return v, err
+}
+
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (NewToken, error) {
+	var out NewToken
+	_, err := c.do(ctx, http.MethodPost, "/v1/tokens", nil, req, &out)
+	return out, err
+}
+
+func (c *Client) Tokens(ctx context.Context) ([]auth.Token, error) {
+	v, _, err := get[[]auth.Token](ctx, c, "/v1/tokens", nil)
+	return v, err
+}
+
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil, nil)
+	return err
+}
+
+// SaveSnapshot streams a snapshot of the cluster state to w.
+func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/snapshot", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return responseError(resp)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// RestoreSnapshot replaces the whole cluster state with a saved snapshot.
+func (c *Client) RestoreSnapshot(ctx context.Context, snapshot []byte) error {
+	resp, err := c.send(ctx, http.MethodPut, "/v1/snapshot", snapshot)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return responseError(resp)
+	}
+	return nil
 }

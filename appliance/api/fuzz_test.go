@@ -30,7 +30,7 @@ func FuzzRequests(f *testing.F) {
 	b := newBackend(f)
 	// Blocking queries are capped short: a fuzzed ?index= is a legal
 	// request to wait, and the default cap would stall the fuzzer.
-	srv := NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}, AdminToken: token, MaxWait: 5 * time.Millisecond})
+	srv := NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}, MaxWait: 5 * time.Millisecond})
 	f.Fuzz(func(t *testing.T, route, query, body string) {
 		method, path := http.MethodGet, "/v1/pods"
 		switch route {

@@ -14,13 +14,18 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	fail := func(code int, format string, args ...any) {
 		writeJSON(w, code, map[string]string{"error": errorf(code, format, args...).Error()})
 	}
-	if !s.authorized(r) {
-		s.cfg.Logger.Warn("request denied", "route", "logs", "remote", r.RemoteAddr)
-		fail(http.StatusUnauthorized, "missing or invalid bearer token")
+	st := s.cfg.Backend.State()
+	id, err := s.authenticate(r, st)
+	if err == nil && !readers(id, r, st) {
+		err = errorf(http.StatusForbidden, "logs are not allowed for %s %q", id.Role, id.Name)
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("request denied", "route", "logs", "remote", r.RemoteAddr, "who", id.Name, "why", err.Error())
+		ae := err.(*apiError)
+		fail(ae.code, "%s", ae.msg)
 		return
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
-	st := s.cfg.Backend.State()
 	p, ok := st.Pods[ns+"/"+name]
 	if !ok {
 		fail(http.StatusNotFound, "no pod %s/%s", ns, name)
@@ -41,13 +46,12 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			q.Set(k, v)
 		}
 	}
-	target := "http://" + n.Address + "/v1/pods/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
+	target := "https://" + n.Address + "/v1/pods/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
 	if err != nil {
 		fail(http.StatusInternalServerError, "%v", err)
 		return
 	}
-	req.Header.Set("Authorization", "Bearer "+s.cfg.AdminToken)
 	resp, err := s.nodeClient.Do(req)
 	if err != nil {
 		fail(http.StatusBadGateway, "node %s: %v", p.NodeName, err)

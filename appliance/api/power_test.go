@@ -15,7 +15,7 @@ func TestPowerAndHost(t *testing.T) {
 	b := newBackend(t)
 	var got []string
 	host := &HostStatus{Storage: "ram", Warning: "lost on reboot"}
-	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}, AdminToken: token,
+	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{},
 		Host: host, Power: func(a string) error { got = append(got, a); return nil }}))
 	defer srv.Close()
 	post := func(path, tok string) int {
@@ -50,7 +50,7 @@ func TestPowerAndHost(t *testing.T) {
 
 	// Without the hook (a master not on the appliance image) there is no
 	// such route.
-	plain := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}, AdminToken: token}))
+	plain := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}}))
 	defer plain.Close()
 	srv.URL = plain.URL
 	if c := post("/v1/system/reboot", token); c != http.StatusNotFound && c != http.StatusMethodNotAllowed {

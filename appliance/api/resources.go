@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"sort"
 	"time"
 
@@ -104,29 +105,40 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *store.
 	if n.Name == "" {
 		return nil, errorf(http.StatusBadRequest, "node name is required")
 	}
+	if id := identityOf(r); id.Role == RoleNode && id.Name != n.Name {
+		return nil, errorf(http.StatusForbidden, "node %q may only register itself, not %q", id.Name, n.Name)
+	}
 	now := time.Now()
 	if err := s.propose(r, store.NewCommand(store.CmdRegisterNode, n),
 		store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: n.Name, Ready: true, Time: now})); err != nil {
 		return nil, err
 	}
-	s.cfg.Heartbeats.Beat(n.Name, now)
+	if err := s.beat(r, s.cfg.Backend.State(), n.Name); err != nil {
+		return nil, err
+	}
 	return s.cfg.Backend.State().Nodes[n.Name], nil
+}
+
+// beat records a heartbeat where the node lifecycle controller runs: in
+// the leader's memory, as Nomad keeps them. A follower relays it.
+func (s *Server) beat(r *http.Request, st *store.State, name string) error {
+	if s.cfg.Cluster != nil && !s.cfg.Cluster.IsLeader() {
+		return unavailable(s.cfg.Cluster.Forward(r.Context(), "/v1/internal/heartbeat/"+url.PathEscape(name), struct{}{}))
+	}
+	now := time.Now()
+	s.cfg.Heartbeats.Beat(name, now)
+	if n, ok := st.Nodes[name]; ok && !n.Ready {
+		return s.propose(r, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: true, Time: now}))
+	}
+	return nil
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
 	name := r.PathValue("name")
-	n, ok := st.Nodes[name]
-	if !ok {
+	if _, ok := st.Nodes[name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q; register it first", name)
 	}
-	now := time.Now()
-	s.cfg.Heartbeats.Beat(name, now)
-	if !n.Ready {
-		if err := s.propose(r, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: true, Time: now})); err != nil {
-			return nil, err
-		}
-	}
-	return map[string]bool{"ok": true}, nil
+	return map[string]bool{"ok": true}, s.beat(r, st, name)
 }
 
 func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {

@@ -6,7 +6,7 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,8 +44,6 @@ type SyncStatus struct {
 type Config struct {
 	Backend    Backend
 	Heartbeats *reconcile.Heartbeats
-	// AdminToken authorises every request; compared in constant time.
-	AdminToken string
 	Sync       func() SyncStatus
 	Logger     *slog.Logger
 	// Ready reports whether this master can serve (has a Raft leader);
@@ -58,6 +56,12 @@ type Config struct {
 	// Power, when set, serves POST /v1/system/reboot and /poweroff (admin
 	// token only); it must return before the machine goes down.
 	Power func(action string) error
+	// Cluster, when set, serves joins, membership, snapshots and
+	// ?consistent=true reads.
+	Cluster Cluster
+	// PeerTLS is how this master reaches agents (logs) and other masters:
+	// its own certificate and the cluster CA.
+	PeerTLS *tls.Config
 }
 
 // HostStatus is what a master booted from the appliance image says about
@@ -92,7 +96,7 @@ func NewServer(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), reg: prometheus.NewRegistry(),
-		nodeClient: &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}}}
+		nodeClient: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}}}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_api_requests_total", Help: "API requests by route and status code."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_api_request_seconds", Help: "API latency by route (blocking queries included).", Buckets: prometheus.DefBuckets}, []string{"route"})
 	s.reg.MustRegister(s.reqs, s.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -102,20 +106,28 @@ func NewServer(cfg Config) *Server {
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	s.route("GET /v1/status", s.status)
-	s.route("GET /v1/revisions", s.revisions)
-	s.route("GET /v1/nodes", s.nodes)
-	s.route("POST /v1/nodes", s.registerNode)
-	s.route("POST /v1/nodes/{name}/heartbeat", s.heartbeat)
-	s.route("GET /v1/nodes/{name}/pods", s.nodePods)
-	s.route("GET /v1/pods", s.pods)
-	s.route("PUT /v1/pods/{namespace}/{name}/status", s.podStatus)
-	s.route("DELETE /v1/pods/{namespace}/{name}", s.deletePod)
+	s.route("GET /v1/status", readers, s.status)
+	s.route("GET /v1/revisions", readers, s.revisions)
+	s.route("GET /v1/nodes", readers, s.nodes)
+	s.route("POST /v1/nodes", anyAgent, s.registerNode)
+	s.route("POST /v1/nodes/{name}/heartbeat", self, s.heartbeat)
+	// A node's pods come with the Secrets they use: only that node's agent
+	// (and admins) may read them.
+	s.route("GET /v1/nodes/{name}/pods", self, s.nodePods)
+	s.route("GET /v1/pods", readers, s.pods)
+	s.route("PUT /v1/pods/{namespace}/{name}/status", podOwner, s.podStatus)
+	s.route("DELETE /v1/pods/{namespace}/{name}", podOwner, s.deletePod)
 	s.mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.logs)
-	s.route("GET /v1/deployments", s.deployments)
-	s.route("GET /v1/services", s.services)
+	s.route("GET /v1/deployments", readers, s.deployments)
+	s.route("GET /v1/services", proxies, s.services)
+	s.route("GET /v1/tokens", admins, s.listTokens)
+	s.route("POST /v1/tokens", admins, s.createToken)
+	s.route("DELETE /v1/tokens/{id}", admins, s.revokeToken)
 	if cfg.Power != nil {
-		s.route("POST /v1/system/{action}", s.power)
+		s.route("POST /v1/system/{action}", admins, s.power)
+	}
+	if cfg.Cluster != nil {
+		s.clusterRoutes()
 	}
 	return s
 }
@@ -137,9 +149,9 @@ func errorf(code int, format string, args ...any) error {
 // handler answers with a value to encode as JSON, or an error.
 type handler func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error)
 
-// route registers an authenticated /v1 handler with blocking-query support,
-// metrics and JSON errors.
-func (s *Server) route(pattern string, h handler) {
+// route registers an authenticated /v1 handler with its access policy,
+// blocking-query support, metrics and JSON errors.
+func (s *Server) route(pattern string, allow policy, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		code := http.StatusOK
@@ -147,15 +159,19 @@ func (s *Server) route(pattern string, h handler) {
 			s.reqs.WithLabelValues(pattern, strconv.Itoa(code)).Inc()
 			s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 		}()
-		v, err := s.serve(w, r, h)
+		v, err := s.serve(w, r, allow, h)
+		if errors.Is(err, errForwarded) {
+			return
+		}
 		if err != nil {
 			code = http.StatusInternalServerError
 			var ae *apiError
 			if errors.As(err, &ae) {
 				code = ae.code
 			}
-			if code == http.StatusUnauthorized {
-				s.cfg.Logger.Warn("request denied", "route", pattern, "remote", r.RemoteAddr)
+			if code == http.StatusUnauthorized || code == http.StatusForbidden {
+				s.cfg.Logger.Warn("request denied", "route", pattern, "remote", r.RemoteAddr,
+					"who", identityOf(r).Name, "role", identityOf(r).Role, "why", err.Error())
 			}
 			writeJSON(w, code, map[string]string{"error": err.Error()})
 			return
@@ -164,9 +180,19 @@ func (s *Server) route(pattern string, h handler) {
 	})
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handler) (any, error) {
-	if !s.authorized(r) {
-		return nil, errorf(http.StatusUnauthorized, "missing or invalid bearer token")
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, allow policy, h handler) (any, error) {
+	id, err := s.authenticate(r, s.cfg.Backend.State())
+	if err != nil {
+		return nil, err
+	}
+	*r = *r.WithContext(withIdentity(r.Context(), id))
+	if !allow(id, r, s.cfg.Backend.State()) {
+		return nil, errorf(http.StatusForbidden, "%s %s is not allowed for %s %q", r.Method, r.URL.Path, id.Role, id.Name)
+	}
+	if r.Method == http.MethodGet && r.URL.Query().Get("consistent") == "true" {
+		if err := s.consistent(w, r); err != nil {
+			return nil, err
+		}
 	}
 	st, err := s.blockingState(r)
 	if err != nil {
@@ -174,15 +200,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, h handler) (any, 
 	}
 	w.Header().Set("X-Berth-Index", strconv.FormatUint(st.Index, 10))
 	return h(w, r, st)
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	const prefix = "Bearer "
-	h := r.Header.Get("Authorization")
-	if len(h) <= len(prefix) || h[:len(prefix)] != prefix {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(s.cfg.AdminToken)) == 1
 }
 
 // blockingState returns the state, first waiting for one newer than

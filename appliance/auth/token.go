@@ -76,6 +76,19 @@ func New(role Role, description string, ttl time.Duration, now time.Time) (secre
 	return id + "." + sec, t, nil
 }
 
+// FromSecret makes the Token for a secret chosen elsewhere (an appliance's
+// admin token given on the kernel command line), in the same format.
+func FromSecret(secret string, role Role, description string, now time.Time) (Token, error) {
+	if !ValidRole(role) {
+		return Token{}, fmt.Errorf("auth: unknown role %q", role)
+	}
+	id, sec, err := Parse(secret)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{ID: id, Hash: hash(sec), Role: role, Description: description, Created: now}, nil
+}
+
 // Parse splits a token into its id and secret, checking the format
 // [a-z0-9]{6}.[a-z0-9]{16}. Its error never quotes the input, which may
 // be a real secret with a typo.

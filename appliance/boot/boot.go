@@ -109,18 +109,9 @@ func Run(version string) error {
 		log.Error(msg, "join", cfg.Join)
 		select {}
 	}
-	tokenFile := filepath.Join(dataDir, "admin-token")
-	generated := false
-	if cfg.Token != "" {
-		if err := os.MkdirAll(dataDir, 0o700); err == nil {
-			err = os.WriteFile(tokenFile, []byte(cfg.Token+"\n"), 0o600)
-			if err != nil {
-				log.Error("admin token", "err", err)
-			}
-		}
-	} else if _, err := os.Stat(tokenFile); err != nil {
-		generated = true
-	}
+	// A token the master makes up itself can only be read on the console.
+	_, statErr := os.Stat(filepath.Join(dataDir, "admin.conf"))
+	generated := cfg.Token == "" && statErr != nil
 	var poll time.Duration
 	if cfg.Poll != "" {
 		poll, _ = time.ParseDuration(cfg.Poll)
@@ -132,8 +123,8 @@ func Run(version string) error {
 		m, err = appliance.Start(ctx, appliance.Config{DataDir: dataDir, Listen: listen,
 			// One member: Raft only ever talks to itself, so loopback keeps
 			// working whatever address DHCP hands out after a reboot.
-			RaftAddr: "127.0.0.1:7444",
-			Repo:     cfg.Repo, Branch: cfg.Branch, Path: cfg.Path, Poll: poll, Logger: log,
+			RaftListen: "127.0.0.1:7444", Bootstrap: true, Token: cfg.Token,
+			Repo: cfg.Repo, Branch: cfg.Branch, Path: cfg.Path, Poll: poll, Logger: log,
 			Host: &host, Power: pw.request})
 		if err == nil {
 			break
@@ -149,6 +140,7 @@ func Run(version string) error {
 			// the master made up itself.
 			f.Token = m.AdminToken()
 		}
+		f.CAHash = m.CAHash()
 		f.Status = statusFunc(m)
 	})
 	log.Info("master started", "listen", listen, "repo", cfg.Repo, "storage", host.Storage)
@@ -239,7 +231,7 @@ func statusFunc(m *appliance.Master) func(ctx context.Context) (string, string, 
 		}
 		req, _ := http.NewRequestWithContext(ctx, "GET", m.URL()+"/v1/status", nil)
 		req.Header.Set("Authorization", "Bearer "+m.AdminToken())
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := m.HTTPClient().Do(req)
 		if err != nil {
 			return role, "", "", err
 		}

@@ -96,6 +96,7 @@ type Facts struct {
 	Storage   string // "disk /dev/vda" or the RAM warning
 	RAM       bool
 	Token     string // shown only when generated on this boot's RAM disk or first boot
+	CAHash    string // what agents and joining masters pin
 	Problem   string
 	Status    func(ctx context.Context) (role, revision, sync string, err error)
 }
@@ -125,7 +126,7 @@ func (f *Facts) snapshot() Facts {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return Facts{Version: f.Version, Addresses: f.Addresses, Listen: f.Listen, Storage: f.Storage,
-		RAM: f.RAM, Token: f.Token, Problem: f.Problem, Status: f.Status}
+		RAM: f.RAM, Token: f.Token, CAHash: f.CAHash, Problem: f.Problem, Status: f.Status}
 }
 
 func render(ctx context.Context, facts *Facts) string {
@@ -143,11 +144,14 @@ func render(ctx context.Context, facts *Facts) string {
 		fmt.Fprintf(&b, "  address   (none yet: waiting for DHCP)\n")
 	}
 	for _, a := range f.Addresses {
-		fmt.Fprintf(&b, "  API       http://%s:%s\n", a, port)
+		fmt.Fprintf(&b, "  API       https://%s:%s\n", a, port)
 	}
 	fmt.Fprintf(&b, "  storage   %s\n", f.Storage)
 	if f.Token != "" {
 		fmt.Fprintf(&b, "  token     %s\n", f.Token)
+	}
+	if f.CAHash != "" {
+		fmt.Fprintf(&b, "  ca        %s\n", f.CAHash)
 	}
 	if f.Problem != "" {
 		fmt.Fprintf(&b, "  PROBLEM   %s\n", f.Problem)

@@ -15,7 +15,7 @@ func TestRender(t *testing.T) {
 			return "leader", "0123abcd", "synced http://git/x", nil
 		}}
 	out := render(context.Background(), f)
-	for _, want := range []string{"http://10.0.2.15:7443", "RUNNING FROM RAM", "token     " + strings.Repeat("ab", 32),
+	for _, want := range []string{"https://10.0.2.15:7443", "RUNNING FROM RAM", "token     " + strings.Repeat("ab", 32),
 		"role      leader", "revision  0123abcd", "sync      synced http://git/x"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status block lacks %q:\n%s", want, out)

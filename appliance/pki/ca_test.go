@@ -53,7 +53,7 @@ func TestCARoundTrip(t *testing.T) {
 		t.Fatal("loaded key differs")
 	}
 	// The loaded CA signs certificates that the original's pool trusts.
-	certPEM, _, err := again.IssueServer("m1", []string{"127.0.0.1"}, time.Hour)
+	certPEM, _, err := again.IssueServer("m1", []string{OrgMasters}, []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestLoadCATampered(t *testing.T) {
 		t.Fatalf("key of another CA: %v", err)
 	}
 	// A leaf is not a CA.
-	leaf, _, err := ca.IssueServer("m1", []string{"m1"}, time.Hour)
+	leaf, _, err := ca.IssueServer("m1", []string{OrgMasters}, []string{"m1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestLoadCATampered(t *testing.T) {
 
 func TestIssueServer(t *testing.T) {
 	ca := newCA(t, "berth-ca")
-	certPEM, keyPEM, err := ca.IssueServer("master-1", []string{"10.0.0.1", "::1", "master-1.example"}, 30*time.Minute)
+	certPEM, keyPEM, err := ca.IssueServer("master-1", []string{OrgMasters}, []string{"10.0.0.1", "::1", "master-1.example"}, 30*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestIssueServer(t *testing.T) {
 		t.Fatalf("validity ends in %v", d)
 	}
 	// Validity stops at the CA's own.
-	long, _, err := ca.IssueServer("m", []string{"m"}, 1000*time.Hour)
+	long, _, err := ca.IssueServer("m", []string{OrgMasters}, []string{"m"}, 1000*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestIssueServer(t *testing.T) {
 		hosts []string
 		v     time.Duration
 	}{{"", []string{"a"}, time.Hour}, {"m", nil, time.Hour}, {"m", []string{""}, time.Hour}, {"m", []string{"a"}, 0}} {
-		if _, _, err := ca.IssueServer(bad.cn, bad.hosts, bad.v); err == nil {
+		if _, _, err := ca.IssueServer(bad.cn, nil, bad.hosts, bad.v); err == nil {
 			t.Errorf("IssueServer(%q, %q, %v) accepted", bad.cn, bad.hosts, bad.v)
 		}
 	}

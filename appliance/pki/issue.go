@@ -14,11 +14,19 @@ import (
 	"time"
 )
 
-// IssueServer creates a key and a certificate for a master: hosts (IP
-// addresses and DNS names) become its SANs. The certificate is good for
-// both server and client auth, because masters also dial each other over
-// mutual TLS for Raft.
-func (ca *CA) IssueServer(commonName string, hosts []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+// Organizations of the certificates the cluster CA signs: they say what a
+// certificate is for, its common name says whom.
+const (
+	OrgMasters = "berth:masters" // a master; CN is its Raft ID
+	OrgNodes   = "berth:nodes"   // an agent; CN is its node's name
+)
+
+// IssueServer creates a key and a certificate for a master (orgs
+// OrgMasters) or an agent's own endpoint (OrgNodes): hosts (IP addresses
+// and DNS names) become its SANs. The certificate is good for both server
+// and client auth: masters dial each other over mutual TLS for Raft, and
+// agents serve logs to the masters and call them.
+func (ca *CA) IssueServer(commonName string, orgs, hosts []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
 	if commonName == "" {
 		return nil, nil, errors.New("pki: server certificate needs a common name")
 	}
@@ -26,7 +34,7 @@ func (ca *CA) IssueServer(commonName string, hosts []string, validity time.Durat
 		return nil, nil, errors.New("pki: server certificate needs at least one host")
 	}
 	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: commonName},
+		Subject:     pkix.Name{CommonName: commonName, Organization: orgs},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}

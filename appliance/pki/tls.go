@@ -38,9 +38,9 @@ func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 
 // MutualTLS is for Raft between masters: the same configuration serves
 // the listener and dials peers, and each side requires the other's
-// certificate signed by the CA. The peer's certificate must also be good
-// for server auth, which only IssueServer grants: an agent's client
-// certificate is signed by the same CA and must not be able to speak Raft.
+// certificate signed by the CA. The peer's certificate must also be a
+// master's (OrgMasters): an agent's certificate is signed by the same CA
+// and must not be able to speak Raft.
 func MutualTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 	pool, cas, err := caPool(caPEM)
 	if err != nil {
@@ -65,8 +65,8 @@ func requireMasterPeer(cs tls.ConnectionState) error {
 		return errors.New("pki: peer presented no verified certificate")
 	}
 	leaf := cs.VerifiedChains[0][0]
-	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
-		return fmt.Errorf("pki: peer %q is not a master (its certificate is not good for server auth)", leaf.Subject.CommonName)
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) || !slices.Contains(leaf.Subject.Organization, OrgMasters) {
+		return fmt.Errorf("pki: peer %q is not a master (its certificate is not a master's)", leaf.Subject.CommonName)
 	}
 	return nil
 }

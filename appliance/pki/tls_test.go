@@ -69,7 +69,7 @@ type master struct{ certPEM, keyPEM []byte }
 
 func newMaster(t *testing.T, ca *CA) master {
 	t.Helper()
-	certPEM, keyPEM, err := ca.IssueServer("master-1", []string{"127.0.0.1", "localhost"}, time.Hour)
+	certPEM, keyPEM, err := ca.IssueServer("master-1", []string{OrgMasters}, []string{"127.0.0.1", "localhost"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

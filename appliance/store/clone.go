@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"maps"
 	"slices"
 
@@ -21,6 +22,12 @@ func (s *State) Clone() *State {
 		Nodes:      make(map[string]*Node, len(s.Nodes)),
 		Pods:       make(map[string]*Pod, len(s.Pods)),
 		ServiceIPs: maps.Clone(s.ServiceIPs),
+		// auth.Token holds no references, so a shallow map copy is deep.
+		Tokens:     maps.Clone(s.Tokens),
+		MasterAPIs: maps.Clone(s.MasterAPIs),
+	}
+	if s.CA != nil {
+		out.CA = &ClusterCA{CertPEM: bytes.Clone(s.CA.CertPEM), EncryptedKey: bytes.Clone(s.CA.EncryptedKey)}
 	}
 	for k, n := range s.Nodes {
 		out.Nodes[k] = cloneNode(n)

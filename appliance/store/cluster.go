@@ -146,3 +146,17 @@ func (s *Store) await(ctx context.Context, future raft.Future) error {
 		return ctx.Err()
 	}
 }
+
+// Ready says whether this member can serve reads of the cluster's state: a
+// leader is known and everything committed that this member knows of has
+// been applied here. A restarted member replays its log only once it hears
+// of the commit index, and until then its state is behind.
+func (s *Store) Ready() error {
+	if id, _ := s.Leader(); id == "" {
+		return errors.New("no leader yet")
+	}
+	if applied, committed := s.raft.AppliedIndex(), s.raft.CommitIndex(); applied < committed {
+		return fmt.Errorf("catching up: applied %d of %d committed entries", applied, committed)
+	}
+	return nil
+}

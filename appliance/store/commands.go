@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/berth/berth/appliance/auth"
 )
 
 // CommandVersion is written into every command; the FSM refuses versions it
@@ -28,6 +31,13 @@ const (
 	CmdSetPodStatus CommandType = "SetPodStatus" // PodStatusUpdate
 	// CmdSetServiceIP assigns (IP set) or releases (IP empty) a ClusterIP.
 	CmdSetServiceIP CommandType = "SetServiceIP" // ServiceIP
+	CmdAddToken     CommandType = "AddToken"     // auth.Token
+	CmdRevokeToken  CommandType = "RevokeToken"  // TokenRef
+	// CmdSetCA records the cluster CA, once: a second, different CA would
+	// orphan every certificate signed so far.
+	CmdSetCA CommandType = "SetCA" // ClusterCA
+	// CmdSetMasterAPI records (URL set) or forgets (URL empty) a master.
+	CmdSetMasterAPI CommandType = "SetMasterAPI" // MasterAPI
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -61,6 +71,15 @@ type PodStatusUpdate struct {
 type ServiceIP struct {
 	Key string `json:"key"`
 	IP  string `json:"ip"`
+}
+
+type TokenRef struct {
+	ID string `json:"id"`
+}
+
+type MasterAPI struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
 }
 
 // NewCommand builds a command of the current version.
@@ -202,6 +221,54 @@ func applyOne(s *State, c Command) error {
 			}
 		}
 		s.ServiceIPs[u.Key] = u.IP
+	case CmdAddToken:
+		t, err := decode[auth.Token](c)
+		if err != nil {
+			return err
+		}
+		if t.ID == "" || t.Hash == "" || !auth.ValidRole(t.Role) {
+			return fmt.Errorf("token needs an ID, a hash and a known role")
+		}
+		if _, exists := s.Tokens[t.ID]; exists {
+			return fmt.Errorf("token %s exists", t.ID)
+		}
+		s.Tokens[t.ID] = t
+	case CmdRevokeToken:
+		r, err := decode[TokenRef](c)
+		if err != nil {
+			return err
+		}
+		t, ok := s.Tokens[r.ID]
+		if !ok {
+			return fmt.Errorf("no token %s", r.ID)
+		}
+		t.Revoked = true
+		s.Tokens[r.ID] = t
+	case CmdSetCA:
+		ca, err := decode[ClusterCA](c)
+		if err != nil {
+			return err
+		}
+		if len(ca.CertPEM) == 0 || len(ca.EncryptedKey) == 0 {
+			return fmt.Errorf("CA needs a certificate and a key")
+		}
+		if s.CA != nil && !bytes.Equal(s.CA.CertPEM, ca.CertPEM) {
+			return fmt.Errorf("the cluster has a CA already")
+		}
+		s.CA = &ca
+	case CmdSetMasterAPI:
+		m, err := decode[MasterAPI](c)
+		if err != nil {
+			return err
+		}
+		if m.ID == "" {
+			return fmt.Errorf("master has no ID")
+		}
+		if m.URL == "" {
+			delete(s.MasterAPIs, m.ID)
+		} else {
+			s.MasterAPIs[m.ID] = m.URL
+		}
 	default:
 		return fmt.Errorf("unknown command type %q", c.Type)
 	}

@@ -176,6 +176,14 @@ func writeSnapshot(out io.Writer, s *State) error {
 	writeMap(w, s.Pods)
 	w.raw(",\"serviceIPs\":")
 	w.value(s.ServiceIPs)
+	w.raw(",\"tokens\":")
+	w.value(s.Tokens)
+	if s.CA != nil {
+		w.raw(",\"ca\":")
+		w.value(s.CA)
+	}
+	w.raw(",\"masterAPIs\":")
+	w.value(s.MasterAPIs)
 	w.raw("}\n")
 	return w.err
 }
@@ -230,6 +238,12 @@ func readSnapshot(r io.Reader) (*State, error) {
 			s.Pods, err = readObject[*Pod](dec)
 		case "serviceIPs":
 			err = dec.Decode(&s.ServiceIPs)
+		case "tokens":
+			err = dec.Decode(&s.Tokens)
+		case "ca":
+			err = dec.Decode(&s.CA)
+		case "masterAPIs":
+			err = dec.Decode(&s.MasterAPIs)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}

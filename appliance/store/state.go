@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/schemas"
 )
 
@@ -24,6 +25,21 @@ type State struct {
 	// ServiceIPs maps namespace/name of a Service to its ClusterIP; an IP
 	// stays with its Service for as long as the Service exists.
 	ServiceIPs map[string]string `json:"serviceIPs"`
+	// Tokens are the API's bearer tokens by ID, hashed.
+	Tokens map[string]auth.Token `json:"tokens"`
+	// CA is the cluster's certificate authority; nil before bootstrap.
+	CA *ClusterCA `json:"ca,omitempty"`
+	// MasterAPIs maps each master's Raft ID to its API URL, so followers
+	// can forward what only the leader may do.
+	MasterAPIs map[string]string `json:"masterAPIs"`
+}
+
+// ClusterCA is the CA every master and agent trusts. Its private key is
+// encrypted with the cluster secret that only masters hold (on disk, out of
+// the Raft log), so neither a snapshot nor the log gives it away.
+type ClusterCA struct {
+	CertPEM      []byte `json:"certPEM"`
+	EncryptedKey []byte `json:"encryptedKey"`
 }
 
 // RevisionStatus is where a commit stands.
@@ -152,5 +168,11 @@ func (s *State) init() {
 	}
 	if s.ServiceIPs == nil {
 		s.ServiceIPs = map[string]string{}
+	}
+	if s.Tokens == nil {
+		s.Tokens = map[string]auth.Token{}
+	}
+	if s.MasterAPIs == nil {
+		s.MasterAPIs = map[string]string{}
 	}
 }

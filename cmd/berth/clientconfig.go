@@ -3,21 +3,21 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/berth/berth/appliance"
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/pki"
 )
 
-// clientConfig is an admin client config, as `berth up` writes to
-// DATA/admin.conf.
-type clientConfig struct {
-	Server string `json:"server"`
-	Token  string `json:"token"`
-}
+// clientConfig is a client config, as masters write to DATA/admin.conf:
+// the masters' URLs (comma-separated), a token and the cluster CA.
+type clientConfig = appliance.AdminConfig
 
 // configPath picks the config the way kubectl does: the flag, then
 // $BERTH_CONFIG, then ~/.config/berth/config.
@@ -47,18 +47,10 @@ func loadClientConfig(path string) (*clientConfig, error) {
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if c.Server == "" || c.Token == "" {
-		return nil, fmt.Errorf("%s: server and token are required", path)
+	if c.Server == "" || c.Token == "" || c.CA == "" {
+		return nil, fmt.Errorf("%s: server, token and ca are required", path)
 	}
 	return &c, nil
-}
-
-func writeClientConfig(path string, c clientConfig) error {
-	b, err := yaml.Marshal(c)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o600)
 }
 
 // clientFlag adds --config to a command and returns a constructor for the
@@ -67,10 +59,15 @@ func clientFlag(cmd *cobra.Command) func() (*api.Client, error) {
 	var path string
 	cmd.Flags().StringVar(&path, "config", "", "client config (default $BERTH_CONFIG or ~/.config/berth/config)")
 	return func() (*api.Client, error) {
-		c, err := loadClientConfig(configPath(path))
+		p := configPath(path)
+		c, err := loadClientConfig(p)
 		if err != nil {
 			return nil, &exitError{2, err}
 		}
-		return api.NewClient(c.Server, c.Token), nil
+		tc, err := pki.ClientTLS([]byte(c.CA), nil, nil)
+		if err != nil {
+			return nil, &exitError{2, fmt.Errorf("%s: ca: %w", p, err)}
+		}
+		return api.NewClient(c.Server, c.Token, api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}})), nil
 	}
 }

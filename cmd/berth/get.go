@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -93,18 +92,10 @@ func printItems(w io.Writer, kind, output string, items any) error {
 		_, err = w.Write(b)
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	defer tw.Flush()
+	t := newTable(w)
+	defer t.flush()
 	wide := output == "wide"
-	row := func(cols ...any) {
-		for i, c := range cols {
-			if i > 0 {
-				fmt.Fprint(tw, "\t")
-			}
-			fmt.Fprint(tw, c)
-		}
-		fmt.Fprintln(tw)
-	}
+	row := t.row
 	switch kind {
 	case "nodes":
 		row("NAME", "STATUS", "ADDRESS", "POD CIDR", "CPU", "MEMORY")

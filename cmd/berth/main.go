@@ -48,6 +48,7 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
-		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd())
+		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd(),
+		newMasterCmd(), newTokenCmd())
 	return root
 }

@@ -37,8 +37,8 @@ func (f *nodeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringToStringVar(&f.labels, "node-label", nil, "extra node label key=value; repeatable")
 }
 
-func (f *nodeFlags) config(dataDir, server, token string, log *slog.Logger) nodes.Config {
-	return nodes.Config{Name: f.name, DataDir: dataDir, Server: server, Token: token, Containerd: f.containerd,
+func (f *nodeFlags) config(dataDir, server, token, caHash string, log *slog.Logger) nodes.Config {
+	return nodes.Config{Name: f.name, DataDir: dataDir, Server: server, Token: token, CAHash: caHash, Containerd: f.containerd,
 		Listen: f.listen, Advertise: f.advertise, PlainHTTPRegistries: f.insecureRegistries, Labels: f.labels, Logger: log}
 }
 
@@ -86,18 +86,29 @@ It writes an admin client config to DATA/admin.conf.`,
 		if err := os.WriteFile(filepath.Join(dir, "berth.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			return &exitError{1, err}
 		}
-		m, err := appliance.Start(ctx, appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftAddr: raftAddr,
+		masterDir := filepath.Join(dir, "master")
+		m, err := appliance.Start(ctx, appliance.Config{DataDir: masterDir, Listen: listen, RaftListen: raftAddr, Bootstrap: true,
 			Repo: repo, Branch: branch, Path: path, Poll: poll, Logger: log})
 		if err != nil {
 			return &exitError{1, fmt.Errorf("master: %w", err)}
 		}
-		n, err := nodes.Start(ctx, node.config(filepath.Join(dir, "node"), m.URL(), m.AdminToken(), log))
+		// The local agent joins like any other, with the agent join token.
+		joinToken, err := os.ReadFile(filepath.Join(masterDir, "join-agent.token"))
+		if err != nil {
+			m.Close()
+			return &exitError{1, err}
+		}
+		n, err := nodes.Start(ctx, node.config(filepath.Join(dir, "node"), m.URL(), strings.TrimSpace(string(joinToken)), m.CAHash(), log))
 		if err != nil {
 			m.Close()
 			return &exitError{1, fmt.Errorf("node: %w", err)}
 		}
 		conf := filepath.Join(dir, "admin.conf")
-		if err := writeClientConfig(conf, clientConfig{Server: m.URL(), Token: m.AdminToken()}); err != nil {
+		b, err := os.ReadFile(filepath.Join(masterDir, "admin.conf"))
+		if err == nil {
+			err = os.WriteFile(conf, b, 0o600)
+		}
+		if err != nil {
 			n.Close()
 			m.Close()
 			return &exitError{1, err}
@@ -190,25 +201,25 @@ func stopProcess(pidFile string, wait time.Duration) error {
 
 func newAgentCmd() *cobra.Command {
 	var (
-		server, token, dataDir string
-		node                   nodeFlags
+		server, token, caHash, dataDir string
+		node                           nodeFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "agent --server URL --token TOKEN",
+		Use:   "agent --server URL[,URL...] --token TOKEN --ca-hash sha256:...",
 		Short: "Run a worker node: the agent, the service proxy and (by default) a private containerd",
 		Args:  cobra.NoArgs,
 	}
-	cmd.Flags().StringVar(&server, "server", "", "a master's API URL")
-	cmd.Flags().StringVar(&token, "token", "", "token for the masters' API")
+	cmd.Flags().StringVar(&server, "server", "", "the masters' API URLs, comma-separated")
+	cmd.Flags().StringVar(&token, "token", "", "agent join token (used once, on the first start)")
+	cmd.Flags().StringVar(&caHash, "ca-hash", "", "fingerprint of the cluster CA to trust when joining (sha256:...)")
 	cmd.Flags().StringVar(&dataDir, "data", "/var/lib/berth/node", "data directory")
 	node.add(cmd)
 	cmd.MarkFlagRequired("server")
-	cmd.MarkFlagRequired("token")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		n, err := nodes.Start(ctx, node.config(dataDir, server, token, log))
+		n, err := nodes.Start(ctx, node.config(dataDir, server, token, caHash, log))
 		if err != nil {
 			return &exitError{1, err}
 		}

@@ -1,26 +1,31 @@
 package agent
 
 import (
-	"crypto/subtle"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/containerd/containerd/errdefs"
 
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/nodes/runtime"
 )
 
 // Handler serves the agent's own small API, which the masters call: a
 // container's log (GET /v1/pods/{namespace}/{name}/logs?container=&follow=)
-// for `berth logs`. Callers present token, the one the agent was given.
-func (a *Agent) Handler(token string) http.Handler {
+// for `berth logs`. It is served over TLS, and only masters' client
+// certificates (signed by the cluster CA) are let in.
+func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			a.log.Warn("log request denied", "remote", r.RemoteAddr)
-			http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+		if r.TLS == nil {
+			http.Error(w, "TLS required", http.StatusUnauthorized)
+			return
+		}
+		if _, orgs, ok := pki.Identity(r.TLS); !ok || !slices.Contains(orgs, pki.OrgMasters) {
+			a.log.Warn("log request denied: not a master's certificate", "remote", r.RemoteAddr)
+			http.Error(w, "only masters may read logs here", http.StatusForbidden)
 			return
 		}
 		rt := a.runtime()

@@ -4,7 +4,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/images/appliance"
 )
 
@@ -29,8 +32,8 @@ const (
 	bootTimeout  = 6 * time.Minute
 	syncTimeout  = 4 * time.Minute
 	downTimeout  = 2 * time.Minute
-	applianceTok = "e2e-admin-token"
-	configToken  = "e2e-token-from-the-config-disk"
+	applianceTok = "e2eadm.0123456789abcdef"
+	configToken  = "cfgdsk.0123456789abcdef"
 )
 
 // TestApplianceImage builds the master image twice (the bytes must match),
@@ -243,7 +246,7 @@ func startVM(t *testing.T, dir, name string, args []string) *vm {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	v := &vm{serial: filepath.Join(dir, name+".serial"), base: fmt.Sprintf("http://127.0.0.1:%d", port),
+	v := &vm{serial: filepath.Join(dir, name+".serial"), base: fmt.Sprintf("https://127.0.0.1:%d", port),
 		token: applianceTok, exited: make(chan struct{})}
 	full := append([]string{"-m", "1024", "-smp", "1", "-display", "none", "-monitor", "none",
 		"-serial", "file:" + v.serial, "-no-reboot", "-device", "virtio-rng-pci",
@@ -294,7 +297,10 @@ func tail(s string, n int) string {
 func (v *vm) waitReady(t *testing.T) time.Duration {
 	t.Helper()
 	waitFor(t, v, bootTimeout, "/readyz", func() bool {
-		resp, err := http.Get(v.base + "/readyz")
+		// A health probe, as the kubelet's: no secret is sent, so the
+		// certificate (checked for every call below) need not be yet.
+		probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		resp, err := probe.Get(v.base + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -323,7 +329,10 @@ func waitFor(t *testing.T, v *vm, timeout time.Duration, what string, ok func() 
 func (v *vm) get(path string, out any) error {
 	req, _ := http.NewRequest("GET", v.base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+v.token)
-	c := &http.Client{Timeout: 10 * time.Second}
+	c, err := v.client()
+	if err != nil {
+		return err
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -342,7 +351,11 @@ func (v *vm) post(t *testing.T, path string) {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "POST", v.base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+v.token)
-	resp, err := http.DefaultClient.Do(req)
+	c, err := v.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -362,7 +375,24 @@ func (v *vm) waitExit(t *testing.T) {
 	}
 }
 
-var tokenLine = regexp.MustCompile(`(?m)^\s*token\s+([0-9a-f]{64})\s*$`)
+var (
+	tokenLine = regexp.MustCompile(`(?m)^\s*token\s+([a-z0-9]{6}\.[a-z0-9]{16})\s*$`)
+	caLine    = regexp.MustCompile(`(?m)^\s*ca\s+(sha256:[0-9a-f]{64})\s*$`)
+)
+
+// client trusts only the CA whose fingerprint the guest's console shows,
+// as an operator pins it (berth agent --ca-hash).
+func (v *vm) client() (*http.Client, error) {
+	m := caLine.FindStringSubmatch(v.console())
+	if m == nil {
+		return nil, errors.New("no CA fingerprint on the console yet")
+	}
+	tc, err := pki.PinnedTLS(m[1])
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}, nil
+}
 
 // consoleToken reads the generated admin token off the status screen:
 // with no token configured, that is the only place it is shown.

@@ -233,13 +233,13 @@ spec:
 
 	// The API: a wrong token is 401, a malformed body 400 with a message.
 	var ae *api.Error
-	_, err := api.NewClient(c.APIURL, "wrong").Status(context.Background())
+	_, err := api.NewClient(c.APIURL, "wrongg.0123456789abcdef", api.WithHTTPClient(c.HTTP)).Status(context.Background())
 	if !errors.As(err, &ae) || ae.Code != http.StatusUnauthorized {
 		t.Errorf("wrong token: %v, want 401", err)
 	}
 	req, _ := http.NewRequest(http.MethodPost, c.APIURL+"/v1/nodes", strings.NewReader(`{"name": 5`))
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/images"
 )
@@ -99,7 +100,9 @@ type Cluster struct {
 	exited     chan struct{}
 	Client     *api.Client
 	APIURL     string
-	Token      string
+	// HTTP trusts the cluster's CA, for requests the Client has no method for.
+	HTTP  *http.Client
+	Token string
 }
 
 func freePort(t testing.TB) string {
@@ -124,7 +127,7 @@ func (env *Env) NewCluster(t testing.TB, files map[string]string) *Cluster {
 	c.Git("add", "-A")
 	c.Git("commit", "-q", "-m", "first")
 	listen := freePort(t)
-	c.APIURL = "http://" + listen
+	c.APIURL = "https://" + listen
 	c.args = []string{"up", "--data", c.Data, "--repo", c.Repo, "--listen", listen, "--raft-addr", freePort(t),
 		"--agent-listen", freePort(t), "--poll", "2s", "--insecure-registry", env.Registry.Host()}
 	c.Start()
@@ -156,11 +159,16 @@ func (c *Cluster) Start() {
 		if err != nil {
 			return err
 		}
-		var cc struct{ Server, Token string }
+		var cc struct{ Server, Token, CA string }
 		if err := yaml.Unmarshal(conf, &cc); err != nil {
 			return err
 		}
-		c.Client, c.Token = api.NewClient(cc.Server, cc.Token), cc.Token
+		tc, err := pki.ClientTLS([]byte(cc.CA), nil, nil)
+		if err != nil {
+			return err
+		}
+		c.HTTP = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: time.Minute}
+		c.Client, c.Token = api.NewClient(cc.Server, cc.Token, api.WithHTTPClient(c.HTTP)), cc.Token
 		_, err = c.Client.Status(context.Background())
 		return err
 	})
@@ -248,7 +256,7 @@ func (c *Cluster) Commit(msg string) string {
 }
 
 func (c *Cluster) Webhook() {
-	resp, err := http.Post(c.APIURL+"/v1/webhook", "application/json", strings.NewReader("{}"))
+	resp, err := c.HTTP.Post(c.APIURL+"/v1/webhook", "application/json", strings.NewReader("{}"))
 	if err == nil {
 		resp.Body.Close()
 	}

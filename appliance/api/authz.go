@@ -1,0 +1,114 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/store"
+)
+
+// Roles of certificate holders, next to the token roles of package auth.
+const (
+	RoleNode   auth.Role = "node"
+	RoleMaster auth.Role = "master"
+)
+
+// Identity is who sent a request, as the API authenticated it.
+type Identity struct {
+	Role auth.Role
+	// Name says who, in logs: a token's ID or a certificate's CN (for an
+	// agent, its node's name).
+	Name string
+}
+
+type identityKey struct{}
+
+func identityOf(r *http.Request) Identity {
+	id, _ := r.Context().Value(identityKey{}).(Identity)
+	return id
+}
+
+// authenticate finds who sent r: a client certificate signed by the
+// cluster CA (agents, masters) or a bearer token kept in the state.
+func (s *Server) authenticate(r *http.Request, st *store.State) (Identity, error) {
+	if r.TLS != nil {
+		if cn, orgs, ok := pki.Identity(r.TLS); ok {
+			switch {
+			case slices.Contains(orgs, pki.OrgNodes):
+				return Identity{Role: RoleNode, Name: cn}, nil
+			case slices.Contains(orgs, pki.OrgMasters):
+				return Identity{Role: RoleMaster, Name: cn}, nil
+			}
+		}
+	}
+	secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || secret == "" {
+		return Identity{}, errorf(http.StatusUnauthorized, "missing bearer token or client certificate")
+	}
+	t, err := auth.Verify(st.Tokens, secret, time.Now())
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		return Identity{}, errorf(http.StatusUnauthorized, "token has expired")
+	case errors.Is(err, auth.ErrRevoked):
+		return Identity{}, errorf(http.StatusUnauthorized, "token has been revoked")
+	case err != nil:
+		return Identity{}, errorf(http.StatusUnauthorized, "invalid bearer token")
+	}
+	return Identity{Role: t.Role, Name: t.ID}, nil
+}
+
+// policy decides whether an identity may make a request; handlers check
+// what depends on the body (a node registering itself) themselves.
+type policy func(id Identity, r *http.Request, st *store.State) bool
+
+// readers: people's tokens and masters. Agents read only what is theirs.
+func readers(id Identity, _ *http.Request, _ *store.State) bool {
+	return id.Role == auth.RoleAdmin || id.Role == auth.RoleReadOnly || id.Role == RoleMaster
+}
+
+// admins: admin tokens only.
+func admins(id Identity, _ *http.Request, _ *store.State) bool { return id.Role == auth.RoleAdmin }
+
+// masters: other masters' certificates only.
+func masters(id Identity, _ *http.Request, _ *store.State) bool { return id.Role == RoleMaster }
+
+// joining allows a join token of the role.
+func joining(role auth.Role) policy {
+	return func(id Identity, _ *http.Request, _ *store.State) bool { return id.Role == role }
+}
+
+// self allows admins, and the agent of the node the path names.
+func self(id Identity, r *http.Request, _ *store.State) bool {
+	return id.Role == auth.RoleAdmin || id.Role == RoleNode && id.Name == r.PathValue("name")
+}
+
+// anyAgent allows admins and every agent (what handlers narrow down).
+func anyAgent(id Identity, _ *http.Request, _ *store.State) bool {
+	return id.Role == auth.RoleAdmin || id.Role == RoleNode
+}
+
+// proxies: what every node's service proxy reads, and people.
+func proxies(id Identity, r *http.Request, st *store.State) bool {
+	return id.Role == RoleNode || readers(id, r, st)
+}
+
+// podOwner allows admins, and the agent of the node the pod is bound to.
+func podOwner(id Identity, r *http.Request, st *store.State) bool {
+	if id.Role == auth.RoleAdmin {
+		return true
+	}
+	p, ok := st.Pods[store.PodKey(r.PathValue("namespace"), r.PathValue("name"))]
+	// A pod that is gone answers 404 to its agent, which retries deletes.
+	return id.Role == RoleNode && (!ok || p.NodeName == id.Name)
+}
+
+// withIdentity returns ctx carrying id, for handlers and forwarding.
+func withIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}

@@ -1,0 +1,169 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/reconcile"
+	"github.com/berth/berth/schemas"
+)
+
+func code(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	if err == nil {
+		return 200
+	}
+	return -1
+}
+
+// TestRoles: a read-only token reads but never writes or reads a node's
+// secrets; tokens created through the API work until revoked or expired.
+func TestRoles(t *testing.T) {
+	admin, _ := newTestAPI(t)
+	ctx := context.Background()
+	ro := NewClient(admin.Server(), readOnly)
+	if _, _, err := ro.Pods(ctx, "", nil); err != nil {
+		t.Errorf("read-only GET /v1/pods: %v", err)
+	}
+	if _, err := ro.CreateToken(ctx, TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
+		t.Errorf("read-only creating a token: %v, want 403", err)
+	}
+	if _, err := admin.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ro.NodePods(ctx, "n1", nil); code(err) != http.StatusForbidden {
+		t.Errorf("read-only reading a node's pods and secrets: %v, want 403", err)
+	}
+
+	nt, err := admin.CreateToken(ctx, TokenRequest{Role: "read-only", Description: "ci"})
+	if err != nil || nt.Token.Hash != "" {
+		t.Fatalf("create token: %+v %v (the hash must not be sent)", nt, err)
+	}
+	fresh := NewClient(admin.Server(), nt.Secret)
+	if _, err := fresh.Status(ctx); err != nil {
+		t.Errorf("new token: %v", err)
+	}
+	if err := admin.RevokeToken(ctx, nt.Token.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fresh.Status(ctx); code(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("revoked token: %v, want 401 revoked", err)
+	}
+	short, err := admin.CreateToken(ctx, TokenRequest{Role: "read-only", TTL: "50ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, err := NewClient(admin.Server(), short.Secret).Status(ctx); code(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired token: %v, want 401 expired", err)
+	}
+	if _, err := admin.CreateToken(ctx, TokenRequest{Role: "root"}); code(err) != http.StatusBadRequest {
+		t.Errorf("unknown role: %v, want 400", err)
+	}
+	list, err := admin.Tokens(ctx)
+	if err != nil || len(list) != 4 {
+		t.Fatalf("tokens: %d %v", len(list), err)
+	}
+	for _, tok := range list {
+		if tok.Hash != "" {
+			t.Errorf("token %s listed with its hash", tok.ID)
+		}
+	}
+}
+
+// TestAgentCertificates: an agent's certificate speaks for its own node
+// only: its pods, their statuses and Secrets, and the Services its proxy
+// renders; nothing of another node's.
+func TestAgentCertificates(t *testing.T) {
+	b := newBackend(t)
+	ca, err := pki.NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCert, srvKey, err := ca.IssueServer("m0", []string{pki.OrgMasters}, []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}}))
+	if srv.TLS, err = pki.ServerTLS(ca.CertPEM, srvCert, srvKey); err != nil {
+		t.Fatal(err)
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	client := func(name string) *Client {
+		cert, key, err := ca.IssueServer(name, []string{pki.OrgNodes}, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, err := pki.ClientTLS(ca.CertPEM, cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewClient(srv.URL, "", WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}}))
+	}
+	n1, n2 := client("n1"), client("n2")
+	ctx := context.Background()
+	for _, c := range []*Client{n1, n2} {
+		name := map[*Client]string{n1: "n1", n2: "n2"}[c]
+		if _, err := c.RegisterNode(ctx, store.Node{Name: name}); err != nil {
+			t.Fatalf("register %s: %v", name, err)
+		}
+	}
+	if _, err := n1.RegisterNode(ctx, store.Node{Name: "n2"}); code(err) != http.StatusForbidden {
+		t.Errorf("n1 registering as n2: %v, want 403", err)
+	}
+	secret := schemas.Secret{StringData: map[string]string{"pw": "x"}}
+	secret.APIVersion, secret.Kind, secret.Metadata = "v1", "Secret", schemas.ObjectMeta{Name: "s2", Namespace: "default"}
+	rev := store.Revision{Commit: "abc", Status: store.RevisionApplied, Objects: []store.Object{
+		{ID: schemas.ObjectID{Kind: "Secret", Namespace: "default", Name: "s2"}, JSON: mustJSON(t, &secret)}}}
+	pod := func(name, node string, secretName string) []store.Command {
+		p := store.Pod{Namespace: "default", Name: name, Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+		if secretName != "" {
+			p.Spec.Containers[0].Env = []schemas.EnvVar{{Name: "PW", ValueFrom: &schemas.EnvVarSource{SecretKeyRef: &schemas.KeySelector{Name: secretName, Key: "pw"}}}}
+		}
+		return []store.Command{store.NewCommand(store.CmdCreatePod, p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/" + name, NodeName: node})}
+	}
+	cmds := append([]store.Command{store.NewCommand(store.CmdAddRevision, rev)}, pod("p1", "n1", "")...)
+	if _, err := b.Propose(ctx, append(cmds, pod("p2", "n2", "s2")...)); err != nil {
+		t.Fatal(err)
+	}
+
+	a, _, err := n1.NodePods(ctx, "n1", nil)
+	if err != nil || len(a.Pods) != 1 || len(a.Secrets) != 0 {
+		t.Fatalf("n1's own pods: %+v %v (no Secret is bound to its pods)", a, err)
+	}
+	if _, _, err := n1.NodePods(ctx, "n2", nil); code(err) != http.StatusForbidden {
+		t.Errorf("n1 reading n2's pods and Secrets: %v, want 403", err)
+	}
+	if a, _, err := n2.NodePods(ctx, "n2", nil); err != nil || a.Secrets["default/s2"] == nil {
+		t.Errorf("n2 gets the Secret its pod uses: %+v %v", a.Secrets, err)
+	}
+	if _, _, err := n1.Pods(ctx, "", nil); code(err) != http.StatusForbidden {
+		t.Errorf("agent listing every pod: %v, want 403", err)
+	}
+	if err := n1.SetPodStatus(ctx, "default", "p2", store.PodStatus{Phase: store.PodRunning}); code(err) != http.StatusForbidden {
+		t.Errorf("n1 reporting n2's pod: %v, want 403", err)
+	}
+	if err := n1.SetPodStatus(ctx, "default", "p1", store.PodStatus{Phase: store.PodRunning}); err != nil {
+		t.Errorf("n1 reporting its own pod: %v", err)
+	}
+	if err := n1.Heartbeat(ctx, "n2"); code(err) != http.StatusForbidden {
+		t.Errorf("n1 heartbeating for n2: %v, want 403", err)
+	}
+	if _, _, err := n1.Services(ctx, nil); err != nil {
+		t.Errorf("agent reading services for its proxy: %v", err)
+	}
+	if _, err := n1.CreateToken(ctx, TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
+		t.Errorf("agent creating a token: %v, want 403", err)
+	}
+}

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/store"
+)
+
+// JoinRequest is what a joining master or agent sends with its join token.
+type JoinRequest struct {
+	// Name is the master's Raft ID or the agent's node name.
+	Name string `json:"name"`
+	// Hosts are the addresses (IPs or DNS names) its certificate must
+	// name: where a master serves its API and Raft, where an agent serves
+	// its log endpoint.
+	Hosts []string `json:"hosts"`
+}
+
+// JoinResponse is what the joiner needs to speak mutual TLS with the
+// cluster from then on.
+type JoinResponse struct {
+	CAPEM   []byte `json:"caPEM"`
+	CertPEM []byte `json:"certPEM"`
+	KeyPEM  []byte `json:"keyPEM"`
+	// ClusterSecret decrypts the CA's key: masters only.
+	ClusterSecret string `json:"clusterSecret,omitempty"`
+	// Masters are the masters' API URLs.
+	Masters []string `json:"masters"`
+}
+
+// MemberRequest asks the leader to add the master presenting it as a
+// Raft voter.
+type MemberRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	APIURL   string `json:"apiURL"`
+}
+
+// Member is one master, as /v1/members lists them.
+type Member struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	APIURL   string `json:"apiURL,omitempty"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
+}
+
+// Cluster is what the API needs of the master for membership, joins and
+// snapshots; package appliance provides it.
+type Cluster interface {
+	Join(ctx context.Context, role auth.Role, req JoinRequest) (JoinResponse, error)
+	AddMember(ctx context.Context, req MemberRequest) error
+	RemoveMember(ctx context.Context, id string) error
+	Members(st *store.State) ([]Member, error)
+	// VerifyLeader fails unless this master leads (store.ErrNotLeader) or
+	// can no longer confirm it does (a partitioned old leader).
+	VerifyLeader(ctx context.Context) error
+	// LeaderURL is the leader's API URL, "" when unknown.
+	LeaderURL() string
+	IsLeader() bool
+	// Forward sends a leader-only request (an /v1/internal path) to the
+	// leader as this master.
+	Forward(ctx context.Context, path string, body any) error
+	SaveSnapshot(ctx context.Context, w io.Writer) error
+	RestoreSnapshot(ctx context.Context, r io.Reader) error
+}
+
+func (s *Server) clusterRoutes() {
+	c := s.cfg.Cluster
+	s.route("POST /v1/join/master", joining(auth.RoleMasterJoin), func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		return s.join(r, auth.RoleMasterJoin)
+	})
+	s.route("POST /v1/join/agent", joining(auth.RoleAgentJoin), func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		return s.join(r, auth.RoleAgentJoin)
+	})
+	s.route("GET /v1/members", readers, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		return c.Members(st)
+	})
+	s.route("POST /v1/members", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		var req MemberRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		if req.ID != identityOf(r).Name {
+			return nil, errorf(http.StatusForbidden, "master %q may only add itself", identityOf(r).Name)
+		}
+		return map[string]bool{"ok": true}, unavailable(c.AddMember(r.Context(), req))
+	})
+	s.route("DELETE /v1/members/{id}", func(id Identity, r *http.Request, st *store.State) bool {
+		return id.Role == auth.RoleAdmin || id.Role == RoleMaster && id.Name == r.PathValue("id")
+	}, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		if _, ok := st.MasterAPIs[r.PathValue("id")]; !ok {
+			return nil, errorf(http.StatusNotFound, "no master %q", r.PathValue("id"))
+		}
+		s.cfg.Logger.Info("removing master", "id", r.PathValue("id"), "by", identityOf(r).Name)
+		return map[string]bool{"ok": true}, unavailable(c.RemoveMember(r.Context(), r.PathValue("id")))
+	})
+	s.route("POST /v1/internal/propose", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		var batch []store.Command
+		if err := decodeBody(r, &batch); err != nil {
+			return nil, err
+		}
+		index, err := s.cfg.Backend.Propose(r.Context(), batch)
+		if err != nil {
+			return nil, errorf(http.StatusServiceUnavailable, "cannot commit: %v", err)
+		}
+		return map[string]uint64{"index": index}, nil
+	})
+	s.route("POST /v1/internal/members", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		var req MemberRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return map[string]bool{"ok": true}, unavailable(c.AddMember(r.Context(), req))
+	})
+	s.route("POST /v1/internal/members/remove", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		var req MemberRequest
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+		return map[string]bool{"ok": true}, unavailable(c.RemoveMember(r.Context(), req.ID))
+	})
+	s.route("POST /v1/internal/heartbeat/{name}", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+		return map[string]bool{"ok": true}, s.beat(r, st, r.PathValue("name"))
+	})
+	s.mux.HandleFunc("GET /v1/snapshot", s.stream(admins, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		return c.SaveSnapshot(r.Context(), w)
+	}))
+	s.mux.HandleFunc("PUT /v1/snapshot", s.stream(admins, func(w http.ResponseWriter, r *http.Request) error {
+		if err := c.RestoreSnapshot(r.Context(), r.Body); err != nil {
+			return errorf(http.StatusBadRequest, "restore: %v", err)
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+		return nil
+	}))
+}
+
+func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
+	var req JoinRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Name == "" {
+		return nil, errorf(http.StatusBadRequest, "name is required")
+	}
+	resp, err := s.cfg.Cluster.Join(r.Context(), role, req)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "join: %v", err)
+	}
+	s.cfg.Logger.Info("joined", "name", req.Name, "role", role, "token", identityOf(r).Name)
+	return resp, nil
+}
+
+// unavailable turns a failure to commit into 503, which clients retry.
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errorf(http.StatusServiceUnavailable, "%v", err)
+}
+
+// stream serves a non-JSON route (snapshots) with the same authentication
+// and denial logs as route.
+func (s *Server) stream(allow policy, h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		st := s.cfg.Backend.State()
+		id, err := s.authenticate(r, st)
+		if err == nil && !allow(id, r, st) {
+			err = errorf(http.StatusForbidden, "%s %s is not allowed for %s %q", r.Method, r.URL.Path, id.Role, id.Name)
+		}
+		if err == nil {
+			err = h(w, r.WithContext(withIdentity(r.Context(), id)))
+		}
+		if err != nil {
+			code := http.StatusInternalServerError
+			if ae, ok := err.(*apiError); ok {
+				code = ae.code
+			}
+			if code == http.StatusUnauthorized || code == http.StatusForbidden {
+				s.cfg.Logger.Warn("request denied", "route", r.URL.Path, "remote", r.RemoteAddr, "who", id.Name, "why", err.Error())
+			}
+			writeJSON(w, code, map[string]string{"error": err.Error()})
+		}
+	}
+}
+
+// forwardToLeader relays a request for a read that must be current to the
+// leader, keeping the caller's bearer token: the leader decides what the
+// caller may read. It presents no client certificate of its own.
+func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
+	leader := s.cfg.Cluster.LeaderURL()
+	if leader == "" || r.Header.Get(forwardedHeader) != "" {
+		return false // no leader known, or a stale hint: never loop
+	}
+	r.Header.Set(forwardedHeader, "1")
+	target, err := url.Parse(leader)
+	if err != nil {
+		return false
+	}
+	p := httputil.NewSingleHostReverseProxy(target)
+	p.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.cfg.PeerTLS.RootCAs, MinVersion: tls.VersionTLS13}}
+	p.ServeHTTP(w, r)
+	return true
+}
+
+// forwardedHeader marks a request one master relayed to another.
+const forwardedHeader = "X-Berth-Forwarded"
+
+// errForwarded says the response was written by forwarding.
+var errForwarded = errors.New("forwarded")
+
+// consistent makes a read that asked for ?consistent=true current: this
+// master confirms it still leads (a partitioned old leader cannot), or
+// relays the read to the leader.
+func (s *Server) consistent(w http.ResponseWriter, r *http.Request) error {
+	if s.cfg.Cluster == nil {
+		return errorf(http.StatusBadRequest, "consistent reads need a clustered master")
+	}
+	err := s.cfg.Cluster.VerifyLeader(r.Context())
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, store.ErrNotLeader) && s.forwardToLeader(w, r) {
+		return errForwarded
+	}
+	return errorf(http.StatusServiceUnavailable, "cannot serve a consistent read: %v", err)
+}

@@ -1,0 +1,74 @@
+package api
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/store"
+)
+
+// TokenRequest asks for a new token.
+type TokenRequest struct {
+	Role        auth.Role `json:"role"`
+	Description string    `json:"description,omitempty"`
+	// TTL is how long the token is valid, e.g. "24h"; empty: until revoked.
+	TTL string `json:"ttl,omitempty"`
+}
+
+// NewToken is a created token: Secret is shown this once and never kept.
+type NewToken struct {
+	Secret string     `json:"secret"`
+	Token  auth.Token `json:"token"`
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	var req TokenRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if !auth.ValidRole(req.Role) {
+		return nil, errorf(http.StatusBadRequest, "unknown role %q (want admin, read-only, master-join or agent-join)", req.Role)
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
+			return nil, errorf(http.StatusBadRequest, "ttl: want a positive duration such as 24h")
+		}
+	}
+	secret, t, err := auth.New(req.Role, req.Description, ttl, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.propose(r, store.NewCommand(store.CmdAddToken, t)); err != nil {
+		return nil, err
+	}
+	t.Hash = ""
+	s.cfg.Logger.Info("token created", "id", t.ID, "role", t.Role, "by", identityOf(r).Name)
+	return NewToken{Secret: secret, Token: t}, nil
+}
+
+// listTokens lists tokens without their hashes.
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	out := []auth.Token{}
+	for _, t := range st.Tokens {
+		t.Hash = ""
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	id := r.PathValue("id")
+	if _, ok := st.Tokens[id]; !ok {
+		return nil, errorf(http.StatusNotFound, "no token %q", id)
+	}
+	if err := s.propose(r, store.NewCommand(store.CmdRevokeToken, store.TokenRef{ID: id})); err != nil {
+		return nil, err
+	}
+	s.cfg.Logger.Info("token revoked", "id", id, "by", identityOf(r).Name)
+	return map[string]bool{"ok": true}, nil
+}

@@ -1,0 +1,315 @@
+package appliance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/store"
+)
+
+// Files of a master's identity under DATA/tls. The cluster secret decrypts
+// the CA's key kept in the Raft state; it never enters the log.
+const (
+	caFile     = "ca.crt"
+	certFile   = "master.crt"
+	keyFile    = "master.key"
+	secretFile = "cluster-secret"
+)
+
+// certValidity is how long issued certificates last; rotation is future
+// work, so it is long.
+const (
+	caValidity   = 10 * 365 * 24 * time.Hour
+	certValidity = 5 * 365 * 24 * time.Hour
+)
+
+// identity is a master's TLS material.
+type identity struct {
+	caPEM, certPEM, keyPEM []byte
+	secret                 []byte
+}
+
+func tlsDir(dataDir string) string { return filepath.Join(dataDir, "tls") }
+
+func loadIdentity(dataDir string) (*identity, error) {
+	dir := tlsDir(dataDir)
+	var id identity
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{caFile, &id.caPEM}, {certFile, &id.certPEM}, {keyFile, &id.keyPEM}, {secretFile, &id.secret}} {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = b
+	}
+	id.secret = bytes.TrimSpace(id.secret)
+	return &id, nil
+}
+
+func (id *identity) save(dataDir string) error {
+	dir := tlsDir(dataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{caFile: id.caPEM, certFile: id.certPEM, keyFile: id.keyPEM, secretFile: append(id.secret, '\n')} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// certHosts are the names a master's certificate carries: its API and
+// Raft hosts, and loopback for local clients.
+func certHosts(addrs ...string) []string {
+	hosts := []string{"127.0.0.1", "localhost"}
+	for _, a := range addrs {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// bootstrapIdentity creates the cluster CA, the cluster secret and this
+// master's certificate.
+func bootstrapIdentity(name string, hosts []string) (*identity, *pki.CA, error) {
+	ca, err := pki.NewCA("berth cluster CA", caValidity)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, nil, err
+	}
+	id := &identity{caPEM: ca.CertPEM, secret: []byte(hex.EncodeToString(raw))}
+	id.certPEM, id.keyPEM, err = ca.IssueServer(name, []string{pki.OrgMasters}, hosts, certValidity)
+	return id, ca, err
+}
+
+// bootstrapState proposes what a new cluster starts with: its CA (key
+// encrypted with the cluster secret), this master's API URL, an admin
+// token (the given secret, or a new one) and the two join tokens. It
+// returns the secrets of the three tokens.
+func (m *Master) bootstrapState(ctx context.Context, ca *pki.CA, adminSecret string) (admin, masterJoin, agentJoin string, err error) {
+	enc, err := ca.EncryptKey(m.id.secret)
+	if err != nil {
+		return "", "", "", err
+	}
+	now := time.Now()
+	cmds := []store.Command{
+		store.NewCommand(store.CmdSetCA, store.ClusterCA{CertPEM: ca.CertPEM, EncryptedKey: enc}),
+		store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: m.cfg.Name, URL: m.URL()}),
+	}
+	secrets := make([]string, 3)
+	for i, role := range []auth.Role{auth.RoleAdmin, auth.RoleMasterJoin, auth.RoleAgentJoin} {
+		var t auth.Token
+		if role == auth.RoleAdmin && adminSecret != "" {
+			t, err = auth.FromSecret(adminSecret, role, "bootstrap admin", now)
+			secrets[i] = adminSecret
+		} else {
+			secrets[i], t, err = auth.New(role, "bootstrap "+string(role), 0, now)
+		}
+		if err != nil {
+			return "", "", "", err
+		}
+		cmds = append(cmds, store.NewCommand(store.CmdAddToken, t))
+	}
+	if _, err := m.Store.Propose(ctx, cmds); err != nil {
+		return "", "", "", err
+	}
+	return secrets[0], secrets[1], secrets[2], nil
+}
+
+// join asks a member, trusted by the CA fingerprint, for this master's
+// certificate and the cluster secret.
+func joinCluster(ctx context.Context, servers, token, caHash string, req api.JoinRequest) (*identity, []string, error) {
+	pinned, err := pki.PinnedTLS(caHash)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := api.NewClient(servers, token, api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: pinned}, Timeout: 30 * time.Second}))
+	resp, err := c.JoinMaster(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.ClusterSecret == "" {
+		return nil, nil, errors.New("the cluster sent no cluster secret")
+	}
+	return &identity{caPEM: resp.CAPEM, certPEM: resp.CertPEM, keyPEM: resp.KeyPEM, secret: []byte(resp.ClusterSecret)}, resp.Masters, nil
+}
+
+// cluster is the master's side of the API's membership routes.
+type cluster struct{ m *Master }
+
+func (c cluster) loadCA() (*pki.CA, error) {
+	st := c.m.Store.State()
+	if st.CA == nil {
+		return nil, errors.New("the cluster has no CA yet")
+	}
+	return pki.LoadCA(st.CA.CertPEM, st.CA.EncryptedKey, c.m.id.secret)
+}
+
+// Join issues a certificate: any master can, since all hold the secret.
+func (c cluster) Join(ctx context.Context, role auth.Role, req api.JoinRequest) (api.JoinResponse, error) {
+	ca, err := c.loadCA()
+	if err != nil {
+		return api.JoinResponse{}, err
+	}
+	st := c.m.Store.State()
+	resp := api.JoinResponse{CAPEM: ca.CertPEM}
+	for _, u := range st.MasterAPIs {
+		resp.Masters = append(resp.Masters, u)
+	}
+	slices.Sort(resp.Masters)
+	org := pki.OrgNodes
+	if role == auth.RoleMasterJoin {
+		if _, taken := st.MasterAPIs[req.Name]; taken {
+			return api.JoinResponse{}, fmt.Errorf("a master named %q is a member already", req.Name)
+		}
+		org, resp.ClusterSecret = pki.OrgMasters, string(c.m.id.secret)
+	}
+	resp.CertPEM, resp.KeyPEM, err = ca.IssueServer(req.Name, []string{org}, req.Hosts, certValidity)
+	return resp, err
+}
+
+func (c cluster) AddMember(ctx context.Context, req api.MemberRequest) error {
+	if !c.m.Store.IsLeader() {
+		return c.m.forward(ctx, "/v1/internal/members", req)
+	}
+	if err := c.m.Store.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
+		return err
+	}
+	_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: req.ID, URL: req.APIURL})})
+	c.m.cfg.Logger.Info("master added", "id", req.ID, "raft", req.RaftAddr, "api", req.APIURL)
+	return err
+}
+
+func (c cluster) RemoveMember(ctx context.Context, id string) error {
+	if !c.m.Store.IsLeader() {
+		return c.m.forward(ctx, "/v1/internal/members/remove", api.MemberRequest{ID: id})
+	}
+	if err := c.m.Store.RemoveServer(ctx, id); err != nil {
+		return err
+	}
+	_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: id})})
+	c.m.cfg.Logger.Info("master removed", "id", id)
+	return err
+}
+
+func (c cluster) Members(st *store.State) ([]api.Member, error) {
+	ms, err := c.m.Store.Members()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, api.Member{ID: m.ID, RaftAddr: m.Address, APIURL: st.MasterAPIs[m.ID], Voter: m.Voter, Leader: m.Leader})
+	}
+	slices.SortFunc(out, func(a, b api.Member) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (c cluster) VerifyLeader(ctx context.Context) error { return c.m.Store.VerifyLeader(ctx) }
+
+func (c cluster) IsLeader() bool { return c.m.Store.IsLeader() }
+
+func (c cluster) LeaderURL() string {
+	id, _ := c.m.Store.Leader()
+	return c.m.Store.State().MasterAPIs[id]
+}
+
+func (c cluster) Forward(ctx context.Context, path string, body any) error {
+	return c.m.forward(ctx, path, body)
+}
+
+func (c cluster) SaveSnapshot(ctx context.Context, w io.Writer) error {
+	return c.m.Store.SaveSnapshot(ctx, w)
+}
+
+func (c cluster) RestoreSnapshot(ctx context.Context, r io.Reader) error {
+	if !c.m.Store.IsLeader() {
+		return fmt.Errorf("%w: restore on the leader, %s", store.ErrNotLeader, c.LeaderURL())
+	}
+	return c.m.Store.RestoreSnapshot(ctx, r)
+}
+
+// forward sends a leader-only request to the leader over mutual TLS, as
+// this master.
+func (m *Master) forward(ctx context.Context, path string, body any) error {
+	return m.forwardOut(ctx, path, body, nil)
+}
+
+// forwardOut is forward, decoding the leader's answer into out.
+func (m *Master) forwardOut(ctx context.Context, path string, body, out any) error {
+	leader := cluster{m}.LeaderURL()
+	if leader == "" {
+		return errors.New("no leader known")
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, leader+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.peers.Do(req)
+	if err != nil {
+		return fmt.Errorf("forwarding to the leader: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("leader answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	if out != nil {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	return nil
+}
+
+// backend is the store as the API uses it: writes on a follower go to the
+// leader.
+type backend struct {
+	*store.Store
+	m *Master
+}
+
+func (b backend) Propose(ctx context.Context, batch []store.Command) (uint64, error) {
+	index, err := b.Store.Propose(ctx, batch)
+	if !errors.Is(err, store.ErrNotLeader) {
+		return index, err
+	}
+	var out struct{ Index uint64 }
+	if err := b.m.forwardOut(ctx, "/v1/internal/propose", batch, &out); err != nil {
+		return 0, err
+	}
+	// The leader committed it; wait until this follower has applied it,
+	// so that the caller reads its own write here.
+	for idx := b.Store.State().Index; idx < out.Index; {
+		if idx, err = b.Store.Wait(ctx, idx); err != nil {
+			return 0, err
+		}
+	}
+	return out.Index, nil
+}
