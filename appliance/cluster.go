@@ -245,11 +245,30 @@ func (c cluster) SaveSnapshot(ctx context.Context, w io.Writer) error {
 	return c.m.Store.SaveSnapshot(ctx, w)
 }
 
+// RestoreSnapshot installs a backup through the leader: a follower relays
+// the stream to it.
 func (c cluster) RestoreSnapshot(ctx context.Context, r io.Reader) error {
-	if !c.m.Store.IsLeader() {
-		return fmt.Errorf("%w: restore on the leader, %s", store.ErrNotLeader, c.LeaderURL())
+	if c.m.Store.IsLeader() {
+		return c.m.Store.RestoreSnapshot(ctx, r)
 	}
-	return c.m.Store.RestoreSnapshot(ctx, r)
+	leader := c.LeaderURL()
+	if leader == "" {
+		return errors.New("no leader known")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, leader+"/v1/internal/snapshot", r)
+	if err != nil {
+		return err
+	}
+	resp, err := c.m.peers.Do(req)
+	if err != nil {
+		return fmt.Errorf("forwarding to the leader: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("leader answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
 }
 
 // forward sends a leader-only request to the leader over mutual TLS, as

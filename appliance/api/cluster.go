@@ -134,13 +134,16 @@ func (s *Server) clusterRoutes() {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		return c.SaveSnapshot(r.Context(), w)
 	}))
-	s.mux.HandleFunc("PUT /v1/snapshot", s.stream(admins, func(w http.ResponseWriter, r *http.Request) error {
+	restore := func(w http.ResponseWriter, r *http.Request) error {
 		if err := c.RestoreSnapshot(r.Context(), r.Body); err != nil {
 			return errorf(http.StatusBadRequest, "restore: %v", err)
 		}
+		s.cfg.Logger.Warn("cluster state restored from a snapshot", "by", identityOf(r).Name)
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 		return nil
-	}))
+	}
+	s.mux.HandleFunc("PUT /v1/snapshot", s.stream(admins, restore))
+	s.mux.HandleFunc("PUT /v1/internal/snapshot", s.stream(masters, restore))
 }
 
 func (s *Server) join(r *http.Request, role auth.Role) (any, error) {

@@ -216,6 +216,14 @@ func restoreNewest(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore, snapDir
 		if err := f.Restore(rc); err != nil {
 			return fmt.Errorf("store: snapshot %s: %w", path, err)
 		}
+		// A restored backup carries the index it was saved at, lower than
+		// where Raft installed it; the state is as of meta.Index, and
+		// readers' blocking queries must never see the index go back.
+		if st := f.cur.Load().state; st.Index < meta.Index {
+			next := *st
+			next.Index = meta.Index
+			f.publish(&next)
+		}
 		covered = meta.Index
 	}
 	first, err := logs.FirstIndex()

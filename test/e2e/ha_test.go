@@ -362,9 +362,10 @@ func TestHAPartition(t *testing.T) {
 }
 
 // TestHAJoinLeaveRestart: a join with a wrong token or CA fingerprint is
-// refused; a master leaves cleanly; the remaining masters restarted from
-// their data dirs return with the same state; a master whose Raft log is
-// corrupt stops with a clear error rather than starting empty.
+// refused; a snapshot saved with the CLI restores the whole cluster (and
+// garbage is refused); all three masters restarted from their data dirs
+// return with the same state; a master leaves cleanly; a master whose Raft
+// log is corrupt stops with a clear error rather than starting empty.
 func TestHAJoinLeaveRestart(t *testing.T) {
 	repo := newConfigRepo(t)
 	ms := threeMasters(t, repo.dir, "127.0.0.1", "", "")
@@ -403,6 +404,73 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 		t.Fatalf("refused joins changed the membership: %+v", members)
 	}
 
+	head := repo.git("rev-parse", "HEAD")
+	eventually(t, "the last commit applied", 30*time.Second, func() error {
+		ms[0].Webhook(context.Background())
+		got, err := commits(admin)
+		if err == nil && got[len(got)-1] != head {
+			err = fmt.Errorf("the last of %d revisions is not %s", len(got), head[:8])
+		}
+		return err
+	})
+	saved, _ := commits(admin)
+
+	// Every master stopped and started again from its data dir.
+	for _, m := range ms {
+		m.Stop()
+	}
+
+	for _, m := range ms {
+		if err := m.StartNoWait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range ms {
+		m.WaitReady(time.Minute)
+		got, err := commits(m.Client(token))
+		if err != nil || !slices.Equal(got, saved) {
+			t.Fatalf("%s after restarting every master (ready, so caught up): %v %v, want %v", m.Name, got, err, saved)
+		}
+	}
+
+	// A snapshot saved with the CLI, restored through a follower after
+	// more commits: the whole cluster goes back to the saved state (until
+	// the next sync brings the repository's head back).
+	conf := filepath.Join(ms[0].Data, "admin.conf")
+	snap := filepath.Join(t.TempDir(), "cluster.snap")
+	if out, err := exec.Command(env.Bin, "master", "snapshot", "save", snap, "--config", conf).CombinedOutput(); err != nil {
+		t.Fatalf("snapshot save: %v\n%s", err, out)
+	}
+	later := repo.commit()
+	eventually(t, "a commit after the snapshot", 30*time.Second, func() error {
+		ms[0].Webhook(context.Background())
+		got, err := commits(admin)
+		if err == nil && got[len(got)-1] != later {
+			err = errors.New("not applied yet")
+		}
+		return err
+	})
+	viaFollower := filepath.Join(t.TempDir(), "follower.conf")
+	b, _ := os.ReadFile(conf)
+	os.WriteFile(viaFollower, []byte(strings.Replace(string(b), ms[0].URL, ms[1].URL, 1)), 0o600)
+	if out, err := exec.Command(env.Bin, "master", "snapshot", "restore", snap, "--config", viaFollower).CombinedOutput(); err != nil {
+		t.Fatalf("snapshot restore through a follower: %v\n%s", err, out)
+	}
+	for _, m := range ms {
+		eventually(t, m.Name+" holds the restored state", 30*time.Second, func() error {
+			got, err := commits(m.Client(token))
+			if err == nil && !slices.Equal(got, saved) {
+				err = fmt.Errorf("%d revisions, the snapshot has %d", len(got), len(saved))
+			}
+			return err
+		})
+	}
+	garbage := filepath.Join(t.TempDir(), "garbage.snap")
+	os.WriteFile(garbage, []byte("not a snapshot\n"), 0o600)
+	if out, err := exec.Command(env.Bin, "master", "snapshot", "restore", garbage, "--config", conf).CombinedOutput(); err == nil || !strings.Contains(string(out), "refusing the snapshot") {
+		t.Errorf("restoring garbage: %v\n%s", err, out)
+	}
+
 	// m3 leaves: `berth master leave` removes it with its own certificate.
 	out, err := exec.Command(env.Bin, "master", "leave", "--data", ms[2].Data).CombinedOutput()
 	if err != nil {
@@ -418,32 +486,6 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 		}
 		return err
 	})
-
-	head := repo.git("rev-parse", "HEAD")
-	eventually(t, "the last commit applied", 30*time.Second, func() error {
-		ms[0].Webhook(context.Background())
-		got, err := commits(admin)
-		if err == nil && got[len(got)-1] != head {
-			err = fmt.Errorf("the last of %d revisions is not %s", len(got), head[:8])
-		}
-		return err
-	})
-	want, _ := commits(admin)
-	for _, m := range ms[:2] {
-		m.Stop()
-	}
-	for _, m := range ms[:2] {
-		if err := m.StartNoWait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, m := range ms[:2] {
-		m.WaitReady(time.Minute)
-		got, err := commits(m.Client(token))
-		if err != nil || !slices.Equal(got, want) {
-			t.Fatalf("%s after restarting every master (ready, so caught up): %v %v, want %v", m.Name, got, err, want)
-		}
-	}
 
 	ms[1].Stop()
 	db := filepath.Join(ms[1].Data, "raft", "raft.db")
