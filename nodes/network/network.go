@@ -86,9 +86,12 @@ type PortMapping struct {
 
 // Network attaches pods to the node's pod network.
 type Network struct {
-	cfg      Config
-	cni      *libcni.CNIConfig
+	cfg Config
+	cni *libcni.CNIConfig
+	// list is the chain of pods without hostPorts, portList (the same
+	// network name, so the same libcni cache entries) that of pods with.
 	list     *libcni.NetworkConfigList
+	portList *libcni.NetworkConfigList
 	loopback *libcni.NetworkConfigList
 	gateway  net.IP
 
@@ -167,13 +170,17 @@ func New(cfg Config) (*Network, error) {
 		}
 	}
 
-	confList, err := json.MarshalIndent(conflist(cfg, ipnet), "", "  ")
+	list, err := newConfList(conflist(cfg, ipnet, false))
 	if err != nil {
 		return nil, err
 	}
-	list, err := libcni.ConfListFromBytes(confList)
-	if err != nil {
-		return nil, fmt.Errorf("network: conflist: %w", err)
+	// Pods with hostPorts run the chain with portmap; the others skip it:
+	// it executes iptables even when it has no mapping to add.
+	full := list
+	if cfg.PortMap {
+		if full, err = newConfList(conflist(cfg, ipnet, true)); err != nil {
+			return nil, err
+		}
 	}
 	// Loopback is its own network, as CRI runtimes do: it runs on "lo" and
 	// has no result to chain into the bridge's.
@@ -183,7 +190,7 @@ func New(cfg Config) (*Network, error) {
 		return nil, fmt.Errorf("network: loopback conflist: %w", err)
 	}
 	confFile := filepath.Join(cfg.ConfDir, "10-"+cfg.NetworkName+".conflist")
-	if err := os.WriteFile(confFile, append(confList, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(confFile, append(full.Bytes, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
 	gw := make(net.IP, 4)
@@ -193,6 +200,7 @@ func New(cfg Config) (*Network, error) {
 		cfg:       cfg,
 		cni:       libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, cfg.CacheDir, nil),
 		list:      list,
+		portList:  full,
 		loopback:  lo,
 		gateway:   gw,
 		podPrefix: podPrefix,
@@ -200,7 +208,19 @@ func New(cfg Config) (*Network, error) {
 	}, nil
 }
 
-func conflist(cfg Config, ipnet *net.IPNet) map[string]any {
+func newConfList(conf map[string]any) (*libcni.NetworkConfigList, error) {
+	b, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("network: conflist: %w", err)
+	}
+	return list, nil
+}
+
+func conflist(cfg Config, ipnet *net.IPNet, portMap bool) map[string]any {
 	bridge := map[string]any{
 		"type":      "bridge",
 		"bridge":    cfg.BridgeName,
@@ -220,7 +240,7 @@ func conflist(cfg Config, ipnet *net.IPNet) map[string]any {
 		bridge["mtu"] = cfg.MTU
 	}
 	plugins := []any{bridge}
-	if cfg.PortMap {
+	if portMap {
 		plugins = append(plugins, map[string]any{
 			"type":         "portmap",
 			"capabilities": map[string]bool{"portMappings": true},
@@ -236,8 +256,17 @@ func (n *Network) Config() Config { return n.cfg }
 // Gateway is the bridge's address, the pods' default route.
 func (n *Network) Gateway() net.IP { return n.gateway }
 
-// ConfList returns the CNI conflist the bridge network runs with.
-func (n *Network) ConfList() []byte { return n.list.Bytes }
+// ConfList returns the CNI conflist the bridge network runs with, the one
+// written to ConfDir; pods without hostPorts run it without portmap.
+func (n *Network) ConfList() []byte { return n.portList.Bytes }
+
+// listFor is the chain a pod with ports runs.
+func (n *Network) listFor(ports []PortMapping) *libcni.NetworkConfigList {
+	if len(ports) > 0 {
+		return n.portList
+	}
+	return n.list
+}
 
 func (n *Network) rtConf(podID, netnsPath string, ports []PortMapping) *libcni.RuntimeConf {
 	rt := &libcni.RuntimeConf{ContainerID: podID, NetNS: netnsPath, IfName: "eth0"}
@@ -274,7 +303,7 @@ func (n *Network) Setup(ctx context.Context, podID, netnsPath string, ports ...P
 	if _, err := n.cni.AddNetworkList(ctx, n.loopback, lo); err != nil {
 		return "", fmt.Errorf("network: pod %s: loopback: %w", podID, err)
 	}
-	res, err := n.cni.AddNetworkList(ctx, n.list, rt)
+	res, err := n.cni.AddNetworkList(ctx, n.listFor(ports), rt)
 	if err != nil {
 		// Undo what the chain did before failing: the address lease above
 		// all, or host-local runs out after enough failures.
@@ -317,10 +346,11 @@ func resultIP(res cnitypes.Result) (string, error) {
 // releases its address. It succeeds when there is nothing left to remove,
 // including when the namespace is already gone, so callers can repeat it.
 //
-// The plugins run for DEL are those that ran for ADD, with the port
-// mappings Setup was given, both from libcni's cache: a pod attached by an
-// earlier berth (whose bridge plugin masqueraded per pod) gets its rules
-// removed by that configuration. ports is only used when the cache is gone.
+// The plugins run for DEL are those that ran for ADD (portmap only for a
+// pod with hostPorts), with the port mappings Setup was given, both from
+// libcni's cache: a pod attached by an earlier berth (whose bridge plugin
+// masqueraded per pod) gets its rules removed by that configuration. ports
+// is only used when the cache is gone.
 func (n *Network) Teardown(ctx context.Context, podID, netnsPath string, ports ...PortMapping) error {
 	if netnsPath != "" && !IsNetNS(netnsPath) {
 		// The plugins skip the in-namespace work for an empty path but still
@@ -328,7 +358,7 @@ func (n *Network) Teardown(ctx context.Context, podID, netnsPath string, ports .
 		netnsPath = ""
 	}
 	rt := n.rtConf(podID, netnsPath, ports)
-	list := n.list
+	list := n.listFor(ports)
 	if conf, cached, err := n.cni.GetNetworkListCachedConfig(n.list, rt); err == nil && cached != nil {
 		if cached.CapabilityArgs != nil {
 			// portmap deletes only the mappings it is told about.

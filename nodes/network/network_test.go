@@ -66,6 +66,16 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
+// cachedConf is the conflist libcni cached for the pod at ADD.
+func cachedConf(t *testing.T, n *Network, podID string) string {
+	t.Helper()
+	conf, _, err := n.cni.GetNetworkListCachedConfig(n.list, n.rtConf(podID, "", nil))
+	if err != nil || conf == nil {
+		t.Fatalf("no cached config for %s: %v", podID, err)
+	}
+	return string(conf)
+}
+
 func TestPodNetwork(t *testing.T) {
 	n := newTestNetwork(t, "10.244.251.0/24")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -98,6 +108,9 @@ func TestPodNetwork(t *testing.T) {
 		}
 		if got := n.IP(name); got != ip {
 			t.Errorf("IP(%s) = %q, want %s", name, got, ip)
+		}
+		if conf := cachedConf(t, n, name); strings.Contains(conf, "portmap") {
+			t.Errorf("pod %s without hostPorts ran portmap:\n%s", name, conf)
 		}
 		ips[i] = ip
 		if out := run(t, "ip", "-n", name, "-4", "addr", "show", "eth0"); !strings.Contains(out, ip+"/24") {
@@ -206,6 +219,9 @@ func TestHostPort(t *testing.T) {
 	hostPort := int32(20000 + os.Getpid()%10000)
 	if _, err := n.Setup(ctx, name, path, PortMapping{HostPort: hostPort, ContainerPort: 8080, Protocol: "tcp"}); err != nil {
 		t.Fatal(err)
+	}
+	if conf := cachedConf(t, n, name); !strings.Contains(conf, `"portmap"`) {
+		t.Errorf("pod with a hostPort did not run portmap:\n%s", conf)
 	}
 	www := t.TempDir()
 	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("hi from the pod\n"), 0o644); err != nil {
@@ -383,7 +399,7 @@ func TestLegacyMasqTeardown(t *testing.T) {
 	_, ipnet, _ := net.ParseCIDR("10.244.254.0/24")
 	cfg := n.Config()
 	cfg.NoMasquerade = true // the old agent wrote no nftables rule
-	old := conflist(cfg, ipnet)
+	old := conflist(cfg, ipnet, true)
 	old["plugins"].([]any)[0].(map[string]any)["ipMasq"] = true
 	b, _ := json.Marshal(old)
 	oldList, err := libcni.ConfListFromBytes(b)
