@@ -177,7 +177,7 @@ func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime
 	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, podCIDRFile), []byte(podCIDR+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	netw, err := newNetwork(n.cfg.DataDir, podCIDR)
+	netw, err := newNetwork(n.cfg.DataDir, podCIDR, n.cfg.ClusterCIDR)
 	if err != nil {
 		return nil, err
 	}
@@ -254,15 +254,16 @@ func (n *Node) stopDaemon() error {
 
 const podCIDRFile = "pod-cidr"
 
-func newNetwork(dataDir, podCIDR string) (*network.Network, error) {
-	return network.New(network.Config{PodCIDR: podCIDR, DataDir: filepath.Join(dataDir, "cni"), PortMap: true})
+func newNetwork(dataDir, podCIDR, clusterCIDR string) (*network.Network, error) {
+	return network.New(network.Config{PodCIDR: podCIDR, ClusterCIDR: clusterCIDR, DataDir: filepath.Join(dataDir, "cni"), PortMap: true})
 }
 
 func runtimeDir(dataDir string) string { return filepath.Join(dataDir, "runtime") }
 
 // Reset undoes a worker whose agent has stopped: it stops every pod it
-// runs, detaches them from the network, removes the service proxy's table
-// and stops the private containerd (started here if it is not running).
+// runs, detaches them from the network, removes the pod network's
+// masquerade rule and the service proxy's table, and stops the private
+// containerd (started here if it is not running).
 // `berth down` calls it; cfg needs DataDir, and Containerd and ProxyTable
 // when the worker had them.
 func Reset(ctx context.Context, cfg Config) error {
@@ -286,7 +287,9 @@ func Reset(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	netw, err := newNetwork(cfg.DataDir, strings.TrimSpace(string(b)))
+	// The cluster CIDR only shapes the masquerade rule, which Reset
+	// removes: the pod CIDR alone will do.
+	netw, err := newNetwork(cfg.DataDir, strings.TrimSpace(string(b)), "")
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
@@ -308,8 +311,17 @@ func Reset(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	stopped := true
 	for _, p := range pods {
-		errs = append(errs, rt.StopPod(ctx, p.PodRef, runtime.DefaultGracePeriod))
+		if err := rt.StopPod(ctx, p.PodRef, runtime.DefaultGracePeriod); err != nil {
+			errs = append(errs, err)
+			stopped = false
+		}
+	}
+	if stopped {
+		// Last, once no pod needs it: pods left running keep their NAT
+		// for the next try.
+		errs = append(errs, netw.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,8 @@
 // portmap, loopback) as Debian's containernetworking-plugins ships them,
 // driven through libcni. Every pod on a node gets an address from the
 // node's pod CIDR on one Linux bridge, whose address is the pods' gateway.
+// Traffic from pods to the world outside the cluster is masqueraded by one
+// nftables rule for the whole node (nat.go), not per pod.
 package network
 
 import (
@@ -11,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	cnitypes "github.com/containernetworking/cni/pkg/types"
@@ -57,7 +61,14 @@ type Config struct {
 	NetNSDir string
 	// MTU of the pods' interfaces; 0 lets the bridge plugin choose.
 	MTU int
-	// NoMasquerade turns off SNAT of traffic leaving the pod CIDR. Leave it
+	// ClusterCIDR covers the pod CIDRs of every node, e.g. 10.244.0.0/16.
+	// Pod traffic to addresses outside it is masqueraded; traffic to other
+	// pods keeps its source address. Empty means the pod CIDR alone.
+	ClusterCIDR string
+	// MasqTable names the nftables table (family ip) holding the node's
+	// masquerade rule; default NetworkName + "-masq".
+	MasqTable string
+	// NoMasquerade turns off SNAT of traffic leaving the cluster. Leave it
 	// off unless the network routes pod addresses itself.
 	NoMasquerade bool
 	// PortMap adds the portmap plugin so pods can have hostPorts.
@@ -75,11 +86,20 @@ type PortMapping struct {
 
 // Network attaches pods to the node's pod network.
 type Network struct {
-	cfg      Config
-	cni      *libcni.CNIConfig
+	cfg Config
+	cni *libcni.CNIConfig
+	// list is the chain of pods without hostPorts, portList (the same
+	// network name, so the same libcni cache entries) that of pods with.
 	list     *libcni.NetworkConfigList
+	portList *libcni.NetworkConfigList
 	loopback *libcni.NetworkConfigList
 	gateway  net.IP
+
+	podPrefix netip.Prefix // the pod CIDR
+	outside   netip.Prefix // traffic to addresses outside it is masqueraded
+
+	masqMu   sync.Mutex
+	masqDone bool // the masquerade table is written
 }
 
 // New checks cfg, fills its defaults, writes the conflist to ConfDir and
@@ -108,6 +128,24 @@ func New(cfg Config) (*Network, error) {
 	if cfg.NetworkName == "" {
 		cfg.NetworkName = DefaultName
 	}
+	podPrefix := netip.MustParsePrefix(ipnet.String())
+	outside := podPrefix
+	if cfg.ClusterCIDR != "" {
+		p, err := netip.ParsePrefix(cfg.ClusterCIDR)
+		if err != nil || !p.Addr().Is4() {
+			return nil, fmt.Errorf("network: ClusterCIDR %q: not an IPv4 prefix", cfg.ClusterCIDR)
+		}
+		outside = p.Masked()
+		if !outside.Contains(podPrefix.Addr()) || outside.Bits() > podPrefix.Bits() {
+			return nil, fmt.Errorf("network: ClusterCIDR %s does not contain PodCIDR %s", outside, podPrefix)
+		}
+	}
+	if cfg.MasqTable == "" {
+		cfg.MasqTable = cfg.NetworkName + "-masq"
+	}
+	if len(cfg.MasqTable) > 255 {
+		return nil, fmt.Errorf("network: nftables table name %q is too long", cfg.MasqTable)
+	}
 	if len(cfg.PluginDirs) == 0 {
 		cfg.PluginDirs = []string{DefaultPluginDir, "/opt/cni/bin"}
 	}
@@ -132,13 +170,17 @@ func New(cfg Config) (*Network, error) {
 		}
 	}
 
-	confList, err := json.MarshalIndent(conflist(cfg, ipnet), "", "  ")
+	list, err := newConfList(conflist(cfg, ipnet, false))
 	if err != nil {
 		return nil, err
 	}
-	list, err := libcni.ConfListFromBytes(confList)
-	if err != nil {
-		return nil, fmt.Errorf("network: conflist: %w", err)
+	// Pods with hostPorts run the chain with portmap; the others skip it:
+	// it executes iptables even when it has no mapping to add.
+	full := list
+	if cfg.PortMap {
+		if full, err = newConfList(conflist(cfg, ipnet, true)); err != nil {
+			return nil, err
+		}
 	}
 	// Loopback is its own network, as CRI runtimes do: it runs on "lo" and
 	// has no result to chain into the bridge's.
@@ -148,27 +190,44 @@ func New(cfg Config) (*Network, error) {
 		return nil, fmt.Errorf("network: loopback conflist: %w", err)
 	}
 	confFile := filepath.Join(cfg.ConfDir, "10-"+cfg.NetworkName+".conflist")
-	if err := os.WriteFile(confFile, append(confList, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(confFile, append(full.Bytes, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
 	gw := make(net.IP, 4)
 	copy(gw, ipnet.IP.To4())
 	gw[3]++
 	return &Network{
-		cfg:      cfg,
-		cni:      libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, cfg.CacheDir, nil),
-		list:     list,
-		loopback: lo,
-		gateway:  gw,
+		cfg:       cfg,
+		cni:       libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, cfg.CacheDir, nil),
+		list:      list,
+		portList:  full,
+		loopback:  lo,
+		gateway:   gw,
+		podPrefix: podPrefix,
+		outside:   outside,
 	}, nil
 }
 
-func conflist(cfg Config, ipnet *net.IPNet) map[string]any {
+func newConfList(conf map[string]any) (*libcni.NetworkConfigList, error) {
+	b, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	list, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("network: conflist: %w", err)
+	}
+	return list, nil
+}
+
+func conflist(cfg Config, ipnet *net.IPNet, portMap bool) map[string]any {
 	bridge := map[string]any{
-		"type":        "bridge",
-		"bridge":      cfg.BridgeName,
-		"isGateway":   true,
-		"ipMasq":      !cfg.NoMasquerade,
+		"type":      "bridge",
+		"bridge":    cfg.BridgeName,
+		"isGateway": true,
+		// The node's one nftables rule masquerades (see nat.go); the
+		// plugin's own ipMasq would run iptables for every pod.
+		"ipMasq":      false,
 		"hairpinMode": true,
 		"ipam": map[string]any{
 			"type":    "host-local",
@@ -181,7 +240,7 @@ func conflist(cfg Config, ipnet *net.IPNet) map[string]any {
 		bridge["mtu"] = cfg.MTU
 	}
 	plugins := []any{bridge}
-	if cfg.PortMap {
+	if portMap {
 		plugins = append(plugins, map[string]any{
 			"type":         "portmap",
 			"capabilities": map[string]bool{"portMappings": true},
@@ -197,8 +256,17 @@ func (n *Network) Config() Config { return n.cfg }
 // Gateway is the bridge's address, the pods' default route.
 func (n *Network) Gateway() net.IP { return n.gateway }
 
-// ConfList returns the CNI conflist the bridge network runs with.
-func (n *Network) ConfList() []byte { return n.list.Bytes }
+// ConfList returns the CNI conflist the bridge network runs with, the one
+// written to ConfDir; pods without hostPorts run it without portmap.
+func (n *Network) ConfList() []byte { return n.portList.Bytes }
+
+// listFor is the chain a pod with ports runs.
+func (n *Network) listFor(ports []PortMapping) *libcni.NetworkConfigList {
+	if len(ports) > 0 {
+		return n.portList
+	}
+	return n.list
+}
 
 func (n *Network) rtConf(podID, netnsPath string, ports []PortMapping) *libcni.RuntimeConf {
 	rt := &libcni.RuntimeConf{ContainerID: podID, NetNS: netnsPath, IfName: "eth0"}
@@ -228,11 +296,14 @@ func (n *Network) Setup(ctx context.Context, podID, netnsPath string, ports ...P
 		}
 	}
 
+	if err := n.ensureMasq(); err != nil {
+		return "", err
+	}
 	lo := &libcni.RuntimeConf{ContainerID: podID, NetNS: netnsPath, IfName: "lo"}
 	if _, err := n.cni.AddNetworkList(ctx, n.loopback, lo); err != nil {
 		return "", fmt.Errorf("network: pod %s: loopback: %w", podID, err)
 	}
-	res, err := n.cni.AddNetworkList(ctx, n.list, rt)
+	res, err := n.cni.AddNetworkList(ctx, n.listFor(ports), rt)
 	if err != nil {
 		// Undo what the chain did before failing: the address lease above
 		// all, or host-local runs out after enough failures.
@@ -275,30 +346,41 @@ func resultIP(res cnitypes.Result) (string, error) {
 // releases its address. It succeeds when there is nothing left to remove,
 // including when the namespace is already gone, so callers can repeat it.
 //
-// The port mappings to remove are those Setup was given, from libcni's
-// cache; ports is only used when the cache is gone.
+// The plugins run for DEL are those that ran for ADD (portmap only for a
+// pod with hostPorts), with the port mappings Setup was given, both from
+// libcni's cache: a pod attached by an earlier berth (whose bridge plugin
+// masqueraded per pod) gets its rules removed by that configuration. ports
+// is only used when the cache is gone.
 func (n *Network) Teardown(ctx context.Context, podID, netnsPath string, ports ...PortMapping) error {
-	var orphanIP string
 	if netnsPath != "" && !IsNetNS(netnsPath) {
 		// The plugins skip the in-namespace work for an empty path but still
 		// release the lease and the portmap rules.
 		netnsPath = ""
 	}
-	if netnsPath == "" && !n.cfg.NoMasquerade {
+	rt := n.rtConf(podID, netnsPath, ports)
+	list := n.listFor(ports)
+	if conf, cached, err := n.cni.GetNetworkListCachedConfig(n.list, rt); err == nil && cached != nil {
+		if cached.CapabilityArgs != nil {
+			// portmap deletes only the mappings it is told about.
+			rt.CapabilityArgs = cached.CapabilityArgs
+		}
+		if l, err := libcni.ConfListFromBytes(conf); err == nil && l.Name == n.list.Name {
+			list = l
+		}
+	}
+	var orphanIP string
+	if netnsPath == "" && bridgeMasq(list) {
 		orphanIP = n.IP(podID)
 	}
-	rt := n.rtConf(podID, netnsPath, ports)
-	if _, cached, err := n.cni.GetNetworkListCachedConfig(n.list, rt); err == nil && cached != nil && cached.CapabilityArgs != nil {
-		// portmap deletes only the mappings it is told about.
-		rt.CapabilityArgs = cached.CapabilityArgs
-	}
 	var errs []error
-	if err := n.cni.DelNetworkList(ctx, n.list, rt); err != nil {
+	if err := n.cni.DelNetworkList(ctx, list, rt); err != nil {
 		errs = append(errs, fmt.Errorf("network: pod %s: %w", podID, err))
 	}
 	if orphanIP != "" {
 		// bridge 1.1.1 learns which masquerade rule to delete from the
 		// addresses inside the namespace; without one the rule would stay.
+		// Only pods attached with the bridge's ipMasq (by berth before the
+		// node-level rule) have one.
 		n.teardownMasq(ctx, podID, orphanIP)
 	}
 	lo := &libcni.RuntimeConf{ContainerID: podID, NetNS: netnsPath, IfName: "lo"}
@@ -306,4 +388,21 @@ func (n *Network) Teardown(ctx context.Context, podID, netnsPath string, ports .
 		errs = append(errs, fmt.Errorf("network: pod %s: loopback: %w", podID, err))
 	}
 	return errors.Join(errs...)
+}
+
+// bridgeMasq tells whether list's bridge plugin masquerades per pod, as
+// berth's conflist did before the node-level masquerade rule.
+func bridgeMasq(list *libcni.NetworkConfigList) bool {
+	for _, p := range list.Plugins {
+		if p.Network.Type != "bridge" {
+			continue
+		}
+		var conf struct {
+			IPMasq bool `json:"ipMasq"`
+		}
+		if json.Unmarshal(p.Bytes, &conf) == nil && conf.IPMasq {
+			return true
+		}
+	}
+	return false
 }

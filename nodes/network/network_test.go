@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -9,10 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +36,10 @@ func newTestNetwork(t *testing.T, cidr string) *Network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", bridge).Run()
+		n.Close()
+	})
 	return n
 }
 
@@ -58,6 +64,16 @@ func run(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// cachedConf is the conflist libcni cached for the pod at ADD.
+func cachedConf(t *testing.T, n *Network, podID string) string {
+	t.Helper()
+	conf, _, err := n.cni.GetNetworkListCachedConfig(n.list, n.rtConf(podID, "", nil))
+	if err != nil || conf == nil {
+		t.Fatalf("no cached config for %s: %v", podID, err)
+	}
+	return string(conf)
 }
 
 func TestPodNetwork(t *testing.T) {
@@ -92,6 +108,9 @@ func TestPodNetwork(t *testing.T) {
 		}
 		if got := n.IP(name); got != ip {
 			t.Errorf("IP(%s) = %q, want %s", name, got, ip)
+		}
+		if conf := cachedConf(t, n, name); strings.Contains(conf, "portmap") {
+			t.Errorf("pod %s without hostPorts ran portmap:\n%s", name, conf)
 		}
 		ips[i] = ip
 		if out := run(t, "ip", "-n", name, "-4", "addr", "show", "eth0"); !strings.Contains(out, ip+"/24") {
@@ -160,6 +179,9 @@ func TestConfigErrors(t *testing.T) {
 		{PodCIDR: "fd00::/64"},
 		{PodCIDR: "10.0.0.0/31"},
 		{PodCIDR: "10.0.0.0/24", BridgeName: "a-very-long-bridge-name"},
+		{PodCIDR: "10.0.0.0/24", ClusterCIDR: "10.1.0.0/16"},
+		{PodCIDR: "10.0.0.0/24", ClusterCIDR: "10.0.0.0/25"},
+		{PodCIDR: "10.0.0.0/24", ClusterCIDR: "fd00::/8"},
 	} {
 		cfg.DataDir = t.TempDir()
 		if _, err := New(cfg); err == nil {
@@ -198,6 +220,9 @@ func TestHostPort(t *testing.T) {
 	if _, err := n.Setup(ctx, name, path, PortMapping{HostPort: hostPort, ContainerPort: 8080, Protocol: "tcp"}); err != nil {
 		t.Fatal(err)
 	}
+	if conf := cachedConf(t, n, name); !strings.Contains(conf, `"portmap"`) {
+		t.Errorf("pod with a hostPort did not run portmap:\n%s", conf)
+	}
 	www := t.TempDir()
 	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("hi from the pod\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -230,5 +255,190 @@ func TestHostPort(t *testing.T) {
 	}
 	if out := run(t, "iptables", "-t", "nat", "-S"); strings.Contains(out, name) {
 		t.Errorf("NAT rules of %s left after Teardown:\n%s", name, out)
+	}
+}
+
+// listenIn opens a TCP listener inside the network namespace at path and
+// returns it with the address of each connection's peer, as the listener
+// saw it.
+func listenIn(t *testing.T, path string) (net.Listener, <-chan string) {
+	t.Helper()
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The thread enters the namespace and is never unlocked: it dies
+		// with this goroutine. The socket stays in the namespace.
+		runtime.LockOSThread()
+		f, err := os.Open(path)
+		if err != nil {
+			done <- result{nil, err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- result{nil, err}
+			return
+		}
+		ln, err := net.Listen("tcp4", ":0")
+		done <- result{ln, err}
+	}()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("listen in %s: %v", path, r.err)
+	}
+	t.Cleanup(func() { r.ln.Close() })
+	peers := make(chan string, 4)
+	go func() {
+		for {
+			c, err := r.ln.Accept()
+			if err != nil {
+				return
+			}
+			peers <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+			c.Close()
+		}
+	}()
+	return r.ln, peers
+}
+
+// connectFrom connects from the namespace ns to addr:port and returns the
+// peer address the listener saw.
+func connectFrom(t *testing.T, ns, addr string, port int, peers <-chan string) string {
+	t.Helper()
+	run(t, "ip", "netns", "exec", ns, "busybox", "nc", "-w", "2", addr, fmt.Sprint(port))
+	select {
+	case p := <-peers:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no connection from %s to %s:%d", ns, addr, port)
+		return ""
+	}
+}
+
+// TestMasquerade: pods reach addresses outside the cluster CIDR with the
+// node's address (one nftables rule, not a rule per pod), and other pods
+// with their own. Close removes the rule.
+func TestMasquerade(t *testing.T) {
+	n := newTestNetwork(t, "10.244.253.0/24")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// "outside": a namespace behind a veth pair, on a TEST-NET-2 address
+	// that is neither the node's nor the cluster's.
+	outside := fmt.Sprintf("berth-nt-out-%d", os.Getpid())
+	hostEnd, outEnd := fmt.Sprintf("bto%d", os.Getpid()%100000), "eth0"
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", hostEnd).Run()
+		n.DeleteNetNS(outside)
+	})
+	outPath, err := n.CreateNetNS(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", outEnd, "netns", outside)
+	run(t, "ip", "addr", "add", "198.51.100.1/30", "dev", hostEnd)
+	run(t, "ip", "link", "set", hostEnd, "up")
+	run(t, "ip", "-n", outside, "addr", "add", "198.51.100.2/30", "dev", outEnd)
+	run(t, "ip", "-n", outside, "link", "set", outEnd, "up")
+	run(t, "ip", "-n", outside, "link", "set", "lo", "up")
+
+	names := []string{fmt.Sprintf("berth-nt-m1-%d", os.Getpid()), fmt.Sprintf("berth-nt-m2-%d", os.Getpid())}
+	paths := make([]string, len(names))
+	ips := make([]string, len(names))
+	for i, name := range names {
+		t.Cleanup(func() {
+			n.Teardown(context.Background(), name, n.NetNSPath(name))
+			n.DeleteNetNS(name)
+		})
+		if paths[i], err = n.CreateNetNS(name); err != nil {
+			t.Fatal(err)
+		}
+		if ips[i], err = n.Setup(ctx, name, paths[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := run(t, "nft", "list", "table", "ip", n.Config().MasqTable)
+	if !strings.Contains(out, "ip saddr 10.244.253.0/24") || !strings.Contains(out, "masquerade") {
+		t.Errorf("masquerade table:\n%s", out)
+	}
+	if out := run(t, "iptables", "-t", "nat", "-S"); strings.Contains(out, "berth-nt-") {
+		t.Errorf("per-pod NAT rules:\n%s", out)
+	}
+
+	ln, peers := listenIn(t, outPath)
+	port := ln.Addr().(*net.TCPAddr).Port
+	if got := connectFrom(t, names[0], "198.51.100.2", port, peers); got != "198.51.100.1" {
+		t.Errorf("outside saw the pod as %s, want the node's 198.51.100.1", got)
+	}
+	ln, peers = listenIn(t, paths[1])
+	port = ln.Addr().(*net.TCPAddr).Port
+	if got := connectFrom(t, names[0], ips[1], port, peers); got != ips[0] {
+		t.Errorf("pod %s saw pod %s as %s", ips[1], ips[0], got)
+	}
+
+	for range 2 {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("nft", "list", "table", "ip", n.Config().MasqTable).CombinedOutput(); err == nil {
+		t.Errorf("masquerade table left after Close:\n%s", out)
+	}
+}
+
+// TestLegacyMasqTeardown: pods attached by an earlier berth, whose bridge
+// plugin had a masquerade chain per pod, lose those iptables rules when
+// torn down by this one, with and without their namespace.
+func TestLegacyMasqTeardown(t *testing.T) {
+	n := newTestNetwork(t, "10.244.254.0/24")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, ipnet, _ := net.ParseCIDR("10.244.254.0/24")
+	cfg := n.Config()
+	cfg.NoMasquerade = true // the old agent wrote no nftables rule
+	old := conflist(cfg, ipnet, true)
+	old["plugins"].([]any)[0].(map[string]any)["ipMasq"] = true
+	b, _ := json.Marshal(old)
+	oldList, err := libcni.ConfListFromBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := n.list
+
+	names := []string{fmt.Sprintf("berth-nt-l1-%d", os.Getpid()), fmt.Sprintf("berth-nt-l2-%d", os.Getpid())}
+	for _, name := range names {
+		t.Cleanup(func() {
+			n.Teardown(context.Background(), name, n.NetNSPath(name))
+			n.DeleteNetNS(name)
+		})
+		path, err := n.CreateNetNS(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.list = oldList
+		_, err = n.Setup(ctx, name, path)
+		n.list = current
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := run(t, "iptables", "-t", "nat", "-S"); strings.Count(out, "berth-nt-l") < 2 {
+		t.Fatalf("the old conflist made no per-pod rules:\n%s", out)
+	}
+	// One is torn down with its namespace, one after losing it.
+	if err := n.Teardown(ctx, names[0], n.NetNSPath(names[0])); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.DeleteNetNS(names[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Teardown(ctx, names[1], n.NetNSPath(names[1])); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "iptables", "-t", "nat", "-S"); strings.Contains(out, "berth-nt-l") {
+		t.Errorf("per-pod NAT rules left after Teardown:\n%s", out)
 	}
 }

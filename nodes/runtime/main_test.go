@@ -199,7 +199,7 @@ func teardown() {
 }
 
 // cleanupRun removes everything a run made: its pods (containers, netns,
-// NAT rules, leases), its containerd and leftover shims, its bridge, its
+// NAT rules, leases), its masquerade table, its containerd and leftover shims, its bridge, its
 // dir. For a crashed run it first restarts that run's containerd, so that
 // the runtime stops its containers the normal way.
 func cleanupRun(ctx context.Context, dir string, d *Daemon, rt *Runtime) {
@@ -235,6 +235,12 @@ func cleanupRun(ctx context.Context, dir string, d *Daemon, rt *Runtime) {
 	if d != nil {
 		d.Stop()
 		killShims(d.Address())
+	}
+	if info.NetworkName != "" {
+		// The pod network's masquerade table.
+		if n, err := testNetwork(dir, info); err == nil {
+			n.Close()
+		}
 	}
 	if info.Bridge != "" {
 		exec.Command("ip", "link", "del", info.Bridge).Run()

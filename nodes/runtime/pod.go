@@ -41,6 +41,8 @@ type sandbox struct {
 	hasResolvConf bool
 	restartPolicy string
 	created       time.Time
+	// undo takes back a sandbox being created (nil for one loaded).
+	undo func(context.Context)
 }
 
 func (r *Runtime) podDir(key string) string { return filepath.Join(r.dataDir, "pods", key) }
@@ -78,6 +80,10 @@ func validatePod(pod Pod) error {
 // idempotent and adopts whatever an earlier agent created for the pod, so
 // the agent calls it on every sync.
 //
+// A new pod's images are pulled and its containers created (snapshot and
+// record) while its network is set up; their processes start only once
+// the network is ready, as Kubernetes guarantees.
+//
 // The status is filled in whatever happens. The error reports what failed
 // in this call: the sandbox (network) or, as *ContainerError, a pull,
 // create or start. A container merely waiting out its back-off is not an
@@ -100,21 +106,73 @@ func (r *Runtime) EnsurePod(ctx context.Context, pod Pod) (PodStatus, error) {
 	key := podKey(pod.PodRef)
 	defer r.lockPod(key)()
 
-	sb, err := r.ensureSandbox(ctx, pod, key)
+	sb, err := r.loadSandbox(ctx, pod, key)
 	if err != nil {
 		return status, err
+	}
+	fresh := sb == nil
+	if fresh {
+		if sb, err = r.newSandbox(ctx, pod, key); err != nil {
+			return status, err
+		}
+	}
+	existing, err := r.podContainers(ctx, key)
+	if err != nil {
+		if fresh {
+			sb.undo(ctx)
+		}
+		return status, err
+	}
+
+	type prepared struct {
+		cs   ContainerStatus
+		cont containerd.Container // to start; nil when there is nothing to start
+		err  error
+	}
+	preps := make([]prepared, len(pod.Containers))
+	if fresh {
+		// The network and the containers at once: CNI mostly waits on
+		// plugin processes, the containers on containerd.
+		var wg sync.WaitGroup
+		for i, c := range pod.Containers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := &preps[i]
+				p.cs, p.cont, p.err = r.prepareContainer(ctx, pod, sb, c, existing[c.Spec.Name])
+			}()
+		}
+		netErr := r.attachSandbox(ctx, pod, sb)
+		wg.Wait()
+		if netErr != nil {
+			// Nothing ran yet: take back the containers, then the network.
+			bg := context.WithoutCancel(ctx)
+			for _, p := range preps {
+				if p.cont != nil {
+					if err := r.removeContainer(bg, p.cont, 0); err != nil {
+						r.log.Warn("remove container of a pod without network", "pod", pod.PodRef, "container", p.cont.ID(), "err", err)
+					}
+				}
+			}
+			sb.undo(ctx)
+			return status, netErr
+		}
+	} else {
+		for i, c := range pod.Containers {
+			p := &preps[i]
+			p.cs, p.cont, p.err = r.prepareContainer(ctx, pod, sb, c, existing[c.Spec.Name])
+		}
 	}
 	status.IP, status.NetNS, status.Created = sb.ip, sb.netns, sb.created
 
-	existing, err := r.podContainers(ctx, key)
-	if err != nil {
-		return status, err
-	}
 	var errs []error
-	for _, c := range pod.Containers {
+	for i, c := range pod.Containers {
 		name := c.Spec.Name
-		cs, err := r.ensureContainer(ctx, pod, sb, c, existing[name])
 		delete(existing, name)
+		cs, err := preps[i].cs, preps[i].err
+		if err == nil && preps[i].cont != nil {
+			cs, err = r.startContainer(ctx, sb.key, preps[i].cont, cs)
+		}
 		status.Containers = append(status.Containers, cs)
 		if err != nil {
 			errs = append(errs, &ContainerError{Pod: pod.PodRef, Container: name, Reason: cs.Reason, Err: err})
@@ -131,71 +189,95 @@ func (r *Runtime) EnsurePod(ctx context.Context, pod Pod) (PodStatus, error) {
 	return status, errors.Join(errs...)
 }
 
-// ensureSandbox returns the pod's sandbox, creating its network namespace,
-// CNI attachment and shared files on first use.
-func (r *Runtime) ensureSandbox(ctx context.Context, pod Pod, key string) (*sandbox, error) {
+// loadSandbox returns the pod's sandbox, or nil when it has none yet (or
+// had one whose network namespace is gone, which it removes).
+func (r *Runtime) loadSandbox(ctx context.Context, pod Pod, key string) (*sandbox, error) {
 	id := sandboxID(key)
-	if c, err := r.client.LoadContainer(ctx, id); err == nil {
-		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
-		if err != nil {
-			return nil, err
-		}
-		sb := r.sandboxFromLabels(info.Labels)
-		if network.IsNetNS(sb.netns) {
-			return sb, nil
-		}
-		// The namespace is gone (the node rebooted): so are the containers
-		// that were in it. Start the pod over.
-		r.log.Warn("pod network namespace lost, recreating pod", "pod", pod.PodRef, "netns", sb.netns)
-		if err := r.removePod(ctx, key, 0); err != nil {
-			return nil, err
-		}
-	} else if !errdefs.IsNotFound(err) {
+	c, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
 	}
+	info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
+	if err != nil {
+		return nil, err
+	}
+	sb := r.sandboxFromLabels(info.Labels)
+	if network.IsNetNS(sb.netns) {
+		return sb, nil
+	}
+	// The namespace is gone (the node rebooted): so are the containers
+	// that were in it. Start the pod over.
+	r.log.Warn("pod network namespace lost, recreating pod", "pod", pod.PodRef, "netns", sb.netns)
+	if err := r.removePod(ctx, key, 0); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
 
+// newSandbox creates a new pod's network namespace and the files its
+// containers share but /etc/hosts (which needs the address): everything
+// containers need to be created. attachSandbox completes it.
+func (r *Runtime) newSandbox(ctx context.Context, pod Pod, key string) (*sandbox, error) {
 	start := r.now()
 	nsPath, err := r.net.CreateNetNS(netnsName(key))
 	if err != nil {
 		return nil, fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
 	}
-	undo := func() {
+	sb := &sandbox{
+		key: key, ref: pod.PodRef, netns: nsPath, dir: r.podDir(key),
+		hostname: pod.Hostname, restartPolicy: pod.RestartPolicy, created: start,
+		undo: r.undoSandbox(key, nsPath),
+	}
+	if err := r.writePodFiles(sb); err != nil {
+		sb.undo(ctx)
+		return nil, fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
+	}
+	return sb, nil
+}
+
+// undoSandbox returns what takes a new sandbox back: its network
+// attachment, namespace and files.
+func (r *Runtime) undoSandbox(key, nsPath string) func(context.Context) {
+	return func(ctx context.Context) {
 		bg := context.WithoutCancel(ctx)
 		_ = r.net.Teardown(bg, key, nsPath)
 		_ = r.net.DeleteNetNS(netnsName(key))
 		_ = os.RemoveAll(r.podDir(key))
 	}
-	ip, err := r.net.Setup(ctx, key, nsPath, pod.HostPorts...)
+}
+
+// attachSandbox attaches a new sandbox to the pod network (CNI), writes
+// its /etc/hosts and records it in containerd. On failure the caller
+// undoes the sandbox.
+func (r *Runtime) attachSandbox(ctx context.Context, pod Pod, sb *sandbox) error {
+	ip, err := r.net.Setup(ctx, sb.key, sb.netns, pod.HostPorts...)
 	if err != nil {
-		undo()
-		return nil, fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
+		return fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
 	}
-	sb := &sandbox{
-		key: key, ref: pod.PodRef, netns: nsPath, ip: ip, dir: r.podDir(key),
-		hostname: pod.Hostname, restartPolicy: pod.RestartPolicy, created: start,
+	sb.ip = ip
+	if err := r.writeHosts(sb); err != nil {
+		return fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
 	}
-	if err := r.writePodFiles(sb); err != nil {
-		undo()
-		return nil, fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
-	}
-	labels := podLabels(pod.PodRef, key, kindSandbox)
-	labels[labelNetNS] = nsPath
+	labels := podLabels(pod.PodRef, sb.key, kindSandbox)
+	labels[labelNetNS] = sb.netns
 	labels[labelIP] = ip
 	labels[labelRestartPolicy] = pod.RestartPolicy
-	labels[labelCreated] = formatTime(start)
+	labels[labelCreated] = formatTime(sb.created)
 	labels[labelHostname] = pod.Hostname
-	_, err = r.client.NewContainer(ctx, sandboxID(key),
+	_, err = r.client.NewContainer(ctx, sandboxID(sb.key),
 		containerd.WithContainerLabels(labels),
 		containerd.WithRuntime(plugin.RuntimeRuncV2, nil),
 		// containerd requires a spec on every container; the sandbox record
 		// never runs, so an empty one does.
 		containerd.WithSpec(&oci.Spec{Version: specs.Version}))
 	if err != nil {
-		undo()
-		return nil, fmt.Errorf("runtime: pod %s: record sandbox: %w", pod.PodRef, err)
+		return fmt.Errorf("runtime: pod %s: record sandbox: %w", pod.PodRef, err)
 	}
-	r.log.Info("pod sandbox ready", "pod", pod.PodRef, "ip", ip, "netns", nsPath, "took", r.now().Sub(start).Round(time.Millisecond))
-	return sb, nil
+	r.log.Info("pod sandbox ready", "pod", pod.PodRef, "ip", ip, "netns", sb.netns, "took", r.now().Sub(sb.created).Round(time.Millisecond))
+	return nil
 }
 
 func (r *Runtime) sandboxFromLabels(l map[string]string) *sandbox {
@@ -212,14 +294,17 @@ func (r *Runtime) sandboxFromLabels(l map[string]string) *sandbox {
 	return sb
 }
 
-// writePodFiles writes the /etc/hosts, /etc/hostname and /etc/resolv.conf
-// the pod's containers share.
+// writeHosts writes the /etc/hosts the pod's containers share, once the
+// pod has its address; containers bind-mount it when they start.
+func (r *Runtime) writeHosts(sb *sandbox) error {
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb.ip, sb.hostname)
+	return os.WriteFile(filepath.Join(sb.dir, "hosts"), []byte(hosts), 0o644)
+}
+
+// writePodFiles writes the /etc/hostname and /etc/resolv.conf the pod's
+// containers share, and makes its log directory.
 func (r *Runtime) writePodFiles(sb *sandbox) error {
 	if err := os.MkdirAll(filepath.Join(sb.dir, "logs"), 0o755); err != nil {
-		return err
-	}
-	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb.ip, sb.hostname)
-	if err := os.WriteFile(filepath.Join(sb.dir, "hosts"), []byte(hosts), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(sb.dir, "hostname"), []byte(sb.hostname+"\n"), 0o644); err != nil {
@@ -263,8 +348,12 @@ func (r *Runtime) podContainers(ctx context.Context, key string) (map[string]rec
 	return out, nil
 }
 
-// ensureContainer brings one container to running, or reports why not.
-func (r *Runtime) ensureContainer(ctx context.Context, pod Pod, sb *sandbox, c Container, rec record) (ContainerStatus, error) {
+// prepareContainer does all that bringing one container to running takes
+// but starting its process: it decides what to do with an existing one
+// (keep, replace, restart after back-off), pulls the image and creates the
+// container. It returns the container to start, or nil with the status
+// when there is nothing to start (running, backing off, or failed).
+func (r *Runtime) prepareContainer(ctx context.Context, pod Pod, sb *sandbox, c Container, rec record) (ContainerStatus, containerd.Container, error) {
 	name := c.Spec.Name
 	id := containerID(sb.key, name)
 	hash := specHash(c)
@@ -276,28 +365,28 @@ func (r *Runtime) ensureContainer(ctx context.Context, pod Pod, sb *sandbox, c C
 		case rec.info.Labels[labelSpecHash] != hash:
 			r.log.Info("container spec changed, replacing it", "pod", pod.PodRef, "container", name)
 			if err := r.removeContainer(ctx, rec.c, pod.GracePeriod); err != nil {
-				return cs, err
+				return cs, nil, err
 			}
 		case cs.State == StateRunning:
-			return cs, nil
+			return cs, nil, nil
 		case cs.State == StateExited:
 			if !r.restartDue(&cs, pod.RestartPolicy) {
-				return cs, nil
+				return cs, nil, nil
 			}
 			r.log.Info("restarting container", "pod", pod.PodRef, "container", name, "exitCode", cs.ExitCode, "restarts", restarts+1)
 			if err := r.removeContainer(ctx, rec.c, pod.GracePeriod); err != nil {
-				return cs, err
+				return cs, nil, err
 			}
 			restarts++
 		case cs.Reason == reasonUnknown:
 			// containerd could not tell; never replace a container that
 			// may well be running.
-			return cs, fmt.Errorf("container state unknown: %s", cs.Message)
+			return cs, nil, fmt.Errorf("container state unknown: %s", cs.Message)
 		default:
 			// Created but never started (the agent died in between):
 			// start over with a fresh container.
 			if err := r.removeContainer(ctx, rec.c, pod.GracePeriod); err != nil {
-				return cs, err
+				return cs, nil, err
 			}
 		}
 	}
@@ -306,7 +395,7 @@ func (r *Runtime) ensureContainer(ctx context.Context, pod Pod, sb *sandbox, c C
 	if pf := r.pullFailure(sb.key, name, c.Spec.Image); pf != nil {
 		if wait := r.Backoff(pf.count); r.now().Before(pf.last.Add(wait)) {
 			cs.Reason, cs.Message = ReasonImagePullBackOff, fmt.Sprintf("back-off pulling image %q: %v", c.Spec.Image, pf.err)
-			return cs, nil
+			return cs, nil, nil
 		}
 	}
 	img, err := r.ensureImage(ctx, c.Spec.Image, c.Spec.ImagePullPolicy)
@@ -319,7 +408,7 @@ func (r *Runtime) ensureContainer(ctx context.Context, pod Pod, sb *sandbox, c C
 		cs.Message = err.Error()
 		r.notePullFailure(sb.key, name, c.Spec.Image, err)
 		r.log.Warn("image pull failed", "pod", pod.PodRef, "container", name, "image", c.Spec.Image, "err", err)
-		return cs, err
+		return cs, nil, err
 	}
 	r.clearPullFailure(sb.key, name)
 	cs.ImageRef = img.Target().Digest.String()
@@ -332,9 +421,9 @@ func (r *Runtime) ensureContainer(ctx context.Context, pod Pod, sb *sandbox, c C
 			cs.Reason = ReasonCreateConfigError
 		}
 		cs.Message = err.Error()
-		return cs, err
+		return cs, nil, err
 	}
-	return r.startContainer(ctx, sb.key, cont, cs)
+	return cs, cont, nil
 }
 
 func (r *Runtime) createContainer(ctx context.Context, pod Pod, sb *sandbox, c Container, img containerd.Image, id, hash string, restarts int) (containerd.Container, error) {
