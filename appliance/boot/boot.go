@@ -104,7 +104,7 @@ func Run(version string) error {
 	}
 
 	if cfg.Join != "" {
-		const msg = "berth.join is not supported by this build yet: masters run as one-member clusters; not starting, to avoid a second, separate cluster"
+		const msg = "berth.join is not supported by the appliance image yet (berth master --join is); not starting, to avoid a second, separate cluster"
 		facts.update(func(f *Facts) { f.Problem = msg })
 		log.Error(msg, "join", cfg.Join)
 		select {}

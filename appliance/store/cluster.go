@@ -149,14 +149,28 @@ func (s *Store) await(ctx context.Context, future raft.Future) error {
 
 // Ready says whether this member can serve reads of the cluster's state: a
 // leader is known and everything committed that this member knows of has
-// been applied here. A restarted member replays its log only once it hears
-// of the commit index, and until then its state is behind.
+// been applied here.
+//
+// A restarted member learns the commit index only from a leader, which
+// learns it only once it commits an entry of its own term; until then the
+// index reads 0 (or an old snapshot's). So the member also waits until the
+// commit index reaches what its own log held at start, for at most
+// readyGrace: an uncommitted tail that a new leader discards would
+// otherwise keep it unready until the next write.
 func (s *Store) Ready() error {
 	if id, _ := s.Leader(); id == "" {
 		return errors.New("no leader yet")
 	}
-	if applied, committed := s.raft.AppliedIndex(), s.raft.CommitIndex(); applied < committed {
+	applied, committed := s.raft.AppliedIndex(), s.raft.CommitIndex()
+	switch {
+	case committed == 0 && s.lastAtOpen > 0:
+		return errors.New("catching up: no commit index from the leader yet")
+	case committed < s.lastAtOpen && time.Since(s.openedAt) < readyGrace:
+		return fmt.Errorf("catching up: committed %d of the %d entries in the log at start", committed, s.lastAtOpen)
+	case applied < committed:
 		return fmt.Errorf("catching up: applied %d of %d committed entries", applied, committed)
 	}
 	return nil
 }
+
+const readyGrace = 30 * time.Second

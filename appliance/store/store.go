@@ -82,6 +82,10 @@ type Store struct {
 	stream *streamLayer
 	bolt   *raftboltdb.BoltStore
 	snaps  *raft.FileSnapshotStore
+	// openedAt and lastAtOpen tell Ready what a restarted member had in its
+	// log: probably committed, not yet known to be.
+	openedAt   time.Time
+	lastAtOpen uint64
 
 	done      chan struct{} // closed by Close
 	watcher   sync.WaitGroup
@@ -164,6 +168,7 @@ func Open(cfg Config) (_ *Store, err error) {
 	s := &Store{
 		log: logger, id: cfg.NodeID, dir: dir, fsm: f, raft: r,
 		trans: trans, stream: stream, bolt: bolt, snaps: snaps,
+		openedAt: time.Now(), lastAtOpen: r.LastIndex(),
 		done:          make(chan struct{}),
 		leaderChanged: make(chan struct{}),
 	}
