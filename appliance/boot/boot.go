@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -103,15 +104,9 @@ func Run(version string) error {
 		log.Warn("no network address after 30s; starting anyway")
 	}
 
-	if cfg.Join != "" {
-		const msg = "berth.join is not supported by the appliance image yet (berth master --join is); not starting, to avoid a second, separate cluster"
-		facts.update(func(f *Facts) { f.Problem = msg })
-		log.Error(msg, "join", cfg.Join)
-		select {}
-	}
 	// A token the master makes up itself can only be read on the console.
 	_, statErr := os.Stat(filepath.Join(dataDir, "admin.conf"))
-	generated := cfg.Token == "" && statErr != nil
+	generated := cfg.Token == "" && statErr != nil && cfg.Join == ""
 	var poll time.Duration
 	if cfg.Poll != "" {
 		poll, _ = time.ParseDuration(cfg.Poll)
@@ -120,12 +115,10 @@ func Run(version string) error {
 	listen := facts.snapshot().Listen
 	var m *appliance.Master
 	for {
-		m, err = appliance.Start(ctx, appliance.Config{DataDir: dataDir, Listen: listen,
-			// One member: Raft only ever talks to itself, so loopback keeps
-			// working whatever address DHCP hands out after a reboot.
-			RaftListen: "127.0.0.1:7444", Bootstrap: true, Token: cfg.Token,
-			Repo: cfg.Repo, Branch: cfg.Branch, Path: cfg.Path, Poll: poll, Logger: log,
-			Host: &host, Power: pw.request})
+		mc := masterConfig(cfg, listen, addresses())
+		mc.DataDir, mc.Logger, mc.Host, mc.Power = dataDir, log, &host, pw.request
+		mc.Repo, mc.Branch, mc.Path, mc.Poll = cfg.Repo, cfg.Branch, cfg.Path, poll
+		m, err = appliance.Start(ctx, mc)
 		if err == nil {
 			break
 		}
@@ -306,4 +299,22 @@ func (p *power) request(action string) error {
 		}
 	}()
 	return nil
+}
+
+// masterConfig places the master on the network: other masters reach its
+// API and Raft at its first address (a cluster of appliances wants static
+// addresses, as etcd does). With no address yet, a bootstrapping master
+// runs Raft on loopback: alone, it only talks to itself.
+func masterConfig(cfg Config, listen string, addrs []string) appliance.Config {
+	mc := appliance.Config{Name: cfg.Name, Listen: listen, Bootstrap: cfg.Join == "", Join: cfg.Join, Token: cfg.Token, CAHash: cfg.CAHash,
+		RaftListen: "127.0.0.1:7444"}
+	if len(addrs) > 0 {
+		_, port, _ := net.SplitHostPort(listen)
+		mc.Advertise = net.JoinHostPort(addrs[0], port)
+		mc.RaftListen, mc.RaftAdvertise = ":7444", net.JoinHostPort(addrs[0], "7444")
+	}
+	if mc.Name == "" {
+		mc.Name = "berth-" + strings.ReplaceAll(strings.Join(addrs[:min(1, len(addrs))], ""), ".", "-")
+	}
+	return mc
 }

@@ -25,11 +25,14 @@ type Config struct {
 	// Bootstrap starts a new one-member cluster (the default when Join is
 	// empty).
 	Bootstrap bool `yaml:"bootstrap"`
-	// Join is an existing master's URL, Token its join secret. With
-	// Bootstrap, Token is the new cluster's admin token instead of a
-	// generated one.
-	Join  string `yaml:"join"`
-	Token string `yaml:"token"`
+	// Join is an existing master's URL, Token its master join token and
+	// CAHash the fingerprint of the cluster CA to trust. With Bootstrap,
+	// Token is the new cluster's admin token instead of a generated one.
+	Join   string `yaml:"join"`
+	Token  string `yaml:"token"`
+	CAHash string `yaml:"ca-hash"`
+	// Name is the master's name in the cluster (default: from its address).
+	Name string `yaml:"name"`
 	// IP is "ADDR/PREFIX[,GATEWAY[,DNS...]]" or "dhcp" (the default).
 	IP string `yaml:"ip"`
 	// Data names the data disk (e.g. /dev/vdb); by default the volume
@@ -49,7 +52,7 @@ type Static struct {
 // keys maps berth.KEY to its field.
 func (c *Config) keys() map[string]*string {
 	return map[string]*string{"repo": &c.Repo, "branch": &c.Branch, "path": &c.Path, "poll": &c.Poll,
-		"join": &c.Join, "token": &c.Token, "ip": &c.IP, "data": &c.Data, "listen": &c.Listen}
+		"join": &c.Join, "token": &c.Token, "ca-hash": &c.CAHash, "name": &c.Name, "ip": &c.IP, "data": &c.Data, "listen": &c.Listen}
 }
 
 // ParseCmdline reads the berth.* parameters of a kernel command line into
@@ -70,7 +73,7 @@ func (c *Config) ParseCmdline(cmdline string) error {
 		}
 		p, ok := keys[name]
 		if !ok {
-			return fmt.Errorf("kernel command line: unknown parameter %s (known: berth.repo, branch, path, poll, bootstrap, join, token, ip, data, listen)", k)
+			return fmt.Errorf("kernel command line: unknown parameter %s (known: berth.repo, branch, path, poll, bootstrap, join, token, ca-hash, name, ip, data, listen)", k)
 		}
 		*p = v
 	}
@@ -122,6 +125,9 @@ func (c *Config) check() error {
 	}
 	if c.Join != "" && c.Bootstrap {
 		return fmt.Errorf("bootstrap and join are exclusive: a master either starts a cluster or joins one")
+	}
+	if c.Join != "" && (c.Token == "" || c.CAHash == "") {
+		return fmt.Errorf("join needs the master join token (berth.token) and the CA fingerprint (berth.ca-hash)")
 	}
 	return nil
 }

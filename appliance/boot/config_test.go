@@ -16,7 +16,7 @@ func TestCmdline(t *testing.T) {
 	if c != want {
 		t.Fatalf("got %+v\nwant %+v", c, want)
 	}
-	for _, bad := range []string{"berth.rpo=x", "berth.poll=often", "berth.ip=10.0.0.1", "berth.bootstrap=1 berth.join=http://m:7443"} {
+	for _, bad := range []string{"berth.rpo=x", "berth.poll=often", "berth.ip=10.0.0.1", "berth.bootstrap=1 berth.join=http://m:7443", "berth.join=https://m:7443 berth.token=abcdef.0123456789abcdef"} {
 		var c Config
 		if err := c.ParseCmdline(bad); err == nil {
 			t.Errorf("%q: no error", bad)
@@ -54,5 +54,24 @@ func TestYAMLThenCmdline(t *testing.T) {
 	}
 	if err := c.ParseYAML([]byte("repository: x\n")); err == nil || !strings.Contains(err.Error(), "repository") {
 		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+// TestMasterConfig: a joining appliance advertises its first address for
+// the API and Raft; a bootstrapping one with no address keeps Raft on
+// loopback.
+func TestMasterConfig(t *testing.T) {
+	var c Config
+	if err := c.ParseCmdline("berth.join=https://10.0.0.1:7443 berth.token=abcdef.0123456789abcdef berth.ca-hash=sha256:00 berth.name=m2"); err != nil {
+		t.Fatal(err)
+	}
+	mc := masterConfig(c, ":7443", []string{"10.0.0.2"})
+	if mc.Bootstrap || mc.Join != "https://10.0.0.1:7443" || mc.CAHash != "sha256:00" || mc.Name != "m2" ||
+		mc.Advertise != "10.0.0.2:7443" || mc.RaftAdvertise != "10.0.0.2:7444" || mc.RaftListen != ":7444" {
+		t.Errorf("join: %+v", mc)
+	}
+	alone := masterConfig(Config{Bootstrap: true}, ":7443", nil)
+	if !alone.Bootstrap || alone.RaftListen != "127.0.0.1:7444" || alone.Advertise != "" || alone.Name == "" {
+		t.Errorf("bootstrap without an address: %+v", alone)
 	}
 }
