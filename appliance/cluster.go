@@ -251,24 +251,7 @@ func (c cluster) RestoreSnapshot(ctx context.Context, r io.Reader) error {
 	if c.m.Store.IsLeader() {
 		return c.m.Store.RestoreSnapshot(ctx, r)
 	}
-	leader := c.LeaderURL()
-	if leader == "" {
-		return errors.New("no leader known")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, leader+"/v1/internal/snapshot", r)
-	if err != nil {
-		return err
-	}
-	resp, err := c.m.peers.Do(req)
-	if err != nil {
-		return fmt.Errorf("forwarding to the leader: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("leader answered %s: %s", resp.Status, bytes.TrimSpace(msg))
-	}
-	return nil
+	return c.m.toLeader(ctx, http.MethodPut, "/v1/internal/snapshot", r, nil)
 }
 
 // forward sends a leader-only request to the leader over mutual TLS, as
@@ -279,15 +262,20 @@ func (m *Master) forward(ctx context.Context, path string, body any) error {
 
 // forwardOut is forward, decoding the leader's answer into out.
 func (m *Master) forwardOut(ctx context.Context, path string, body, out any) error {
-	leader := cluster{m}.LeaderURL()
-	if leader == "" {
-		return errors.New("no leader known")
-	}
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, leader+path, bytes.NewReader(b))
+	return m.toLeader(ctx, http.MethodPost, path, bytes.NewReader(b), out)
+}
+
+// toLeader sends one request to the leader's API as this master.
+func (m *Master) toLeader(ctx context.Context, method, path string, body io.Reader, out any) error {
+	leader := cluster{m}.LeaderURL()
+	if leader == "" {
+		return errors.New("no leader known")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, leader+path, body)
 	if err != nil {
 		return err
 	}

@@ -219,6 +219,15 @@ func (c *Client) Logs(ctx context.Context, namespace, name, container string, fo
 		q.Set("follow", "true")
 	}
 	path := "/v1/pods/" + url.PathEscape(namespace) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
+	err := c.copyTo(ctx, path, w)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// copyTo streams a GET's body to w.
+func (c *Client) copyTo(ctx context.Context, path string, w io.Writer) error {
 	resp, err := c.send(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
@@ -228,9 +237,6 @@ func (c *Client) Logs(ctx context.Context, namespace, name, container string, fo
 		return responseError(resp)
 	}
 	_, err = io.Copy(w, resp.Body)
-	if ctx.Err() != nil {
-		return nil
-	}
 	return err
 }
 
@@ -297,16 +303,7 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 
 // SaveSnapshot streams a snapshot of the cluster state to w.
 func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) error {
-	resp, err := c.send(ctx, http.MethodGet, "/v1/snapshot", nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return responseError(resp)
-	}
-	_, err = io.Copy(w, resp.Body)
-	return err
+	return c.copyTo(ctx, "/v1/snapshot", w)
 }
 
 // RestoreSnapshot replaces the whole cluster state with a saved snapshot.

@@ -20,6 +20,17 @@ import (
 // bearer tokens and agents with certificates share one port. The handler
 // decides what an unauthenticated connection may do (see Identity).
 func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+	c, err := withCert(caPEM, certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	c.ClientAuth = tls.VerifyClientCertIfGiven
+	return c, nil
+}
+
+// withCert is a TLS 1.3 configuration presenting certPEM and trusting the
+// CA on both sides.
+func withCert(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 	pool, cas, err := caPool(caPEM)
 	if err != nil {
 		return nil, err
@@ -28,12 +39,7 @@ func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-	}, nil
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pool, ClientCAs: pool}, nil
 }
 
 // MutualTLS is for Raft between masters: the same configuration serves
@@ -42,22 +48,12 @@ func ServerTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 // master's (OrgMasters): an agent's certificate is signed by the same CA
 // and must not be able to speak Raft.
 func MutualTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
-	pool, cas, err := caPool(caPEM)
+	c, err := withCert(caPEM, certPEM, keyPEM)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := keyPair(certPEM, keyPEM, cas)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		Certificates:     []tls.Certificate{cert},
-		RootCAs:          pool,
-		ClientCAs:        pool,
-		ClientAuth:       tls.RequireAndVerifyClientCert,
-		VerifyConnection: requireMasterPeer,
-	}, nil
+	c.ClientAuth, c.VerifyConnection = tls.RequireAndVerifyClientCert, requireMasterPeer
+	return c, nil
 }
 
 func requireMasterPeer(cs tls.ConnectionState) error {
