@@ -17,6 +17,8 @@ packages=(
 	"busybox-static:busybox"
 	"docker-registry:docker-registry"
 	"curl:curl"
+	# the store benchmark runs etcd side by side (bench/store_test.go)
+	"etcd-server:etcd"
 	# the appliance image (make image) and its boot test
 	"qemu-system-x86:qemu-system-x86_64"
 	"grub-pc-bin:/usr/lib/grub/i386-pc/boot_hybrid.img"

@@ -20,6 +20,10 @@ type Member struct {
 // ID is this master's Raft server ID.
 func (s *Store) ID() string { return s.id }
 
+// Addr is the address peers dial this master at: Config.Advertise, or the
+// address the transport bound (with the port chosen when BindAddr's is 0).
+func (s *Store) Addr() string { return s.stream.Addr().String() }
+
 // Leader returns the leader this master knows of, or empty strings.
 func (s *Store) Leader() (id, addr string) {
 	a, i := s.raft.LeaderWithID()

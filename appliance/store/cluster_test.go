@@ -120,7 +120,7 @@ func newCluster(t *testing.T, ca *testCA, opts clusterOpts) []*member {
 		m := &member{cfg: cfg}
 		m.open(t)
 		// Restarts reuse the port, as a master's configured address does.
-		m.cfg.BindAddr = m.stream.Addr().String()
+		m.cfg.BindAddr = m.Addr()
 		ms = append(ms, m)
 	}
 	waitLeader(t, ms[:1])
@@ -396,7 +396,7 @@ func TestClusterForeignCertificate(t *testing.T) {
 	foreign.open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := leader.AddVoter(ctx, "intruder", foreign.stream.Addr().String())
+	err := leader.AddVoter(ctx, "intruder", foreign.Addr())
 	if err == nil || !strings.Contains(err.Error(), "certificate this cluster does not trust") {
 		t.Fatalf("AddVoter of a master with a foreign certificate = %v", err)
 	}

@@ -130,6 +130,16 @@ func (c *servedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write reports success on a connection that drain ended, for the same
+// reason: the peer sees the connection close either way.
+func (c *servedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && c.l.isClosing() {
+		return len(p), nil
+	}
+	return n, err
+}
+
 func (c *servedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
