@@ -2,17 +2,10 @@ package bench
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -27,6 +20,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/store"
 )
 
@@ -240,7 +234,7 @@ func startEtcd(b *testing.B, bin string, ca *benchCA, members int) *etcdCluster 
 	b.Helper()
 	c := &etcdCluster{bin: bin, dir: b.TempDir(), value: strings.Repeat("v", storeValueSize)}
 	caFile := filepath.Join(c.dir, "ca.pem")
-	writePEM(b, caFile, "CERTIFICATE", ca.cert.Raw)
+	writeSecret(b, caFile, ca.CertPEM)
 	var peers, initial []string
 	for i := range members {
 		peers = append(peers, fmt.Sprintf("https://127.0.0.1:%d", freePort(b)))
@@ -479,84 +473,48 @@ func indexOf(stores []*store.Store, s *store.Store) int {
 // benchCA is a throwaway cluster CA, as `berth master --bootstrap` makes
 // one: ECDSA P-256, certificates for 127.0.0.1 usable as server and
 // client.
-type benchCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
+// benchCA is a cluster CA as the masters have one; the berth stores use
+// the same mutual TLS configuration the masters' Raft does.
+type benchCA struct{ *pki.CA }
 
 func newBenchCA(b *testing.B) *benchCA {
 	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := pki.NewCA("berth bench CA", 24*time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "berth bench CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &benchCA{cert: cert, key: key, pool: pool}
+	return &benchCA{ca}
 }
 
-func (ca *benchCA) leaf(b *testing.B, name string) ([]byte, *ecdsa.PrivateKey) {
+func (ca *benchCA) leaf(b *testing.B, name string) (certPEM, keyPEM []byte) {
 	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := ca.IssueServer(name, []string{pki.OrgMasters}, []string{"127.0.0.1"}, 24*time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		b.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return der, key
+	return certPEM, keyPEM
 }
 
 func (ca *benchCA) tlsConfig(b *testing.B, name string) *tls.Config {
-	der, key := ca.leaf(b, name)
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		RootCAs:      ca.pool, ClientCAs: ca.pool,
-		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13,
+	certPEM, keyPEM := ca.leaf(b, name)
+	c, err := pki.MutualTLS(ca.CertPEM, certPEM, keyPEM)
+	if err != nil {
+		b.Fatal(err)
 	}
+	return c
 }
 
 // files writes a certificate and key for name into dir, for etcd.
 func (ca *benchCA) files(b *testing.B, dir, name string) (certFile, keyFile string) {
-	der, key := ca.leaf(b, name)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		b.Fatal(err)
-	}
+	certPEM, keyPEM := ca.leaf(b, name)
 	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	writePEM(b, certFile, "CERTIFICATE", der)
-	writePEM(b, keyFile, "EC PRIVATE KEY", keyDER)
+	writeSecret(b, certFile, certPEM)
+	writeSecret(b, keyFile, keyPEM)
 	return certFile, keyFile
 }
 
-func writePEM(b *testing.B, path, typ string, der []byte) {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+func writeSecret(b *testing.B, path string, data []byte) {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		b.Fatal(err)
 	}
 }

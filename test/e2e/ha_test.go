@@ -86,7 +86,7 @@ func threeMasters(t *testing.T, repo string, ip, netns, ip3 string) []*harness.M
 		m.Start(join...)
 	}
 	admin := ms[0].Client(ms[0].AdminToken())
-	eventually(t, "three voting members", time.Minute, func() error {
+	harness.Eventually(t, "three voting members", time.Minute, func() error {
 		members, err := admin.Members(context.Background())
 		if err != nil {
 			return err
@@ -97,21 +97,6 @@ func threeMasters(t *testing.T, repo string, ip, netns, ip3 string) []*harness.M
 		return nil
 	})
 	return ms
-}
-
-func eventually(t *testing.T, what string, wait time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, wait, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // commits lists a master's revisions, oldest first, from its local state.
@@ -130,7 +115,7 @@ func commits(c *api.Client) ([]string, error) {
 func leaderOf(t *testing.T, c *api.Client, ms []*harness.Master) *harness.Master {
 	t.Helper()
 	var leader *harness.Master
-	eventually(t, "a leader", 30*time.Second, func() error {
+	harness.Eventually(t, "a leader", 30*time.Second, func() error {
 		members, err := c.Members(context.Background())
 		if err != nil {
 			return err
@@ -197,7 +182,7 @@ func TestHAKillLeader(t *testing.T) {
 	sc := survivors[0].Client(token, survivors[1])
 	newLeader := leaderOf(t, sc, survivors)
 	// The next revision committed after the kill: the new leader syncs.
-	eventually(t, "a revision committed after the kill", 30*time.Second, func() error {
+	harness.Eventually(t, "a revision committed after the kill", 30*time.Second, func() error {
 		now, err := commits(newLeader.Client(token))
 		if err != nil {
 			return err
@@ -232,7 +217,7 @@ func TestHAKillLeader(t *testing.T) {
 		return nil
 	}
 	for _, m := range survivors {
-		eventually(t, m.Name+" has every revision in order", time.Minute, func() error { return check(m) })
+		harness.Eventually(t, m.Name+" has every revision in order", time.Minute, func() error { return check(m) })
 	}
 	a, _ := commits(survivors[0].Client(token))
 	b, _ := commits(survivors[1].Client(token))
@@ -241,7 +226,7 @@ func TestHAKillLeader(t *testing.T) {
 	}
 
 	leader.Start() // its data dir holds its state: no join flags
-	eventually(t, leader.Name+" catches up", time.Minute, func() error {
+	harness.Eventually(t, leader.Name+" catches up", time.Minute, func() error {
 		got, err := commits(leader.Client(token))
 		if err != nil {
 			return err
@@ -320,7 +305,7 @@ func TestHAPartition(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	majority := ms[0].Client(token, ms[1])
-	eventually(t, "the majority applies the new commits", time.Minute, func() error {
+	harness.Eventually(t, "the majority applies the new commits", time.Minute, func() error {
 		got, err := commits(majority)
 		if err != nil || len(got) < len(before)+3 {
 			return fmt.Errorf("%d revisions: %v", len(got), err)
@@ -349,7 +334,7 @@ func TestHAPartition(t *testing.T) {
 
 	run("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "partition")
 	want, _ := commits(majority)
-	eventually(t, "the healed master catches up", time.Minute, func() error {
+	harness.Eventually(t, "the healed master catches up", time.Minute, func() error {
 		got, err := commits(ic)
 		if err != nil {
 			return err
@@ -405,7 +390,7 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 	}
 
 	head := repo.git("rev-parse", "HEAD")
-	eventually(t, "the last commit applied", 30*time.Second, func() error {
+	harness.Eventually(t, "the last commit applied", 30*time.Second, func() error {
 		ms[0].Webhook(context.Background())
 		got, err := commits(admin)
 		if err == nil && got[len(got)-1] != head {
@@ -442,7 +427,7 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 		t.Fatalf("snapshot save: %v\n%s", err, out)
 	}
 	later := repo.commit()
-	eventually(t, "a commit after the snapshot", 30*time.Second, func() error {
+	harness.Eventually(t, "a commit after the snapshot", 30*time.Second, func() error {
 		ms[0].Webhook(context.Background())
 		got, err := commits(admin)
 		if err == nil && got[len(got)-1] != later {
@@ -457,7 +442,7 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 		t.Fatalf("snapshot restore through a follower: %v\n%s", err, out)
 	}
 	for _, m := range ms {
-		eventually(t, m.Name+" holds the restored state", 30*time.Second, func() error {
+		harness.Eventually(t, m.Name+" holds the restored state", 30*time.Second, func() error {
 			got, err := commits(m.Client(token))
 			if err == nil && !slices.Equal(got, saved) {
 				err = fmt.Errorf("%d revisions, the snapshot has %d", len(got), len(saved))
@@ -479,7 +464,7 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 	if err := ms[2].Wait(time.Minute); err != nil && !strings.Contains(err.Error(), "signal") {
 		t.Errorf("the leaving master did not stop cleanly: %v", err)
 	}
-	eventually(t, "two members after the leave", 30*time.Second, func() error {
+	harness.Eventually(t, "two members after the leave", 30*time.Second, func() error {
 		members, err := admin.Members(context.Background())
 		if err == nil && len(members) != 2 {
 			err = fmt.Errorf("%d members", len(members))

@@ -265,6 +265,13 @@ func (c *Cluster) Webhook() {
 // Eventually retries f until it succeeds or the wait is over.
 func (c *Cluster) Eventually(what string, wait time.Duration, f func() error) {
 	c.t.Helper()
+	Eventually(c.t, what, wait, f)
+}
+
+// Eventually retries f every 100 ms until it succeeds, failing t with f's
+// last error when the wait is over.
+func Eventually(t testing.TB, what string, wait time.Duration, f func() error) {
+	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
 		err := f()
@@ -272,9 +279,9 @@ func (c *Cluster) Eventually(what string, wait time.Duration, f func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: not within %s: %v", what, wait, err)
+			t.Fatalf("%s: not within %s: %v", what, wait, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
