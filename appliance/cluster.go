@@ -204,6 +204,11 @@ func (c cluster) AddMember(ctx context.Context, req api.MemberRequest) error {
 }
 
 func (c cluster) RemoveMember(ctx context.Context, id string) error {
+	if c.m.Store.IsLeader() && id == c.m.cfg.Name {
+		if err := c.m.Store.TransferLeadership(ctx); err != nil {
+			return fmt.Errorf("handing over leadership before leaving: %w", err)
+		}
+	}
 	if !c.m.Store.IsLeader() {
 		return c.m.forward(ctx, "/v1/internal/members/remove", api.MemberRequest{ID: id})
 	}

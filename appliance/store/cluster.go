@@ -137,6 +137,25 @@ func enqueueTimeout(ctx context.Context) (time.Duration, error) {
 
 // await waits for future or ctx. When ctx ends first the request may still
 // take effect.
+// TransferLeadership hands leadership to another voter and returns once
+// one has it: a leader about to leave must not remove itself, since Raft
+// shuts a removed leader down before it can record anything else.
+func (s *Store) TransferLeadership(ctx context.Context) error {
+	if err := s.await(ctx, s.raft.LeadershipTransfer()); err != nil {
+		return err
+	}
+	for {
+		if id, _ := s.Leader(); id != "" && id != s.id {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 func (s *Store) await(ctx context.Context, future raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- future.Error() }()

@@ -456,37 +456,50 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 		t.Errorf("restoring garbage: %v\n%s", err, out)
 	}
 
-	// m3 leaves: `berth master leave` removes it with its own certificate.
-	out, err := exec.Command(env.Bin, "master", "leave", "--data", ms[2].Data).CombinedOutput()
-	if err != nil {
-		t.Fatalf("berth master leave: %v\n%s", err, out)
+	// The leader leaves: `berth master leave` removes it with its own
+	// certificate; it hands leadership over first.
+	leaver := leaderOf(t, ms[0].Client(token, ms[1], ms[2]), ms)
+	var rest []*harness.Master
+	for _, m := range ms {
+		if m != leaver {
+			rest = append(rest, m)
+		}
 	}
-	if err := ms[2].Wait(time.Minute); err != nil && !strings.Contains(err.Error(), "signal") {
+	out, err := exec.Command(env.Bin, "master", "leave", "--data", leaver.Data).CombinedOutput()
+	if err != nil {
+		t.Fatalf("berth master leave (the leader): %v\n%s", err, out)
+	}
+	if err := leaver.Wait(time.Minute); err != nil && !strings.Contains(err.Error(), "signal") {
 		t.Errorf("the leaving master did not stop cleanly: %v", err)
 	}
+	remaining := rest[0].Client(token, rest[1])
 	harness.Eventually(t, "two members after the leave", 30*time.Second, func() error {
-		members, err := admin.Members(context.Background())
+		members, err := remaining.Members(context.Background())
 		if err == nil && len(members) != 2 {
 			err = fmt.Errorf("%d members", len(members))
 		}
 		return err
 	})
+	if _, err := remaining.CreateToken(context.Background(), api.TokenRequest{Role: "read-only"}); err != nil {
+		t.Errorf("the two remaining masters do not commit: %v", err)
+	}
 
-	ms[1].Stop()
-	db := filepath.Join(ms[1].Data, "raft", "raft.db")
+	corrupt := rest[1]
+	corrupt.Stop()
+	db := filepath.Join(corrupt.Data, "raft", "raft.db")
 	f, err := os.OpenFile(db, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.WriteAt(make([]byte, 2*os.Getpagesize()), 0) // both of bolt's meta pages
 	f.Close()
-	if err := ms[1].StartNoWait(); err != nil {
+	if err := corrupt.StartNoWait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := ms[1].Wait(time.Minute); err == nil {
+	if err := corrupt.Wait(time.Minute); err == nil {
 		t.Fatal("a master with a corrupt Raft log started")
 	}
-	if log := ms[1].LogTail(2000); !strings.Contains(log, "opening the raft log "+db) {
+	if log := corrupt.LogTail(2000); !strings.Contains(log, "opening the raft log "+db) {
 		t.Errorf("the corrupt log's error does not name it:\n%s", log)
 	}
 }
