@@ -113,8 +113,8 @@ It writes an admin client config to DATA/admin.conf.`,
 			m.Close()
 			return &exitError{1, err}
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  config repo:   %s\n  admin config:  %s\n  try:           berth --config %s get pods\n",
-			m.URL(), repo, conf, conf)
+		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  CA:            %s\n  config repo:   %s\n  admin config:  %s\n  agent token:   %s\n  try:           berth get pods --config %s\n",
+			m.URL(), m.CAHash(), repo, conf, filepath.Join(masterDir, "join-agent.token"), conf)
 		<-ctx.Done()
 		fmt.Fprintln(cmd.OutOrStdout(), "berth: stopping (pods keep running; the next `berth up` adopts them, `berth down` stops them)")
 		err = errors.Join(n.Close(), m.Close())
