@@ -192,16 +192,52 @@ func (c cluster) Join(ctx context.Context, role auth.Role, req api.JoinRequest) 
 }
 
 func (c cluster) AddMember(ctx context.Context, req api.MemberRequest) error {
-	if !c.m.Store.IsLeader() {
-		return c.m.forward(ctx, "/v1/internal/members", req)
-	}
-	if err := c.m.Store.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
+	return c.onLeader(ctx, "/v1/internal/members", req, func() error {
+		if err := c.m.Store.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
+			return err
+		}
+		_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: req.ID, URL: req.APIURL})})
+		c.m.cfg.Logger.Info("master added", "id", req.ID, "raft", req.RaftAddr, "api", req.APIURL)
 		return err
-	}
-	_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: req.ID, URL: req.APIURL})})
-	c.m.cfg.Logger.Info("master added", "id", req.ID, "raft", req.RaftAddr, "api", req.APIURL)
-	return err
+	})
 }
+
+// onLeader runs op when this master leads and otherwise sends the request
+// to the leader. Right after leadership moved (a leader leaving hands it
+// over), neither side may know it yet: that is retried for a few seconds.
+func (c cluster) onLeader(ctx context.Context, path string, body any, op func() error) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		switch {
+		case c.m.Store.IsLeader():
+			err = op()
+		case c.LeaderURL() == c.m.URL():
+			// Raft names this master leader before it has taken office.
+			err = store.ErrNotLeader
+		default:
+			err = c.m.forward(ctx, path, body)
+		}
+		var le *leaderError
+		moved := errors.Is(err, store.ErrNotLeader) || errors.As(err, &le) && le.code == http.StatusServiceUnavailable
+		if err == nil || !moved || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leaderError is the leader's answer to a forwarded request.
+type leaderError struct {
+	code int
+	msg  string
+}
+
+func (e *leaderError) Error() string { return fmt.Sprintf("leader answered %d: %s", e.code, e.msg) }
 
 func (c cluster) RemoveMember(ctx context.Context, id string) error {
 	if c.m.Store.IsLeader() && id == c.m.cfg.Name {
@@ -209,15 +245,14 @@ func (c cluster) RemoveMember(ctx context.Context, id string) error {
 			return fmt.Errorf("handing over leadership before leaving: %w", err)
 		}
 	}
-	if !c.m.Store.IsLeader() {
-		return c.m.forward(ctx, "/v1/internal/members/remove", api.MemberRequest{ID: id})
-	}
-	if err := c.m.Store.RemoveServer(ctx, id); err != nil {
+	return c.onLeader(ctx, "/v1/internal/members/remove", api.MemberRequest{ID: id}, func() error {
+		if err := c.m.Store.RemoveServer(ctx, id); err != nil {
+			return err
+		}
+		_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: id})})
+		c.m.cfg.Logger.Info("master removed", "id", id)
 		return err
-	}
-	_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: id})})
-	c.m.cfg.Logger.Info("master removed", "id", id)
-	return err
+	})
 }
 
 func (c cluster) Members(st *store.State) ([]api.Member, error) {
@@ -292,7 +327,7 @@ func (m *Master) toLeader(ctx context.Context, method, path string, body io.Read
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("leader answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+		return &leaderError{code: resp.StatusCode, msg: string(bytes.TrimSpace(msg))}
 	}
 	if out != nil {
 		return json.NewDecoder(resp.Body).Decode(out)
