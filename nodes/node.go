@@ -72,7 +72,6 @@ type Node struct {
 	mu    sync.Mutex
 	rt    *runtime.Runtime
 	proxy *proxy.Proxy
-	err   error
 }
 
 // Start brings the worker up: containerd, the agent's API, then the agent
@@ -162,9 +161,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		if err := ag.Run(ctx); err != nil && ctx.Err() == nil {
 			cfg.Logger.Error("agent stopped", "err", err)
-			n.mu.Lock()
-			n.err = err
-			n.mu.Unlock()
 		}
 	}()
 	return n, nil
@@ -208,13 +204,6 @@ func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime
 		agent.RunServiceProxy(ctx, n.client, px, n.cfg.Logger)
 	}()
 	return rt, nil
-}
-
-// Err is why the agent stopped early, if it did.
-func (n *Node) Err() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.err
 }
 
 // Close stops the agent and the proxy (removing its nftables table) and

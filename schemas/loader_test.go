@@ -228,10 +228,6 @@ func bigData(n int) string {
 	return b.String()
 }
 
-func indent(s string) string {
-	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
-}
-
 func TestSymlinkOutsideRepo(t *testing.T) {
 	outside := writeRepo(t, map[string]string{"secret.yaml": cmYAML})
 	dir := writeRepo(t, map[string]string{"ok.yaml": strings.Replace(cmYAML, "cfg", "ok", 1)})
