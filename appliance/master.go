@@ -163,6 +163,11 @@ func (m *Master) open(ctx context.Context) error {
 	case err == nil:
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("master identity in %s: %w", tlsDir(cfg.DataDir), err)
+	case fileExists(filepath.Join(cfg.DataDir, "raft", "raft.db")):
+		// Raft state without this master's certificate: a data dir of a
+		// berth from before TLS, or a half-finished join. Never bootstrap
+		// or join over it: that would fork or lose its history.
+		return fmt.Errorf("%s holds Raft state but no master identity (%s); move it away to start afresh", cfg.DataDir, tlsDir(cfg.DataDir))
 	case cfg.Bootstrap:
 		if m.id, ca, err = bootstrapIdentity(cfg.Name, hosts); err != nil {
 			return err
@@ -252,6 +257,11 @@ func (m *Master) ensureAdminToken(ctx context.Context, secret string) error {
 	}
 	m.token = secret
 	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // waitLeader waits until this master's store has elected itself.

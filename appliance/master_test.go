@@ -110,3 +110,20 @@ func TestMasterSyncsAndRestarts(t *testing.T) {
 		t.Fatalf("state after restart differs: %d revisions %d pods, want %d %d", len(after.Revisions), len(after.Pods), len(before.Revisions), len(before.Pods))
 	}
 }
+
+// A data dir with Raft state but without the master's identity (from a
+// berth before TLS, or a join cut short) is refused, never bootstrapped
+// over.
+func TestMasterRefusesStateWithoutIdentity(t *testing.T) {
+	data := t.TempDir()
+	cfg := Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: slog.New(slog.DiscardHandler)}
+	m, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	os.RemoveAll(filepath.Join(data, "tls"))
+	if _, err := Start(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "holds Raft state but no master identity") {
+		t.Fatalf("Start over Raft state without identity: %v", err)
+	}
+}

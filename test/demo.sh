@@ -12,8 +12,10 @@ berth=$PWD/out/berth
 export BERTH_CONFIG=$data/admin.conf
 mkdir -p "$data/registry"
 
-# A previous demo's berth up, if any, gives way to this one.
+# A previous demo's berth up, if any, gives way to this one, and the demo
+# starts from a new cluster (the registry's images stay).
 "$berth" down --data "$data" >/dev/null
+rm -rf "$data/master" "$data/node" "$data/config" "$data/admin.conf"
 
 # Debian's docker-registry, with a config of our own: no auth, loopback only.
 if ! curl -sf -o /dev/null http://127.0.0.1:5000/v2/; then
