@@ -362,7 +362,7 @@ func (m *Master) lead(ctx context.Context, heartbeats *reconcile.Heartbeats) {
 			go func() { defer wg.Done(); loop.Run(lctx) }()
 			if m.syncer != nil {
 				wg.Add(1)
-				go func() { defer wg.Done(); m.syncer.Run(lctx, gitops.LastCommit(m.Store.State())) }()
+				go func() { defer wg.Done(); m.syncer.Run(lctx) }()
 			}
 		}
 		select {

@@ -141,6 +141,9 @@ func (f *fakeStore) snapshot() *store.State {
 	return f.state.Clone()
 }
 
+// State is what the syncer reads: its last recorded commit.
+func (f *fakeStore) State() *store.State { return f.snapshot() }
+
 func (f *fakeStore) revisions() []store.Revision { return f.snapshot().Revisions }
 
 func (f *fakeStore) lastCommit() string {

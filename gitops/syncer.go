@@ -18,9 +18,11 @@ import (
 )
 
 // Proposer commits a batch of commands to the replicated log and returns its
-// index. The master passes its store.
+// index, and reads the state, whose newest revision says which commit was
+// recorded last. The master passes its store.
 type Proposer interface {
 	Propose(ctx context.Context, batch []store.Command) (uint64, error)
+	State() *store.State
 }
 
 // SyncState is where the syncer stands, for the API.
@@ -142,7 +144,6 @@ type Syncer struct {
 	syncs   atomic.Int64 // completed sync attempts, for tests
 
 	mu     sync.Mutex
-	last   string
 	status Status
 }
 
@@ -184,16 +185,18 @@ func (s *Syncer) Status() Status {
 }
 
 // Run syncs at once, then on every interval and trigger, until ctx ends
-// (it then returns nil). lastCommit is the newest revision's commit in the
-// store ("" for none): a head equal to it is not recorded again. Run may be
-// called again after it returns, but not concurrently.
-func (s *Syncer) Run(ctx context.Context, lastCommit string) error {
+// (it then returns nil). A head equal to the store's newest revision is
+// not recorded again; that is read from the store on every sync, not
+// remembered, so a restored snapshot that lacks the head gets it back at
+// the next sync. Run may be called again after it returns, but not
+// concurrently.
+func (s *Syncer) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("gitops: syncer is already running")
 	}
 	defer s.running.Store(false)
+	lastCommit := LastCommit(s.prop.State())
 	s.mu.Lock()
-	s.last = lastCommit
 	s.status.Commit, s.status.CommitStatus = lastCommit, ""
 	s.mu.Unlock()
 	defer s.setState(SyncStopped)
@@ -272,7 +275,6 @@ func (s *Syncer) sync(ctx context.Context) error {
 	}
 	s.status.State, s.status.LastSync, s.status.LastError = Synced, now, ""
 	if rev != nil {
-		s.last = rev.Commit
 		s.status.Commit, s.status.CommitStatus = rev.Commit, rev.Status
 		attrs := []any{"commit", short(rev.Commit), "status", rev.Status, "objects", len(rev.Objects), "author", rev.Author}
 		if rev.Status == store.RevisionRejected {
@@ -293,9 +295,7 @@ func (s *Syncer) next(ctx context.Context) (*store.Revision, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	last := s.last
-	s.mu.Unlock()
+	last := LastCommit(s.prop.State())
 	// Any other head is new, including an older commit after a force-push
 	// back in history: the branch says that commit is what should run.
 	if head == last {

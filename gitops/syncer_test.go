@@ -172,14 +172,17 @@ func TestRunStartsFromLastCommit(t *testing.T) {
 	up.copyExample("")
 	c1 := up.commit("one")
 	s, fs := newTestSyncer(t, up.dir)
+	if _, err := fs.Propose(ctxT(t), []store.Command{store.NewCommand(store.CmdAddRevision, store.Revision{Commit: c1, Status: store.RevisionApplied})}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(ctxT(t))
 	done := make(chan error)
-	go func() { done <- s.Run(ctx, c1) }()
+	go func() { done <- s.Run(ctx) }()
 	waitFor(t, func() bool { return s.syncs.Load() >= 1 })
-	if n := len(fs.revisions()); n != 0 {
+	if n := len(fs.revisions()); n != 1 {
 		t.Fatalf("known head recorded again (%d revisions)", n)
 	}
-	if err := s.Run(ctx, c1); err == nil {
+	if err := s.Run(ctx); err == nil {
 		t.Error("second concurrent Run did not fail")
 	}
 	cancel()
@@ -188,6 +191,28 @@ func TestRunStartsFromLastCommit(t *testing.T) {
 	}
 	if st := s.Status(); st.State != SyncStopped || st.Commit != c1 {
 		t.Errorf("status after stop = %+v", st)
+	}
+}
+
+// A state that lost the head (a snapshot restored from before it) gets the
+// head back at the next sync: what was recorded is read from the store,
+// not remembered.
+func TestHeadReturnsAfterRestore(t *testing.T) {
+	up := newUpstream(t, "main")
+	up.copyExample("")
+	c1 := up.commit("one")
+	s, fs := newTestSyncer(t, up.dir)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	go s.Run(ctx)
+	fs.waitBatch(t, 10*time.Second)
+	fs.mu.Lock()
+	fs.state.Revisions = nil // as after restoring an older snapshot
+	fs.mu.Unlock()
+	s.Trigger()
+	fs.waitBatch(t, 10*time.Second)
+	if fs.lastCommit() != c1 || len(fs.revisions()) != 1 {
+		t.Fatalf("after the restore: %d revisions, last %s; want the head %s back", len(fs.revisions()), fs.lastCommit(), c1)
 	}
 }
 
@@ -201,7 +226,7 @@ func TestTrigger(t *testing.T) {
 	s.debounce = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(ctxT(t))
 	done := make(chan error)
-	go func() { done <- s.Run(ctx, "") }()
+	go func() { done <- s.Run(ctx) }()
 	fs.waitBatch(t, 10*time.Second)
 	waitFor(t, func() bool { return s.syncs.Load() == 1 })
 
@@ -235,7 +260,7 @@ func TestPoll(t *testing.T) {
 	s.interval = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
-	go s.Run(ctx, "")
+	go s.Run(ctx)
 	fs.waitBatch(t, 10*time.Second)
 	up.edit("app.yaml", `value: "1"`, `value: "2"`)
 	c2 := up.commit("two")
