@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
@@ -92,18 +94,66 @@ func NewCommand(t CommandType, payload any) Command {
 }
 
 // Apply applies a batch to s. It is deterministic: the same state and batch
-// give the same result on every master. On error s is left as it was (the
-// batch is checked on a copy first), so a bad command loses nothing.
+// give the same result on every master. On error s is left as it was, so a
+// bad command loses nothing.
+//
+// Apply never writes to anything s points to: a collection the batch
+// changes is copied first (once per batch, shallowly), and a node, pod or
+// revision it changes is replaced by a changed copy. So the state before the
+// batch stays intact for whoever still reads it, and the cost of a batch
+// grows with what it changes, not with the size of the state.
 func Apply(s *State, batch []Command) error {
-	s.init()
-	next := s.Clone()
+	w := &writer{s: *s}
+	w.s.init()
 	for i, c := range batch {
-		if err := applyOne(next, c); err != nil {
+		if err := applyOne(w, c); err != nil {
 			return fmt.Errorf("command %d (%s): %w", i, c.Type, err)
 		}
 	}
-	*s = *next
+	*s = w.s
 	return nil
+}
+
+// writer is the copy a batch works on. Its maps and Revisions are shared
+// with the state before the batch until the first change to each, which
+// copies it; the copied flags say which are the batch's own.
+type writer struct {
+	s State
+
+	revisions, nodes, pods, serviceIPs, tokens, masterAPIs bool
+}
+
+func own[M ~map[K]V, K comparable, V any](m *M, copied *bool) M {
+	if !*copied {
+		*m, *copied = maps.Clone(*m), true
+	}
+	return *m
+}
+
+func (w *writer) Revisions() []Revision {
+	if !w.revisions {
+		w.s.Revisions, w.revisions = slices.Clone(w.s.Revisions), true
+	}
+	return w.s.Revisions
+}
+
+func (w *writer) Nodes() map[string]*Node       { return own(&w.s.Nodes, &w.nodes) }
+func (w *writer) Pods() map[string]*Pod         { return own(&w.s.Pods, &w.pods) }
+func (w *writer) ServiceIPs() map[string]string { return own(&w.s.ServiceIPs, &w.serviceIPs) }
+func (w *writer) Tokens() map[string]auth.Token { return own(&w.s.Tokens, &w.tokens) }
+func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w.masterAPIs) }
+
+// changePod replaces pod key with a copy that change has edited. The copy
+// is shallow: change sets fields, it never edits what they point to.
+func (w *writer) changePod(key string, change func(*Pod)) bool {
+	p, ok := w.s.Pods[key]
+	if !ok {
+		return false
+	}
+	c := *p
+	change(&c)
+	w.Pods()[key] = &c
+	return true
 }
 
 func decode[T any](c Command) (T, error) {
@@ -114,10 +164,11 @@ func decode[T any](c Command) (T, error) {
 	return v, nil
 }
 
-func applyOne(s *State, c Command) error {
+func applyOne(w *writer, c Command) error {
 	if c.Version != CommandVersion {
 		return fmt.Errorf("unknown command version %d (this master knows %d)", c.Version, CommandVersion)
 	}
+	s := &w.s // for reads; writes go through w
 	switch c.Type {
 	case CmdAddRevision:
 		r, err := decode[Revision](c)
@@ -127,11 +178,13 @@ func applyOne(s *State, c Command) error {
 		if r.Status == RevisionApplied {
 			for i := range s.Revisions {
 				if s.Revisions[i].Status == RevisionApplied {
-					s.Revisions[i].Status = RevisionSuperseded
+					w.Revisions()[i].Status = RevisionSuperseded
 				}
 			}
 		}
-		s.Revisions = append(s.Revisions, r)
+		// append may write into spare capacity that the state before the
+		// batch shares; owning the slice first rules that out.
+		s.Revisions = append(w.Revisions(), r)
 	case CmdRegisterNode:
 		n, err := decode[Node](c)
 		if err != nil {
@@ -145,7 +198,7 @@ func applyOne(s *State, c Command) error {
 		} else if n.PodCIDR == "" {
 			n.PodCIDR = nextPodCIDR(s)
 		}
-		s.Nodes[n.Name] = &n
+		w.Nodes()[n.Name] = &n
 	case CmdSetNodeReady:
 		r, err := decode[NodeReady](c)
 		if err != nil {
@@ -156,7 +209,9 @@ func applyOne(s *State, c Command) error {
 			return fmt.Errorf("no node %q", r.Name)
 		}
 		if n.Ready != r.Ready {
-			n.Ready, n.Transition = r.Ready, r.Time
+			changed := *n
+			changed.Ready, changed.Transition = r.Ready, r.Time
+			w.Nodes()[r.Name] = &changed
 		}
 	case CmdCreatePod:
 		p, err := decode[Pod](c)
@@ -166,7 +221,7 @@ func applyOne(s *State, c Command) error {
 		if _, exists := s.Pods[p.Key()]; exists {
 			return fmt.Errorf("pod %s exists", p.Key())
 		}
-		s.Pods[p.Key()] = &p
+		w.Pods()[p.Key()] = &p
 	case CmdBindPod:
 		b, err := decode[PodBinding](c)
 		if err != nil {
@@ -182,37 +237,35 @@ func applyOne(s *State, c Command) error {
 		if p.NodeName != "" && p.NodeName != b.NodeName {
 			return fmt.Errorf("pod %s is bound to %s already", b.Key, p.NodeName)
 		}
-		p.NodeName = b.NodeName
+		w.changePod(b.Key, func(p *Pod) { p.NodeName = b.NodeName })
 	case CmdTerminatePod:
 		r, err := decode[PodRef](c)
 		if err != nil {
 			return err
 		}
-		if p, ok := s.Pods[r.Key]; ok {
-			p.Terminating = true
-		}
+		w.changePod(r.Key, func(p *Pod) { p.Terminating = true })
 	case CmdDeletePod:
 		r, err := decode[PodRef](c)
 		if err != nil {
 			return err
 		}
-		delete(s.Pods, r.Key)
+		if _, ok := s.Pods[r.Key]; ok {
+			delete(w.Pods(), r.Key)
+		}
 	case CmdSetPodStatus:
 		u, err := decode[PodStatusUpdate](c)
 		if err != nil {
 			return err
 		}
 		// A report for a pod already deleted is stale, not an error.
-		if p, ok := s.Pods[u.Key]; ok {
-			p.Status = u.Status
-		}
+		w.changePod(u.Key, func(p *Pod) { p.Status = u.Status })
 	case CmdSetServiceIP:
 		u, err := decode[ServiceIP](c)
 		if err != nil {
 			return err
 		}
 		if u.IP == "" {
-			delete(s.ServiceIPs, u.Key)
+			delete(w.ServiceIPs(), u.Key)
 			break
 		}
 		for k, ip := range s.ServiceIPs {
@@ -220,7 +273,7 @@ func applyOne(s *State, c Command) error {
 				return fmt.Errorf("ClusterIP %s is taken by %s", u.IP, k)
 			}
 		}
-		s.ServiceIPs[u.Key] = u.IP
+		w.ServiceIPs()[u.Key] = u.IP
 	case CmdAddToken:
 		t, err := decode[auth.Token](c)
 		if err != nil {
@@ -232,7 +285,7 @@ func applyOne(s *State, c Command) error {
 		if _, exists := s.Tokens[t.ID]; exists {
 			return fmt.Errorf("token %s exists", t.ID)
 		}
-		s.Tokens[t.ID] = t
+		w.Tokens()[t.ID] = t
 	case CmdRevokeToken:
 		r, err := decode[TokenRef](c)
 		if err != nil {
@@ -243,7 +296,7 @@ func applyOne(s *State, c Command) error {
 			return fmt.Errorf("no token %s", r.ID)
 		}
 		t.Revoked = true
-		s.Tokens[r.ID] = t
+		w.Tokens()[r.ID] = t
 	case CmdSetCA:
 		ca, err := decode[ClusterCA](c)
 		if err != nil {
@@ -265,9 +318,9 @@ func applyOne(s *State, c Command) error {
 			return fmt.Errorf("master has no ID")
 		}
 		if m.URL == "" {
-			delete(s.MasterAPIs, m.ID)
+			delete(w.MasterAPIs(), m.ID)
 		} else {
-			s.MasterAPIs[m.ID] = m.URL
+			w.MasterAPIs()[m.ID] = m.URL
 		}
 	default:
 		return fmt.Errorf("unknown command type %q", c.Type)

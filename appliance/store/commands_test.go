@@ -3,10 +3,12 @@ package store
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/schemas"
 )
 
@@ -176,5 +178,43 @@ func TestApplyBadCommands(t *testing.T) {
 				t.Fatal("the good half of a failed batch was applied")
 			}
 		})
+	}
+}
+
+// TestApplyLeavesThePreviousStateAlone applies one command of every type to
+// a shallow copy of a state, as the FSM does, and checks that the state
+// before, which readers may still hold, is exactly as it was.
+func TestApplyLeavesThePreviousStateAlone(t *testing.T) {
+	before := cluster(t)
+	mustApply(t, before, NewCommand(CmdAddRevision, Revision{Commit: "c1", Status: RevisionApplied}),
+		NewCommand(CmdAddToken, auth.Token{ID: "t1", Hash: "h1", Role: auth.RoleAdmin}), NewCommand(CmdSetMasterAPI, MasterAPI{ID: "m1", URL: "https://m1"}))
+	// Spare capacity is where an append into a shared slice would land.
+	before.Revisions = slices.Grow(before.Revisions, 4)
+	want := before.Clone()
+
+	next := *before
+	mustApply(t, &next,
+		NewCommand(CmdAddRevision, Revision{Commit: "c2", Status: RevisionApplied}),
+		NewCommand(CmdRegisterNode, Node{Name: "n1", Address: "10.0.0.9"}),
+		NewCommand(CmdRegisterNode, Node{Name: "n3"}),
+		NewCommand(CmdSetNodeReady, NodeReady{Name: "n2", Ready: true, Time: t0}),
+		NewCommand(CmdCreatePod, testPod("ns", "c")),
+		NewCommand(CmdBindPod, PodBinding{Key: "ns/b", NodeName: "n2"}),
+		NewCommand(CmdTerminatePod, PodRef{Key: "ns/a"}),
+		NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/a", Status: PodStatus{Phase: "Running"}}),
+		NewCommand(CmdDeletePod, PodRef{Key: "ns/b"}),
+		NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: ""}),
+		NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.11"}),
+		NewCommand(CmdAddToken, auth.Token{ID: "t2", Hash: "h2", Role: auth.RoleAdmin}),
+		NewCommand(CmdRevokeToken, TokenRef{ID: "t1"}),
+		NewCommand(CmdSetCA, ClusterCA{CertPEM: []byte("cert"), EncryptedKey: []byte("key")}),
+		NewCommand(CmdSetMasterAPI, MasterAPI{ID: "m1"}),
+	)
+	if !reflect.DeepEqual(want, before) {
+		t.Fatalf("applying a batch changed the state it started from")
+	}
+	if len(next.Revisions) != 2 || next.Revisions[0].Status != RevisionSuperseded || next.Pods["ns/a"].Status.Phase != "Running" ||
+		!next.Nodes["n2"].Ready || !next.Tokens["t1"].Revoked || next.MasterAPIs["m1"] != "" || next.ServiceIPs["ns/api"] == "" {
+		t.Fatalf("the batch did not apply as expected: %+v", next)
 	}
 }

@@ -52,8 +52,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if err != nil {
 		return err
 	}
-	// A shallow copy suffices: Apply checks the batch on a deep copy and
-	// only then replaces next's contents.
+	// A shallow copy suffices: Apply copies whatever it changes.
 	next := *f.cur.Load().state
 	if err := Apply(&next, batch); err != nil {
 		return err
