@@ -11,8 +11,9 @@ import (
 	"github.com/berth/berth/schemas"
 )
 
-// State is the whole cluster state at one Raft index. Readers get a deep
-// copy (State.Clone) and may keep it; only the FSM mutates the original.
+// State is the whole cluster state at one Raft index. A State the store has
+// published never changes: an applied batch makes a new one that shares
+// whatever the batch left alone. Readers share it and must not write to it.
 type State struct {
 	// Index is the Raft index of the last applied command.
 	Index uint64 `json:"index"`

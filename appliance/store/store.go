@@ -283,9 +283,11 @@ func (s *Store) raftError(err error) error {
 	return fmt.Errorf("store: %w", err)
 }
 
-// State returns a deep copy of the current state for the caller to keep.
+// State returns the current state. Every reader shares it and nothing
+// changes it (each applied batch makes a new one, see Apply), so it is read
+// without a lock and without copying; callers must not write to it.
 func (s *Store) State() *State {
-	return s.fsm.cur.Load().state.Clone()
+	return s.fsm.cur.Load().state
 }
 
 // Wait blocks until the state's Index is above afterIndex, and returns the
