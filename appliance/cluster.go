@@ -147,6 +147,11 @@ func joinCluster(ctx context.Context, servers, token, caHash string, req api.Joi
 		return nil, nil, err
 	}
 	c := api.NewClient(servers, token, api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: pinned}, Timeout: 30 * time.Second}))
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(req.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.CSRPEM = csrPEM
 	resp, err := c.JoinMaster(ctx, req)
 	if err != nil {
 		return nil, nil, err
@@ -154,7 +159,7 @@ func joinCluster(ctx context.Context, servers, token, caHash string, req api.Joi
 	if resp.ClusterSecret == "" {
 		return nil, nil, errors.New("the cluster sent no cluster secret")
 	}
-	return &identity{caPEM: resp.CAPEM, certPEM: resp.CertPEM, keyPEM: resp.KeyPEM, secret: []byte(resp.ClusterSecret)}, resp.Masters, nil
+	return &identity{caPEM: resp.CAPEM, certPEM: resp.CertPEM, keyPEM: keyPEM, secret: []byte(resp.ClusterSecret)}, resp.Masters, nil
 }
 
 // cluster is the master's side of the API's membership routes.
@@ -187,7 +192,7 @@ func (c cluster) Join(ctx context.Context, role auth.Role, req api.JoinRequest) 
 		}
 		org, resp.ClusterSecret = pki.OrgMasters, string(c.m.id.secret)
 	}
-	resp.CertPEM, resp.KeyPEM, err = ca.IssueServer(req.Name, []string{org}, req.Hosts, certValidity)
+	resp.CertPEM, err = ca.SignCSR(req.CSRPEM, req.Name, []string{org}, req.Hosts, certValidity)
 	return resp, err
 }
 

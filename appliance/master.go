@@ -4,6 +4,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -69,12 +70,14 @@ type Master struct {
 	// token is the admin token this master knows (bootstrap, or from a
 	// previous start's DATA/admin.conf); "" on joined masters.
 	token string
-	// peers reaches other masters and agents as this master.
-	peers  *http.Client
-	ln     net.Listener
-	srv    *http.Server
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// peers reaches other masters as this master; nodeTLS is how it
+	// reaches agents.
+	peers   *http.Client
+	nodeTLS *tls.Config
+	ln      net.Listener
+	srv     *http.Server
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // Start opens the store in cfg.DataDir (bootstrapping a new cluster or
@@ -191,8 +194,11 @@ func (m *Master) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	clientTLS, err := pki.ClientTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM)
+	clientTLS, err := pki.ClientTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM, pki.OrgMasters)
 	if err != nil {
+		return err
+	}
+	if m.nodeTLS, err = pki.ClientTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM, pki.OrgNodes); err != nil {
 		return err
 	}
 	m.peers = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}, Timeout: time.Minute}
@@ -313,6 +319,7 @@ func (m *Master) serve(ctx context.Context) error {
 		Backend: backend{st, m}, Heartbeats: heartbeats, Logger: cfg.Logger,
 		Sync: m.syncStatus, Host: cfg.Host, Power: cfg.Power, Cluster: cluster{m},
 		PeerTLS: m.peers.Transport.(*http.Transport).TLSClientConfig,
+		NodeTLS: m.nodeTLS,
 		Ready:   st.Ready,
 	})
 	mux := http.NewServeMux()
@@ -411,7 +418,7 @@ func (m *Master) CAPEM() []byte { return m.id.caPEM }
 
 // HTTPClient trusts the cluster CA, for clients in the same process.
 func (m *Master) HTTPClient() *http.Client {
-	tc, _ := pki.ClientTLS(m.id.caPEM, nil, nil)
+	tc, _ := pki.ClientTLS(m.id.caPEM, nil, nil, pki.OrgMasters)
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 30 * time.Second}
 }
 

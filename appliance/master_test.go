@@ -2,16 +2,21 @@ package appliance
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/store"
 )
 
@@ -125,5 +130,49 @@ func TestMasterRefusesStateWithoutIdentity(t *testing.T) {
 	os.RemoveAll(filepath.Join(data, "tls"))
 	if _, err := Start(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "holds Raft state but no master identity") {
 		t.Fatalf("Start over Raft state without identity: %v", err)
+	}
+}
+
+// An agent joins with a certificate request: the certificate it gets is
+// for its own key, with the name and organization the master decides, and
+// no private key travels. A join without a valid request is a 400.
+func TestAgentJoinSignsTheAgentsKey(t *testing.T) {
+	data := t.TempDir()
+	m, err := Start(context.Background(), Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	token, err := os.ReadFile(filepath.Join(data, "join-agent.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := api.NewClient(m.URL(), strings.TrimSpace(string(token)), api.WithHTTPClient(m.HTTPClient()))
+	ctx := context.Background()
+
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR("master-0") // asks for a master's name: ignored
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.JoinAgent(ctx, api.JoinRequest{Name: "node-1", Hosts: []string{"127.0.0.1"}, CSRPEM: csrPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(resp.CertPEM, keyPEM)
+	if err != nil {
+		t.Fatalf("the certificate is not for the agent's key: %v", err)
+	}
+	if cert := pair.Leaf; cert.Subject.CommonName != "node-1" || !slices.Equal(cert.Subject.Organization, []string{pki.OrgNodes}) {
+		t.Fatalf("subject %v", cert.Subject)
+	}
+	var e *api.Error
+	for _, bad := range []api.JoinRequest{
+		{Name: "node-2", Hosts: []string{"127.0.0.1"}},
+		{Name: "node-2", Hosts: []string{"127.0.0.1"}, CSRPEM: resp.CertPEM},
+	} {
+		if _, err := c.JoinAgent(ctx, bad); !errors.As(err, &e) || e.Code != http.StatusBadRequest || !strings.Contains(err.Error(), "csr") && !strings.Contains(err.Error(), "CERTIFICATE REQUEST") {
+			t.Errorf("join with CSR %q: %v, want 400 about the request", bad.CSRPEM, err)
+		}
 	}
 }

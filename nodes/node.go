@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	clientTLS, err := pki.ClientTLS(id.caPEM, id.certPEM, id.keyPEM)
+	clientTLS, err := pki.ClientTLS(id.caPEM, id.certPEM, id.keyPEM, pki.OrgMasters)
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -351,10 +351,14 @@ func nodeIdentity(ctx context.Context, cfg Config, advertise string) (*nodeID, e
 	}
 	host, _, _ := net.SplitHostPort(advertise)
 	c := api.NewClient(cfg.Server, cfg.Token, api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: pinned}, Timeout: 30 * time.Second}))
+	keyPEM, csrPEM, err := pki.NewKeyAndCSR(cfg.Name)
+	if err != nil {
+		return nil, err
+	}
 	var resp api.JoinResponse
 	for {
 		// The masters may still be starting: retry until they answer.
-		if resp, err = c.JoinAgent(ctx, api.JoinRequest{Name: cfg.Name, Hosts: []string{host}}); err == nil {
+		if resp, err = c.JoinAgent(ctx, api.JoinRequest{Name: cfg.Name, Hosts: []string{host}, CSRPEM: csrPEM}); err == nil {
 			break
 		}
 		var ae *api.Error
@@ -371,7 +375,7 @@ func nodeIdentity(ctx context.Context, cfg Config, advertise string) (*nodeID, e
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	id = nodeID{caPEM: resp.CAPEM, certPEM: resp.CertPEM, keyPEM: resp.KeyPEM, masters: masters}
+	id = nodeID{caPEM: resp.CAPEM, certPEM: resp.CertPEM, keyPEM: keyPEM, masters: masters}
 	for i, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f), *dst[i], 0o600); err != nil {
 			return nil, err

@@ -105,7 +105,7 @@ func TestAgentCertificates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tc, err := pki.ClientTLS(ca.CertPEM, cert, key)
+		tc, err := pki.ClientTLS(ca.CertPEM, cert, key, pki.OrgMasters)
 		if err != nil {
 			t.Fatal(err)
 		}

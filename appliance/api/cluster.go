@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -21,6 +20,9 @@ type JoinRequest struct {
 	// name: where a master serves its API and Raft, where an agent serves
 	// its log endpoint.
 	Hosts []string `json:"hosts"`
+	// CSRPEM is a certificate request for the joiner's key, made by the
+	// joiner (pki.NewKeyAndCSR) so that the key never leaves its machine.
+	CSRPEM []byte `json:"csrPEM"`
 }
 
 // JoinResponse is what the joiner needs to speak mutual TLS with the
@@ -28,7 +30,6 @@ type JoinRequest struct {
 type JoinResponse struct {
 	CAPEM   []byte `json:"caPEM"`
 	CertPEM []byte `json:"certPEM"`
-	KeyPEM  []byte `json:"keyPEM"`
 	// ClusterSecret decrypts the CA's key: masters only.
 	ClusterSecret string `json:"clusterSecret,omitempty"`
 	// Masters are the masters' API URLs.
@@ -151,8 +152,8 @@ func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	if req.Name == "" {
-		return nil, errorf(http.StatusBadRequest, "name is required")
+	if req.Name == "" || len(req.CSRPEM) == 0 {
+		return nil, errorf(http.StatusBadRequest, "name and csrPEM are required")
 	}
 	resp, err := s.cfg.Cluster.Join(r.Context(), role, req)
 	if err != nil {
@@ -209,7 +210,9 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	p := httputil.NewSingleHostReverseProxy(target)
-	p.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.cfg.PeerTLS.RootCAs, MinVersion: tls.VersionTLS13}}
+	tc := s.cfg.PeerTLS.Clone()
+	tc.Certificates = nil
+	p.Transport = &http.Transport{TLSClientConfig: tc}
 	p.ServeHTTP(w, r)
 	return true
 }

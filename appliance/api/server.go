@@ -59,9 +59,10 @@ type Config struct {
 	// Cluster, when set, serves joins, membership, snapshots and
 	// ?consistent=true reads.
 	Cluster Cluster
-	// PeerTLS is how this master reaches agents (logs) and other masters:
-	// its own certificate and the cluster CA.
-	PeerTLS *tls.Config
+	// PeerTLS is how this master reaches other masters, and NodeTLS how it
+	// reaches agents (logs): its own certificate, the cluster CA, and the
+	// organization the server's certificate must have.
+	PeerTLS, NodeTLS *tls.Config
 }
 
 // HostStatus is what a master booted from the appliance image says about
@@ -96,7 +97,7 @@ func NewServer(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), reg: prometheus.NewRegistry(),
-		nodeClient: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.PeerTLS, DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}}}
+		nodeClient: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.NodeTLS, DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}}}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_api_requests_total", Help: "API requests by route and status code."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_api_request_seconds", Help: "API latency by route (blocking queries included).", Buckets: prometheus.DefBuckets}, []string{"route"})
 	s.reg.MustRegister(s.reqs, s.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))

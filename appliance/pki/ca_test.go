@@ -189,24 +189,22 @@ func TestIssueServer(t *testing.T) {
 
 func TestSignCSR(t *testing.T) {
 	ca := newCA(t, "berth-ca")
-	// The request asks for more than it gets: the CA sets the subject.
-	keyPEM, csrPEM, err := NewKeyAndCSR("admin", []string{"berth:admins"})
+	// The request asks for another name than it gets: the CA sets the subject.
+	keyPEM, csrPEM, err := NewKeyAndCSR("admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, err := ca.SignCSR(csrPEM, "node-1", []string{"berth:agents"}, time.Hour)
+	certPEM, err := ca.SignCSR(csrPEM, "node-1", []string{OrgNodes}, []string{"10.0.0.7"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert := verify(t, ca, certPEM, x509.ExtKeyUsageClientAuth)
-	if cert.Subject.CommonName != "node-1" || !slices.Equal(cert.Subject.Organization, []string{"berth:agents"}) {
+	verify(t, ca, certPEM, x509.ExtKeyUsageServerAuth)
+	if cert.Subject.CommonName != "node-1" || !slices.Equal(cert.Subject.Organization, []string{OrgNodes}) {
 		t.Fatalf("subject %v", cert.Subject)
 	}
-	if !slices.Equal(cert.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) {
-		t.Fatalf("ExtKeyUsage %v", cert.ExtKeyUsage)
-	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool(ca), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
-		t.Fatal("client certificate is good for server auth")
+	if err := cert.VerifyHostname("10.0.0.7"); err != nil {
+		t.Fatal(err)
 	}
 	block, _ := pem.Decode(keyPEM)
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
@@ -216,10 +214,13 @@ func TestSignCSR(t *testing.T) {
 	if !key.(*ecdsa.PrivateKey).PublicKey.Equal(cert.PublicKey) {
 		t.Fatal("certificate is not for the requester's key")
 	}
-	if _, err := ca.SignCSR(csrPEM, "", nil, time.Hour); err == nil {
+	if _, err := ca.SignCSR(csrPEM, "", nil, []string{"a"}, time.Hour); err == nil {
 		t.Fatal("empty common name accepted")
 	}
-	if _, err := ca.SignCSR(certPEM, "node-1", nil, time.Hour); err == nil {
+	if _, err := ca.SignCSR(csrPEM, "node-1", nil, nil, time.Hour); err == nil {
+		t.Fatal("a certificate without hosts accepted")
+	}
+	if _, err := ca.SignCSR(certPEM, "node-1", nil, []string{"a"}, time.Hour); err == nil {
 		t.Fatal("a certificate accepted as a CSR")
 	}
 }
@@ -228,7 +229,7 @@ func TestSignCSR(t *testing.T) {
 // proves nothing about holding A, and is refused.
 func TestSignCSRForeignSignature(t *testing.T) {
 	ca := newCA(t, "berth-ca")
-	_, csrPEM, err := NewKeyAndCSR("node-1", nil)
+	_, csrPEM, err := NewKeyAndCSR("node-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func TestSignCSRForeignSignature(t *testing.T) {
 	if _, err := x509.ParseCertificateRequest(der); err != nil {
 		t.Fatalf("forged CSR does not even parse: %v", err)
 	}
-	if _, err := ca.SignCSR(forged, "node-1", nil, time.Hour); err == nil || !strings.Contains(err.Error(), "signature") {
+	if _, err := ca.SignCSR(forged, "node-1", nil, []string{"a"}, time.Hour); err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Fatalf("CSR signed by another key: %v", err)
 	}
 }

@@ -21,32 +21,13 @@ const (
 	OrgNodes   = "berth:nodes"   // an agent; CN is its node's name
 )
 
-// IssueServer creates a key and a certificate for a master (orgs
-// OrgMasters) or an agent's own endpoint (OrgNodes): hosts (IP addresses
-// and DNS names) become its SANs. The certificate is good for both server
-// and client auth: masters dial each other over mutual TLS for Raft, and
-// agents serve logs to the masters and call them.
+// IssueServer creates a key and a certificate for it, for a master that
+// makes its own (the first one, at bootstrap). Everyone else sends a
+// certificate request instead; see SignCSR.
 func (ca *CA) IssueServer(commonName string, orgs, hosts []string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
-	if commonName == "" {
-		return nil, nil, errors.New("pki: server certificate needs a common name")
-	}
-	if len(hosts) == 0 {
-		return nil, nil, errors.New("pki: server certificate needs at least one host")
-	}
-	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: commonName, Organization: orgs},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	for _, h := range hosts {
-		switch ip := net.ParseIP(h); {
-		case ip != nil:
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		case h == "":
-			return nil, nil, errors.New("pki: empty host name")
-		default:
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
+	tmpl, err := leafTemplate(commonName, orgs, hosts)
+	if err != nil {
+		return nil, nil, err
 	}
 	key, err := newKey()
 	if err != nil {
@@ -61,15 +42,15 @@ func (ca *CA) IssueServer(commonName string, orgs, hosts []string, validity time
 	return certPEM, keyPEM, nil
 }
 
-// NewKeyAndCSR creates a key and a certificate request for it, as an agent
-// does before joining: the key never leaves the machine that made it.
-func NewKeyAndCSR(commonName string, orgs []string) (keyPEM, csrPEM []byte, err error) {
+// NewKeyAndCSR creates a key and a certificate request for it, as a joining
+// master or agent does: the key never leaves the machine that made it.
+func NewKeyAndCSR(commonName string) (keyPEM, csrPEM []byte, err error) {
 	key, err := newKey()
 	if err != nil {
 		return nil, nil, err
 	}
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{CommonName: commonName, Organization: orgs},
+		Subject: pkix.Name{CommonName: commonName},
 	}, key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pki: certificate request: %w", err)
@@ -80,14 +61,15 @@ func NewKeyAndCSR(commonName string, orgs []string) (keyPEM, csrPEM []byte, err 
 	return keyPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
-// SignCSR issues a client certificate for the key in csrPEM. The subject
-// is commonName and orgs as the caller decided from the credentials the
-// request came with; the CSR's own subject and extensions are ignored,
-// because they are whatever the requester wished for. The CSR's signature
-// must verify, proving the requester holds the key.
-func (ca *CA) SignCSR(csrPEM []byte, commonName string, orgs []string, validity time.Duration) (certPEM []byte, err error) {
-	if commonName == "" {
-		return nil, errors.New("pki: client certificate needs a common name")
+// SignCSR issues a certificate for the key in csrPEM. Subject and hosts are
+// what the caller decided from the credentials the request came with; the
+// CSR's own subject and extensions are ignored, because they are whatever
+// the requester wished for. The CSR's signature must verify, proving the
+// requester holds the key.
+func (ca *CA) SignCSR(csrPEM []byte, commonName string, orgs, hosts []string, validity time.Duration) (certPEM []byte, err error) {
+	tmpl, err := leafTemplate(commonName, orgs, hosts)
+	if err != nil {
+		return nil, err
 	}
 	block, _ := pem.Decode(csrPEM)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
@@ -100,11 +82,36 @@ func (ca *CA) SignCSR(csrPEM []byte, commonName string, orgs []string, validity 
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("pki: certificate request signature: %w", err)
 	}
-	return ca.sign(&x509.Certificate{
+	return ca.sign(tmpl, csr.PublicKey, validity)
+}
+
+// leafTemplate is a certificate for a master (orgs OrgMasters) or an agent
+// (OrgNodes): hosts (IP addresses and DNS names) become its SANs. It is
+// good for both server and client auth: masters dial each other over mutual
+// TLS for Raft, and agents serve logs to the masters and call them.
+func leafTemplate(commonName string, orgs, hosts []string) (*x509.Certificate, error) {
+	if commonName == "" {
+		return nil, errors.New("pki: certificate needs a common name")
+	}
+	if len(hosts) == 0 {
+		return nil, errors.New("pki: certificate needs at least one host")
+	}
+	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{CommonName: commonName, Organization: orgs},
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, csr.PublicKey, validity)
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, h := range hosts {
+		switch ip := net.ParseIP(h); {
+		case ip != nil:
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		case h == "":
+			return nil, errors.New("pki: empty host name")
+		default:
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	return tmpl, nil
 }
 
 // sign fills in serial and validity and signs tmpl for pub. Validity ends

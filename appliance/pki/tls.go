@@ -52,29 +52,40 @@ func MutualTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.ClientAuth, c.VerifyConnection = tls.RequireAndVerifyClientCert, requireMasterPeer
+	c.ClientAuth, c.VerifyConnection = tls.RequireAndVerifyClientCert, requirePeer(OrgMasters)
 	return c, nil
 }
 
-func requireMasterPeer(cs tls.ConnectionState) error {
-	if len(cs.VerifiedChains) == 0 {
-		return errors.New("pki: peer presented no verified certificate")
+// requirePeer checks that the verified peer certificate is for org. The CA
+// signs masters' and agents' certificates alike, and an agent chooses the
+// host names in its own: without this check an agent could pose as a
+// master to anyone who trusts the CA.
+func requirePeer(org string) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.VerifiedChains) == 0 {
+			return errors.New("pki: peer presented no verified certificate")
+		}
+		return requireOrg(cs.VerifiedChains[0][0], org)
 	}
-	leaf := cs.VerifiedChains[0][0]
-	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) || !slices.Contains(leaf.Subject.Organization, OrgMasters) {
-		return fmt.Errorf("pki: peer %q is not a master (its certificate is not a master's)", leaf.Subject.CommonName)
+}
+
+func requireOrg(leaf *x509.Certificate, org string) error {
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) || !slices.Contains(leaf.Subject.Organization, org) {
+		return fmt.Errorf("pki: peer %q is not one of %s (its certificate is for %q)", leaf.Subject.CommonName, org, leaf.Subject.Organization)
 	}
 	return nil
 }
 
-// ClientTLS trusts only the CA, and presents the client certificate when
-// certPEM is not nil.
-func ClientTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
+// ClientTLS is for calling a server of the cluster: a master (serverOrg
+// OrgMasters) or an agent's endpoint (OrgNodes). The server's certificate
+// must chain to the CA, name the host dialled and be for serverOrg. The
+// client certificate is presented when certPEM is not nil.
+func ClientTLS(caPEM, certPEM, keyPEM []byte, serverOrg string) (*tls.Config, error) {
 	pool, _, err := caPool(caPEM)
 	if err != nil {
 		return nil, err
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, VerifyConnection: requirePeer(serverOrg)}
 	if certPEM != nil {
 		cert, err := keyPair(certPEM, keyPEM, nil)
 		if err != nil {
@@ -91,8 +102,8 @@ func ClientTLS(caPEM, certPEM, keyPEM []byte) (*tls.Config, error) {
 // fingerprint (see Fingerprint), and refuses anything else. The chain
 // check matters: the CA certificate is public, so merely finding it in
 // the chain would let anyone send it after their own leaf. Host names are
-// not checked: the pin names the cluster, and every server certificate
-// the cluster's CA signs belongs to one of its masters.
+// not checked: the pin names the cluster, and the leaf must be a master's
+// (OrgMasters), which only masters are issued.
 func PinnedTLS(fingerprint string) (*tls.Config, error) {
 	want, err := parseFingerprint(fingerprint)
 	if err != nil {
@@ -141,7 +152,7 @@ func verifyPinned(rawCerts [][]byte, want []byte) error {
 	}); err != nil {
 		return fmt.Errorf("pki: server certificate does not chain to the pinned CA: %w", err)
 	}
-	return nil
+	return requireOrg(leaf, OrgMasters)
 }
 
 // parseFingerprint reads "sha256:<64 hex digits>", hex in either case.

@@ -78,11 +78,11 @@ func newMaster(t *testing.T, ca *CA) master {
 
 func newAgent(t *testing.T, ca *CA, name string) master {
 	t.Helper()
-	keyPEM, csrPEM, err := NewKeyAndCSR(name, nil)
+	keyPEM, csrPEM, err := NewKeyAndCSR(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, err := ca.SignCSR(csrPEM, name, []string{"berth:agents"}, time.Hour)
+	certPEM, err := ca.SignCSR(csrPEM, name, []string{OrgNodes}, []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestServerAndClientTLS(t *testing.T) {
 	server := must(t)(ServerTLS(ca.CertPEM, m.certPEM, m.keyPEM))
 
 	t.Run("no client certificate", func(t *testing.T) {
-		state, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, nil, nil)))
+		state, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, nil, nil, OrgMasters)))
 		if cerr != nil || serr != nil {
 			t.Fatal(cerr, serr)
 		}
@@ -159,12 +159,12 @@ func TestServerAndClientTLS(t *testing.T) {
 	})
 	t.Run("client certificate", func(t *testing.T) {
 		a := newAgent(t, ca, "node-1")
-		state, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM)))
+		state, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM, OrgMasters)))
 		if cerr != nil || serr != nil {
 			t.Fatal(cerr, serr)
 		}
 		cn, orgs, ok := Identity(&state)
-		if !ok || cn != "node-1" || !slices.Equal(orgs, []string{"berth:agents"}) {
+		if !ok || cn != "node-1" || !slices.Equal(orgs, []string{OrgNodes}) {
 			t.Fatalf("Identity = %q %q %v", cn, orgs, ok)
 		}
 	})
@@ -173,7 +173,7 @@ func TestServerAndClientTLS(t *testing.T) {
 		// among the server's acceptable CAs: under another name it
 		// connects anonymously, under the same name the server refuses.
 		a := newAgent(t, newCA(t, "other"), "node-1")
-		state, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM)))
+		state, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM, OrgMasters)))
 		if cerr != nil || serr != nil {
 			t.Fatal(cerr, serr)
 		}
@@ -181,25 +181,37 @@ func TestServerAndClientTLS(t *testing.T) {
 			t.Fatal("foreign client certificate gave an identity")
 		}
 		a = newAgent(t, newCA(t, "berth-ca"), "node-1")
-		_, cerr, serr = handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM)))
+		_, cerr, serr = handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM, OrgMasters)))
 		wantRefused(t, "foreign client", cerr, serr, "certificate")
 	})
 	t.Run("expired client certificate", func(t *testing.T) {
 		a := expired(t, ca, x509.ExtKeyUsageClientAuth)
-		_, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM)))
+		_, cerr, serr := handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM, OrgMasters)))
 		wantRefused(t, "expired client", cerr, serr, "expired")
 	})
 	t.Run("server from another CA", func(t *testing.T) {
-		_, cerr, serr := handshake(t, server, must(t)(ClientTLS(newCA(t, "other").CertPEM, nil, nil)))
+		_, cerr, serr := handshake(t, server, must(t)(ClientTLS(newCA(t, "other").CertPEM, nil, nil, OrgMasters)))
 		wantRefused(t, "foreign server", cerr, serr, "unknown authority")
 	})
 	t.Run("expired server certificate", func(t *testing.T) {
 		old := expired(t, ca, x509.ExtKeyUsageServerAuth)
-		_, cerr, serr := handshake(t, must(t)(ServerTLS(ca.CertPEM, old.certPEM, old.keyPEM)), must(t)(ClientTLS(ca.CertPEM, nil, nil)))
+		_, cerr, serr := handshake(t, must(t)(ServerTLS(ca.CertPEM, old.certPEM, old.keyPEM)), must(t)(ClientTLS(ca.CertPEM, nil, nil, OrgMasters)))
 		wantRefused(t, "expired server", cerr, serr, "expired")
 	})
+	t.Run("agent posing as a master", func(t *testing.T) {
+		// An agent's certificate is the CA's too, for host names the agent
+		// chose: a client of masters must still refuse it, and a master
+		// reaching that agent's endpoint accept it.
+		a := newAgent(t, ca, "node-1")
+		agentServer := must(t)(ServerTLS(ca.CertPEM, a.certPEM, a.keyPEM))
+		_, cerr, serr := handshake(t, agentServer, must(t)(ClientTLS(ca.CertPEM, nil, nil, OrgMasters)))
+		wantRefused(t, "agent as a master", cerr, serr, "is not one of berth:masters")
+		if _, cerr, serr := handshake(t, agentServer, must(t)(ClientTLS(ca.CertPEM, m.certPEM, m.keyPEM, OrgNodes))); cerr != nil || serr != nil {
+			t.Fatal("a master reaching an agent:", cerr, serr)
+		}
+	})
 	t.Run("TLS 1.2 client", func(t *testing.T) {
-		client := must(t)(ClientTLS(ca.CertPEM, nil, nil))
+		client := must(t)(ClientTLS(ca.CertPEM, nil, nil, OrgMasters))
 		client.MinVersion, client.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 		_, cerr, serr := handshake(t, server, client)
 		wantRefused(t, "TLS 1.2", cerr, serr, "version")
@@ -211,7 +223,7 @@ func TestServerAndClientTLS(t *testing.T) {
 		if _, err := ServerTLS(ca.CertPEM, m.certPEM, newMaster(t, ca).keyPEM); err == nil {
 			t.Error("ServerTLS accepted a key that is not the certificate's")
 		}
-		if _, err := ClientTLS(ca.CertPEM, m.certPEM, nil); err == nil {
+		if _, err := ClientTLS(ca.CertPEM, m.certPEM, nil, OrgMasters); err == nil {
 			t.Error("ClientTLS accepted a certificate without its key")
 		}
 	})
@@ -247,13 +259,13 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatalf("Identity = %q %v", cn, ok)
 	}
 
-	_, cerr, serr = handshake(t, server, must(t)(ClientTLS(ca.CertPEM, nil, nil)))
+	_, cerr, serr = handshake(t, server, must(t)(ClientTLS(ca.CertPEM, nil, nil, OrgMasters)))
 	wantRefused(t, "no client certificate", cerr, serr, "certificate required")
 
 	a := newAgent(t, ca, "node-1")
-	_, cerr, serr = handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM)))
+	_, cerr, serr = handshake(t, server, must(t)(ClientTLS(ca.CertPEM, a.certPEM, a.keyPEM, OrgMasters)))
 	wantRefused(t, "agent speaking Raft", cerr, serr, "")
-	if !strings.Contains(serr.Error(), "not a master") {
+	if !strings.Contains(serr.Error(), "is not one of berth:masters") {
 		t.Fatalf("agent speaking Raft: server error %v", serr)
 	}
 
@@ -296,7 +308,7 @@ func TestPinnedTLS(t *testing.T) {
 	// An agent's client certificate cannot pose as a master.
 	a := newAgent(t, ca, "node-1")
 	_, cerr, serr = handshake(t, must(t)(ServerTLS(ca.CertPEM, a.certPEM, a.keyPEM)), must(t)(PinnedTLS(Fingerprint(ca.Cert))))
-	wantRefused(t, "agent as server", cerr, serr, "does not chain")
+	wantRefused(t, "agent as server", cerr, serr, "is not one of berth:masters")
 }
 
 func TestPinnedTLSBadFingerprint(t *testing.T) {

@@ -64,7 +64,7 @@ func clientFlag(cmd *cobra.Command) func() (*api.Client, error) {
 		if err != nil {
 			return nil, &exitError{2, err}
 		}
-		tc, err := pki.ClientTLS([]byte(c.CA), nil, nil)
+		tc, err := pki.ClientTLS([]byte(c.CA), nil, nil, pki.OrgMasters)
 		if err != nil {
 			return nil, &exitError{2, fmt.Errorf("%s: ca: %w", p, err)}
 		}

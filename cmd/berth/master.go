@@ -99,7 +99,7 @@ func newMasterLeaveCmd() *cobra.Command {
 			return b
 		}
 		caPEM, certPEM, keyPEM := read("ca.crt"), read("master.crt"), read("master.key")
-		tc, err := pki.ClientTLS(caPEM, certPEM, keyPEM)
+		tc, err := pki.ClientTLS(caPEM, certPEM, keyPEM, pki.OrgMasters)
 		if err != nil {
 			return &exitError{1, fmt.Errorf("%s holds no master identity: %w", dataDir, err)}
 		}

@@ -163,7 +163,7 @@ func (c *Cluster) Start() {
 		if err := yaml.Unmarshal(conf, &cc); err != nil {
 			return err
 		}
-		tc, err := pki.ClientTLS([]byte(cc.CA), nil, nil)
+		tc, err := pki.ClientTLS([]byte(cc.CA), nil, nil, pki.OrgMasters)
 		if err != nil {
 			return err
 		}

@@ -191,7 +191,7 @@ func (m *Master) HTTP() (*http.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := pki.ClientTLS(ca, nil, nil)
+	tc, err := pki.ClientTLS(ca, nil, nil, pki.OrgMasters)
 	if err != nil {
 		return nil, err
 	}
