@@ -52,10 +52,13 @@ type Config struct {
 	// Repo is the config repository (path, file:// or http(s)://); empty
 	// runs a master with no desired state, which says so in /v1/status.
 	Repo, Branch, Path string
-	Poll               time.Duration
-	ServiceCIDR        netip.Prefix
-	NodeTimeouts       reconcile.NodeTimeouts
-	Logger             *slog.Logger
+	// RepoUsername and RepoPassword authenticate to an http(s) Repo with
+	// basic auth; a token goes in RepoPassword, as with git.
+	RepoUsername, RepoPassword string
+	Poll                       time.Duration
+	ServiceCIDR                netip.Prefix
+	NodeTimeouts               reconcile.NodeTimeouts
+	Logger                     *slog.Logger
 	// Host and Power are the appliance image's (see api.Config).
 	Host  *api.HostStatus
 	Power func(action string) error
@@ -295,6 +298,9 @@ func (m *Master) serve(ctx context.Context) error {
 		}
 		if cfg.Path != "" {
 			opts = append(opts, gitops.WithPath(cfg.Path))
+		}
+		if cfg.RepoUsername != "" || cfg.RepoPassword != "" {
+			opts = append(opts, gitops.WithAuth(cfg.RepoUsername, cfg.RepoPassword))
 		}
 		src, err := gitops.NewSource(cfg.Repo, filepath.Join(cfg.DataDir, "repo"), append(opts, gitops.WithLogger(cfg.Logger))...)
 		if err != nil {

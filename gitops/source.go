@@ -101,15 +101,6 @@ func WithAuth(username, password string) SourceOption {
 	}
 }
 
-// WithBearerToken authenticates to an http(s) remote with
-// "Authorization: Bearer <token>", for servers that take that instead.
-func WithBearerToken(token string) SourceOption {
-	return func(s *Source) error {
-		s.auth = &githttp.TokenAuth{Token: token}
-		return nil
-	}
-}
-
 // WithLogger sets the logger of the source and of syncers using it.
 func WithLogger(l *slog.Logger) SourceOption {
 	return func(s *Source) error {

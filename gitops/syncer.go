@@ -67,9 +67,12 @@ const (
 	// DefaultDebounce only has to gather the webhooks one push fires at
 	// once (one per ref, within milliseconds); triggers during a sync are
 	// merged anyway. Every millisecond of it is commit-to-running latency.
-	DefaultDebounce    = 50 * time.Millisecond
-	DefaultSyncTimeout = 2 * time.Minute
+	DefaultDebounce = 50 * time.Millisecond
 )
+
+// SyncTimeout bounds one fetch-load-propose cycle, so a remote that accepts
+// the connection and then hangs cannot stall syncing forever.
+const SyncTimeout = 2 * time.Minute
 
 // maxDiagnostics bounds what one rejected revision carries into the Raft
 // log; a broken repo can produce thousands, and the first ones say enough.
@@ -93,16 +96,6 @@ func WithDebounce(d time.Duration) SyncerOption {
 	return func(s *Syncer) {
 		if d >= 0 {
 			s.debounce = d
-		}
-	}
-}
-
-// WithSyncTimeout bounds one fetch-load-propose cycle, so a remote that
-// accepts the connection and then hangs cannot stall syncing forever.
-func WithSyncTimeout(d time.Duration) SyncerOption {
-	return func(s *Syncer) {
-		if d > 0 {
-			s.timeout = d
 		}
 	}
 }
@@ -136,7 +129,6 @@ type Syncer struct {
 	log      *slog.Logger
 	interval time.Duration
 	debounce time.Duration
-	timeout  time.Duration
 	scratch  string
 
 	trigger chan struct{}
@@ -155,7 +147,6 @@ func NewSyncer(src *Source, p Proposer, opts ...SyncerOption) *Syncer {
 		log:      src.log.With("component", "gitops"),
 		interval: DefaultInterval,
 		debounce: DefaultDebounce,
-		timeout:  DefaultSyncTimeout,
 		trigger:  make(chan struct{}, 1),
 		status:   Status{State: SyncStopped},
 	}
@@ -252,7 +243,7 @@ func (s *Syncer) setState(st SyncState) {
 // sync fetches the branch and records its head if it is new.
 func (s *Syncer) sync(ctx context.Context) error {
 	defer s.syncs.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := context.WithTimeout(ctx, SyncTimeout)
 	defer cancel()
 	s.setState(Syncing)
 	rev, err := s.next(ctx)

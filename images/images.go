@@ -37,12 +37,9 @@ const DefaultBusybox = "/bin/busybox"
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 type options struct {
-	busybox    string
-	dir        string
-	env        []string
-	cmd        []string
-	goFlags    []string
-	workingDir string
+	busybox string
+	env     []string
+	cmd     []string
 }
 
 // Option changes how an image is built.
@@ -59,27 +56,8 @@ func WithBusybox() Option {
 	}
 }
 
-// WithBusyboxBinary is WithBusybox with a busybox binary at another path.
-// It must be statically linked.
-func WithBusyboxBinary(path string) Option { return func(o *options) { o.busybox = path } }
-
-// WithDir runs `go build` in dir, which must be inside the module that holds
-// the package; the default is the current directory.
-func WithDir(dir string) Option { return func(o *options) { o.dir = dir } }
-
 // WithEnv adds NAME=value pairs to the image config's environment.
 func WithEnv(env ...string) Option { return func(o *options) { o.env = append(o.env, env...) } }
-
-// WithCmd sets the image config's Cmd (the default arguments).
-func WithCmd(cmd ...string) Option { return func(o *options) { o.cmd = cmd } }
-
-// WithWorkingDir sets the image config's WorkingDir.
-func WithWorkingDir(dir string) Option { return func(o *options) { o.workingDir = dir } }
-
-// WithGoFlags adds flags to `go build` (e.g. -tags).
-func WithGoFlags(flags ...string) Option {
-	return func(o *options) { o.goFlags = append(o.goFlags, flags...) }
-}
 
 // BuildGoImage builds the Go package pkg (an import path or a ./relative
 // path) with CGO_ENABLED=0 and -trimpath into an image whose only file is
@@ -90,7 +68,7 @@ func BuildGoImage(ctx context.Context, pkg string, opts ...Option) (v1.Image, er
 	for _, opt := range opts {
 		opt(o)
 	}
-	bin, err := goBuild(ctx, pkg, o)
+	bin, err := goBuild(ctx, pkg)
 	if err != nil {
 		return nil, err
 	}
@@ -142,11 +120,10 @@ func assemble(layers []v1.Layer, entrypoint []string, o *options) (v1.Image, err
 	cf.Config.Entrypoint = entrypoint
 	cf.Config.Cmd = o.cmd
 	cf.Config.Env = append([]string{defaultPath}, o.env...)
-	cf.Config.WorkingDir = o.workingDir
 	return mutate.ConfigFile(img, cf)
 }
 
-func goBuild(ctx context.Context, pkg string, o *options) ([]byte, error) {
+func goBuild(ctx context.Context, pkg string) ([]byte, error) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		// `go test` does not always put its go on PATH; the toolchain that
@@ -159,11 +136,7 @@ func goBuild(ctx context.Context, pkg string, o *options) ([]byte, error) {
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "app")
-	args := []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out}
-	args = append(args, o.goFlags...)
-	args = append(args, pkg)
-	cmd := exec.CommandContext(ctx, gobin, args...)
-	cmd.Dir = o.dir
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

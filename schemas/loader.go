@@ -89,15 +89,11 @@ type Option func(*options)
 
 type options struct {
 	maxFileBytes int64
-	workers      int
 	base         string
 }
 
 // WithMaxFileBytes sets the size above which a file is refused.
 func WithMaxFileBytes(n int64) Option { return func(o *options) { o.maxFileBytes = n } }
-
-// WithWorkers sets how many files are parsed and checked at once.
-func WithWorkers(n int) Option { return func(o *options) { o.workers = max(1, n) } }
 
 // WithBase resolves the paths given to Load against dir, and positions stay
 // relative to it (the masters load "." of a checkout this way).
@@ -107,7 +103,7 @@ func WithBase(dir string) Option { return func(o *options) { o.base = dir } }
 // checks them. Diagnostics are positioned in the files as the paths name
 // them. A path that cannot be read is an error diagnostic, never a panic.
 func Load(paths []string, opts ...Option) *Result {
-	o := options{maxFileBytes: DefaultMaxFileBytes, workers: runtime.GOMAXPROCS(0)}
+	o := options{maxFileBytes: DefaultMaxFileBytes}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -121,7 +117,8 @@ func Load(paths []string, opts ...Option) *Result {
 	out := make([]fileResult, len(tasks))
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for range min(o.workers, max(1, len(tasks))) {
+	// One worker per core: parsing and checking are CPU-bound.
+	for range min(runtime.GOMAXPROCS(0), max(1, len(tasks))) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

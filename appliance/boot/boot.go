@@ -118,6 +118,7 @@ func Run(version string) error {
 		mc := masterConfig(cfg, listen, addresses())
 		mc.DataDir, mc.Logger, mc.Host, mc.Power = dataDir, log, &host, pw.request
 		mc.Repo, mc.Branch, mc.Path, mc.Poll = cfg.Repo, cfg.Branch, cfg.Path, poll
+		mc.RepoUsername, mc.RepoPassword = cfg.RepoUsername, cfg.RepoPassword
 		m, err = appliance.Start(ctx, mc)
 		if err == nil {
 			break

@@ -22,6 +22,11 @@ type Config struct {
 	Branch string `yaml:"branch"`
 	Path   string `yaml:"path"`
 	Poll   string `yaml:"poll"`
+	// RepoUsername and RepoPassword authenticate to an http(s) Repo (basic
+	// auth; a token goes in RepoPassword). Keep the password on the config
+	// disk: the kernel command line is readable by every process.
+	RepoUsername string `yaml:"repo-username"`
+	RepoPassword string `yaml:"repo-password"`
 	// Bootstrap starts a new one-member cluster (the default when Join is
 	// empty).
 	Bootstrap bool `yaml:"bootstrap"`
@@ -52,6 +57,7 @@ type Static struct {
 // keys maps berth.KEY to its field.
 func (c *Config) keys() map[string]*string {
 	return map[string]*string{"repo": &c.Repo, "branch": &c.Branch, "path": &c.Path, "poll": &c.Poll,
+		"repo-username": &c.RepoUsername, "repo-password": &c.RepoPassword,
 		"join": &c.Join, "token": &c.Token, "ca-hash": &c.CAHash, "name": &c.Name, "ip": &c.IP, "data": &c.Data, "listen": &c.Listen}
 }
 
@@ -73,7 +79,7 @@ func (c *Config) ParseCmdline(cmdline string) error {
 		}
 		p, ok := keys[name]
 		if !ok {
-			return fmt.Errorf("kernel command line: unknown parameter %s (known: berth.repo, branch, path, poll, bootstrap, join, token, ca-hash, name, ip, data, listen)", k)
+			return fmt.Errorf("kernel command line: unknown parameter %s (known: berth.repo, branch, path, poll, repo-username, repo-password, bootstrap, join, token, ca-hash, name, ip, data, listen)", k)
 		}
 		*p = v
 	}

@@ -26,6 +26,7 @@ func newMasterCmd() *cobra.Command {
 	var (
 		cfg       appliance.Config
 		bootstrap bool
+		repo      repoFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "master --data DIR (--bootstrap | --join URL --token TOKEN --ca-hash sha256:...)",
@@ -50,13 +51,13 @@ was; the join flags are then ignored.`,
 	f.StringVar(&cfg.Join, "join", "", "join the cluster of this member's API URL (comma-separated for several)")
 	f.StringVar(&cfg.Token, "token", "", "master join token (with --join), or the admin token to create (with --bootstrap)")
 	f.StringVar(&cfg.CAHash, "ca-hash", "", "fingerprint of the cluster CA to trust when joining (sha256:...)")
-	f.StringVar(&cfg.Repo, "repo", "", "config repository: path, file:// or http(s):// URL")
-	f.StringVar(&cfg.Branch, "branch", "", "branch to follow (default: the remote's HEAD)")
-	f.StringVar(&cfg.Path, "path", "", "directory of the repository to read (default: its root)")
-	f.DurationVar(&cfg.Poll, "poll", 15*time.Second, "how often to fetch the repository")
+	repo.add(cmd, "config repository: path, file:// or http(s):// URL")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if bootstrap && cfg.Join != "" {
 			return &exitError{2, fmt.Errorf("--bootstrap and --join exclude each other")}
+		}
+		if err := repo.apply(&cfg); err != nil {
+			return &exitError{2, err}
 		}
 		cfg.Bootstrap = bootstrap
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

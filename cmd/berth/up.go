@@ -44,9 +44,9 @@ func (f *nodeFlags) config(dataDir, server, token, caHash string, log *slog.Logg
 
 func newUpCmd() *cobra.Command {
 	var (
-		repo, branch, path, dataDir, listen, raftAddr string
-		poll                                          time.Duration
-		node                                          nodeFlags
+		dataDir, listen, raftAddr string
+		repo                      repoFlags
+		node                      nodeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -59,10 +59,7 @@ the data dir and follows it: edit, commit, and watch the cluster follow.
 It writes an admin client config to DATA/admin.conf.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.Flags().StringVar(&repo, "repo", "", "config repository: path, file:// or http(s):// URL (default: a new repo with the hello example)")
-	cmd.Flags().StringVar(&branch, "branch", "", "branch to follow (default: the remote's HEAD)")
-	cmd.Flags().StringVar(&path, "path", "", "directory of the repository to read (default: its root)")
-	cmd.Flags().DurationVar(&poll, "poll", 15*time.Second, "how often to fetch the repository")
+	repo.add(cmd, "config repository: path, file:// or http(s):// URL (default: a new repo with the hello example)")
 	cmd.Flags().StringVar(&dataDir, "data", "/var/lib/berth", "data directory")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "API address")
 	cmd.Flags().StringVar(&raftAddr, "raft-addr", "127.0.0.1:7444", "Raft transport address")
@@ -73,8 +70,12 @@ It writes an admin client config to DATA/admin.conf.`,
 		if err != nil {
 			return err
 		}
-		if repo == "" {
-			if repo, err = exampleRepo(dir); err != nil {
+		cfg := appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftListen: raftAddr, Bootstrap: true, Logger: log}
+		if err := repo.apply(&cfg); err != nil {
+			return &exitError{2, err}
+		}
+		if cfg.Repo == "" {
+			if cfg.Repo, err = exampleRepo(dir); err != nil {
 				return &exitError{1, err}
 			}
 		}
@@ -86,9 +87,8 @@ It writes an admin client config to DATA/admin.conf.`,
 		if err := os.WriteFile(filepath.Join(dir, "berth.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			return &exitError{1, err}
 		}
-		masterDir := filepath.Join(dir, "master")
-		m, err := appliance.Start(ctx, appliance.Config{DataDir: masterDir, Listen: listen, RaftListen: raftAddr, Bootstrap: true,
-			Repo: repo, Branch: branch, Path: path, Poll: poll, Logger: log})
+		masterDir := cfg.DataDir
+		m, err := appliance.Start(ctx, cfg)
 		if err != nil {
 			return &exitError{1, fmt.Errorf("master: %w", err)}
 		}
@@ -114,7 +114,7 @@ It writes an admin client config to DATA/admin.conf.`,
 			return &exitError{1, err}
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  CA:            %s\n  config repo:   %s\n  admin config:  %s\n  agent token:   %s\n  try:           berth get pods --config %s\n",
-			m.URL(), m.CAHash(), repo, conf, filepath.Join(masterDir, "join-agent.token"), conf)
+			m.URL(), m.CAHash(), cfg.Repo, conf, filepath.Join(masterDir, "join-agent.token"), conf)
 		<-ctx.Done()
 		fmt.Fprintln(cmd.OutOrStdout(), "berth: stopping (pods keep running; the next `berth up` adopts them, `berth down` stops them)")
 		err = errors.Join(n.Close(), m.Close())

@@ -30,22 +30,6 @@ type Daemon struct {
 	waitErr error
 }
 
-// DaemonOption changes how StartContainerd starts containerd.
-type DaemonOption func(*daemonOptions)
-
-type daemonOptions struct {
-	binary string
-	debug  bool
-}
-
-// WithContainerdBinary runs another containerd binary than the one on PATH.
-func WithContainerdBinary(path string) DaemonOption {
-	return func(o *daemonOptions) { o.binary = path }
-}
-
-// WithDebugLog turns on containerd's debug logging.
-func WithDebugLog() DaemonOption { return func(o *daemonOptions) { o.debug = true } }
-
 // maxSocketPath keeps under the 108 bytes of sun_path.
 const maxSocketPath = 100
 
@@ -53,12 +37,8 @@ const maxSocketPath = 100
 // until it serves its API. Its output goes to dataDir/containerd.log.
 // The CRI plugin is disabled: berth drives containerd through its own
 // client and CNI, and CRI would only log errors about missing CNI config.
-func StartContainerd(ctx context.Context, dataDir string, opts ...DaemonOption) (*Daemon, error) {
-	o := &daemonOptions{binary: "containerd"}
-	for _, opt := range opts {
-		opt(o)
-	}
-	bin, err := exec.LookPath(o.binary)
+func StartContainerd(ctx context.Context, dataDir string) (*Daemon, error) {
+	bin, err := exec.LookPath("containerd")
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
@@ -81,10 +61,6 @@ func StartContainerd(ctx context.Context, dataDir string, opts ...DaemonOption) 
 		}
 		address = fmt.Sprintf("/run/berth/containerd-%x.sock", sum[:6])
 	}
-	level := "info"
-	if o.debug {
-		level = "debug"
-	}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -103,11 +79,11 @@ disabled_plugins = [
   address = %q
 
 [debug]
-  level = %q
+  level = "info"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", level, filepath.Join(dir, "opt"))
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), address, address+".ttrpc", filepath.Join(dir, "opt"))
 	configPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
@@ -192,9 +168,6 @@ func (d *Daemon) Address() string { return d.address }
 // Dir is the daemon's data directory.
 func (d *Daemon) Dir() string { return d.dir }
 
-// LogPath is the file containerd writes its log to.
-func (d *Daemon) LogPath() string { return d.logPath }
-
 // Stop asks containerd to exit and kills it after 10 s. Like restarting a
 // system containerd, it leaves running containers (their shims) alone:
 // remove pods first to stop them.
@@ -219,9 +192,6 @@ func (d *Daemon) Stop() error {
 	}
 	return nil
 }
-
-// PID is the containerd process's id.
-func (d *Daemon) PID() int { return d.cmd.Process.Pid }
 
 // SnapshotterFor picks the snapshotter for a containerd whose root is in
 // dir: overlayfs, unless dir is itself on overlayfs (containerd inside a

@@ -41,9 +41,6 @@ func (r *Runtime) resolver(ctx context.Context) remotes.Resolver {
 	return docker.NewResolver(docker.ResolverOptions{
 		Hosts: func(host string) ([]docker.RegistryHost, error) {
 			opts := config.HostOptions{}
-			if r.hostsDir != "" {
-				opts.HostDir = config.HostDirFromRoot(r.hostsDir)
-			}
 			if r.isPlainHTTP(host) {
 				opts.DefaultScheme = "http"
 			}

@@ -310,18 +310,19 @@ func (r *Runtime) writePodFiles(sb *sandbox) error {
 	if err := os.WriteFile(filepath.Join(sb.dir, "hostname"), []byte(sb.hostname+"\n"), 0o644); err != nil {
 		return err
 	}
-	if r.resolvConf != "" {
-		b, err := os.ReadFile(r.resolvConf)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if err == nil {
-			if err := os.WriteFile(filepath.Join(sb.dir, "resolv.conf"), b, 0o644); err != nil {
-				return err
-			}
-			sb.hasResolvConf = true
-		}
+	// Pods resolve names as the host does, as with the kubelet's default
+	// --resolv-conf.
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(sb.dir, "resolv.conf"), b, 0o644); err != nil {
+		return err
+	}
+	sb.hasResolvConf = true
 	return nil
 }
 

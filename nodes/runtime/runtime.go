@@ -176,8 +176,6 @@ type Runtime struct {
 	dataDir     string
 	snapshotter string
 	plainHTTP   []string
-	hostsDir    string
-	resolvConf  string
 	log         *slog.Logger
 	logrus      *logrus.Logger
 	backoffBase time.Duration
@@ -206,10 +204,6 @@ func WithPlainHTTPRegistries(hosts ...string) Option {
 	return func(r *Runtime) { r.plainHTTP = append(r.plainHTTP, hosts...) }
 }
 
-// WithRegistryConfigDir reads per-registry hosts.toml files (mirrors, CAs)
-// from dir/<host>/, containerd's certs.d layout.
-func WithRegistryConfigDir(dir string) Option { return func(r *Runtime) { r.hostsDir = dir } }
-
 // WithLogger logs to l instead of slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(r *Runtime) { r.log = l } }
 
@@ -223,10 +217,6 @@ func WithBackoff(base, max time.Duration) Option {
 	return func(r *Runtime) { r.backoffBase, r.backoffMax = base, max }
 }
 
-// WithResolvConf gives pods a copy of path as /etc/resolv.conf instead of
-// the host's /etc/resolv.conf; "" gives them none.
-func WithResolvConf(path string) Option { return func(r *Runtime) { r.resolvConf = path } }
-
 // New connects to containerd at address. dataDir keeps what containerd does
 // not: container logs and each pod's /etc/hosts. net gives pods their
 // network and must be the same for every Runtime on the node.
@@ -238,7 +228,6 @@ func New(ctx context.Context, address, dataDir string, net *network.Network, opt
 		ns:          DefaultNamespace,
 		net:         net,
 		snapshotter: containerd.DefaultSnapshotter,
-		resolvConf:  "/etc/resolv.conf",
 		log:         slog.Default(),
 		backoffBase: DefaultBackoffBase,
 		backoffMax:  DefaultBackoffMax,
