@@ -186,6 +186,12 @@ func (c cluster) Join(ctx context.Context, role auth.Role, req api.JoinRequest) 
 	}
 	slices.Sort(resp.Masters)
 	org := pki.OrgNodes
+	// The agent join token lets its holder name the node; a node that is
+	// up cannot be named by a second machine, which would then read that
+	// node's Secrets with its certificate.
+	if n, ok := st.Nodes[req.Name]; role == auth.RoleAgentJoin && ok && n.Ready {
+		return api.JoinResponse{}, fmt.Errorf("node %q is registered and ready: another machine cannot join under its name (a reinstalled node can once it shows NotReady)", req.Name)
+	}
 	if role == auth.RoleMasterJoin {
 		if _, taken := st.MasterAPIs[req.Name]; taken {
 			return api.JoinResponse{}, fmt.Errorf("a master named %q is a member already", req.Name)

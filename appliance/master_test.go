@@ -135,7 +135,8 @@ func TestMasterRefusesStateWithoutIdentity(t *testing.T) {
 
 // An agent joins with a certificate request: the certificate it gets is
 // for its own key, with the name and organization the master decides, and
-// no private key travels. A join without a valid request is a 400.
+// no private key travels. A join without a valid request, or under the
+// name of a node that is up, is a 400.
 func TestAgentJoinSignsTheAgentsKey(t *testing.T) {
 	data := t.TempDir()
 	m, err := Start(context.Background(), Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true,
@@ -166,7 +167,16 @@ func TestAgentJoinSignsTheAgentsKey(t *testing.T) {
 	if cert := pair.Leaf; cert.Subject.CommonName != "node-1" || !slices.Equal(cert.Subject.Organization, []string{pki.OrgNodes}) {
 		t.Fatalf("subject %v", cert.Subject)
 	}
+	// Once node-1 is up, nobody else can join under its name.
+	if _, err := m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdRegisterNode, store.Node{Name: "node-1"}),
+		store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: "node-1", Ready: true, Time: time.Now()})}); err != nil {
+		t.Fatal(err)
+	}
 	var e *api.Error
+	if _, err := c.JoinAgent(ctx, api.JoinRequest{Name: "node-1", Hosts: []string{"127.0.0.1"}, CSRPEM: csrPEM}); !errors.As(err, &e) ||
+		e.Code != http.StatusBadRequest || !strings.Contains(err.Error(), `node "node-1" is registered and ready`) {
+		t.Errorf("joining as a node that is up: %v", err)
+	}
 	for _, bad := range []api.JoinRequest{
 		{Name: "node-2", Hosts: []string{"127.0.0.1"}},
 		{Name: "node-2", Hosts: []string{"127.0.0.1"}, CSRPEM: resp.CertPEM},
