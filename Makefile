@@ -48,17 +48,22 @@ unit:
 	$(GO) test -count=1 -timeout 40m ./...
 
 # Each fuzz target briefly, on top of its seed corpus (which `unit` runs).
+# Minimizing new inputs would take most of so short a run: skip it.
+FUZZ = $(GO) test -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1x -fuzz
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadYAML$$' -fuzztime $(FUZZTIME) ./schemas/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadJSON$$' -fuzztime $(FUZZTIME) ./schemas/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadCUE$$' -fuzztime $(FUZZTIME) ./schemas/
-	$(GO) test -run '^$$' -fuzz '^FuzzCheckerAgreesWithCUE$$' -fuzztime $(FUZZTIME) ./schemas/
-	$(GO) test -run '^$$' -fuzz '^FuzzAppendJSONString$$' -fuzztime $(FUZZTIME) ./schemas/
-	$(GO) test -run '^$$' -fuzz '^FuzzFSMApply$$' -fuzztime $(FUZZTIME) ./appliance/store/
-	$(GO) test -run '^$$' -fuzz '^FuzzRequests$$' -fuzztime $(FUZZTIME) ./appliance/api/
-	$(GO) test -run '^$$' -fuzz '^FuzzLoadCA$$' -fuzztime $(FUZZTIME) ./appliance/pki/
-	$(GO) test -run '^$$' -fuzz '^FuzzPinnedFingerprint$$' -fuzztime $(FUZZTIME) ./appliance/pki/
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./appliance/auth/
+	$(FUZZ) '^FuzzLoadYAML$$' ./schemas/
+	$(FUZZ) '^FuzzLoadJSON$$' ./schemas/
+	$(FUZZ) '^FuzzLoadCUE$$' ./schemas/
+	$(FUZZ) '^FuzzCheckerAgreesWithCUE$$' ./schemas/
+	$(FUZZ) '^FuzzAppendJSONString$$' ./schemas/
+	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
+	$(FUZZ) '^FuzzRequests$$' ./appliance/api/
+	$(FUZZ) '^FuzzLoadCA$$' ./appliance/pki/
+	$(FUZZ) '^FuzzPinnedFingerprint$$' ./appliance/pki/
+	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/
+	$(FUZZ) '^FuzzReadSnapshot$$' ./appliance/store/
+	$(FUZZ) '^FuzzBackupFile$$' ./appliance/store/
+	$(FUZZ) '^FuzzBootConfig$$' ./appliance/boot/
 
 bench: deps
 	$(GO) test ./bench/ -run '^$$' -bench 'Validate|CueVet' -benchtime 3x

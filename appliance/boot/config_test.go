@@ -75,3 +75,22 @@ func TestMasterConfig(t *testing.T) {
 		t.Errorf("bootstrap without an address: %+v", alone)
 	}
 }
+
+// FuzzBootConfig: whatever the kernel command line and master.yaml hold,
+// parsing gives a config or an error, never a panic, and a config it
+// accepts has a usable address setting and poll interval.
+func FuzzBootConfig(f *testing.F) {
+	f.Add("console=ttyS0 berth.repo=http://10.0.2.2/c.git berth.poll=10s berth.ip=10.0.2.15/24,10.0.2.2", []byte("repo: http://h/c.git\nname: m1\n"))
+	f.Add(`berth.path="a b" berth.bootstrap berth.token=abcdef.0123456789abcdef`, []byte("join: https://m:7443\ntoken: t\nca-hash: sha256:00\n"))
+	f.Add(`berth.repo="unterminated`, []byte("a: &a [*a, *a]\n"))
+	f.Add("berth.ip=dhcp berth.repo-username=x berth.repo-password=y", []byte("- not\n- a map\n"))
+	f.Fuzz(func(t *testing.T, cmdline string, yaml []byte) {
+		var c Config
+		if c.ParseYAML(yaml) != nil || c.ParseCmdline(cmdline) != nil {
+			return
+		}
+		if _, err := c.StaticIP(); err != nil {
+			t.Fatalf("accepted %+v with an unusable address: %v", c, err)
+		}
+	})
+}
