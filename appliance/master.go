@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -356,10 +358,49 @@ func (m *Master) serve(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, "api-url"), []byte(m.URL()+"\n"), 0o644); err != nil {
 		return err
 	}
-	if m.token != "" {
-		return writeAdminConfig(cfg.DataDir, m.URL(), m.token, m.id.caPEM)
+	if m.token == "" {
+		return nil
 	}
+	servers := m.adminServers()
+	if err := writeAdminConfig(cfg.DataDir, servers, m.token, m.id.caPEM); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.keepAdminConfig(ctx, servers)
+	}()
 	return nil
+}
+
+// adminServers lists every master's API for admin.conf, this one first,
+// so the CLI fails over to the others.
+func (m *Master) adminServers() string {
+	others := slices.Sorted(maps.Values(m.Store.State().MasterAPIs))
+	servers := []string{m.URL()}
+	for _, u := range others {
+		if u != m.URL() {
+			servers = append(servers, u)
+		}
+	}
+	return strings.Join(servers, ",")
+}
+
+// keepAdminConfig rewrites admin.conf when masters join or leave.
+func (m *Master) keepAdminConfig(ctx context.Context, written string) {
+	for index := m.Store.State().Index; ; {
+		var err error
+		if index, err = m.Store.Wait(ctx, index); err != nil {
+			return
+		}
+		if servers := m.adminServers(); servers != written {
+			if err := writeAdminConfig(m.cfg.DataDir, servers, m.token, m.id.caPEM); err != nil {
+				m.cfg.Logger.Warn("rewriting admin.conf", "err", err)
+				continue
+			}
+			written = servers
+		}
+	}
 }
 
 // lead runs the controllers and the Git sync while this master leads.
@@ -438,16 +479,17 @@ func (m *Master) Close() error {
 	return m.Store.Close()
 }
 
-// AdminConfig is DATA/admin.conf: where the API is, the admin token and
-// the CA to trust, for `berth --config`.
+// AdminConfig is DATA/admin.conf: where the API is (every master's,
+// comma-separated), the admin token and the CA to trust, for `berth
+// --config`.
 type AdminConfig struct {
 	Server string `json:"server"`
 	Token  string `json:"token"`
 	CA     string `json:"ca"`
 }
 
-func writeAdminConfig(dir, url, token string, caPEM []byte) error {
-	b, err := yaml.Marshal(AdminConfig{Server: url, Token: token, CA: string(caPEM)})
+func writeAdminConfig(dir, servers, token string, caPEM []byte) error {
+	b, err := yaml.Marshal(AdminConfig{Server: servers, Token: token, CA: string(caPEM)})
 	if err != nil {
 		return err
 	}

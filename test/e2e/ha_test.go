@@ -96,7 +96,31 @@ func threeMasters(t *testing.T, repo string, ip, netns, ip3 string) []*harness.M
 		}
 		return nil
 	})
+	// admin.conf follows the membership, so that the CLI can fail over.
+	harness.Eventually(t, "admin.conf listing every master", 30*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(ms[0].Data, "admin.conf"))
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if !strings.Contains(string(b), m.URL+",") && !strings.Contains(string(b), m.URL+"\n") {
+				return fmt.Errorf("admin.conf lacks %s:\n%s", m.URL, b)
+			}
+		}
+		return nil
+	})
 	return ms
+}
+
+// serverOnly is an admin.conf that names only server.
+func serverOnly(conf, server string) string {
+	lines := strings.Split(conf, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "server: ") {
+			lines[i] = "server: " + server
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // commits lists a master's revisions, oldest first, from its local state.
@@ -193,6 +217,11 @@ func TestHAKillLeader(t *testing.T) {
 		return nil
 	})
 	t.Logf("kill -9 of leader %s: %s led, and committed the next revision, %s later", leader.Name, newLeader.Name, time.Since(killed).Round(10*time.Millisecond))
+	// The bootstrap master's admin.conf still works: the CLI fails over
+	// when the master it names first is the one killed.
+	if out, err := exec.Command(env.Bin, "get", "revisions", "--config", filepath.Join(ms[0].Data, "admin.conf")).CombinedOutput(); err != nil {
+		t.Fatalf("berth get revisions with admin.conf after the kill of %s: %v\n%s", leader.Name, err, out)
+	}
 
 	time.Sleep(2 * time.Second)
 	stop()
@@ -441,7 +470,7 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 	})
 	viaFollower := filepath.Join(t.TempDir(), "follower.conf")
 	b, _ := os.ReadFile(conf)
-	os.WriteFile(viaFollower, []byte(strings.Replace(string(b), ms[0].URL, ms[1].URL, 1)), 0o600)
+	os.WriteFile(viaFollower, []byte(serverOnly(string(b), ms[1].URL)), 0o600)
 	if out, err := exec.Command(env.Bin, "master", "snapshot", "restore", snap, "--config", viaFollower).CombinedOutput(); err != nil {
 		t.Fatalf("snapshot restore through a follower: %v\n%s", err, out)
 	}
