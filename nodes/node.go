@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	ag, err := agent.New(agent.Config{
 		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), Logger: cfg.Logger,
 		NewRuntime: func(ctx context.Context, podCIDR string) (agent.Runtime, error) { return n.newRuntime(ctx, podCIDR) },
+		Routes:     syncRoutes,
 	})
 	if err != nil {
 		n.Close()
@@ -249,17 +251,34 @@ func newNetwork(dataDir, podCIDR, clusterCIDR string) (*network.Network, error) 
 
 func runtimeDir(dataDir string) string { return filepath.Join(dataDir, "runtime") }
 
+// syncRoutes points each other node's pod CIDR at that node.
+func syncRoutes(rs []api.PodRoute) error {
+	var routes []network.Route
+	var errs []error
+	for _, r := range rs {
+		dst, err := netip.ParsePrefix(r.PodCIDR)
+		via, verr := netip.ParseAddr(r.Via)
+		if err = errors.Join(err, verr); err != nil {
+			errs = append(errs, fmt.Errorf("route to node %s: %w", r.Node, err))
+			continue
+		}
+		routes = append(routes, network.Route{Dst: dst, Via: via})
+	}
+	return errors.Join(append(errs, network.SyncRoutes(nil, routes))...)
+}
+
 // Reset undoes a worker whose agent has stopped: it stops every pod it
 // runs, detaches them from the network, removes the pod network's
-// masquerade rule and the service proxy's table, and stops the private
-// containerd (started here if it is not running).
+// masquerade rule, the routes to other nodes' pods and the service proxy's
+// table, and stops the private containerd (started here if it is not
+// running).
 // `berth down` calls it; cfg needs DataDir, and Containerd and ProxyTable
 // when the worker had them.
 func Reset(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	var errs []error
+	errs := []error{network.SyncRoutes(nil, nil)}
 	popts := []proxy.Option{proxy.WithLogger(cfg.Logger)}
 	if cfg.ProxyTable != "" {
 		popts = append(popts, proxy.WithTableName(cfg.ProxyTable))

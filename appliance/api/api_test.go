@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -146,8 +147,19 @@ func TestAgentFlow(t *testing.T) {
 	}
 
 	a, idx, err := c.NodePods(ctx, "n1", nil)
-	if err != nil || len(a.Pods) != 1 || a.ConfigMaps["default/cfg"] == nil || len(a.ConfigMaps) != 1 {
+	if err != nil || len(a.Pods) != 1 || a.ConfigMaps["default/cfg"] == nil || len(a.ConfigMaps) != 1 || len(a.Routes) != 0 {
 		t.Fatalf("assignment %+v %v", a, err)
+	}
+	// Other nodes' pods are reached through their addresses; one known by
+	// a host name gets no route.
+	for _, n := range []store.Node{{Name: "n2", Address: "10.0.0.2:10250"}, {Name: "n3", Address: "worker-3:10250"}} {
+		if _, err := c.RegisterNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, idx, err = c.NodePods(ctx, "n1", nil)
+	if want := []PodRoute{{Node: "n2", PodCIDR: b.State().Nodes["n2"].PodCIDR, Via: "10.0.0.2"}}; err != nil || !reflect.DeepEqual(a.Routes, want) {
+		t.Fatalf("routes %+v %v, want %+v", a.Routes, err, want)
 	}
 	// A blocking query returns when the state moves past the index...
 	done := make(chan NodeAssignment)
@@ -181,7 +193,7 @@ func TestAgentFlow(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 	st, err := c.Status(ctx)
-	if err != nil || st.Commit != "abc" || st.ReadyNodes != 1 {
+	if err != nil || st.Commit != "abc" || st.ReadyNodes != 3 {
 		t.Fatalf("status %+v %v", st, err)
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -55,6 +56,32 @@ type NodeAssignment struct {
 	Pods       []store.Pod                   `json:"pods"`
 	ConfigMaps map[string]*schemas.ConfigMap `json:"configMaps"`
 	Secrets    map[string]*schemas.Secret    `json:"secrets"`
+	// Routes lead to the other nodes' pods: each node's pod CIDR through
+	// its address.
+	Routes []PodRoute `json:"routes"`
+}
+
+// PodRoute is where another node's pods are reached.
+type PodRoute struct {
+	Node    string `json:"node"`
+	PodCIDR string `json:"podCIDR"`
+	Via     string `json:"via"`
+}
+
+// podRoutes lists the routes to every node but name that has a pod CIDR
+// and an IP address (a node that advertises a host name gets none: routes
+// need an address on the nodes' shared network).
+func podRoutes(st *store.State, name string) []PodRoute {
+	out := []PodRoute{}
+	for _, n := range st.Nodes {
+		host, _, err := net.SplitHostPort(n.Address)
+		if n.Name == name || n.PodCIDR == "" || err != nil || net.ParseIP(host) == nil {
+			continue
+		}
+		out = append(out, PodRoute{Node: n.Name, PodCIDR: n.PodCIDR, Via: host})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
@@ -150,7 +177,8 @@ func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.Stat
 	if err != nil {
 		return nil, err
 	}
-	out := NodeAssignment{Index: st.Index, Pods: []store.Pod{}, ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}
+	out := NodeAssignment{Index: st.Index, Pods: []store.Pod{}, ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{},
+		Routes: podRoutes(st, name)}
 	for _, p := range sortedPods(st) {
 		if p.NodeName != name {
 			continue

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,7 +54,10 @@ type Config struct {
 	// changed (default 1 s, the probes' resolution).
 	Resync time.Duration
 	// Retry is the pause after a failed call to the masters (default 1 s).
-	Retry  time.Duration
+	Retry time.Duration
+	// Routes, when set, is given the routes to the other nodes' pods each
+	// time they change, and again after it failed.
+	Routes func([]api.PodRoute) error
 	Logger *slog.Logger
 }
 
@@ -159,6 +163,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 func (a *Agent) watch(ctx context.Context) error {
 	var index uint64
 	first := true
+	var routes *[]api.PodRoute // as last set; nil: not yet, since start
 	for ctx.Err() == nil {
 		asg, idx, err := a.cfg.Master.NodePods(ctx, a.cfg.Node.Name, &api.Watch{Index: index, Wait: 30 * time.Second})
 		if err != nil {
@@ -175,6 +180,13 @@ func (a *Agent) watch(ctx context.Context) error {
 			first = false
 		}
 		a.dispatch(ctx, &asg)
+		if a.cfg.Routes != nil && (routes == nil || !slices.Equal(asg.Routes, *routes)) {
+			if err := a.cfg.Routes(asg.Routes); err != nil {
+				a.log.Warn("routes to the other nodes' pods", "err", err)
+			} else {
+				routes = &asg.Routes
+			}
+		}
 		index = idx
 	}
 	return ctx.Err()

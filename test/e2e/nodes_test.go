@@ -1,0 +1,252 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/test/harness"
+)
+
+// TestTwoNodes: two workers, each `berth agent` in a network namespace of
+// its own on one layer-2 network with the master, run one pod each. Each
+// node routes the other's pod CIDR to it, so a pod on either node answers
+// from both, directly and through the Service's ClusterIP.
+func TestTwoNodes(t *testing.T) {
+	tag := fmt.Sprintf("b2n%d", os.Getpid()%100000)
+	bridge, masterIP := tag+"br", "10.252.0.1"
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	run("ip", "link", "add", bridge, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	run("ip", "addr", "add", masterIP+"/24", "dev", bridge)
+	run("ip", "link", "set", bridge, "up")
+
+	// The registry listens on the host's loopback, which the namespaces
+	// do not share: relay it on the bridge.
+	registry := relay(t, masterIP, env.Registry.Host())
+	image := registry + strings.TrimPrefix(env.Hello, env.Registry.Host())
+
+	repo := newConfigRepo(t)
+	m := env.NewMaster(t, "m", harness.MasterOptions{Listen: loopback(t, masterIP), RaftListen: loopback(t, "127.0.0.1"),
+		Extra: []string{"--repo", repo.dir, "--poll", "1s"}})
+	m.Start("--bootstrap")
+	admin := m.Client(m.AdminToken())
+
+	nodes := []string{"n1", "n2"}
+	for i, name := range nodes {
+		ns, ip := tag+name, fmt.Sprintf("10.252.0.%d", i+2)
+		run("ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		run("ip", "link", "add", ns+"h", "type", "veth", "peer", "name", ns+"n")
+		run("ip", "link", "set", ns+"h", "master", bridge, "up")
+		run("ip", "link", "set", ns+"n", "netns", ns)
+		run("ip", "-n", ns, "addr", "add", ip+"/24", "dev", ns+"n")
+		run("ip", "-n", ns, "link", "set", ns+"n", "up")
+		run("ip", "-n", ns, "link", "set", "lo", "up")
+		// A default route, as machines have: the node's own traffic to a
+		// ClusterIP is routed before the proxy's DNAT sees it.
+		run("ip", "-n", ns, "route", "add", "default", "via", masterIP)
+		startAgent(t, ns, name, ip, m, registry)
+	}
+
+	// Both nodes ready first, so that the scheduler spreads the pods.
+	harness.Eventually(t, "two ready nodes", time.Minute, func() error {
+		st, err := admin.Status(context.Background())
+		if err == nil && st.ReadyNodes != 2 {
+			err = fmt.Errorf("%d ready nodes", st.ReadyNodes)
+		}
+		return err
+	})
+	if err := os.WriteFile(filepath.Join(repo.dir, "app.yaml"), []byte(twoNodeApp(image)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo.git("add", ".")
+	repo.git("commit", "-q", "-m", "two replicas")
+
+	var pods []store.Pod
+	harness.Eventually(t, "one ready pod on each node", 3*time.Minute, func() error {
+		all, _, err := admin.Pods(context.Background(), "", nil)
+		if err != nil {
+			return err
+		}
+		on := map[string]bool{}
+		pods = pods[:0]
+		for _, p := range all {
+			if p.Status.Ready && p.Status.IP != "" {
+				on[p.NodeName] = true
+				pods = append(pods, p)
+			}
+		}
+		if len(pods) != 2 || len(on) != 2 {
+			return fmt.Errorf("%d ready pods on %d nodes", len(pods), len(on))
+		}
+		return nil
+	})
+	svcs, _, err := admin.Services(context.Background(), nil)
+	if err != nil || len(svcs) != 1 {
+		t.Fatalf("services: %+v %v", svcs, err)
+	}
+	for _, name := range nodes {
+		for _, p := range pods {
+			harness.Eventually(t, fmt.Sprintf("pod %s on %s answering on %s", p.Name, p.NodeName, name), time.Minute, func() error {
+				body, err := askFrom(tag+name, p.Status.IP+":8080")
+				if err != nil {
+					return err
+				}
+				if pod, _, _ := strings.Cut(body, " "); pod != p.Name {
+					return fmt.Errorf("answer %q", body)
+				}
+				return nil
+			})
+		}
+		harness.Eventually(t, "the ClusterIP reaching both pods from "+name, time.Minute, func() error {
+			seen := map[string]bool{}
+			for range 40 {
+				body, err := askFrom(tag+name, svcs[0].ClusterIP+":80")
+				if err != nil {
+					return err
+				}
+				pod, _, _ := strings.Cut(body, " ")
+				if seen[pod] = true; len(seen) == 2 {
+					return nil
+				}
+			}
+			return fmt.Errorf("40 requests reached only %v", seen)
+		})
+	}
+}
+
+// twoNodeApp is the hello app of TestUpEndToEnd with two replicas of
+// image.
+func twoNodeApp(image string) string {
+	return strings.NewReplacer(fmt.Sprintf("replicas: %d", replicas), "replicas: 2", env.Hello, image).Replace(helloApp("1"))
+}
+
+// startAgent runs `berth agent` for node name inside network namespace ns,
+// advertising ip; at cleanup it stops it and `berth down` removes its pods,
+// routes and nftables tables there.
+func startAgent(t *testing.T, ns, name, ip string, m *harness.Master, registry string) {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), name)
+	logf, err := os.Create(data + ".log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nsenter, not `ip netns exec`: that also mounts a /sys of its own,
+	// without the cgroup file system runc needs.
+	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, env.Bin, "agent", "--server", m.URL, "--token", m.JoinToken("join-agent"),
+		"--ca-hash", m.CAHash(), "--data", filepath.Join(data, "node"), "--node-name", name,
+		"--agent-listen", ip+":10250", "--insecure-registry", registry)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+		if out, err := exec.Command("nsenter", "--net=/run/netns/"+ns, env.Bin, "down", "--data", data).CombinedOutput(); err != nil {
+			t.Errorf("berth down for %s: %v\n%s", name, err, out)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(data + ".log")
+			t.Logf("agent %s, end of its log:\n%s", name, b[max(0, len(b)-4000):])
+		}
+	})
+}
+
+// askFrom GETs http://addr/ from inside network namespace ns and returns
+// the body.
+func askFrom(ns, addr string) (string, error) {
+	type result struct {
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The socket is made in the namespace of the thread that makes
+		// it; the thread is never unlocked, so it ends with the goroutine.
+		runtime.LockOSThread()
+		body, err := func() (string, error) {
+			f, err := os.Open("/run/netns/" + ns)
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+				return "", err
+			}
+			conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+			if err != nil {
+				return "", err
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(3 * time.Second))
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+			if err := req.Write(conn); err != nil {
+				return "", err
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			return strings.TrimSpace(string(b)), err
+		}()
+		done <- result{body, err}
+	}()
+	r := <-done
+	if r.err != nil {
+		return "", fmt.Errorf("GET http://%s/ in %s: %w", addr, ns, r.err)
+	}
+	return r.body, nil
+}
+
+// relay forwards TCP connections to ip:0 on to target, and returns the
+// address it listens on.
+func relay(t *testing.T, ip, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
