@@ -163,7 +163,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 func (a *Agent) watch(ctx context.Context) error {
 	var index uint64
 	first := true
-	var routes *[]api.PodRoute // as last set; nil: not yet, since start
+	routes := routeSync{set: a.cfg.Routes, log: a.log}
 	for ctx.Err() == nil {
 		asg, idx, err := a.cfg.Master.NodePods(ctx, a.cfg.Node.Name, &api.Watch{Index: index, Wait: 30 * time.Second})
 		if err != nil {
@@ -180,16 +180,37 @@ func (a *Agent) watch(ctx context.Context) error {
 			first = false
 		}
 		a.dispatch(ctx, &asg)
-		if a.cfg.Routes != nil && (routes == nil || !slices.Equal(asg.Routes, *routes)) {
-			if err := a.cfg.Routes(asg.Routes); err != nil {
-				a.log.Warn("routes to the other nodes' pods", "err", err)
-			} else {
-				routes = &asg.Routes
-			}
-		}
+		routes.update(asg.Routes)
 		index = idx
 	}
 	return ctx.Err()
+}
+
+// routeSync gives set the routes to the other nodes' pods when they
+// change, and again on every update after a failure, which it logs once.
+type routeSync struct {
+	set  func([]api.PodRoute) error // nil: routes are not the agent's job
+	log  *slog.Logger
+	last *[]api.PodRoute // as last set; nil: not since the agent started
+	err  string          // the last failure, logged
+}
+
+func (r *routeSync) update(routes []api.PodRoute) {
+	if r.set == nil || r.last != nil && slices.Equal(routes, *r.last) {
+		return
+	}
+	err := r.set(routes)
+	if err == nil {
+		r.last, r.err = &routes, ""
+		return
+	}
+	// A failed set may have done part of its work: whatever comes next
+	// is set again.
+	r.last = nil
+	if err.Error() != r.err {
+		r.log.Warn("routes to the other nodes' pods", "err", err)
+		r.err = err.Error()
+	}
 }
 
 // dispatch starts a worker for each new pod, updates the others, and stops

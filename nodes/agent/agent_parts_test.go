@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -130,5 +131,41 @@ func TestProbes(t *testing.T) {
 	}
 	if s.due(now) || !s.due(now.Add(time.Second)) {
 		t.Fatal("period not honoured")
+	}
+}
+
+// TestRouteSync: routes are set at start and on each change, retried
+// after a failure until they take, and a failure is logged once.
+func TestRouteSync(t *testing.T) {
+	var (
+		calls int
+		fail  error
+		logs  strings.Builder
+	)
+	r := routeSync{
+		set: func([]api.PodRoute) error { calls++; return fail },
+		log: slog.New(slog.NewTextHandler(&logs, nil)),
+	}
+	n2 := []api.PodRoute{{Node: "n2", PodCIDR: "10.244.2.0/24", Via: "10.0.0.2"}}
+	for _, step := range []struct {
+		routes    []api.PodRoute
+		fail      error
+		wantCalls int
+	}{
+		{nil, nil, 1},                           // at start, even with none: stale routes go
+		{[]api.PodRoute{}, nil, 1},              // no change
+		{n2, errors.New("no route to host"), 2}, // a change that fails...
+		{n2, errors.New("no route to host"), 3}, // ...is retried
+		{n2, nil, 4},                            // until it takes
+		{n2, nil, 4},
+	} {
+		fail = step.fail
+		r.update(step.routes)
+		if calls != step.wantCalls {
+			t.Fatalf("after update(%v): %d calls, want %d", step.routes, calls, step.wantCalls)
+		}
+	}
+	if n := strings.Count(logs.String(), "no route to host"); n != 1 {
+		t.Fatalf("the failure was logged %d times:\n%s", n, logs.String())
 	}
 }
