@@ -23,8 +23,9 @@ import (
 
 // TestTwoNodes: two workers, each `berth agent` in a network namespace of
 // its own on one layer-2 network with the master, run one pod each. Each
-// node routes the other's pod CIDR to it, so a pod on either node answers
-// from both, directly and through the Service's ClusterIP.
+// node routes the other's pod CIDR to it, so both pods answer from either
+// node and from inside either pod, directly and through the Service's
+// ClusterIP.
 func TestTwoNodes(t *testing.T) {
 	tag := fmt.Sprintf("b2n%d", os.Getpid()%100000)
 	bridge, masterIP := tag+"br", "10.252.0.1"
@@ -104,10 +105,29 @@ func TestTwoNodes(t *testing.T) {
 	if err != nil || len(svcs) != 1 {
 		t.Fatalf("services: %+v %v", svcs, err)
 	}
+	// From each node, and from inside each pod: both pods answer, directly
+	// and through the ClusterIP.
+	from := map[string]string{} // what -> network namespace
 	for _, name := range nodes {
+		from["node "+name] = tag + name
+	}
+	// A pod's namespace is the one that holds its IP address.
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		out, _ := exec.Command("ip", "-n", e.Name(), "-4", "-o", "addr", "show").Output()
 		for _, p := range pods {
-			harness.Eventually(t, fmt.Sprintf("pod %s on %s answering on %s", p.Name, p.NodeName, name), time.Minute, func() error {
-				body, err := askFrom(tag+name, p.Status.IP+":8080")
+			if strings.Contains(string(out), " "+p.Status.IP+"/") {
+				from["pod "+p.Name] = e.Name()
+			}
+		}
+	}
+	if len(from) != 4 {
+		t.Fatalf("network namespaces of the nodes and pods: %v", from)
+	}
+	for what, ns := range from {
+		for _, p := range pods {
+			harness.Eventually(t, fmt.Sprintf("pod %s on %s answering %s", p.Name, p.NodeName, what), time.Minute, func() error {
+				body, err := askFrom(ns, p.Status.IP+":8080")
 				if err != nil {
 					return err
 				}
@@ -117,10 +137,10 @@ func TestTwoNodes(t *testing.T) {
 				return nil
 			})
 		}
-		harness.Eventually(t, "the ClusterIP reaching both pods from "+name, time.Minute, func() error {
+		harness.Eventually(t, "the ClusterIP reaching both pods from "+what, time.Minute, func() error {
 			seen := map[string]bool{}
 			for range 40 {
-				body, err := askFrom(tag+name, svcs[0].ClusterIP+":80")
+				body, err := askFrom(ns, svcs[0].ClusterIP+":80")
 				if err != nil {
 					return err
 				}
