@@ -145,15 +145,15 @@ func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w
 
 // changePod replaces pod key with a copy that change has edited. The copy
 // is shallow: change sets fields, it never edits what they point to.
-func (w *writer) changePod(key string, change func(*Pod)) bool {
+// A missing pod is left missing.
+func (w *writer) changePod(key string, change func(*Pod)) {
 	p, ok := w.s.Pods[key]
 	if !ok {
-		return false
+		return
 	}
 	c := *p
 	change(&c)
 	w.Pods()[key] = &c
-	return true
 }
 
 func decode[T any](c Command) (T, error) {

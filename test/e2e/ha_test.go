@@ -274,23 +274,9 @@ func TestHAKillLeader(t *testing.T) {
 func TestHAPartition(t *testing.T) {
 	ns := fmt.Sprintf("bha%d", os.Getpid()%100000)
 	hostIP, nsIP := "10.251.0.1", "10.251.0.2"
-	vethHost := ns + "h"
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
-	run("ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run("ip", "link", "add", vethHost, "type", "veth", "peer", "name", ns+"n")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", vethHost).Run() })
-	run("ip", "link", "set", ns+"n", "netns", ns)
-	run("ip", "addr", "add", hostIP+"/24", "dev", vethHost)
-	run("ip", "link", "set", vethHost, "up")
-	run("ip", "netns", "exec", ns, "ip", "addr", "add", nsIP+"/24", "dev", ns+"n")
-	run("ip", "netns", "exec", ns, "ip", "link", "set", ns+"n", "up")
-	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+	vethHost := netnsWithVeth(t, ns, nsIP)
+	run(t, "ip", "addr", "add", hostIP+"/24", "dev", vethHost)
+	run(t, "ip", "link", "set", vethHost, "up")
 
 	repo := newConfigRepo(t)
 	ms := threeMasters(t, repo.dir, hostIP, ns, nsIP)
@@ -361,7 +347,7 @@ func TestHAPartition(t *testing.T) {
 		t.Fatalf("consistent read on the isolated master: %s, want 503 rather than stale data", resp.Status)
 	}
 
-	run("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "partition")
+	run(t, "ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "partition")
 	want, _ := commits(majority)
 	harness.Eventually(t, "the healed master catches up", time.Minute, func() error {
 		got, err := commits(ic)

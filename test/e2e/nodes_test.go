@@ -29,16 +29,10 @@ import (
 func TestTwoNodes(t *testing.T) {
 	tag := fmt.Sprintf("b2n%d", os.Getpid()%100000)
 	bridge, masterIP := tag+"br", "10.252.0.1"
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
-	run("ip", "link", "add", bridge, "type", "bridge")
+	run(t, "ip", "link", "add", bridge, "type", "bridge")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
-	run("ip", "addr", "add", masterIP+"/24", "dev", bridge)
-	run("ip", "link", "set", bridge, "up")
+	run(t, "ip", "addr", "add", masterIP+"/24", "dev", bridge)
+	run(t, "ip", "link", "set", bridge, "up")
 
 	// The registry listens on the host's loopback, which the namespaces
 	// do not share: relay it on the bridge.
@@ -54,17 +48,10 @@ func TestTwoNodes(t *testing.T) {
 	nodes := []string{"n1", "n2"}
 	for i, name := range nodes {
 		ns, ip := tag+name, fmt.Sprintf("10.252.0.%d", i+2)
-		run("ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		run("ip", "link", "add", ns+"h", "type", "veth", "peer", "name", ns+"n")
-		run("ip", "link", "set", ns+"h", "master", bridge, "up")
-		run("ip", "link", "set", ns+"n", "netns", ns)
-		run("ip", "-n", ns, "addr", "add", ip+"/24", "dev", ns+"n")
-		run("ip", "-n", ns, "link", "set", ns+"n", "up")
-		run("ip", "-n", ns, "link", "set", "lo", "up")
+		run(t, "ip", "link", "set", netnsWithVeth(t, ns, ip), "master", bridge, "up")
 		// A default route, as machines have: the node's own traffic to a
 		// ClusterIP is routed before the proxy's DNAT sees it.
-		run("ip", "-n", ns, "route", "add", "default", "via", masterIP)
+		run(t, "ip", "-n", ns, "route", "add", "default", "via", masterIP)
 		startAgent(t, ns, name, ip, m, registry)
 	}
 
@@ -152,6 +139,31 @@ func TestTwoNodes(t *testing.T) {
 			return fmt.Errorf("40 requests reached only %v", seen)
 		})
 	}
+}
+
+// run runs a command the test needs, and fails the test if it fails.
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+}
+
+// netnsWithVeth makes network namespace ns with loopback up, joined to
+// this one by a veth pair whose end in ns has ip/24; it returns the name
+// of the end here, which the caller addresses or puts on a bridge.
+func netnsWithVeth(t *testing.T, ns, ip string) string {
+	t.Helper()
+	host, inside := ns+"h", ns+"n"
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "link", "add", host, "type", "veth", "peer", "name", inside)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", host).Run() })
+	run(t, "ip", "link", "set", inside, "netns", ns)
+	run(t, "ip", "-n", ns, "addr", "add", ip+"/24", "dev", inside)
+	run(t, "ip", "-n", ns, "link", "set", inside, "up")
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	return host
 }
 
 // twoNodeApp is the hello app of TestUpEndToEnd with two replicas of
