@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	stderrors "errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -41,7 +42,18 @@ func newCUEReference(t testing.TB) *cueReference {
 	return &cueReference{ctx: ctx, schema: v}
 }
 
-func (r *cueReference) check(def, src string) ([]byte, error) {
+// errReferenceCrashed: CUE's own YAML decoder panicked, so CUE has no
+// verdict to compare with. cuelang.org/go v0.17.1 does on a bare "\r" line
+// break (internal/encoding/yaml scopeEndBefore: index out of range);
+// berth's loader, which does not use that decoder, reports such a file.
+var errReferenceCrashed = stderrors.New("CUE's YAML decoder panicked")
+
+func (r *cueReference) check(def, src string) (_ []byte, err error) {
+	defer func() {
+		if recover() != nil {
+			err = errReferenceCrashed
+		}
+	}()
 	expr, err := cueyaml.NewDecoder("doc.yaml", strings.NewReader(src)).Extract()
 	if err != nil {
 		return nil, err
@@ -132,6 +144,9 @@ func agree(t *testing.T, ref *cueReference, src string) bool {
 	}
 	got, diags := ours(t, ks.def, root)
 	want, err := ref.check(ks.def, src)
+	if stderrors.Is(err, errReferenceCrashed) {
+		return false
+	}
 	switch {
 	case err == nil && diags != nil:
 		t.Errorf("CUE accepts, berth rejects: %v\n%s", diags, src)
