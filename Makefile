@@ -57,6 +57,7 @@ fuzz:
 	$(FUZZ) '^FuzzCheckerAgreesWithCUE$$' ./schemas/
 	$(FUZZ) '^FuzzAppendJSONString$$' ./schemas/
 	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
+	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/
 	$(FUZZ) '^FuzzRequests$$' ./appliance/api/
 	$(FUZZ) '^FuzzLoadCA$$' ./appliance/pki/
 	$(FUZZ) '^FuzzPinnedFingerprint$$' ./appliance/pki/

@@ -107,8 +107,10 @@ func bootstrapIdentity(name string, hosts []string) (*identity, *pki.CA, error) 
 
 // bootstrapState proposes what a new cluster starts with: its CA (key
 // encrypted with the cluster secret), this master's API URL, an admin
-// token (the given secret, or a new one) and the two join tokens. It
-// returns the secrets of the three tokens.
+// token (the given secret, or a new one) and the two join tokens, with
+// their roles' default limits (the master join token is good for one join
+// within 24 hours, the agent join token for any number). It returns the
+// secrets of the three tokens.
 func (m *Master) bootstrapState(ctx context.Context, ca *pki.CA, adminSecret string) (admin, masterJoin, agentJoin string, err error) {
 	enc, err := ca.EncryptKey(m.id.secret)
 	if err != nil {
@@ -126,7 +128,7 @@ func (m *Master) bootstrapState(ctx context.Context, ca *pki.CA, adminSecret str
 			t, err = auth.FromSecret(adminSecret, role, "bootstrap admin", now)
 			secrets[i] = adminSecret
 		} else {
-			secrets[i], t, err = auth.New(role, "bootstrap "+string(role), 0, now)
+			secrets[i], t, err = auth.New(role, "bootstrap "+string(role), auth.DefaultLimits(role), now)
 		}
 		if err != nil {
 			return "", "", "", err
@@ -338,6 +340,11 @@ func (m *Master) toLeader(ctx context.Context, method, path string, body io.Read
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		// The API answers {"error": "..."}; anything else is passed on whole.
+		var apiErr struct{ Error string }
+		if json.Unmarshal(msg, &apiErr) == nil && apiErr.Error != "" {
+			msg = []byte(apiErr.Error)
+		}
 		return &leaderError{code: resp.StatusCode, msg: string(bytes.TrimSpace(msg))}
 	}
 	if out != nil {
@@ -360,6 +367,11 @@ func (b backend) Propose(ctx context.Context, batch []store.Command) (uint64, er
 	}
 	var out struct{ Index uint64 }
 	if err := b.m.forwardOut(ctx, "/v1/internal/propose", batch, &out); err != nil {
+		var le *leaderError
+		if errors.As(err, &le) && le.code == http.StatusConflict {
+			// The leader's FSM refused the batch: as final as it is here.
+			return 0, fmt.Errorf("%w by the leader: %s", store.ErrRejected, le.msg)
+		}
 		return 0, err
 	}
 	// The leader committed it; wait until this follower has applied it,

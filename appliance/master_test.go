@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,10 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/store"
 )
@@ -183,6 +186,158 @@ func TestAgentJoinSignsTheAgentsKey(t *testing.T) {
 	} {
 		if _, err := c.JoinAgent(ctx, bad); !errors.As(err, &e) || e.Code != http.StatusBadRequest || !strings.Contains(err.Error(), "csr") && !strings.Contains(err.Error(), "CERTIFICATE REQUEST") {
 			t.Errorf("join with CSR %q: %v, want 400 about the request", bad.CSRPEM, err)
+		}
+	}
+}
+
+// joinAs asks for a master's certificate and the cluster secret with
+// token, as a joining master does.
+func joinAs(t *testing.T, m *Master, token, name string) (api.JoinResponse, error) {
+	t.Helper()
+	_, csrPEM, err := pki.NewKeyAndCSR(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := api.NewClient(m.URL(), token, api.WithHTTPClient(m.HTTPClient()))
+	return c.JoinMaster(context.Background(), api.JoinRequest{Name: name, Hosts: []string{"127.0.0.1"}, CSRPEM: csrPEM})
+}
+
+// refused checks that a join was answered 401 saying want, with neither a
+// certificate nor the cluster secret.
+func refused(t *testing.T, what string, resp api.JoinResponse, err error, want string) {
+	t.Helper()
+	var e *api.Error
+	if !errors.As(err, &e) || e.Code != http.StatusUnauthorized || !strings.Contains(e.Message, want) {
+		t.Errorf("%s: %v, want 401 saying %q", what, err, want)
+	}
+	if resp.ClusterSecret != "" || len(resp.CertPEM) > 0 {
+		t.Errorf("%s: a refused join got a certificate or the cluster secret", what)
+	}
+}
+
+// The join tokens a master bootstraps with expire after 24 hours; the
+// master join token is good for one join, the agent join token for many.
+// A used, expired or revoked master join token is refused with 401, and
+// gives neither a certificate nor the cluster secret.
+func TestMasterJoinTokenLimits(t *testing.T) {
+	data := t.TempDir()
+	m, err := Start(context.Background(), Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	admin := api.NewClient(m.URL(), m.AdminToken(), api.WithHTTPClient(m.HTTPClient()))
+	tokens, err := admin.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tokens {
+		want := auth.DefaultLimits(tok.Role)
+		if tok.Uses != want.Uses || want.TTL > 0 && !tok.Expires.Equal(tok.Created.Add(want.TTL)) || want.TTL == 0 && !tok.Expires.IsZero() {
+			t.Errorf("bootstrap %s token: uses %d, expires %v (created %v); want %+v", tok.Role, tok.Uses, tok.Expires, tok.Created, want)
+		}
+	}
+
+	b, err := os.ReadFile(filepath.Join(data, "join-master.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterJoin := strings.TrimSpace(string(b))
+	if resp, err := joinAs(t, m, masterJoin, "m1"); err != nil || resp.ClusterSecret == "" {
+		t.Fatalf("first join with the master join token: %v", err)
+	}
+	resp, err := joinAs(t, m, masterJoin, "m2")
+	refused(t, "second join with the single-use token", resp, err, "token has been used up")
+
+	// A token whose 24 hours have passed (made as if a day and more ago).
+	expired, old, err := auth.New(auth.RoleMasterJoin, "old", auth.DefaultLimits(auth.RoleMasterJoin), time.Now().Add(-25*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddToken, old)}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = joinAs(t, m, expired, "m3")
+	refused(t, "join with an expired token", resp, err, "token has expired")
+
+	created, err := admin.CreateToken(ctx, api.TokenRequest{Role: auth.RoleMasterJoin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.RevokeToken(ctx, created.Token.ID); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = joinAs(t, m, created.Secret, "m4")
+	refused(t, "join with a revoked token", resp, err, "token has been revoked")
+}
+
+// Joins race with one single-use master join token, through the leader and
+// through a follower at once: exactly one gets the cluster secret, every
+// other is a 401 (never a 503 that a client would retry).
+func TestMasterJoinTokenRace(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	data := t.TempDir()
+	m0, err := Start(ctx, Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m0.Close()
+	b, err := os.ReadFile(filepath.Join(data, "join-master.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, err := Start(ctx, Config{Name: "m1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: freeAddr(t),
+		Join: m0.URL(), Token: strings.TrimSpace(string(b)), CAHash: m0.CAHash(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m1.Close()
+	eventually(t, "the follower knowing the leader", func() bool { return cluster{m1}.LeaderURL() == m0.URL() })
+
+	admin := api.NewClient(m0.URL(), m0.AdminToken(), api.WithHTTPClient(m0.HTTPClient()))
+	once, err := admin.CreateToken(ctx, api.TokenRequest{Role: auth.RoleMasterJoin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the follower holding the new token", func() bool { _, ok := m1.Store.State().Tokens[once.Token.ID]; return ok })
+
+	const perMaster = 4
+	type result struct {
+		resp api.JoinResponse
+		err  error
+	}
+	results := make(chan result, 2*perMaster)
+	var wg sync.WaitGroup
+	for i := range 2 * perMaster {
+		wg.Go(func() {
+			m := []*Master{m0, m1}[i%2]
+			resp, err := joinAs(t, m, once.Secret, fmt.Sprintf("new-%d", i))
+			results <- result{resp, err}
+		})
+	}
+	wg.Wait()
+	close(results)
+	won := 0
+	for r := range results {
+		if r.err == nil && r.resp.ClusterSecret != "" {
+			won++
+			continue
+		}
+		refused(t, "a losing join", r.resp, r.err, "token")
+	}
+	if won != 1 {
+		t.Fatalf("%d joins got the cluster secret with one single-use token", won)
+	}
+	tokens, err := admin.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tokens {
+		if tok.ID == once.Token.ID && tok.Used != 1 {
+			t.Fatalf("the token counts %d uses", tok.Used)
 		}
 	}
 }

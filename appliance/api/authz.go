@@ -52,15 +52,29 @@ func (s *Server) authenticate(r *http.Request, st *store.State) (Identity, error
 		return Identity{}, errorf(http.StatusUnauthorized, "missing bearer token or client certificate")
 	}
 	t, err := auth.Verify(st.Tokens, secret, time.Now())
-	switch {
-	case errors.Is(err, auth.ErrExpired):
-		return Identity{}, errorf(http.StatusUnauthorized, "token has expired")
-	case errors.Is(err, auth.ErrRevoked):
-		return Identity{}, errorf(http.StatusUnauthorized, "token has been revoked")
-	case err != nil:
-		return Identity{}, errorf(http.StatusUnauthorized, "invalid bearer token")
+	if err != nil {
+		return Identity{}, tokenRefused(err)
 	}
 	return Identity{Role: t.Role, Name: t.ID}, nil
+}
+
+// tokenRefused is the 401 for a token that Verify, or the FSM counting a
+// join, refused. Which check failed is told only to the secret's holder
+// (see auth.Verify).
+func tokenRefused(err error) error {
+	msg := "invalid bearer token"
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		msg = "token has expired"
+	case errors.Is(err, auth.ErrRevoked):
+		msg = "token has been revoked"
+	case errors.Is(err, auth.ErrUsedUp):
+		msg = "token has been used up"
+	case errors.Is(err, store.ErrRejected):
+		// The leader refused it, its reason known only as text.
+		msg = "token can no longer be used (used up, expired or revoked)"
+	}
+	return errorf(http.StatusUnauthorized, "%s", msg)
 }
 
 // policy decides whether an identity may make a request; handlers check

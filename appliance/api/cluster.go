@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"time"
 
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/store"
@@ -109,6 +110,12 @@ func (s *Server) clusterRoutes() {
 			return nil, err
 		}
 		index, err := s.cfg.Backend.Propose(r.Context(), batch)
+		if errors.Is(err, store.ErrRejected) {
+			// Not 503: proposing it again fails the same way, and the
+			// forwarding master must tell its client so (a join token
+			// used up by a join through another master).
+			return nil, errorf(http.StatusConflict, "%v", err)
+		}
 		if err != nil {
 			return nil, errorf(http.StatusServiceUnavailable, "cannot commit: %v", err)
 		}
@@ -159,7 +166,19 @@ func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "join: %v", err)
 	}
-	s.cfg.Logger.Info("joined", "name", req.Name, "role", role, "token", identityOf(r).Name)
+	// The certificate, and a master's cluster secret, leave only once the
+	// join is counted against its token, through Raft: the FSM refuses a
+	// use past the token's last, so of two joins with one single-use token
+	// that both got this far, exactly one is answered. A join refused
+	// above spends nothing.
+	use := store.TokenUse{ID: identityOf(r).Name, Time: time.Now()}
+	if _, err := s.cfg.Backend.Propose(r.Context(), []store.Command{store.NewCommand(store.CmdUseToken, use)}); err != nil {
+		if errors.Is(err, store.ErrRejected) {
+			return nil, tokenRefused(err)
+		}
+		return nil, errorf(http.StatusServiceUnavailable, "cannot commit the join: %v", err)
+	}
+	s.cfg.Logger.Info("joined", "name", req.Name, "role", role, "token", use.ID)
 	return resp, nil
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // FuzzRequests sends arbitrary bodies and query strings to the API's write
-// and blocking-read routes: every answer must be a success or a client
+// and blocking-read routes (token creation among them): every answer must be a success or a client
 // error with a JSON message, never a 5xx or a panic, and nothing the
 // request carried may corrupt the store (later requests still work).
 func FuzzRequests(f *testing.F) {
@@ -24,6 +24,10 @@ func FuzzRequests(f *testing.F) {
 		{"pods", "index=-1&wait=1h", ``},
 		{"nodes", "", `[]`},
 		{"status", "", `null`},
+		{"tokens", "", `{"role": "master-join", "ttl": "1h", "uses": 2}`},
+		{"tokens", "", `{"role": "admin", "uses": 1}`},
+		{"tokens", "", `{"role": "agent-join", "ttl": "-1s", "uses": -1}`},
+		{"tokens", "", `{"role": "read-only", "ttl": "0", "uses": 9999999999999999999}`},
 	} {
 		f.Add(seed.route, seed.query, seed.body)
 	}
@@ -38,6 +42,8 @@ func FuzzRequests(f *testing.F) {
 			method, path = http.MethodPost, "/v1/nodes"
 		case "status":
 			method, path = http.MethodPut, "/v1/pods/default/p/status"
+		case "tokens":
+			method, path = http.MethodPost, "/v1/tokens"
 		}
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.URL.RawQuery = query

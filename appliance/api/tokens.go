@@ -13,8 +13,13 @@ import (
 type TokenRequest struct {
 	Role        auth.Role `json:"role"`
 	Description string    `json:"description,omitempty"`
-	// TTL is how long the token is valid, e.g. "24h"; empty: until revoked.
+	// TTL is how long the token is valid, e.g. "24h", or "0" for until
+	// revoked (kubeadm's --ttl 0); empty: the role's default (auth.DefaultLimits).
 	TTL string `json:"ttl,omitempty"`
+	// Uses is how many joins a join token allows, 0 for any number;
+	// absent: the role's default (one for master-join, any number for
+	// agent-join).
+	Uses *int `json:"uses,omitempty"`
 }
 
 // NewToken is a created token: Secret is shown this once and never kept.
@@ -31,22 +36,26 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *store.S
 	if !auth.ValidRole(req.Role) {
 		return nil, errorf(http.StatusBadRequest, "unknown role %q (want admin, read-only, master-join or agent-join)", req.Role)
 	}
-	var ttl time.Duration
+	lim := auth.DefaultLimits(req.Role)
 	if req.TTL != "" {
 		var err error
-		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-			return nil, errorf(http.StatusBadRequest, "ttl: want a positive duration such as 24h")
+		if lim.TTL, err = time.ParseDuration(req.TTL); err != nil {
+			return nil, errorf(http.StatusBadRequest, "ttl: want a duration such as 24h, or 0 for until revoked")
 		}
 	}
-	secret, t, err := auth.New(req.Role, req.Description, ttl, time.Now())
+	if req.Uses != nil {
+		lim.Uses = *req.Uses
+	}
+	// The role is known, so what New refuses is a limit the caller chose.
+	secret, t, err := auth.New(req.Role, req.Description, lim, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
 	if err := s.propose(r, store.NewCommand(store.CmdAddToken, t)); err != nil {
 		return nil, err
 	}
 	t.Hash = ""
-	s.cfg.Logger.Info("token created", "id", t.ID, "role", t.Role, "by", identityOf(r).Name)
+	s.cfg.Logger.Info("token created", "id", t.ID, "role", t.Role, "expires", t.Expires, "uses", t.Uses, "by", identityOf(r).Name)
 	return NewToken{Secret: secret, Token: t}, nil
 }
 

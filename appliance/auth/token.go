@@ -1,7 +1,8 @@
 // Package auth is the cluster's bearer tokens and the roles they carry.
 // A token is "<id>.<secret>" in kubeadm's bootstrap-token format: the id
 // names the token in lists, logs and revocations; only a hash of the
-// secret is stored.
+// secret is stored. Join tokens expire, and may allow a limited number of
+// joins, so that one that leaks stops working on its own.
 package auth
 
 import (
@@ -24,6 +25,10 @@ const (
 	RoleAgentJoin  Role = "agent-join"  // exchanging a CSR for an agent's certificate
 )
 
+// Joins reports whether r's tokens are spent by joining (and only good
+// for that).
+func (r Role) Joins() bool { return r == RoleMasterJoin || r == RoleAgentJoin }
+
 // ValidRole reports whether r is one of the roles above.
 func ValidRole(r Role) bool {
 	switch r {
@@ -41,7 +46,40 @@ type Token struct {
 	Description string    `json:"description,omitempty"`
 	Created     time.Time `json:"created"`
 	Expires     time.Time `json:"expires,omitzero"` // zero: never
-	Revoked     bool      `json:"revoked,omitempty"`
+	// Uses is how many joins a join token allows (0: any number); Used
+	// counts those made. The FSM counts them (store.CmdUseToken) before a
+	// join is answered, so no two joins can share a single use.
+	Uses    int  `json:"uses,omitempty"`
+	Used    int  `json:"used,omitempty"`
+	Revoked bool `json:"revoked,omitempty"`
+}
+
+// Limits bound a new token's life: TTL from its creation (0: it never
+// expires) and Uses, for join tokens (0: any number of joins).
+type Limits struct {
+	TTL  time.Duration
+	Uses int
+}
+
+// JoinTTL is how long a join token lasts unless its creator says
+// otherwise: kubeadm's bootstrap tokens' default.
+const JoinTTL = 24 * time.Hour
+
+// DefaultLimits are a role's limits unless its creator says otherwise.
+// Join tokens expire after JoinTTL, as kubeadm's bootstrap tokens do. A
+// master join is a rare, deliberate act that hands over the cluster's CA
+// key, so a master join token also works once; an agent join token admits
+// any number of workers until it expires, as kubeadm's and k3s's do.
+// People's tokens (admin, read-only) are credentials, not bootstrap
+// secrets: they last until revoked, as a kubeconfig's do.
+func DefaultLimits(role Role) Limits {
+	switch role {
+	case RoleMasterJoin:
+		return Limits{TTL: JoinTTL, Uses: 1}
+	case RoleAgentJoin:
+		return Limits{TTL: JoinTTL}
+	}
+	return Limits{}
 }
 
 // Why Verify fails. Each error Verify returns wraps exactly one of these.
@@ -51,6 +89,7 @@ var (
 	ErrMismatch  = errors.New("auth: wrong token secret")
 	ErrRevoked   = errors.New("auth: token revoked")
 	ErrExpired   = errors.New("auth: token expired")
+	ErrUsedUp    = errors.New("auth: token used up")
 )
 
 const (
@@ -59,19 +98,25 @@ const (
 	alphabet  = "abcdefghijklmnopqrstuvwxyz0123456789"
 )
 
-// New creates a token for role that expires after ttl (0: never). It
-// returns the secret to hand to its user, once, and the Token to store.
-func New(role Role, description string, ttl time.Duration, now time.Time) (secret string, t Token, err error) {
+// New creates a token for role within lim. It returns the secret to hand
+// to its user, once, and the Token to store.
+func New(role Role, description string, lim Limits, now time.Time) (secret string, t Token, err error) {
 	if !ValidRole(role) {
 		return "", Token{}, fmt.Errorf("auth: unknown role %q", role)
 	}
-	if ttl < 0 {
-		return "", Token{}, fmt.Errorf("auth: negative ttl %v", ttl)
+	if lim.TTL < 0 {
+		return "", Token{}, fmt.Errorf("auth: negative ttl %v", lim.TTL)
+	}
+	if lim.Uses < 0 {
+		return "", Token{}, fmt.Errorf("auth: negative uses %d: want a count of joins, or 0 for any number", lim.Uses)
+	}
+	if lim.Uses > 0 && !role.Joins() {
+		return "", Token{}, fmt.Errorf("auth: uses: only join tokens are spent by joining; %s tokens last until they expire or are revoked", role)
 	}
 	id, sec := randomString(idLen), randomString(secretLen)
-	t = Token{ID: id, Hash: hash(sec), Role: role, Description: description, Created: now}
-	if ttl > 0 {
-		t.Expires = now.Add(ttl)
+	t = Token{ID: id, Hash: hash(sec), Role: role, Description: description, Created: now, Uses: lim.Uses}
+	if lim.TTL > 0 {
+		t.Expires = now.Add(lim.TTL)
 	}
 	return id + "." + sec, t, nil
 }
@@ -104,7 +149,7 @@ func Parse(secret string) (id, sec string, err error) {
 }
 
 // Verify finds secret's token in tokens (keyed by id) and checks that it
-// is the right secret, not revoked and not expired at now. The error says
+// is the right secret, not revoked, not expired at now and not used up. The error says
 // which check failed and names the token id, never the secret or its
 // hash. The secret is checked before revocation and expiry, so only its
 // holder learns that a token is revoked or expired. The id lookup is not
@@ -121,13 +166,36 @@ func Verify(tokens map[string]Token, secret string, now time.Time) (Token, error
 	if subtle.ConstantTimeCompare([]byte(hash(sec)), []byte(t.Hash)) != 1 {
 		return Token{}, fmt.Errorf("%w for %s", ErrMismatch, id)
 	}
-	if t.Revoked {
-		return Token{}, fmt.Errorf("%w: %s", ErrRevoked, id)
-	}
-	if !t.Expires.IsZero() && !now.Before(t.Expires) {
-		return Token{}, fmt.Errorf("%w: %s at %s", ErrExpired, id, t.Expires.UTC().Format(time.RFC3339))
+	if err := t.usable(now); err != nil {
+		return Token{}, err
 	}
 	return t, nil
+}
+
+// Use is t after one more join at now: the FSM's check, with the time the
+// proposing master put in the command, so that every master decides the
+// same. It fails as Verify would for a revoked, expired or used-up token.
+func (t Token) Use(now time.Time) (Token, error) {
+	if !t.Role.Joins() {
+		return Token{}, fmt.Errorf("auth: %s is a %s token, not a join token", t.ID, t.Role)
+	}
+	if err := t.usable(now); err != nil {
+		return Token{}, err
+	}
+	t.Used++
+	return t, nil
+}
+
+func (t Token) usable(now time.Time) error {
+	switch {
+	case t.Revoked:
+		return fmt.Errorf("%w: %s", ErrRevoked, t.ID)
+	case !t.Expires.IsZero() && !now.Before(t.Expires):
+		return fmt.Errorf("%w: %s at %s", ErrExpired, t.ID, t.Expires.UTC().Format(time.RFC3339))
+	case t.Uses > 0 && t.Used >= t.Uses:
+		return fmt.Errorf("%w: %s was good for %d join(s)", ErrUsedUp, t.ID, t.Uses)
+	}
+	return nil
 }
 
 // hash is SHA-256 of the secret, in hex. A slow KDF (scrypt, argon2)

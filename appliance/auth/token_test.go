@@ -16,7 +16,7 @@ var (
 
 func newToken(t testing.TB, role Role, ttl time.Duration) (string, Token) {
 	t.Helper()
-	secret, tok, err := New(role, "test", ttl, now)
+	secret, tok, err := New(role, "test", Limits{TTL: ttl}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +51,20 @@ func TestNew(t *testing.T) {
 		t.Fatalf("zero fields serialised: %s", data)
 	}
 
-	if _, _, err := New("root", "", 0, now); err == nil {
+	if _, _, err := New("root", "", Limits{}, now); err == nil {
 		t.Fatal("unknown role accepted")
 	}
-	if _, _, err := New(RoleAdmin, "", -time.Second, now); err == nil {
+	if _, _, err := New(RoleAdmin, "", Limits{TTL: -time.Second}, now); err == nil {
 		t.Fatal("negative ttl accepted")
+	}
+	// Uses count joins: a limit on another role's token would be ignored.
+	for _, bad := range []struct {
+		role Role
+		uses int
+	}{{RoleAdmin, 1}, {RoleReadOnly, 3}, {RoleMasterJoin, -1}} {
+		if _, _, err := New(bad.role, "", Limits{Uses: bad.uses}, now); err == nil {
+			t.Errorf("%s token with %d uses accepted", bad.role, bad.uses)
+		}
 	}
 	// Secrets do not repeat, and every character of the alphabet turns up.
 	seen, chars := map[string]bool{}, map[rune]bool{}
@@ -71,6 +80,73 @@ func TestNew(t *testing.T) {
 	}
 	if len(chars) != len(alphabet) {
 		t.Fatalf("%d of %d characters used", len(chars), len(alphabet))
+	}
+}
+
+// TestDefaultLimits: join tokens expire after 24 hours, as kubeadm's
+// bootstrap tokens; a master join token works once, an agent join token
+// for any number of workers; people's tokens last until revoked.
+func TestDefaultLimits(t *testing.T) {
+	for role, want := range map[Role]Limits{
+		RoleMasterJoin: {TTL: 24 * time.Hour, Uses: 1},
+		RoleAgentJoin:  {TTL: 24 * time.Hour},
+		RoleAdmin:      {},
+		RoleReadOnly:   {},
+	} {
+		if got := DefaultLimits(role); got != want {
+			t.Errorf("DefaultLimits(%s) = %+v, want %+v", role, got, want)
+		}
+		if _, tok, err := New(role, "", DefaultLimits(role), now); err != nil || tok.Uses != want.Uses ||
+			want.TTL > 0 && !tok.Expires.Equal(now.Add(want.TTL)) || want.TTL == 0 && !tok.Expires.IsZero() {
+			t.Errorf("%s token with the default limits: %+v %v", role, tok, err)
+		}
+	}
+}
+
+// TestUse: each join counts; a token is refused once its uses are spent,
+// at and after its expiry, and once revoked; Verify refuses the same.
+func TestUse(t *testing.T) {
+	secret, once, err := New(RoleMasterJoin, "", DefaultLimits(RoleMasterJoin), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, err := once.Use(now)
+	if err != nil || used.Used != 1 || once.Used != 0 {
+		t.Fatalf("first use: %+v %v (the original %+v)", used, err, once)
+	}
+	if _, err := used.Use(now); !errors.Is(err, ErrUsedUp) {
+		t.Fatalf("second use of a single-use token: %v", err)
+	}
+	if _, err := Verify(map[string]Token{used.ID: used}, secret, now); !errors.Is(err, ErrUsedUp) {
+		t.Fatalf("Verify of a used-up token: %v", err)
+	}
+	if _, err := once.Use(now.Add(JoinTTL)); !errors.Is(err, ErrExpired) {
+		t.Fatalf("use at expiry: %v", err)
+	}
+	revoked := once
+	revoked.Revoked = true
+	if _, err := revoked.Use(now); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("use of a revoked token: %v", err)
+	}
+
+	_, many := newToken(t, RoleAgentJoin, 0)
+	for i := range 100 {
+		if many, err = many.Use(now.Add(1000 * time.Hour)); err != nil || many.Used != i+1 {
+			t.Fatalf("use %d of an unlimited, unexpiring token: %+v %v", i+1, many, err)
+		}
+	}
+	_, three, _ := New(RoleAgentJoin, "", Limits{Uses: 3}, now)
+	for range 3 {
+		if three, err = three.Use(now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := three.Use(now); !errors.Is(err, ErrUsedUp) || !strings.Contains(err.Error(), "3 join(s)") {
+		t.Fatalf("fourth use of a three-use token: %v", err)
+	}
+	_, admin := newToken(t, RoleAdmin, 0)
+	if _, err := admin.Use(now); err == nil {
+		t.Fatal("an admin token was used for a join")
 	}
 }
 
@@ -123,6 +199,8 @@ func TestVerify(t *testing.T) {
 	wrong := tok.ID + otherSecret[idLen:]
 	revoked := tok
 	revoked.Revoked = true
+	usedUp := tok
+	usedUp.Uses, usedUp.Used = 2, 2
 
 	for _, tc := range []struct {
 		name   string
@@ -136,6 +214,8 @@ func TestVerify(t *testing.T) {
 		{"wrong secret", tokens, wrong, now, ErrMismatch},
 		{"revoked", map[string]Token{tok.ID: revoked}, secret, now, ErrRevoked},
 		{"expired", tokens, secret, now.Add(time.Hour), ErrExpired},
+		{"used up", map[string]Token{tok.ID: usedUp}, secret, now, ErrUsedUp},
+		{"wrong secret of a used-up token", map[string]Token{tok.ID: usedUp}, wrong, now, ErrMismatch},
 		// Revocation and expiry are only told to the secret's holder.
 		{"wrong secret of a revoked token", map[string]Token{tok.ID: revoked}, wrong, now, ErrMismatch},
 		{"wrong secret of an expired token", tokens, wrong, now.Add(2 * time.Hour), ErrMismatch},
@@ -148,7 +228,7 @@ func TestVerify(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Verify = %v, want %v", err, tc.want)
 			}
-			for _, sentinel := range []error{ErrMalformed, ErrUnknown, ErrMismatch, ErrRevoked, ErrExpired} {
+			for _, sentinel := range []error{ErrMalformed, ErrUnknown, ErrMismatch, ErrRevoked, ErrExpired, ErrUsedUp} {
 				if sentinel != tc.want && errors.Is(err, sentinel) {
 					t.Fatalf("%v also matches %v", err, sentinel)
 				}

@@ -35,6 +35,11 @@ const (
 	CmdSetServiceIP CommandType = "SetServiceIP" // ServiceIP
 	CmdAddToken     CommandType = "AddToken"     // auth.Token
 	CmdRevokeToken  CommandType = "RevokeToken"  // TokenRef
+	// CmdUseToken counts one join made with a join token. The FSM refuses
+	// it for a token that is revoked, expired at Time or used up, so of
+	// two joins with one single-use token exactly one commits, and only
+	// that one is answered.
+	CmdUseToken CommandType = "UseToken" // TokenUse
 	// CmdSetCA records the cluster CA, once: a second, different CA would
 	// orphan every certificate signed so far.
 	CmdSetCA CommandType = "SetCA" // ClusterCA
@@ -77,6 +82,13 @@ type ServiceIP struct {
 
 type TokenRef struct {
 	ID string `json:"id"`
+}
+
+// TokenUse is one join with token ID at Time, the proposing master's
+// clock: the FSM may not read its own.
+type TokenUse struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
 }
 
 type MasterAPI struct {
@@ -297,6 +309,19 @@ func applyOne(w *writer, c Command) error {
 		}
 		t.Revoked = true
 		w.Tokens()[r.ID] = t
+	case CmdUseToken:
+		u, err := decode[TokenUse](c)
+		if err != nil {
+			return err
+		}
+		t, ok := s.Tokens[u.ID]
+		if !ok {
+			return fmt.Errorf("no token %s", u.ID)
+		}
+		if t, err = t.Use(u.Time); err != nil {
+			return err
+		}
+		w.Tokens()[u.ID] = t
 	case CmdSetCA:
 		ca, err := decode[ClusterCA](c)
 		if err != nil {

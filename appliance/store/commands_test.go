@@ -166,6 +166,36 @@ func TestApplyServiceIPs(t *testing.T) {
 	}
 }
 
+// TestApplyTokenUses: each join counts, at the time the command carries;
+// a use of a token that is used up, expired then, revoked, not a join
+// token or unknown is refused and changes nothing.
+func TestApplyTokenUses(t *testing.T) {
+	t.Parallel()
+	s := &State{}
+	mustApply(t, s,
+		NewCommand(CmdAddToken, auth.Token{ID: "once", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1, Expires: t0.Add(time.Hour)}),
+		NewCommand(CmdAddToken, auth.Token{ID: "many", Hash: "h", Role: auth.RoleAgentJoin}),
+		NewCommand(CmdAddToken, auth.Token{ID: "admin", Hash: "h", Role: auth.RoleAdmin}),
+		NewCommand(CmdAddToken, auth.Token{ID: "gone", Hash: "h", Role: auth.RoleAgentJoin, Revoked: true}),
+	)
+	mustReject(t, s, "token expired: once", NewCommand(CmdUseToken, TokenUse{ID: "once", Time: t0.Add(time.Hour)}))
+	mustApply(t, s, NewCommand(CmdUseToken, TokenUse{ID: "once", Time: t0}))
+	mustReject(t, s, "token used up: once", NewCommand(CmdUseToken, TokenUse{ID: "once", Time: t0}))
+	for range 3 {
+		mustApply(t, s, NewCommand(CmdUseToken, TokenUse{ID: "many", Time: t0}))
+	}
+	if once, many := s.Tokens["once"], s.Tokens["many"]; once.Used != 1 || many.Used != 3 {
+		t.Fatalf("uses counted: once %d, many %d", once.Used, many.Used)
+	}
+	mustReject(t, s, "token revoked: gone", NewCommand(CmdUseToken, TokenUse{ID: "gone", Time: t0}))
+	mustReject(t, s, "not a join token", NewCommand(CmdUseToken, TokenUse{ID: "admin", Time: t0}))
+	mustReject(t, s, "no token ghost", NewCommand(CmdUseToken, TokenUse{ID: "ghost", Time: t0}))
+	// Two uses of a single-use token in one batch: the batch fails whole.
+	mustApply(t, s, NewCommand(CmdAddToken, auth.Token{ID: "twice", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}))
+	mustReject(t, s, "command 1 (UseToken): auth: token used up: twice",
+		NewCommand(CmdUseToken, TokenUse{ID: "twice", Time: t0}), NewCommand(CmdUseToken, TokenUse{ID: "twice", Time: t0}))
+}
+
 func TestApplyBadCommands(t *testing.T) {
 	t.Parallel()
 	good := NewCommand(CmdDeletePod, PodRef{Key: "ns/a"})
@@ -199,7 +229,8 @@ func TestApplyBadCommands(t *testing.T) {
 func TestApplyLeavesThePreviousStateAlone(t *testing.T) {
 	before := cluster(t)
 	mustApply(t, before, NewCommand(CmdAddRevision, Revision{Commit: "c1", Status: RevisionApplied}),
-		NewCommand(CmdAddToken, auth.Token{ID: "t1", Hash: "h1", Role: auth.RoleAdmin}), NewCommand(CmdSetMasterAPI, MasterAPI{ID: "m1", URL: "https://m1"}))
+		NewCommand(CmdAddToken, auth.Token{ID: "t1", Hash: "h1", Role: auth.RoleAdmin}), NewCommand(CmdSetMasterAPI, MasterAPI{ID: "m1", URL: "https://m1"}),
+		NewCommand(CmdAddToken, auth.Token{ID: "j1", Hash: "h1", Role: auth.RoleAgentJoin}))
 	// Spare capacity is where an append into a shared slice would land.
 	before.Revisions = slices.Grow(before.Revisions, 4)
 	want := encoded(t, before)
@@ -219,6 +250,7 @@ func TestApplyLeavesThePreviousStateAlone(t *testing.T) {
 		NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.11"}),
 		NewCommand(CmdAddToken, auth.Token{ID: "t2", Hash: "h2", Role: auth.RoleAdmin}),
 		NewCommand(CmdRevokeToken, TokenRef{ID: "t1"}),
+		NewCommand(CmdUseToken, TokenUse{ID: "j1", Time: t0}),
 		NewCommand(CmdSetCA, ClusterCA{CertPEM: []byte("cert"), EncryptedKey: []byte("key")}),
 		NewCommand(CmdSetMasterAPI, MasterAPI{ID: "m1"}),
 	)
@@ -226,7 +258,7 @@ func TestApplyLeavesThePreviousStateAlone(t *testing.T) {
 		t.Fatalf("applying a batch changed the state it started from")
 	}
 	if len(next.Revisions) != 2 || next.Revisions[0].Status != RevisionSuperseded || next.Pods["ns/a"].Status.Phase != "Running" ||
-		!next.Nodes["n2"].Ready || !next.Tokens["t1"].Revoked || next.MasterAPIs["m1"] != "" || next.ServiceIPs["ns/api"] == "" {
+		!next.Nodes["n2"].Ready || !next.Tokens["t1"].Revoked || next.Tokens["j1"].Used != 1 || next.MasterAPIs["m1"] != "" || next.ServiceIPs["ns/api"] == "" {
 		t.Fatalf("the batch did not apply as expected: %+v", next)
 	}
 }

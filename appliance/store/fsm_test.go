@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/berth/berth/appliance/auth"
 )
 
 // applyLog feeds one log entry to f as raft would and returns its response.
@@ -178,6 +180,7 @@ func FuzzFSMApply(f *testing.F) {
 		{NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/a", Status: PodStatus{Phase: PodRunning}}), NewCommand(CmdTerminatePod, PodRef{Key: "ns/a"})},
 		{NewCommand(CmdDeletePod, PodRef{Key: "ns/a"}), NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: ""})},
 		{NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.10"})},
+		{NewCommand(CmdAddToken, auth.Token{ID: "j9", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}), NewCommand(CmdUseToken, TokenUse{ID: "j9", Time: t0})},
 		{{Version: 2, Type: CmdDeletePod, Payload: json.RawMessage(`{}`)}},
 	} {
 		f.Add(encodeBatch(f, batch...))

@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/berth/berth/appliance/auth"
 )
 
 func testConfig(dir string, bootstrap bool) Config {
@@ -90,6 +92,37 @@ func TestStoreProposeAndRead(t *testing.T) {
 	}
 	if _, err := s.Propose(context.Background(), nil); err == nil {
 		t.Fatal("an empty batch was proposed")
+	}
+}
+
+// TestStoreSingleUseTokenRace: many masters' worth of joins propose the
+// use of one single-use token at once; Raft orders them and the FSM lets
+// exactly one commit, the others come back as ErrRejected.
+func TestStoreSingleUseTokenRace(t *testing.T) {
+	t.Parallel()
+	s := openLeader(t, t.TempDir(), true)
+	propose(t, s, NewCommand(CmdAddToken, auth.Token{ID: "once", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}))
+	const joins = 16
+	var (
+		wg        sync.WaitGroup
+		won, lost atomic.Int32
+	)
+	for range joins {
+		wg.Go(func() {
+			_, err := s.Propose(context.Background(), []Command{NewCommand(CmdUseToken, TokenUse{ID: "once", Time: time.Now()})})
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, ErrRejected) && errors.Is(err, auth.ErrUsedUp):
+				lost.Add(1)
+			default:
+				t.Errorf("Propose: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 || lost.Load() != joins-1 || s.State().Tokens["once"].Used != 1 {
+		t.Fatalf("%d joins won, %d lost, %d uses counted; want 1, %d, 1", won.Load(), lost.Load(), s.State().Tokens["once"].Used, joins-1)
 	}
 }
 
