@@ -33,10 +33,11 @@ func newMasterCmd() *cobra.Command {
 		Short: "Run a master: Raft member, API, Git sync and (when leading) the controllers",
 		Long: `master runs one master of a cluster. The first one bootstraps: it creates the
 cluster CA, an admin token (in DATA/admin.conf) and the join tokens for masters
-(DATA/join-master.token) and agents (DATA/join-agent.token), and prints the
-CA's fingerprint. The others join through any member with the master join
-token, trusting only a CA with that fingerprint (as kubeadm's
---discovery-token-ca-cert-hash). A data dir that holds state restarts as it
+(DATA/join-master.token, good for one join) and agents (DATA/join-agent.token),
+both valid for 24 hours, and prints the CA's fingerprint; later joins take a
+token from 'berth token create --role master-join' (or agent-join). The others
+join through any member with a master join token, trusting only a CA with that
+fingerprint (as kubeadm's --discovery-token-ca-cert-hash). A data dir that holds state restarts as it
 was; the join flags are then ignored.`,
 		Args: cobra.NoArgs,
 	}
@@ -179,10 +180,21 @@ func newTokenCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "token create|list|revoke", Short: "Manage the API's bearer tokens"}
 	var (
 		role, ttl, desc string
+		uses            int
 	)
-	create := &cobra.Command{Use: "create --role admin|read-only|master-join|agent-join", Short: "Create a token; its secret is shown once", Args: cobra.NoArgs}
+	create := &cobra.Command{
+		Use:   "create --role admin|read-only|master-join|agent-join [--ttl 24h] [--uses N]",
+		Short: "Create a token; its secret is shown once",
+		Long: `create makes a token and prints its secret, which is shown this once.
+Join tokens expire after 24 hours unless --ttl says otherwise (as kubeadm's
+bootstrap tokens); a master-join token is good for one join, an agent-join
+token for any number unless --uses limits it. Admin and read-only tokens
+last until revoked unless --ttl is given. --ttl 0 never expires.`,
+		Args: cobra.NoArgs,
+	}
 	create.Flags().StringVar(&role, "role", "read-only", "admin, read-only, master-join or agent-join")
-	create.Flags().StringVar(&ttl, "ttl", "", "how long it is valid, e.g. 24h (default: until revoked)")
+	create.Flags().StringVar(&ttl, "ttl", "", "how long it is valid, e.g. 1h, or 0 for until revoked (default: 24h for join tokens, until revoked for the others)")
+	create.Flags().IntVar(&uses, "uses", 0, "how many joins a join token allows, 0 for any number (default: 1 for master-join, any number for agent-join)")
 	create.Flags().StringVar(&desc, "description", "", "what it is for")
 	createClient := clientFlag(create)
 	create.RunE = func(cmd *cobra.Command, args []string) error {
@@ -190,7 +202,11 @@ func newTokenCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		t, err := c.CreateToken(cmd.Context(), api.TokenRequest{Role: auth.Role(role), TTL: ttl, Description: desc})
+		req := api.TokenRequest{Role: auth.Role(role), TTL: ttl, Description: desc}
+		if cmd.Flags().Changed("uses") {
+			req.Uses = &uses
+		}
+		t, err := c.CreateToken(cmd.Context(), req)
 		if err != nil {
 			return &exitError{1, err}
 		}
@@ -209,13 +225,11 @@ func newTokenCmd() *cobra.Command {
 			return &exitError{1, err}
 		}
 		w := newTable(cmd.OutOrStdout())
-		w.row("ID", "ROLE", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION")
+		w.row("ID", "ROLE", "CREATED", "EXPIRES", "USED", "LEFT", "REVOKED", "DESCRIPTION")
+		now := time.Now()
 		for _, t := range ts {
-			exp := "never"
-			if !t.Expires.IsZero() {
-				exp = t.Expires.UTC().Format(time.RFC3339)
-			}
-			w.row(t.ID, t.Role, t.Created.UTC().Format(time.RFC3339), exp, t.Revoked, t.Description)
+			used, left := tokenUses(t)
+			w.row(t.ID, t.Role, t.Created.UTC().Format(time.RFC3339), tokenExpiry(t, now), used, left, t.Revoked, t.Description)
 		}
 		return w.flush()
 	}
@@ -234,4 +248,27 @@ func newTokenCmd() *cobra.Command {
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// tokenExpiry is when t expires, for token list.
+func tokenExpiry(t auth.Token, now time.Time) string {
+	switch {
+	case t.Expires.IsZero():
+		return "never"
+	case !now.Before(t.Expires):
+		return t.Expires.UTC().Format(time.RFC3339) + " (expired)"
+	}
+	return t.Expires.UTC().Format(time.RFC3339)
+}
+
+// tokenUses is how many joins t made and has left, for token list; people's
+// tokens are not spent by use.
+func tokenUses(t auth.Token) (used, left string) {
+	switch {
+	case !t.Role.Joins():
+		return "-", "-"
+	case t.Uses == 0:
+		return strconv.Itoa(t.Used), "any"
+	}
+	return strconv.Itoa(t.Used), strconv.Itoa(max(t.Uses-t.Used, 0))
 }
