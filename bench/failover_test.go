@@ -32,8 +32,12 @@ func BenchmarkFailover(b *testing.B) {
 		ms = append(ms, env.NewMaster(b, fmt.Sprintf("m%d", i+1), harness.MasterOptions{Listen: loopbackAddr(b), RaftListen: loopbackAddr(b)}))
 	}
 	ms[0].Start("--bootstrap")
-	for _, m := range ms[1:] {
-		m.Start("--join", ms[0].URL, "--token", ms[0].JoinToken("join-master"), "--ca-hash", ms[0].CAHash())
+	for i, m := range ms[1:] {
+		token := ms[0].JoinToken("join-master") // good for one join
+		if i > 0 {
+			token = ms[0].CreateToken("--role", "master-join")
+		}
+		m.Start("--join", ms[0].URL, "--token", token, "--ca-hash", ms[0].CAHash())
 	}
 	token := ms[0].AdminToken()
 	ctx := context.Background()

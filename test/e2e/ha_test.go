@@ -69,8 +69,10 @@ func loopback(t *testing.T, ip string) string {
 	return ln.Addr().String()
 }
 
-// threeMasters bootstraps m1 and joins m2 and m3 through it; netns, if
-// set, is where m3 runs (at ip3), the others on ip.
+// threeMasters bootstraps m1 and joins m2 and m3 through it, m2 with the
+// bootstrap master join token and m3, since that one is good for one join
+// only, with one made by `berth token create`; netns, if set, is where m3
+// runs (at ip3), the others on ip.
 func threeMasters(t *testing.T, repo string, ip, netns, ip3 string) []*harness.Master {
 	var ms []*harness.Master
 	for i := range 3 {
@@ -81,9 +83,12 @@ func threeMasters(t *testing.T, repo string, ip, netns, ip3 string) []*harness.M
 		ms = append(ms, env.NewMaster(t, fmt.Sprintf("m%d", i+1), o))
 	}
 	ms[0].Start("--bootstrap")
-	join := []string{"--join", ms[0].URL, "--token", ms[0].JoinToken("join-master"), "--ca-hash", ms[0].CAHash()}
-	for _, m := range ms[1:] {
-		m.Start(join...)
+	for i, m := range ms[1:] {
+		token := ms[0].JoinToken("join-master")
+		if i > 0 {
+			token = ms[0].CreateToken("--role", "master-join", "--description", "for "+m.Name)
+		}
+		m.Start("--join", ms[0].URL, "--token", token, "--ca-hash", ms[0].CAHash())
 	}
 	admin := ms[0].Client(ms[0].AdminToken())
 	harness.Eventually(t, "three voting members", time.Minute, func() error {
@@ -375,7 +380,9 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 		ms[0].Webhook(context.Background())
 	}
 
-	good := []string{"--join", ms[0].URL, "--token", ms[0].JoinToken("join-master"), "--ca-hash", ms[0].CAHash()}
+	good := []string{"--join", ms[0].URL, "--token", ms[0].CreateToken("--role", "master-join"), "--ca-hash", ms[0].CAHash()}
+	// Expired long before a master process can start and use it.
+	expired := ms[0].CreateToken("--role", "master-join", "--ttl", "1ms")
 	for _, tc := range []struct {
 		name string
 		flag string
@@ -384,6 +391,9 @@ func TestHAJoinLeaveRestart(t *testing.T) {
 	}{
 		{"wrong token", "--token", "wrongg.0123456789abcdef", "invalid bearer token"},
 		{"agent token", "--token", ms[0].JoinToken("join-agent"), "not allowed for agent-join"},
+		// m2 joined with it: a leaked bootstrap token is worth nothing now.
+		{"used token", "--token", ms[0].JoinToken("join-master"), "token has been used up"},
+		{"expired token", "--token", expired, "token has expired"},
 		{"wrong CA", "--ca-hash", "sha256:" + strings.Repeat("ab", 32), "fingerprint"},
 	} {
 		intruder := env.NewMaster(t, "intruder", harness.MasterOptions{Listen: loopback(t, "127.0.0.1"), RaftListen: loopback(t, "127.0.0.1")})

@@ -180,9 +180,26 @@ func (m *Master) CAHash() string {
 }
 
 // JoinToken is a token from the bootstrapping master's data dir
-// ("join-master" or "join-agent").
+// ("join-master" or "join-agent"). The master join token is good for one
+// join: further masters need a token of their own (CreateToken).
 func (m *Master) JoinToken(kind string) string {
 	return strings.TrimSpace(string(m.read(kind + ".token")))
+}
+
+// CreateToken runs `berth token create ARGS` with the bootstrapping
+// master's admin.conf, as an operator would, and returns the secret.
+func (m *Master) CreateToken(args ...string) string {
+	m.t.Helper()
+	cmd := exec.Command(m.env.Bin, append([]string{"token", "create", "--config", filepath.Join(m.Data, "admin.conf")}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		m.t.Fatalf("berth token create %v: %v\n%s", args, err, stderr)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // HTTP trusts the cluster CA.
