@@ -11,9 +11,10 @@ import (
 )
 
 // FuzzRequests sends arbitrary bodies and query strings to the API's write
-// and blocking-read routes (token creation among them): every answer must be a success or a client
-// error with a JSON message, never a 5xx or a panic, and nothing the
-// request carried may corrupt the store (later requests still work).
+// routes (token creation among them) and blocking reads: every answer must
+// be a success or a client error with a JSON message, never a 5xx or a
+// panic, and nothing the request carried may corrupt the store (later
+// requests still work).
 func FuzzRequests(f *testing.F) {
 	for _, seed := range []struct{ route, query, body string }{
 		{"nodes", "", `{"name": "n1", "cpuMilli": 1000, "labels": {"a": "b"}}`},

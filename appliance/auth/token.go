@@ -149,10 +149,10 @@ func Parse(secret string) (id, sec string, err error) {
 }
 
 // Verify finds secret's token in tokens (keyed by id) and checks that it
-// is the right secret, not revoked, not expired at now and not used up. The error says
-// which check failed and names the token id, never the secret or its
-// hash. The secret is checked before revocation and expiry, so only its
-// holder learns that a token is revoked or expired. The id lookup is not
+// is the right secret, not revoked, not expired at now and not used up.
+// The error says which check failed and names the token id, never the
+// secret or its hash. The secret is checked first, so only its holder
+// learns that a token is revoked, expired or used up. The id lookup is not
 // constant-time: ids are public names, like kubeadm's.
 func Verify(tokens map[string]Token, secret string, now time.Time) (Token, error) {
 	id, sec, err := Parse(secret)
