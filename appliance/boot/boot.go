@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,7 +43,7 @@ func Run(version string) error {
 	ctx := context.Background()
 	go screen.Run(ctx, facts)
 	// PID 1 adopts orphans; reap them so none linger as zombies.
-	go reap()
+	go reaper.Loop()
 
 	n, err := loadModules(moduleList, log)
 	log.Info("kernel modules loaded", "count", n, "err", err)
@@ -141,15 +142,8 @@ func Run(version string) error {
 	select {}
 }
 
-// reap waits for orphaned children.
-func reap() {
-	for {
-		var ws unix.WaitStatus
-		if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil {
-			time.Sleep(time.Second)
-		}
-	}
-}
+// reaper reaps PID 1's orphans; every command PID 1 runs goes through it.
+var reaper Reaper
 
 // readConfigDisk reads master.yaml from the volume labelled BERTHCFG.
 func readConfigDisk(cfg *Config, log *slog.Logger) error {
@@ -201,10 +195,12 @@ func prepareData(named string, log *slog.Logger) (api.HostStatus, string, error)
 		log.Warn("formatting the data disk", "device", vol.Dev, "label", DataLabel)
 		// lazy init: the kernel zeroes inode tables in the background, so a
 		// large disk formats in seconds.
-		out, err := exec.Command(mke2fs, "-q", "-F", "-t", "ext4", "-L", DataLabel,
-			"-E", "lazy_itable_init=1,lazy_journal_init=1", vol.Dev).CombinedOutput()
-		if err != nil {
-			return ram, ramDir, fmt.Errorf("mke2fs %s: %v: %s", vol.Dev, err, out)
+		var out bytes.Buffer
+		cmd := exec.Command(mke2fs, "-q", "-F", "-t", "ext4", "-L", DataLabel,
+			"-E", "lazy_itable_init=1,lazy_journal_init=1", vol.Dev)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := reaper.Run(cmd); err != nil {
+			return ram, ramDir, fmt.Errorf("mke2fs %s: %v: %s", vol.Dev, err, out.Bytes())
 		}
 	}
 	os.MkdirAll(dataMount, 0o755)
