@@ -50,7 +50,7 @@ type Loop struct {
 	Heartbeats  *Heartbeats
 	ServiceCIDR netip.Prefix
 	Timeouts    NodeTimeouts
-	Logger      *slog.Logger
+	Logger      *slog.Logger // nil discards
 	// Tick bounds how long time-driven decisions (minReadySeconds, node
 	// timeouts) wait when nothing in the state changes.
 	Tick time.Duration
@@ -67,6 +67,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	if tick == 0 {
 		tick = time.Second
 	}
+	log := l.log()
 	since := now()
 	var index uint64
 	for {
@@ -80,38 +81,54 @@ func (l *Loop) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if err != nil && waitCtx.Err() == nil {
-			l.Logger.Warn("waiting for state", "err", err)
+			log.Warn("waiting for state", "err", err)
 		}
 	}
 }
 
+func (l *Loop) log() *slog.Logger {
+	if l.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l.Logger
+}
+
 // pass runs each controller on a fresh snapshot and proposes its commands
 // as one batch, so one controller's stale view never fails another's batch.
+// The unit of failure is one controller: a revision that does not decode
+// stops only the controllers that read it (services, deployments), while
+// the node controller and the scheduler, which act on the cluster as it
+// is, still run.
 func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) {
+	log := l.log()
 	controllers := []struct {
-		name string
-		run  func(*store.State, *Desired) []store.Command
+		name          string
+		readsRevision bool
+		run           func(*store.State, *Desired) []store.Command
 	}{
-		{"nodes", func(s *store.State, _ *Desired) []store.Command {
+		{"nodes", false, func(s *store.State, _ *Desired) []store.Command {
 			return Nodes(s, l.Heartbeats.Snapshot(), since, now(), l.Timeouts)
 		}},
-		{"services", func(s *store.State, d *Desired) []store.Command { return ServiceIPs(s, d, l.ServiceCIDR) }},
-		{"deployments", func(s *store.State, d *Desired) []store.Command { return Deployments(s, d, now()) }},
-		{"scheduler", func(s *store.State, _ *Desired) []store.Command { return Schedule(s) }},
+		{"services", true, func(s *store.State, d *Desired) []store.Command { return ServiceIPs(s, d, l.ServiceCIDR) }},
+		{"deployments", true, func(s *store.State, d *Desired) []store.Command { return Deployments(s, d, now()) }},
+		{"scheduler", false, func(s *store.State, _ *Desired) []store.Command { return Schedule(s) }},
 	}
 	for _, c := range controllers {
 		s := l.Store.State()
-		d, err := DesiredState(s)
-		if err != nil {
-			l.Logger.Error("decoding the applied revision", "err", err)
-			return
+		var d *Desired
+		if c.readsRevision {
+			var err error
+			if d, err = DesiredState(s); err != nil {
+				log.Error("decoding the applied revision", "controller", c.name, "err", err)
+				continue
+			}
 		}
 		cmds := c.run(s, d)
 		if len(cmds) == 0 {
 			continue
 		}
 		if _, err := l.Store.Propose(ctx, cmds); err != nil {
-			l.Logger.Warn("controller proposal failed", "controller", c.name, "commands", len(cmds), "err", err)
+			log.Warn("controller proposal failed", "controller", c.name, "commands", len(cmds), "err", err)
 		}
 	}
 }

@@ -1,0 +1,70 @@
+package reconcile
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// memStore is a Store without Raft: Propose applies through store.Apply.
+type memStore struct {
+	mu       sync.Mutex
+	s        store.State
+	proposed [][]store.Command
+}
+
+func (m *memStore) State() *store.State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.s
+	return &s
+}
+
+func (m *memStore) Wait(ctx context.Context, after uint64) (uint64, error) {
+	<-ctx.Done()
+	return after, ctx.Err()
+}
+
+func (m *memStore) Propose(_ context.Context, batch []store.Command) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.proposed = append(m.proposed, batch)
+	if err := store.Apply(&m.s, batch); err != nil {
+		return 0, err
+	}
+	m.s.Index++
+	return m.s.Index, nil
+}
+
+// TestUndecodableRevisionStillRunsNodeController: a revision that cannot
+// be decoded stops the controllers that read it, not the node controller
+// (which does not), and a Loop without a Logger does not panic.
+func TestUndecodableRevisionStillRunsNodeController(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := &memStore{}
+	n := node("n1")
+	n.Ready = true
+	bad := store.Revision{Commit: "bad", Status: store.RevisionApplied, Objects: []store.Object{{
+		ID:   schemas.ObjectID{Kind: "Deployment", Namespace: "default", Name: "web"},
+		JSON: []byte(`{"spec":{"replicas":"three"}}`),
+	}}}
+	if _, err := m.Propose(context.Background(), []store.Command{
+		store.NewCommand(store.CmdRegisterNode, n),
+		store.NewCommand(store.CmdAddRevision, bad),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DesiredState(m.State()); err == nil {
+		t.Fatal("the revision decodes; the test needs one that does not")
+	}
+	l := &Loop{Store: m, Heartbeats: &Heartbeats{}, ServiceCIDR: DefaultServiceCIDR, Timeouts: DefaultNodeTimeouts}
+	// No heartbeat since t0 and now far past the grace period.
+	l.pass(context.Background(), t0, func() time.Time { return t0.Add(time.Hour) })
+	if m.State().Nodes["n1"].Ready {
+		t.Fatalf("node n1 is still Ready: the node controller did not run (proposed %d batches)", len(m.proposed)-1)
+	}
+}
