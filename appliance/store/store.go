@@ -118,7 +118,11 @@ func Open(cfg Config) (_ *Store, err error) {
 	dbPath := filepath.Join(dir, "raft.db")
 	// The timeout turns a second process on the same DataDir into an error
 	// instead of a hang on bolt's file lock.
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	err = checkRaftDB(dbPath)
+	var bolt *raftboltdb.BoltStore
+	if err == nil {
+		bolt, err = raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: %s is locked by another process", dbPath)
 	}
