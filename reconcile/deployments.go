@@ -2,7 +2,7 @@ package reconcile
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
@@ -36,10 +36,11 @@ func Deployments(s *store.State, d *Desired, now time.Time) []store.Command {
 		}
 	}
 	wanted := map[string]bool{}
+	planned := map[string]bool{} // keys of the pods this pass creates
 	for _, dep := range d.Deployments {
 		k := dep.Metadata.Namespace + "/" + dep.Metadata.Name
 		wanted[k] = true
-		cmds = append(cmds, rollout(s, dep, sortedPods(owned[k]), now)...)
+		cmds = append(cmds, rollout(s, dep, sortedPods(owned[k]), planned, now)...)
 	}
 	for k, pods := range owned {
 		if !wanted[k] {
@@ -51,7 +52,7 @@ func Deployments(s *store.State, d *Desired, now time.Time) []store.Command {
 	return cmds
 }
 
-func rollout(s *store.State, dep *schemas.Deployment, pods []*store.Pod, now time.Time) []store.Command {
+func rollout(s *store.State, dep *schemas.Deployment, pods []*store.Pod, planned map[string]bool, now time.Time) []store.Command {
 	hash := TemplateHash(dep.Spec.Template)
 	replicas := int(dep.Spec.Replicas)
 	var live, current, old []*store.Pod
@@ -80,16 +81,16 @@ func rollout(s *store.State, dep *schemas.Deployment, pods []*store.Pod, now tim
 		if len(old) > 0 || terminatingOf(pods) > 0 {
 			return cmds // new pods wait until every old one is gone
 		}
-		return append(cmds, scale(s, dep, hash, current, replicas, now)...)
+		return append(cmds, scale(s, dep, hash, current, replicas, planned, now)...)
 	}
 
 	surge, unavailable := rollingBounds(dep, replicas)
 	if len(old) == 0 {
-		return append(cmds, scale(s, dep, hash, current, replicas, now)...)
+		return append(cmds, scale(s, dep, hash, current, replicas, planned, now)...)
 	}
 	// Create new pods within the surge budget.
 	if room := min(replicas+surge-len(live), replicas-len(current)); room > 0 {
-		cmds = append(cmds, create(s, dep, hash, current, room, now)...)
+		cmds = append(cmds, create(s, dep, hash, room, planned, now)...)
 	}
 	// Old pods that are not available cost nothing to stop; available ones
 	// only while enough stay available.
@@ -157,9 +158,9 @@ func resolve(v schemas.IntOrString, total int, roundUp bool) int {
 
 // scale brings the pods of the current template to exactly replicas,
 // stopping the least settled (not ready, then newest) first.
-func scale(s *store.State, dep *schemas.Deployment, hash string, current []*store.Pod, replicas int, now time.Time) []store.Command {
+func scale(s *store.State, dep *schemas.Deployment, hash string, current []*store.Pod, replicas int, planned map[string]bool, now time.Time) []store.Command {
 	if n := replicas - len(current); n > 0 {
-		return create(s, dep, hash, current, n, now)
+		return create(s, dep, hash, n, planned, now)
 	}
 	var cmds []store.Command
 	extra := len(current) - replicas
@@ -174,10 +175,17 @@ func scale(s *store.State, dep *schemas.Deployment, hash string, current []*stor
 	return cmds
 }
 
-// create makes n pods of the template. Names are <deployment>-<hash>-<id>
-// with an id derived from the Raft index, so the leader's choice is stable
-// for a given state and never reuses the name of a pod still being removed.
-func create(s *store.State, dep *schemas.Deployment, hash string, current []*store.Pod, n int, now time.Time) []store.Command {
+// suffixAlphabet is Kubernetes' for generated names: no vowels (no words)
+// and none of 0, 1, 3 (no look-alikes).
+const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
+
+// create makes n pods of the template. Names are <deployment>-<hash>-<id>,
+// with a 5-character id (27^5, about 14 million) derived from the Raft index
+// and a counter, so the leader's choice is stable for a given state. A name
+// already in the state (perhaps a pod still being removed) or planned
+// earlier in this pass is skipped for the next counter value, so every
+// name in a batch is new by construction, however large the Deployment.
+func create(s *store.State, dep *schemas.Deployment, hash string, n int, planned map[string]bool, now time.Time) []store.Command {
 	var cmds []store.Command
 	labels := map[string]string{}
 	if dep.Spec.Template.Metadata != nil {
@@ -186,10 +194,18 @@ func create(s *store.State, dep *schemas.Deployment, hash string, current []*sto
 	labels["pod-template-hash"] = hash
 	for i := 0; len(cmds) < n; i++ {
 		sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d/%d", dep.Metadata.Namespace, hash, s.Index, i))
-		name := fmt.Sprintf("%s-%s-%s", dep.Metadata.Name, hash, hex.EncodeToString(sum[:])[:5])
-		if _, taken := s.Pods[store.PodKey(dep.Metadata.Namespace, name)]; taken {
+		v := binary.BigEndian.Uint64(sum[:8])
+		id := make([]byte, 5)
+		for j := range id {
+			id[j] = suffixAlphabet[v%uint64(len(suffixAlphabet))]
+			v /= uint64(len(suffixAlphabet))
+		}
+		name := fmt.Sprintf("%s-%s-%s", dep.Metadata.Name, hash, id)
+		key := store.PodKey(dep.Metadata.Namespace, name)
+		if _, taken := s.Pods[key]; taken || planned[key] {
 			continue
 		}
+		planned[key] = true
 		cmds = append(cmds, store.NewCommand(store.CmdCreatePod, store.Pod{
 			Namespace: dep.Metadata.Namespace, Name: name,
 			Deployment: dep.Metadata.Name, TemplateHash: hash,
