@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -55,6 +57,9 @@ type Loop struct {
 	// timeouts) wait when nothing in the state changes.
 	Tick time.Duration
 	Now  func() time.Time
+
+	// refused holds, per controller, the digest of its last refused batch.
+	refused map[string][sha256.Size]byte
 }
 
 // Run reconciles until ctx ends: after every state change, and every Tick.
@@ -93,6 +98,13 @@ func (l *Loop) log() *slog.Logger {
 	return l.Logger
 }
 
+// controller is one of the leader's controllers, as the loop runs it.
+type controller struct {
+	name          string
+	readsRevision bool
+	run           func(*store.State, *Desired) []store.Command
+}
+
 // pass runs each controller on a fresh snapshot and proposes its commands
 // as one batch, so one controller's stale view never fails another's batch.
 // The unit of failure is one controller: a revision that does not decode
@@ -100,35 +112,64 @@ func (l *Loop) log() *slog.Logger {
 // the node controller and the scheduler, which act on the cluster as it
 // is, still run.
 func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) {
-	log := l.log()
-	controllers := []struct {
-		name          string
-		readsRevision bool
-		run           func(*store.State, *Desired) []store.Command
-	}{
+	for _, c := range []controller{
 		{"nodes", false, func(s *store.State, _ *Desired) []store.Command {
 			return Nodes(s, l.Heartbeats.Snapshot(), since, now(), l.Timeouts)
 		}},
 		{"services", true, func(s *store.State, d *Desired) []store.Command { return ServiceIPs(s, d, l.ServiceCIDR) }},
 		{"deployments", true, func(s *store.State, d *Desired) []store.Command { return Deployments(s, d, now()) }},
 		{"scheduler", false, func(s *store.State, _ *Desired) []store.Command { return Schedule(s) }},
+	} {
+		l.control(ctx, c)
 	}
-	for _, c := range controllers {
-		s := l.Store.State()
-		var d *Desired
-		if c.readsRevision {
-			var err error
-			if d, err = DesiredState(s); err != nil {
-				log.Error("decoding the applied revision", "controller", c.name, "err", err)
-				continue
-			}
-		}
-		cmds := c.run(s, d)
-		if len(cmds) == 0 {
-			continue
-		}
-		if _, err := l.Store.Propose(ctx, cmds); err != nil {
-			log.Warn("controller proposal failed", "controller", c.name, "commands", len(cmds), "err", err)
+}
+
+// control runs c once and proposes its batch. The batch is first applied
+// to a copy of the snapshot it was planned from (Apply leaves its input
+// intact), and only a batch that applies is proposed, so a refused batch
+// is never written to the Raft log, and Apply being deterministic, one
+// the FSM does refuse (the state moved in between) is tried against that
+// newer state the next time. A refusal is logged when the batch is new,
+// not on every pass.
+func (l *Loop) control(ctx context.Context, c controller) {
+	log := l.log()
+	s := l.Store.State()
+	var d *Desired
+	if c.readsRevision {
+		var err error
+		if d, err = DesiredState(s); err != nil {
+			log.Error("decoding the applied revision", "controller", c.name, "err", err)
+			return
 		}
 	}
+	cmds := c.run(s, d)
+	if len(cmds) == 0 {
+		return
+	}
+	trial := *s
+	err := store.Apply(&trial, cmds)
+	if err == nil {
+		_, err = l.Store.Propose(ctx, cmds)
+	}
+	if err == nil {
+		delete(l.refused, c.name)
+		return
+	}
+	digest := batchDigest(cmds)
+	if l.refused[c.name] != digest {
+		log.Warn("controller batch refused", "controller", c.name, "commands", len(cmds), "err", err)
+	}
+	if l.refused == nil {
+		l.refused = map[string][sha256.Size]byte{}
+	}
+	l.refused[c.name] = digest
+}
+
+func batchDigest(cmds []store.Command) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range cmds {
+		fmt.Fprintf(h, "%s/%d/%d:", c.Type, c.Version, len(c.Payload))
+		h.Write(c.Payload)
+	}
+	return [sha256.Size]byte(h.Sum(nil))
 }

@@ -1,7 +1,10 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,5 +69,33 @@ func TestUndecodableRevisionStillRunsNodeController(t *testing.T) {
 	l.pass(context.Background(), t0, func() time.Time { return t0.Add(time.Hour) })
 	if m.State().Nodes["n1"].Ready {
 		t.Fatalf("node n1 is still Ready: the node controller did not run (proposed %d batches)", len(m.proposed)-1)
+	}
+}
+
+// TestRefusedBatchIsNeverWritten: a controller whose batch the FSM would
+// refuse proposes nothing, however often it runs, and the refusal is
+// logged once; the loop goes on proposing batches that apply.
+func TestRefusedBatchIsNeverWritten(t *testing.T) {
+	m := &memStore{}
+	var logs bytes.Buffer
+	l := &Loop{Store: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	bad := controller{"bad", false, func(*store.State, *Desired) []store.Command {
+		return []store.Command{store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "ns/ghost", NodeName: "n1"})}
+	}}
+	for range 3 {
+		l.control(context.Background(), bad)
+	}
+	if len(m.proposed) != 0 {
+		t.Fatalf("a batch that cannot apply was proposed %d times", len(m.proposed))
+	}
+	if n := strings.Count(logs.String(), "controller batch refused"); n != 1 {
+		t.Fatalf("the refusal was logged %d times, want once:\n%s", n, logs.String())
+	}
+	good := controller{"good", false, func(*store.State, *Desired) []store.Command {
+		return []store.Command{store.NewCommand(store.CmdRegisterNode, node("n1"))}
+	}}
+	l.control(context.Background(), good)
+	if len(m.proposed) != 1 || m.State().Nodes["n1"] == nil {
+		t.Fatalf("a batch that applies was not proposed: %d proposals", len(m.proposed))
 	}
 }
