@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -208,7 +210,9 @@ func applyOne(w *writer, c Command) error {
 		if old, ok := s.Nodes[n.Name]; ok {
 			n.PodCIDR = old.PodCIDR
 		} else if n.PodCIDR == "" {
-			n.PodCIDR = nextPodCIDR(s)
+			if n.PodCIDR, err = nextPodCIDR(s); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
 		}
 		w.Nodes()[n.Name] = &n
 	case CmdSetNodeReady:
@@ -353,17 +357,30 @@ func applyOne(w *writer, c Command) error {
 	return nil
 }
 
-// nextPodCIDR hands out 10.244.N.0/24 in order, as kube-controller-manager
-// does from its cluster CIDR.
-func nextPodCIDR(s *State) string {
+// podNetwork and nodeMaskBits are the cluster's pod address range and each
+// node's share of it (kube-controller-manager's --cluster-cidr and
+// --node-cidr-mask-size): 256 nodes of up to 254 pods. The agents'
+// ClusterCIDR (nodes.DefaultClusterCIDR) is the same range.
+var podNetwork = netip.MustParsePrefix("10.244.0.0/16")
+
+const nodeMaskBits = 24
+
+// nextPodCIDR hands out the node CIDRs of podNetwork in order, as
+// kube-controller-manager does, and refuses once every one is taken.
+func nextPodCIDR(s *State) (string, error) {
 	used := map[string]bool{}
 	for _, n := range s.Nodes {
 		used[n.PodCIDR] = true
 	}
-	for i := 0; ; i++ {
-		cidr := fmt.Sprintf("10.244.%d.0/24", i)
-		if !used[cidr] {
-			return cidr
+	base := binary.BigEndian.Uint32(podNetwork.Addr().AsSlice())
+	count := uint32(1) << (nodeMaskBits - podNetwork.Bits())
+	for i := range count {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], base+i<<(32-nodeMaskBits))
+		if cidr := netip.PrefixFrom(netip.AddrFrom4(a), nodeMaskBits).String(); !used[cidr] {
+			return cidr, nil
 		}
 	}
+	return "", fmt.Errorf("the pod address range %s is exhausted: all %d node CIDRs (/%d) are taken; remove nodes that are gone before adding more",
+		podNetwork, count, nodeMaskBits)
 }
