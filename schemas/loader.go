@@ -55,6 +55,12 @@ func (id ObjectID) String() string {
 	return id.Kind + " " + id.Namespace + "/" + id.Name
 }
 
+// display is the ID as diagnostics show it: the name and namespace of an
+// object that failed its schema can be any text of the file.
+func (id ObjectID) display() string {
+	return ObjectID{Kind: id.Kind, Namespace: shown(id.Namespace), Name: shown(id.Name)}.String()
+}
+
 func idOf(o Object) ObjectID {
 	m := o.GetObjectMeta()
 	return ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}
@@ -414,7 +420,7 @@ func jsonSyntax(file string, b []byte) *Diagnostic {
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		msg = "unexpected end of JSON input"
 	}
-	d := Diagnostic{Severity: Error, Position: offsetPos(file, b, max(off, 0)), Rule: RuleSyntax, Message: "invalid JSON: " + msg}
+	d := Diagnostic{Severity: Error, Position: offsetPos(file, b, max(off, 0)), Rule: RuleSyntax, Message: "invalid JSON: " + libraryMessage(msg)}
 	return &d
 }
 
@@ -427,14 +433,14 @@ func yamlSyntax(file string, b []byte, err error) Diagnostic {
 	d := Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleSyntax}
 	if strings.Contains(err.Error(), "exceeded max depth") {
 		// goccy takes seconds on such input and says less.
-		d.Message = "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+		d.Message = "invalid YAML: " + libraryMessage(strings.TrimPrefix(err.Error(), "yaml: "))
 		return d
 	}
 	_, perr := goyamlparser.ParseBytes(b, 0)
 	var se *goyaml.SyntaxError
 	if errors.As(perr, &se) && se.Token != nil {
 		d.Line, d.Column = se.Token.Position.Line, se.Token.Position.Column
-		d.Message = "invalid YAML: " + se.Message
+		d.Message = "invalid YAML: " + libraryMessage(se.Message)
 		return d
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -442,7 +448,7 @@ func yamlSyntax(file string, b []byte, err error) Diagnostic {
 		d.Line, _ = strconv.Atoi(m[1])
 		msg = strings.Replace(msg, m[0], "", 1)
 	}
-	d.Message = "invalid YAML: " + msg
+	d.Message = "invalid YAML: " + libraryMessage(msg)
 	return d
 }
 
@@ -520,11 +526,11 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	ks, ok := kindSchemas[kind.Value]
 	if !ok {
 		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind,
-			Message: fmt.Sprintf("unsupported kind %q (berth accepts %s)", apiVersion.Value+" "+kind.Value, strings.Join(SupportedKinds(), ", "))}}
+			Message: fmt.Sprintf("unsupported kind %s (berth accepts %s)", Excerpt(apiVersion.Value+" "+kind.Value), strings.Join(SupportedKinds(), ", "))}}
 	}
 	if apiVersion.Value != ks.apiVersion {
 		return nil, []Diagnostic{{Severity: Error, Position: c.pos(apiVersion), Rule: RuleKind,
-			Message: fmt.Sprintf("%s is served as apiVersion %q, not %q", kind.Value, ks.apiVersion, apiVersion.Value)}}
+			Message: fmt.Sprintf("%s is served as apiVersion %q, not %s", kind.Value, ks.apiVersion, Excerpt(apiVersion.Value))}}
 	}
 	schemas, err := schemaSet()
 	if err != nil {
@@ -532,7 +538,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	}
 	doc := &document{pos: at}
 	doc.facts.id, doc.facts.namePos = identity(c, kind.Value, root)
-	c.object = doc.facts.id.String()
+	c.object = doc.facts.id.display()
 	v := c.value(schemas[ks.def], root, nil)
 	if len(c.diags) > 0 {
 		doc.facts.failed = true
