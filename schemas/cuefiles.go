@@ -21,8 +21,9 @@ import (
 // checked like any YAML document.
 type cueTask struct {
 	o        *options
+	g        *gate
 	cfg      *config
-	paths    []string
+	names    []string // relative to g's root
 	displays []string
 }
 
@@ -30,9 +31,9 @@ func (t *cueTask) files() []string { return t.displays }
 
 func (t *cueTask) run() fileResult {
 	var fr fileResult
-	srcs := make([][]byte, len(t.paths))
-	for i, p := range t.paths {
-		b, d := readFile(t.o, p, t.displays[i])
+	srcs := make([][]byte, len(t.names))
+	for i, name := range t.names {
+		b, d := readFile(t.o, t.g, name, t.displays[i])
 		if d != nil {
 			fr.diags = append(fr.diags, *d)
 		}
