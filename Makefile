@@ -56,6 +56,7 @@ fuzz:
 	$(FUZZ) '^FuzzLoadCUE$$' ./schemas/
 	$(FUZZ) '^FuzzCheckerAgreesWithCUE$$' ./schemas/
 	$(FUZZ) '^FuzzAppendJSONString$$' ./schemas/
+	$(FUZZ) '^FuzzExtract$$' ./gitops/
 	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
 	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/
 	$(FUZZ) '^FuzzRequests$$' ./appliance/api/

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -25,12 +24,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-
-	"github.com/berth/berth/schemas"
 )
 
 // DefaultBranch is tracked when no branch is configured and the remote does
@@ -295,157 +290,4 @@ func (s *Source) CommitInfo(sha string) (Commit, error) {
 		Message: strings.TrimRight(c.Message, "\n"),
 		Time:    c.Committer.When.UTC(),
 	}, nil
-}
-
-// Extract writes the files of commit sha below the source's path into dir,
-// at their paths relative to the repository root (dir/<path>/...), so that
-// the loader's positions name files as the repository does. dir must be
-// empty. It reads the object store directly: no worktree, index or checkout
-// state that a crash could leave half-updated. A path missing in the commit
-// writes nothing; the loader then reports it. A tree that no checkout could
-// hold (crafted objects) is a *TreeError.
-func (s *Source) Extract(sha, dir string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, err := s.repo.CommitObject(plumbing.NewHash(sha))
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", sha, err)
-	}
-	tree, err := c.Tree()
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", sha, err)
-	}
-	if s.subPath != "" {
-		tree, err = tree.Tree(s.subPath)
-		if errors.Is(err, object.ErrDirectoryNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("commit %s: %s: %w", sha, s.subPath, err)
-		}
-	}
-	x := extractor{repo: s.repo, root: dir, seen: map[string]bool{}}
-	if err := x.tree(tree, s.subPath, 0); err != nil {
-		return err
-	}
-	// Symlinks last: no file is ever written through a link the tree made.
-	for _, l := range x.links {
-		if err := os.Symlink(l.target, l.path); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// TreeError is a commit whose tree git itself would refuse to check out:
-// names like "..", ".git" or duplicates, only possible in crafted objects.
-// It is a verdict on the commit (rejected), not a reason to retry.
-type TreeError struct {
-	Path string // relative to the repository root
-	Msg  string
-}
-
-func (e *TreeError) Error() string { return e.Path + ": " + e.Msg }
-
-// maxExtractBytes caps what is written of one blob. The loader refuses
-// files above schemas.DefaultMaxFileBytes after reading one byte more, so
-// writing that much gives the same diagnostic without putting a stray
-// multi-gigabyte artefact on the master's disk.
-const maxExtractBytes = schemas.DefaultMaxFileBytes + 1
-
-// maxTreeDepth bounds recursion on hostile trees.
-const maxTreeDepth = 64
-
-// maxLinkTarget is PATH_MAX: no longer target resolves.
-const maxLinkTarget = 4096
-
-type extractor struct {
-	repo  *git.Repository
-	root  string
-	seen  map[string]bool
-	links []struct{ path, target string }
-}
-
-func (x *extractor) tree(t *object.Tree, rel string, depth int) error {
-	if depth > maxTreeDepth {
-		return &TreeError{rel, fmt.Sprintf("directories nested deeper than %d", maxTreeDepth)}
-	}
-	if err := os.MkdirAll(filepath.Join(x.root, filepath.FromSlash(rel)), 0o755); err != nil {
-		return err
-	}
-	for _, e := range t.Entries {
-		// Git refuses such names; a crafted tree may not, and they would
-		// escape the scratch directory or shadow the loader's .git skip.
-		if e.Name == "" || e.Name == "." || e.Name == ".." || strings.ContainsAny(e.Name, "/\\\x00") || strings.EqualFold(e.Name, ".git") {
-			return &TreeError{path.Join(rel, "."), fmt.Sprintf("invalid file name %q in the commit's tree", e.Name)}
-		}
-		p := path.Join(rel, e.Name)
-		if x.seen[p] {
-			return &TreeError{p, "the commit's tree names this path twice"}
-		}
-		x.seen[p] = true
-		dst := filepath.Join(x.root, filepath.FromSlash(p))
-		switch e.Mode {
-		case filemode.Dir:
-			sub, err := x.repo.TreeObject(e.Hash)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			if err := x.tree(sub, p, depth+1); err != nil {
-				return err
-			}
-		case filemode.Regular, filemode.Deprecated, filemode.Executable:
-			if err := x.blob(e.Hash, dst, p); err != nil {
-				return err
-			}
-		case filemode.Symlink:
-			b, err := x.readBlob(e.Hash, maxLinkTarget)
-			if err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			if len(b) == 0 || len(b) >= maxLinkTarget || strings.IndexByte(string(b), 0) >= 0 {
-				return &TreeError{p, "symlink with an invalid target"}
-			}
-			x.links = append(x.links, struct{ path, target string }{dst, string(b)})
-		default:
-			// Submodules (gitlinks) have no content here; the loader
-			// never reads into them.
-		}
-	}
-	return nil
-}
-
-func (x *extractor) readBlob(h plumbing.Hash, limit int64) ([]byte, error) {
-	b, err := x.repo.BlobObject(h)
-	if err != nil {
-		return nil, err
-	}
-	r, err := b.Reader()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(io.LimitReader(r, limit))
-}
-
-func (x *extractor) blob(h plumbing.Hash, dst, p string) error {
-	b, err := x.repo.BlobObject(h)
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	r, err := b.Reader()
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	defer r.Close()
-	// O_EXCL as a second guard: nothing is ever written over.
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, io.LimitReader(r, maxExtractBytes)); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	return f.Close()
 }

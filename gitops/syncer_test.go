@@ -667,3 +667,33 @@ func TestInitRepo(t *testing.T) {
 		t.Fatal("InitRepo over an existing dir succeeded")
 	}
 }
+
+// A commit that removes every object is rejected, with the way to opt in,
+// unless berth.yaml allows it; the previous revision stays applied.
+func TestEmptyCommitRejected(t *testing.T) {
+	up := newUpstream(t, "main")
+	up.copyExample("")
+	c1 := up.commit("hello")
+	up.git("rm", "-q", "*.yaml")
+	up.write(map[string]string{"README.md": "# moved elsewhere\n"})
+	c2 := up.commit("remove everything")
+	s, fs := newTestSyncer(t, up.dir)
+	fs.state.Revisions = []store.Revision{{Commit: c1, Status: store.RevisionApplied}}
+	if err := s.sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	st := fs.snapshot()
+	r := st.Revisions[len(st.Revisions)-1]
+	if r.Commit != c2 || r.Status != store.RevisionRejected || len(r.Diagnostics) != 1 || st.Current().Commit != c1 ||
+		r.Diagnostics[0].String() != ".:1:1: error: no objects: applying this would remove every object from the cluster; if that is intended, set allowEmpty: true in berth.yaml" {
+		t.Fatalf("%+v", summary(st))
+	}
+	up.write(map[string]string{"berth.yaml": "allowEmpty: true\n"})
+	c3 := up.commit("really")
+	if err := s.sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if cur := fs.snapshot().Current(); cur.Commit != c3 || len(cur.Objects) != 0 || len(cur.Diagnostics) != 0 {
+		t.Fatalf("allowEmpty: %+v", summary(fs.snapshot()))
+	}
+}

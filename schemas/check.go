@@ -103,25 +103,25 @@ func scalar(n *yaml.Node) (any, kinds, error) {
 	case "!!int":
 		var v int64
 		if err := n.Decode(&v); err != nil {
-			return nil, 0, fmt.Errorf("integer %s does not fit in 64 bits", n.Value)
+			return nil, 0, fmt.Errorf("integer %s does not fit in 64 bits", shown(n.Value))
 		}
 		return v, kInt, nil
 	case "!!float":
 		var v float64
 		if err := n.Decode(&v); err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
-			return nil, 0, fmt.Errorf("%s is not a finite number", n.Value)
+			return nil, 0, fmt.Errorf("%s is not a finite number", shown(n.Value))
 		}
 		return v, kFloat, nil
 	case "!!bool":
 		var v bool
 		if err := n.Decode(&v); err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("%s is not a boolean", shown(n.Value))
 		}
 		return v, kBool, nil
 	case "!!null":
 		return nil, kNull, nil
 	}
-	return nil, 0, fmt.Errorf("unsupported YAML tag %s", n.Tag)
+	return nil, 0, fmt.Errorf("unsupported YAML tag %s", shown(n.Tag))
 }
 
 func kindOf(n *yaml.Node) kinds {
@@ -153,14 +153,11 @@ func show(n *yaml.Node) string {
 	if n.Kind == yaml.SequenceNode {
 		return "a list"
 	}
-	if n.ShortTag() == "!!str" {
-		v := n.Value
-		if utf8.RuneCountInString(v) > 60 {
-			v = string([]rune(v)[:57]) + "..."
-		}
-		return strconv.Quote(v)
+	k := kindOf(n)
+	if k == kString || k == 0 { // 0: a tag that does not fit its value
+		return Excerpt(n.Value)
 	}
-	return fmt.Sprintf("%s %s", kindOf(n), n.Value)
+	return fmt.Sprintf("%s %s", k, shown(n.Value))
 }
 
 // value checks n against s and returns the value with defaults applied.
@@ -334,7 +331,7 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 			continue
 		}
 		name := k.Value
-		c.path = append(c.path, name)
+		c.path = append(c.path, shown(name)) // the user's keys are file content too
 		var first *yaml.Node
 		if seen != nil {
 			first = seen[name]

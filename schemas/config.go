@@ -6,9 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
+	"io/fs"
+	"sync/atomic"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
@@ -22,30 +21,48 @@ const configFile = "berth.yaml"
 //	include: ["apps/**"]        # globs of files to read (default: all)
 //	exclude: ["apps/legacy/**"] # globs of files or directories to skip
 //	ignoreKinds: ["Kustomization"]  # kinds of other tools, skipped silently
+//	allowEmpty: true            # a repository without objects may be applied
 type config struct {
 	Include     []string `json:"include"`
 	Exclude     []string `json:"exclude"`
 	IgnoreKinds []string `json:"ignoreKinds"`
+	AllowEmpty  bool     `json:"allowEmpty"`
+
+	// file is berth.yaml as diagnostics name it, "" without one.
+	file string
+	// pos is where berth.yaml sets each entry of include, exclude and
+	// ignoreKinds; the hits say which entries matched anything, for the
+	// warnings about those that did not. The walk marks globs from one
+	// goroutine, the parallel checks mark kinds.
+	pos                    map[string][]Position
+	includeHit, excludeHit []bool
+	kindHit                []atomic.Bool
 }
 
-// readConfig reads berth.yaml, checked against #RepoConfig like any spec.
-// A nil config means berth.yaml is invalid and nothing below it is read:
-// what to read is exactly what it got wrong.
-func readConfig(abs, arg string) (*config, []Diagnostic) {
+func newConfig(file string) *config {
+	return &config{file: file, pos: map[string][]Position{}}
+}
+
+// readConfig reads berth.yaml through the gate, checked against #RepoConfig
+// like any spec. A nil config means berth.yaml is invalid (or a link out of
+// the repository) and nothing below it is read: what to read is exactly
+// what it got wrong.
+func readConfig(o *options, g *gate, arg string) (*config, []Diagnostic) {
 	display := displayPath(arg, configFile)
-	b, err := os.ReadFile(filepath.Join(abs, configFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return &config{}, nil
+	if _, err := g.root.Lstat(configFile); errors.Is(err, fs.ErrNotExist) {
+		return newConfig(""), nil
 	}
-	if err != nil {
-		return nil, []Diagnostic{fileDiag(display, "cannot read: %v", unwrapPathError(err))}
+	b, d := readFile(o, g, configFile, display)
+	if d != nil {
+		return nil, []Diagnostic{*d}
 	}
+	cfg := newConfig(display)
 	var n yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&n); err != nil && err != io.EOF {
 		return nil, []Diagnostic{yamlSyntax(display, b, err)}
 	}
 	if len(n.Content) == 0 {
-		return &config{}, nil
+		return cfg, nil
 	}
 	schemas, err := schemaSet()
 	if err != nil {
@@ -60,26 +77,40 @@ func readConfig(abs, arg string) (*config, []Diagnostic) {
 		}
 		return nil, c.diags
 	}
-	cfg := &config{}
 	js, _ := json.Marshal(v)
 	if err := json.Unmarshal(js, cfg); err != nil {
 		return nil, []Diagnostic{fileDiag(display, "internal error: %v", err)}
 	}
-	for _, g := range append(slices.Clone(cfg.Include), cfg.Exclude...) {
-		if !doublestar.ValidatePattern(g) {
-			return nil, []Diagnostic{{Severity: Error, Position: Position{File: display, Line: lineOf(b, g), Column: 1}, Rule: RuleConfig,
-				Message: fmt.Sprintf("berth.yaml: invalid glob %q", g)}}
+	for _, field := range []string{"include", "exclude", "ignoreKinds"} {
+		if list := mapGet(n.Content[0], field); list != nil {
+			for list.Kind == yaml.AliasNode && list.Alias != nil {
+				list = list.Alias
+			}
+			for _, item := range list.Content {
+				cfg.pos[field] = append(cfg.pos[field], c.pos(item))
+			}
 		}
 	}
+	for field, globs := range map[string][]string{"include": cfg.Include, "exclude": cfg.Exclude} {
+		for i, g := range globs {
+			if !doublestar.ValidatePattern(g) {
+				return nil, []Diagnostic{{Severity: Error, Position: cfg.at(field, i), Rule: RuleConfig,
+					Message: fmt.Sprintf("berth.yaml: invalid glob %s", Excerpt(g))}}
+			}
+		}
+	}
+	cfg.includeHit = make([]bool, len(cfg.Include))
+	cfg.excludeHit = make([]bool, len(cfg.Exclude))
+	cfg.kindHit = make([]atomic.Bool, len(cfg.IgnoreKinds))
 	return cfg, nil
 }
 
-func lineOf(b []byte, s string) int {
-	i := bytes.Index(b, []byte(s))
-	if i < 0 {
-		return 1
+// at is where berth.yaml sets entry i of field.
+func (c *config) at(field string, i int) Position {
+	if i < len(c.pos[field]) {
+		return c.pos[field][i]
 	}
-	return 1 + bytes.Count(b[:i], []byte{'\n'})
+	return Position{File: c.file, Line: 1, Column: 1}
 }
 
 func (c *config) included(rel string) bool {
@@ -89,22 +120,72 @@ func (c *config) included(rel string) bool {
 	if len(c.Include) == 0 {
 		return true
 	}
-	return matchAny(c.Include, rel)
+	return match(c.Include, c.includeHit, rel)
 }
 
 func (c *config) excluded(rel string) bool {
-	return matchAny(c.Exclude, rel)
+	return match(c.Exclude, c.excludeHit, rel)
 }
 
-func matchAny(globs []string, rel string) bool {
-	for _, g := range globs {
+// match reports whether rel matches any of globs, marking every glob that
+// does.
+func match(globs []string, hit []bool, rel string) bool {
+	any := false
+	for i, g := range globs {
 		if ok, _ := doublestar.Match(g, rel); ok {
-			return true
+			hit[i], any = true, true
 		}
 	}
-	return false
+	return any
 }
 
 func (c *config) ignoresKind(kind string) bool {
-	return c != nil && slices.Contains(c.IgnoreKinds, kind)
+	if c == nil {
+		return false
+	}
+	any := false
+	for i, k := range c.IgnoreKinds {
+		if k == kind {
+			c.kindHit[i].Store(true)
+			any = true
+		}
+	}
+	return any
+}
+
+// unused warns of each entry that matched nothing: a glob with a typo, or
+// a directory that moved, silently loads less (or more) than intended.
+func (c *config) unused() []Diagnostic {
+	var out []Diagnostic
+	warn := func(field string, i int, format string, args ...any) {
+		out = append(out, Diagnostic{Severity: Warning, Position: c.at(field, i), Rule: RuleConfig, Message: "berth.yaml: " + fmt.Sprintf(format, args...)})
+	}
+	for i, g := range c.Include {
+		if !c.includeHit[i] {
+			warn("include", i, "include %s matches no file the loader reads", Excerpt(g))
+		}
+	}
+	for i, g := range c.Exclude {
+		if !c.excludeHit[i] {
+			warn("exclude", i, "exclude %s matches no file or directory", Excerpt(g))
+		}
+	}
+	for i, k := range c.IgnoreKinds {
+		if !c.kindHit[i].Load() {
+			warn("ignoreKinds", i, "ignoreKinds %s: no document has this kind", Excerpt(k))
+		}
+	}
+	return out
+}
+
+// empty is the error for a repository without objects: applying it would
+// remove every object from the cluster, which a deleted directory or an
+// include that no longer matches does as surely as intent does.
+func (c *config) empty(dir string) Diagnostic {
+	at := c.file
+	if at == "" {
+		at = dir
+	}
+	return Diagnostic{Severity: Error, Position: Position{File: at, Line: 1, Column: 1}, Rule: RuleConfig,
+		Message: "no objects: applying this would remove every object from the cluster; if that is intended, set allowEmpty: true in berth.yaml"}
 }

@@ -21,8 +21,9 @@ import (
 // checked like any YAML document.
 type cueTask struct {
 	o        *options
+	g        *gate
 	cfg      *config
-	paths    []string
+	names    []string // relative to g's root
 	displays []string
 }
 
@@ -30,9 +31,9 @@ func (t *cueTask) files() []string { return t.displays }
 
 func (t *cueTask) run() fileResult {
 	var fr fileResult
-	srcs := make([][]byte, len(t.paths))
-	for i, p := range t.paths {
-		b, d := readFile(t.o, p, t.displays[i])
+	srcs := make([][]byte, len(t.names))
+	for i, name := range t.names {
+		b, d := readFile(t.o, t.g, name, t.displays[i])
 		if d != nil {
 			fr.diags = append(fr.diags, *d)
 		}
@@ -58,7 +59,7 @@ func loadCUE(cfg *config, displays []string, srcs [][]byte) fileResult {
 		for imp := range f.ImportSpecs() {
 			if path, _ := strconv.Unquote(imp.Path.Value); strings.Contains(strings.Split(path, "/")[0], ".") {
 				fr.diags = append(fr.diags, Diagnostic{Severity: Error, Position: cuePos(imp.Pos(), displays[i]), Rule: RuleSyntax,
-					Message: fmt.Sprintf("import %q: only CUE's standard library can be imported; config repos have no CUE modules", path)})
+					Message: fmt.Sprintf("import %s: only CUE's standard library can be imported; config repos have no CUE modules", Excerpt(path))})
 			}
 		}
 		if err := inst.AddSyntax(f); err != nil {
@@ -105,7 +106,7 @@ type cueWalker struct {
 func (w *cueWalker) walk(v cue.Value, depth int) {
 	if depth > cueMaxDepth {
 		w.diags = append(w.diags, Diagnostic{Severity: Error, Position: cuePos(v.Pos(), w.fallback), Rule: RuleIncomplete,
-			Message: fmt.Sprintf("%s: nested more than %d levels deep; objects must be reachable in fewer", v.Path(), cueMaxDepth)})
+			Message: fmt.Sprintf("%s: nested more than %d levels deep; objects must be reachable in fewer", valuePath(v), cueMaxDepth)})
 		return
 	}
 	switch v.IncompleteKind() {
@@ -142,7 +143,7 @@ func (w *cueWalker) object(v cue.Value) {
 	obj := cueObject{file: cuePos(v.Pos(), w.fallback).File, files: map[*yaml.Node]string{}}
 	n, err := obj.render(v)
 	if err != nil {
-		w.diags = append(w.diags, Diagnostic{Severity: Error, Position: cuePos(v.Pos(), w.fallback), Rule: RuleIncomplete, Message: fmt.Sprintf("%s: %v", v.Path(), err)})
+		w.diags = append(w.diags, Diagnostic{Severity: Error, Position: cuePos(v.Pos(), w.fallback), Rule: RuleIncomplete, Message: fmt.Sprintf("%s: %v", valuePath(v), err)})
 		return
 	}
 	obj.node = n
@@ -218,6 +219,23 @@ func (o *cueObject) render(v cue.Value) (*yaml.Node, error) {
 	return n, nil
 }
 
+// cuePath shows a CUE path whose labels are the user's.
+func cuePath(labels []string) string {
+	parts := make([]string, len(labels))
+	for i, l := range labels {
+		parts[i] = shownLiteral(l)
+	}
+	return strings.Join(parts, ".")
+}
+
+func valuePath(v cue.Value) string {
+	var labels []string
+	for _, sel := range v.Path().Selectors() {
+		labels = append(labels, sel.String())
+	}
+	return cuePath(labels)
+}
+
 func cuePos(p token.Pos, fallback string) Position {
 	if !p.IsValid() || p.Filename() == "" {
 		return Position{File: fallback, Line: 1, Column: 1}
@@ -245,10 +263,14 @@ func cueDiags(err error, rule, fallback string, root cue.Value) []Diagnostic {
 				break
 			}
 		}
+		// CUE's messages quote the user's values in their arguments.
 		format, args := e.Msg()
+		for i, a := range args {
+			args[i] = shownArg{a}
+		}
 		msg := fmt.Sprintf(format, args...)
-		if path := strings.Join(e.Path(), "."); path != "" {
-			msg = path + ": " + msg
+		if len(e.Path()) > 0 {
+			msg = cuePath(e.Path()) + ": " + msg
 		}
 		if key := pos.String() + msg; !seen[key] {
 			seen[key] = true

@@ -55,6 +55,12 @@ func (id ObjectID) String() string {
 	return id.Kind + " " + id.Namespace + "/" + id.Name
 }
 
+// display is the ID as diagnostics show it: the name and namespace of an
+// object that failed its schema can be any text of the file.
+func (id ObjectID) display() string {
+	return ObjectID{Kind: id.Kind, Namespace: shown(id.Namespace), Name: shown(id.Name)}.String()
+}
+
 func idOf(o Object) ObjectID {
 	m := o.GetObjectMeta()
 	return ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}
@@ -108,11 +114,15 @@ func Load(paths []string, opts ...Option) *Result {
 		opt(&o)
 	}
 	var tasks []task
+	var sources []*source
 	res := &Result{}
 	for _, p := range paths {
-		t, diags := collect(&o, p)
-		tasks = append(tasks, t...)
-		res.Diagnostics = append(res.Diagnostics, diags...)
+		src := collect(&o, p, &tasks)
+		if src.gate != nil {
+			defer src.gate.root.Close()
+		}
+		sources = append(sources, src)
+		res.Diagnostics = append(res.Diagnostics, src.diags...)
 	}
 	out := make([]fileResult, len(tasks))
 	var wg sync.WaitGroup
@@ -140,6 +150,9 @@ func Load(paths []string, opts ...Option) *Result {
 		docs = append(docs, fr.docs...)
 	}
 	res.Diagnostics = append(res.Diagnostics, crossCheck(docs)...)
+	for _, src := range sources {
+		res.Diagnostics = append(res.Diagnostics, src.verdict(out)...)
+	}
 	for _, d := range docs {
 		if d.obj != nil {
 			res.Objects = append(res.Objects, Loaded{Object: d.obj, Pos: d.pos, JSON: d.json})
@@ -177,87 +190,6 @@ type document struct {
 	facts facts
 }
 
-// collect walks one path argument into tasks.
-func collect(o *options, arg string) ([]task, []Diagnostic) {
-	abs := arg
-	if o.base != "" && !filepath.IsAbs(arg) {
-		abs = filepath.Join(o.base, arg)
-	}
-	fi, err := os.Stat(abs)
-	if err != nil {
-		return nil, []Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
-	}
-	if !fi.IsDir() {
-		return []task{&fileTask{o: o, path: abs, display: arg, root: filepath.Dir(abs)}}, nil
-	}
-	cfg, diags := readConfig(abs, arg)
-	if cfg == nil {
-		return nil, diags
-	}
-	var tasks []task
-	cueDirs := map[string]*cueTask{}
-	var order []string
-	rootReal, _ := filepath.EvalSymlinks(abs)
-	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-		rel, _ := filepath.Rel(abs, p)
-		rel = filepath.ToSlash(rel)
-		display := displayPath(arg, rel)
-		if err != nil {
-			diags = append(diags, fileDiag(display, "cannot read: %v", unwrapPathError(err)))
-			return nil
-		}
-		if d.IsDir() {
-			if d.Name() == ".git" || (rel != "." && cfg.excluded(rel)) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if rel == configFile {
-			return nil
-		}
-		ext := strings.ToLower(filepath.Ext(p))
-		if ext != ".yaml" && ext != ".yml" && ext != ".json" && ext != ".cue" {
-			return nil
-		}
-		if !cfg.included(rel) {
-			return nil
-		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			target, err := filepath.EvalSymlinks(p)
-			if err != nil {
-				diags = append(diags, fileDiag(display, "broken symlink: %v", unwrapPathError(err)))
-				return nil
-			}
-			if r, err := filepath.Rel(rootReal, target); err != nil || r == ".." || strings.HasPrefix(r, "../") {
-				diags = append(diags, fileDiag(display, "symlink points outside the repository (to %s); refusing to read it", target))
-				return nil
-			}
-		}
-		if ext == ".cue" {
-			dir := filepath.Dir(p)
-			ct := cueDirs[dir]
-			if ct == nil {
-				ct = &cueTask{o: o}
-				cueDirs[dir] = ct
-				order = append(order, dir)
-			}
-			ct.paths = append(ct.paths, p)
-			ct.displays = append(ct.displays, display)
-			return nil
-		}
-		tasks = append(tasks, &fileTask{o: o, path: p, display: display, cfg: cfg})
-		return nil
-	})
-	if err != nil {
-		diags = append(diags, fileDiag(arg, "cannot walk: %v", err))
-	}
-	for _, dir := range order {
-		cueDirs[dir].cfg = cfg
-		tasks = append(tasks, cueDirs[dir])
-	}
-	return tasks, diags
-}
-
 func displayPath(arg, rel string) string {
 	if rel == "." {
 		return filepath.ToSlash(arg)
@@ -280,19 +212,34 @@ func fileDiag(file, format string, args ...any) Diagnostic {
 	return Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleFile, Message: fmt.Sprintf(format, args...)}
 }
 
-// readFile reads a spec file, refusing what is too large or not text.
-func readFile(o *options, path, display string) ([]byte, *Diagnostic) {
-	f, err := os.Open(path)
+// readFile reads a spec file through g (directly when g is nil: a file the
+// user named), refusing what is too large or not text.
+func readFile(o *options, g *gate, name, display string) ([]byte, *Diagnostic) {
+	var f *os.File
+	var err error
+	if g != nil {
+		f, err = g.root.Open(name)
+	} else {
+		f, err = os.Open(name)
+	}
 	if err != nil {
 		d := fileDiag(display, "cannot read: %v", unwrapPathError(err))
+		if g != nil && g.refused(err) {
+			d = g.outside(name, display)
+		}
 		return nil, &d
 	}
 	defer f.Close()
+	tooLarge := fileDiag(display, "file is larger than the limit of %d bytes; refusing to read it", o.maxFileBytes)
 	// Read into a buffer of the file's size (as os.ReadFile does) rather
-	// than one grown from 512 bytes; the limit still holds if the file grows.
+	// than one grown from 512 bytes, after refusing one too large without
+	// reading a byte of it; the limit still holds if the file grows.
 	var size int64
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-		size = min(fi.Size(), o.maxFileBytes) + 1
+		if fi.Size() > o.maxFileBytes {
+			return nil, &tooLarge
+		}
+		size = fi.Size() + 1
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, size+512))
 	_, err = buf.ReadFrom(io.LimitReader(f, o.maxFileBytes+1))
@@ -302,8 +249,7 @@ func readFile(o *options, path, display string) ([]byte, *Diagnostic) {
 		return nil, &d
 	}
 	if int64(len(b)) > o.maxFileBytes {
-		d := fileDiag(display, "file is larger than the limit of %d bytes; refusing to read it", o.maxFileBytes)
-		return nil, &d
+		return nil, &tooLarge
 	}
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		d := fileDiag(display, "file holds a NUL byte: it looks binary, not a text spec")
@@ -338,19 +284,19 @@ func offsetPos(file string, b []byte, off int) Position {
 type fileTask struct {
 	o       *options
 	cfg     *config
-	path    string
+	g       *gate  // nil for a file the user named
+	name    string // relative to g's root, or as named
 	display string
-	root    string
 }
 
 func (t *fileTask) files() []string { return []string{t.display} }
 
 func (t *fileTask) run() fileResult {
-	b, d := readFile(t.o, t.path, t.display)
+	b, d := readFile(t.o, t.g, t.name, t.display)
 	if d != nil {
 		return fileResult{diags: []Diagnostic{*d}}
 	}
-	return loadYAML(t.cfg, t.display, b, strings.EqualFold(filepath.Ext(t.path), ".json"))
+	return loadYAML(t.cfg, t.display, b, strings.EqualFold(filepath.Ext(t.name), ".json"))
 }
 
 // loadYAML loads the documents of one YAML file (or JSON file, which is
@@ -414,7 +360,7 @@ func jsonSyntax(file string, b []byte) *Diagnostic {
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		msg = "unexpected end of JSON input"
 	}
-	d := Diagnostic{Severity: Error, Position: offsetPos(file, b, max(off, 0)), Rule: RuleSyntax, Message: "invalid JSON: " + msg}
+	d := Diagnostic{Severity: Error, Position: offsetPos(file, b, max(off, 0)), Rule: RuleSyntax, Message: "invalid JSON: " + libraryMessage(msg)}
 	return &d
 }
 
@@ -427,14 +373,14 @@ func yamlSyntax(file string, b []byte, err error) Diagnostic {
 	d := Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleSyntax}
 	if strings.Contains(err.Error(), "exceeded max depth") {
 		// goccy takes seconds on such input and says less.
-		d.Message = "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+		d.Message = "invalid YAML: " + libraryMessage(strings.TrimPrefix(err.Error(), "yaml: "))
 		return d
 	}
 	_, perr := goyamlparser.ParseBytes(b, 0)
 	var se *goyaml.SyntaxError
 	if errors.As(perr, &se) && se.Token != nil {
 		d.Line, d.Column = se.Token.Position.Line, se.Token.Position.Column
-		d.Message = "invalid YAML: " + se.Message
+		d.Message = "invalid YAML: " + libraryMessage(se.Message)
 		return d
 	}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
@@ -442,7 +388,7 @@ func yamlSyntax(file string, b []byte, err error) Diagnostic {
 		d.Line, _ = strconv.Atoi(m[1])
 		msg = strings.Replace(msg, m[0], "", 1)
 	}
-	d.Message = "invalid YAML: " + msg
+	d.Message = "invalid YAML: " + libraryMessage(msg)
 	return d
 }
 
@@ -520,11 +466,11 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	ks, ok := kindSchemas[kind.Value]
 	if !ok {
 		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind,
-			Message: fmt.Sprintf("unsupported kind %q (berth accepts %s)", apiVersion.Value+" "+kind.Value, strings.Join(SupportedKinds(), ", "))}}
+			Message: fmt.Sprintf("unsupported kind %s (berth accepts %s)", Excerpt(apiVersion.Value+" "+kind.Value), strings.Join(SupportedKinds(), ", "))}}
 	}
 	if apiVersion.Value != ks.apiVersion {
 		return nil, []Diagnostic{{Severity: Error, Position: c.pos(apiVersion), Rule: RuleKind,
-			Message: fmt.Sprintf("%s is served as apiVersion %q, not %q", kind.Value, ks.apiVersion, apiVersion.Value)}}
+			Message: fmt.Sprintf("%s is served as apiVersion %q, not %s", kind.Value, ks.apiVersion, Excerpt(apiVersion.Value))}}
 	}
 	schemas, err := schemaSet()
 	if err != nil {
@@ -532,7 +478,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	}
 	doc := &document{pos: at}
 	doc.facts.id, doc.facts.namePos = identity(c, kind.Value, root)
-	c.object = doc.facts.id.String()
+	c.object = doc.facts.id.display()
 	v := c.value(schemas[ks.def], root, nil)
 	if len(c.diags) > 0 {
 		doc.facts.failed = true

@@ -179,13 +179,15 @@ func TestBadInput(t *testing.T) {
 			nil, []string{"c/a.cue:5:18: error: cm.metadata.name: incomplete value string"}},
 		{"CUE cycle", map[string]string{"c/a.cue": "package x\ncm: {\n\tapiVersion: \"v1\"\n\tkind: \"ConfigMap\"\n\tmetadata: name: cm.metadata.name\n}\n"},
 			nil, []string{"c/a.cue:5:12: error: cm.metadata.name: incomplete value _"}},
+		{"CUE embeds no file", map[string]string{"c/a.cue": "@extern(embed)\npackage x\ncm: {apiVersion: \"v1\", kind: \"ConfigMap\", metadata: name: \"x\", data: k: _ @embed(file=\"/etc/hostname\", type=text)}\n"},
+			nil, []string{"c/a.cue:1:1: error: cannot embed files when not in a module"}},
 		{"CUE conflict", map[string]string{"c/a.cue": "package x\nx: 1\nx: 2\n"},
 			nil, []string{"c/a.cue:3:4: error: x: conflicting values 2 and 1"}},
 		{"CUE object fails its schema", map[string]string{"c/a.cue": "package x\ncm: {\n\tapiVersion: \"v1\"\n\tkind: \"ConfigMap\"\n\tmetadata: name: \"cfg\"\n\tdata: k: 3\n}\n"},
 			nil, []string{"c/a.cue:6:8: error: data.k: got int 3, want string"}},
 		{"empty document", map[string]string{"a.yaml": cmYAML + "---\n---\n" + strings.Replace(cmYAML, "cfg", "cfg2", 1)},
 			nil, []string{"a.yaml:8:1: warning: empty document"}},
-		{"empty file", map[string]string{"a.yaml": "# nothing here\n"},
+		{"empty file", map[string]string{"a.yaml": "# nothing here\n", "b.yaml": cmYAML},
 			nil, []string{"a.yaml:1:1: warning: file holds no documents"}},
 		{"document is a list", map[string]string{"a.yaml": "- apiVersion: v1\n  kind: ConfigMap\n"},
 			nil, []string{"a.yaml:1:1: error: document is a list, not an object"}},
@@ -228,19 +230,115 @@ func bigData(n int) string {
 	return b.String()
 }
 
-func TestSymlinkOutsideRepo(t *testing.T) {
-	outside := writeRepo(t, map[string]string{"secret.yaml": cmYAML})
-	dir := writeRepo(t, map[string]string{"ok.yaml": strings.Replace(cmYAML, "cfg", "ok", 1)})
-	if err := os.Symlink(filepath.Join(outside, "secret.yaml"), filepath.Join(dir, "link.yaml")); err != nil {
-		t.Fatal(err)
+// fakeToken stands for DATA/master/join-master.token, outside the repository.
+const fakeToken = "bt1.9d4e2f7a0c1b3e5d7f9a2c4e6b8d0f1a3c5e7b9d"
+
+// Symlinks of every shape: those that leave the repository are errors at
+// their own path, whatever they are named and wherever they are, and
+// nothing of their targets reaches a diagnostic; those that stay inside
+// are read like their targets.
+func TestSymlinks(t *testing.T) {
+	outside := writeRepo(t, map[string]string{"token": fakeToken + "\n", "secret.yaml": "apiVersion: v1\nkind: \"" + fakeToken + "\"\n", "secret.cue": "package c\nx: \"" + fakeToken + "\"\n"})
+	dir := writeRepo(t, map[string]string{
+		"ok.yaml":       strings.Replace(cmYAML, "cfg", "ok", 1),
+		"data.txt":      strings.Replace(cmYAML, "cfg", "via-txt", 1),
+		"c/a.cue":       "package c\ncm: {apiVersion: \"v1\", kind: \"ConfigMap\", metadata: name: \"from-cue\"}\n",
+		"legacy/x.yaml": "broken: [",
+		"sub/ns.yaml":   "apiVersion: v1\nkind: Namespace\nmetadata: {name: sub}\n",
+		"berth.yaml":    "exclude: [\"legacy/**\"]\n",
+	})
+	links := map[string]string{
+		"abs.yaml":        filepath.Join(outside, "secret.yaml"), // absolute
+		"up.yaml":         "../" + filepath.Base(outside) + "/secret.yaml",
+		"deep/up.yaml":    "../../../../../../../../../../../../etc/passwd", // .. beyond the root
+		"chain.yaml":      "hop1",                                           // a chain that leaves on its last hop
+		"hop1":            "sub/hop2",
+		"sub/hop2":        filepath.Join(outside, "token"),
+		"outdir":          outside, // a directory outside, not a spec name
+		"c/b.cue":         filepath.Join(outside, "secret.cue"),
+		"README.md":       filepath.Join(outside, "token"), // never read as a spec, refused all the same
+		"legacy/out.yaml": filepath.Join(outside, "token"), // in an excluded directory, refused all the same
+		"inside.yaml":     "ok.yaml",
+		"txt.yaml":        "data.txt",
+		"subdir":          "sub", // a directory inside: not followed
+		"gone.yaml":       "nothing-here.yaml",
 	}
-	if err := os.Symlink("ok.yaml", filepath.Join(dir, "inside.yaml")); err != nil {
-		t.Fatal(err)
+	for l, target := range links {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, l)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, l)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res := Load([]string{"."}, WithBase(dir))
+	const out = "error: symlink to "
 	assertDiags(t, res,
+		"abs.yaml:1:1: "+out, "up.yaml:1:1: "+out, "deep/up.yaml:1:1: "+out,
+		"chain.yaml:1:1: "+out, "hop1:1:1: "+out, "sub/hop2:1:1: "+out,
+		"outdir:1:1: "+out, "c/b.cue:1:1: "+out, "README.md:1:1: "+out, "legacy/out.yaml:1:1: "+out,
 		"ok.yaml:4:9: error: ConfigMap default/ok is defined twice; first at inside.yaml:4:9",
-		"link.yaml:1:1: error: symlink points outside the repository")
+		"gone.yaml:1:1: error: broken symlink: no such file or directory",
+	)
+	for _, d := range res.Diagnostics {
+		if strings.Contains(d.Message, "bt1.9d4e") || strings.Contains(d.Message, "root:") {
+			t.Errorf("%s quotes the target's content", d)
+		}
+		if strings.HasPrefix(d.Message, "symlink to") && !strings.HasSuffix(d.Message, "points outside the repository; refusing to read it") {
+			t.Errorf("%s: wording", d)
+		}
+	}
+	for _, d := range res.Diagnostics {
+		if d.File == "abs.yaml" && d.Message != OutsideLinkMessage(filepath.Join(outside, "secret.yaml")) {
+			t.Errorf("abs.yaml: %s", d.Message)
+		}
+	}
+	var names []string
+	for _, o := range res.Objects {
+		names = append(names, o.ID().Name)
+	}
+	if strings.Join(names, " ") != "from-cue ok ok sub via-txt" {
+		t.Errorf("objects %v", names)
+	}
+
+	// berth.yaml itself as a link out: nothing is read, the error is at it.
+	if err := os.Remove(filepath.Join(dir, "berth.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "token"), filepath.Join(dir, "berth.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	res = Load([]string{"."}, WithBase(dir))
+	assertDiags(t, res, "berth.yaml:1:1: "+out)
+	if len(res.Objects) != 0 || len(res.Files) != 0 {
+		t.Errorf("read past a refused berth.yaml: %v", res.Files)
+	}
+	// ... and as a link inside, it is read.
+	os.Remove(filepath.Join(dir, "berth.yaml"))
+	os.WriteFile(filepath.Join(dir, "conf.txt"), []byte("include: [\"sub/**\"]\n"), 0o644)
+	os.Symlink("conf.txt", filepath.Join(dir, "berth.yaml"))
+	res = Load([]string{"."}, WithBase(dir))
+	if len(res.Objects) != 1 || res.Objects[0].ID().Name != "sub" {
+		t.Errorf("berth.yaml as a link inside: objects %v, diagnostics %v", res.Objects, res.Diagnostics)
+	}
+}
+
+// The read itself goes through the gate: a link that leaves the root is
+// refused at the moment of reading, whatever the walk saw before.
+func TestReadIsGated(t *testing.T) {
+	outside := writeRepo(t, map[string]string{"token": fakeToken})
+	dir := writeRepo(t, map[string]string{"x.yaml": cmYAML})
+	g, err := openGate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.root.Close()
+	os.Remove(filepath.Join(dir, "x.yaml"))
+	os.Symlink(filepath.Join(outside, "token"), filepath.Join(dir, "x.yaml"))
+	b, d := readFile(&options{maxFileBytes: DefaultMaxFileBytes}, g, "x.yaml", "x.yaml")
+	if b != nil || d == nil || !strings.HasPrefix(d.String(), "x.yaml:1:1: error: symlink to ") {
+		t.Fatalf("read %q, %v", b, d)
+	}
 }
 
 func TestChecksBeyondSchema(t *testing.T) {
@@ -304,6 +402,41 @@ func TestRepoConfig(t *testing.T) {
 	}
 	files["berth.yaml"] = "include: [\"apps/**\"]\nexlude: [x]\n"
 	assertDiags(t, loadRepo(t, files), `berth.yaml:2:1: error: berth.yaml: exlude: field not allowed (did you mean "exclude"?)`)
+	files["berth.yaml"] = "include: ['apps/**', 'x[']\n"
+	assertDiags(t, loadRepo(t, files), `berth.yaml:1:22: error: berth.yaml: invalid glob "x["`)
+}
+
+// Entries of berth.yaml that match nothing are warnings at their own line.
+func TestRepoConfigUnusedEntries(t *testing.T) {
+	res := loadRepo(t, map[string]string{
+		"berth.yaml": "include:\n  - \"apps/**\"\n  - \"aps/**\"\nexclude:\n  - \"apps/old/**\"\n  - \"apps/legacy/**\"\n" +
+			"ignoreKinds: [Kustomization, HelmRelease]\n",
+		"apps/cm.yaml":       cmYAML,
+		"apps/kust.yaml":     "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+		"apps/legacy/x.yaml": "not: [valid",
+	})
+	assertDiags(t, res,
+		`berth.yaml:3:5: warning: berth.yaml: include "aps/**" matches no file the loader reads`,
+		`berth.yaml:5:5: warning: berth.yaml: exclude "apps/old/**" matches no file or directory`,
+		`berth.yaml:7:30: warning: berth.yaml: ignoreKinds "HelmRelease": no document has this kind`)
+}
+
+// A repository without objects is refused unless berth.yaml allows it:
+// applying it would remove every object from the cluster.
+func TestEmptyRepository(t *testing.T) {
+	const msg = "error: no objects: applying this would remove every object from the cluster; if that is intended, set allowEmpty: true in berth.yaml"
+	assertDiags(t, loadRepo(t, map[string]string{"README.md": "# nothing yet\n"}), ".:1:1: "+msg)
+	assertDiags(t, loadRepo(t, map[string]string{"berth.yaml": "include: [\"apps/**\"]\n", "app.yaml": cmYAML}),
+		"berth.yaml:1:1: "+msg, `berth.yaml:1:11: warning: berth.yaml: include "apps/**" matches no file the loader reads`)
+	assertDiags(t, loadRepo(t, map[string]string{"berth.yaml": "ignoreKinds: [ConfigMap]\n", "app.yaml": cmYAML}), "berth.yaml:1:1: "+msg)
+	assertDiags(t, loadRepo(t, map[string]string{"berth.yaml": "allowEmpty: true\n"}))
+	assertDiags(t, loadRepo(t, map[string]string{"berth.yaml": "allowEmpty: yes please\n"}),
+		`berth.yaml:1:13: error: berth.yaml: allowEmpty: got "yes please", want bool`)
+	// Objects that fail are errors already; they are not missing.
+	assertDiags(t, loadRepo(t, map[string]string{"a.yaml": "kind: ["}), "a.yaml:1:7: error: invalid YAML")
+	// The directory a master loads is named as given.
+	dir := writeRepo(t, map[string]string{"deploy/README.md": "x"})
+	assertDiags(t, Load([]string{"deploy"}, WithBase(dir)), "deploy:1:1: "+msg)
 }
 
 func TestUnreadablePath(t *testing.T) {

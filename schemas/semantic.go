@@ -107,7 +107,7 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
 		}
 		for k := range o.BinaryData {
 			if f.keys[k] {
-				r.add(Error, RuleUnique, []any{"binaryData", k}, "key %q is also in data", k)
+				r.add(Error, RuleUnique, []any{"binaryData", k}, "key %s is also in data", Excerpt(k))
 			}
 			f.keys[k] = true
 		}
@@ -170,7 +170,7 @@ func showLabels(m map[string]string) string {
 	}
 	var parts []string
 	for _, k := range sortedKeys(m) {
-		parts = append(parts, k+"="+m[k])
+		parts = append(parts, shown(k)+"="+shown(m[k]))
 	}
 	return "{" + strings.Join(parts, ", ") + "}"
 }
@@ -214,7 +214,7 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 	for i, v := range p.Volumes {
 		vp := join(at, "volumes", i)
 		if volumes[v.Name] {
-			r.add(Error, RuleUnique, join(vp, "name"), "volume name %q is used twice", v.Name)
+			r.add(Error, RuleUnique, join(vp, "name"), "volume name %s is used twice", Excerpt(v.Name))
 		}
 		volumes[v.Name] = true
 		sources := 0
@@ -240,7 +240,7 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 	for i, ct := range p.Containers {
 		cp := join(at, "containers", i)
 		if containers[ct.Name] {
-			r.add(Error, RuleUnique, join(cp, "name"), "container name %q is used twice", ct.Name)
+			r.add(Error, RuleUnique, join(cp, "name"), "container name %s is used twice", Excerpt(ct.Name))
 		}
 		containers[ct.Name] = true
 		own := map[string]bool{}
@@ -249,7 +249,7 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 				continue
 			}
 			if other, dup := portOwner[port.Name]; dup {
-				r.add(Error, RuleUnique, join(cp, "ports", j, "name"), "port name %q is already used by container %q; port names must be unique in a pod", port.Name, other)
+				r.add(Error, RuleUnique, join(cp, "ports", j, "name"), "port name %s is already used by container %s; port names must be unique in a pod", Excerpt(port.Name), Excerpt(other))
 			}
 			portOwner[port.Name] = ct.Name
 			own[port.Name] = true
@@ -262,10 +262,10 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 		for j, m := range ct.VolumeMounts {
 			mp := join(cp, "volumeMounts", j)
 			if !volumes[m.Name] {
-				r.add(Error, RuleReference, join(mp, "name"), "no volume named %q in spec.volumes", m.Name)
+				r.add(Error, RuleReference, join(mp, "name"), "no volume named %s in spec.volumes", Excerpt(m.Name))
 			}
 			if mounts[m.MountPath] {
-				r.add(Error, RuleUnique, join(mp, "mountPath"), "%s is mounted twice", m.MountPath)
+				r.add(Error, RuleUnique, join(mp, "mountPath"), "%s is mounted twice", shown(m.MountPath))
 			}
 			mounts[m.MountPath] = true
 		}
@@ -322,7 +322,7 @@ func probeChecks(r *report, at []any, p *Probe, ports map[string]bool) {
 		return
 	}
 	if port != nil && port.IsString && !ports[port.Str] {
-		r.add(Error, RuleReference, portPath, "this container has no port named %q", port.Str)
+		r.add(Error, RuleReference, portPath, "this container has no port named %s", Excerpt(port.Str))
 	}
 }
 
@@ -340,7 +340,7 @@ func serviceChecks(r *report, f *facts, s *Service) {
 			r.add(Error, RuleSchema, pp, "a Service with several ports must name each of them")
 		}
 		if p.Name != "" && names[p.Name] {
-			r.add(Error, RuleUnique, join(pp, "name"), "port name %q is used twice", p.Name)
+			r.add(Error, RuleUnique, join(pp, "name"), "port name %s is used twice", Excerpt(p.Name))
 		}
 		names[p.Name] = true
 		key := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
@@ -385,8 +385,8 @@ func crossCheck(docs []*document) []Diagnostic {
 			continue
 		}
 		if first, dup := byID[d.facts.id]; dup {
-			diags = append(diags, Diagnostic{Severity: Error, Position: d.facts.namePos, Rule: RuleDuplicate, Object: d.facts.id.String(),
-				Message: fmt.Sprintf("%s is defined twice; first at %s", d.facts.id, first.facts.namePos),
+			diags = append(diags, Diagnostic{Severity: Error, Position: d.facts.namePos, Rule: RuleDuplicate, Object: d.facts.id.display(),
+				Message: fmt.Sprintf("%s is defined twice; first at %s", d.facts.id.display(), first.facts.namePos),
 				Related: []Related{{Position: first.facts.namePos, Message: "first definition"}}})
 			continue
 		}
@@ -401,19 +401,19 @@ func crossCheck(docs []*document) []Diagnostic {
 			continue
 		}
 		if ns := f.id.Namespace; ns != "" && !namespaces[ns] {
-			diags = append(diags, Diagnostic{Severity: Warning, Position: f.namePos, Rule: RuleReference, Object: f.id.String(),
-				Message: fmt.Sprintf("namespace %q is not defined in the repository; add a Namespace object for it", ns)})
+			diags = append(diags, Diagnostic{Severity: Warning, Position: f.namePos, Rule: RuleReference, Object: f.id.display(),
+				Message: fmt.Sprintf("namespace %s is not defined in the repository; add a Namespace object for it", Excerpt(ns))})
 		}
 		for _, rf := range f.refs {
 			target := byID[ObjectID{Kind: rf.kind, Namespace: f.id.Namespace, Name: rf.name}]
 			switch {
 			case rf.optional:
 			case target == nil:
-				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.String(),
-					Message: fmt.Sprintf("%s %q is not defined in namespace %q (mark the reference optional: true if it may be absent)", rf.kind, rf.name, f.id.Namespace)})
+				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.display(),
+					Message: fmt.Sprintf("%s %s is not defined in namespace %s (mark the reference optional: true if it may be absent)", rf.kind, Excerpt(rf.name), Excerpt(f.id.Namespace))})
 			case rf.key != "" && !target.facts.failed && !target.facts.keys[rf.key]:
-				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.String(),
-					Message: fmt.Sprintf("%s %q has no key %q", rf.kind, rf.name, rf.key),
+				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.display(),
+					Message: fmt.Sprintf("%s %s has no key %s", rf.kind, Excerpt(rf.name), Excerpt(rf.key)),
 					Related: []Related{{Position: target.facts.namePos, Message: rf.kind + " defined here"}}})
 			}
 		}
@@ -443,8 +443,8 @@ func serviceTargets(svc *facts, deps *nsDeployments) []Diagnostic {
 		}
 	}
 	if len(selected) == 0 {
-		return []Diagnostic{{Severity: Warning, Position: svc.selectorPos, Rule: RuleSelector, Object: svc.id.String(),
-			Message: fmt.Sprintf("spec.selector %s matches no Deployment's pods in namespace %q", showLabels(svc.selector), svc.id.Namespace)}}
+		return []Diagnostic{{Severity: Warning, Position: svc.selectorPos, Rule: RuleSelector, Object: svc.id.display(),
+			Message: fmt.Sprintf("spec.selector %s matches no Deployment's pods in namespace %s", showLabels(svc.selector), Excerpt(svc.id.Namespace))}}
 	}
 	var diags []Diagnostic
 	for _, tp := range svc.targetPorts {
@@ -453,8 +453,8 @@ func serviceTargets(svc *facts, deps *nsDeployments) []Diagnostic {
 			found = found || d.podPorts[tp.name]
 		}
 		if !found {
-			diags = append(diags, Diagnostic{Severity: Warning, Position: tp.pos, Rule: RuleTargetPort, Object: svc.id.String(),
-				Message: fmt.Sprintf("targetPort %q is not a named port of any container this Service selects", tp.name)})
+			diags = append(diags, Diagnostic{Severity: Warning, Position: tp.pos, Rule: RuleTargetPort, Object: svc.id.display(),
+				Message: fmt.Sprintf("targetPort %s is not a named port of any container this Service selects", Excerpt(tp.name))})
 		}
 	}
 	return diags

@@ -20,7 +20,10 @@ func newValidateCmd() *cobra.Command {
 		Short: "Check a config repository against berth's schemas, as the masters will",
 		Long: `validate loads every YAML, JSON and CUE spec below each PATH (default ".")
 with the same schemas and loader the masters use, and reports every problem at
-its file, line and column.
+its file, line and column. Every file of a directory is read through a gate
+rooted at it: a symlink that leads outside is an error at the link. A
+directory without objects is an error unless its berth.yaml sets
+allowEmpty: true (applying it would remove every object from the cluster).
 
 Exit status: 0 when valid (warnings allowed), 1 when any error was found,
 2 for usage errors or paths that cannot be read.`,

@@ -148,3 +148,49 @@ func TestValidateFormats(t *testing.T) {
 		t.Errorf("sarif: %+v", sarif)
 	}
 }
+
+// berth validate refuses what the masters refuse, with the same words: a
+// berth.yaml that is a link out of the repository (nothing of its target
+// shown, not even in a CI annotation), any other link out, and a
+// repository without objects; and it warns of berth.yaml entries that
+// match nothing.
+func TestValidateGate(t *testing.T) {
+	outside := t.TempDir()
+	token := "bt1.77e3f0a9c2d4b6e8f1a3c5e7d9b0f2a4c6e8d1b3"
+	if err := os.WriteFile(filepath.Join(outside, "join-master.token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := badRepo(t)
+	if err := os.Symlink(filepath.Join(outside, "join-master.token"), filepath.Join(dir, "berth.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"text", "github", "json", "sarif", "junit"} {
+		out, code := run(t, "validate", "--format", format, dir)
+		if code != 1 || strings.Contains(out, token[:8]) || !strings.Contains(out, "points outside the repository; refusing to read it") {
+			t.Errorf("%s: exit %d\n%s", format, code, out)
+		}
+	}
+	out, _ := run(t, "validate", dir)
+	if want := dir + "/berth.yaml:1:1: error: symlink to \"" + outside; !strings.HasPrefix(out, want) || strings.Count(out, "error:") != 1 {
+		t.Errorf("text:\n%s\nwant %s...", out, want)
+	}
+
+	os.Remove(filepath.Join(dir, "berth.yaml"))
+	os.WriteFile(filepath.Join(dir, "berth.yaml"), []byte("include: [\"apps/**\"]\nignoreKinds: [Kustomization]\n"), 0o644)
+	out, code := run(t, "validate", dir)
+	for _, want := range []string{
+		dir + "/berth.yaml:1:1: error: no objects: applying this would remove every object from the cluster; if that is intended, set allowEmpty: true in berth.yaml",
+		dir + `/berth.yaml:1:11: warning: berth.yaml: include "apps/**" matches no file the loader reads`,
+		dir + `/berth.yaml:2:15: warning: berth.yaml: ignoreKinds "Kustomization": no document has this kind`,
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+	os.Remove(filepath.Join(dir, "berth.yaml"))
+	os.Symlink("/etc", filepath.Join(dir, "etc"))
+	out, code = run(t, "validate", dir)
+	if want := dir + `/etc:1:1: error: symlink to "/etc" points outside the repository; refusing to read it`; code != 1 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
+	}
+}

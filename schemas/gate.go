@@ -1,0 +1,223 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// gate reads the files of one directory argument (the repository) through
+// an os.Root opened at it: a symlink is followed only while it stays
+// inside, and that holds at the moment of each read, whatever changed on
+// disk since the walk listed it.
+type gate struct {
+	root *os.Root
+	// escape is os.Root's error for a path that leaves the root.
+	escape error
+}
+
+func openGate(dir string) (*gate, error) {
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	// os.Root's error for a path that leaves it is unexported. Asking for
+	// the root's parent yields it (without touching the disk), and
+	// errors.Is then recognizes it however a call wraps it. Resolving
+	// links here instead would be a second implementation of os.Root's
+	// rules, free to disagree with the one that guards the reads.
+	_, err = r.Lstat("..")
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		r.Close()
+		return nil, fmt.Errorf("internal error: os.Root let a path leave it (%v)", err)
+	}
+	return &gate{root: r, escape: pe.Err}, nil
+}
+
+// refused reports whether err is the gate refusing a path that leaves it.
+func (g *gate) refused(err error) bool { return err != nil && errors.Is(err, g.escape) }
+
+// outside is the diagnostic for a link that leads out of the repository,
+// at the link's own path.
+func (g *gate) outside(name, display string) Diagnostic {
+	target, _ := g.root.Readlink(name)
+	return fileDiag(display, "%s", OutsideLinkMessage(target))
+}
+
+// OutsideLinkMessage is how the loader and the masters' extraction of a
+// commit both refuse a symlink that leads outside the repository. It
+// shows the target as the link has it, never what is there.
+func OutsideLinkMessage(target string) string {
+	return fmt.Sprintf("symlink to %s points outside the repository; refusing to read it", Excerpt(target))
+}
+
+// source is one path argument of Load: its tasks, and for a directory its
+// gate and berth.yaml.
+type source struct {
+	display      string
+	gate         *gate   // nil for a file argument
+	cfg          *config // nil for a file argument, or when berth.yaml is invalid
+	first, limit int     // its tasks, as indexes into Load's
+	diags        []Diagnostic
+}
+
+// collect walks one path argument into tasks, appended to tasks.
+func collect(o *options, arg string, tasks *[]task) *source {
+	src := &source{display: displayPath(arg, "."), first: len(*tasks)}
+	defer func() { src.limit = len(*tasks) }()
+	abs := arg
+	if o.base != "" && !filepath.IsAbs(arg) {
+		abs = filepath.Join(o.base, arg)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		src.diags = []Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
+		return src
+	}
+	if !fi.IsDir() {
+		// A file the user named is read as named, a link or not.
+		*tasks = append(*tasks, &fileTask{o: o, name: abs, display: arg})
+		return src
+	}
+	if src.gate, err = openGate(abs); err != nil {
+		src.diags = []Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
+		return src
+	}
+	if src.cfg, src.diags = readConfig(o, src.gate, arg); src.cfg == nil {
+		return src
+	}
+	w := &walker{o: o, g: src.gate, cfg: src.cfg, arg: arg, src: src, cueDirs: map[string]*cueTask{}, skipped: map[string]bool{}}
+	if err := fs.WalkDir(src.gate.root.FS(), ".", w.visit); err != nil {
+		src.diags = append(src.diags, fileDiag(arg, "cannot walk: %v", unwrapPathError(err)))
+	}
+	*tasks = append(*tasks, w.tasks...)
+	for _, dir := range w.order {
+		*tasks = append(*tasks, w.cueDirs[dir])
+	}
+	return src
+}
+
+// walker visits the entries of one directory argument.
+type walker struct {
+	o     *options
+	g     *gate
+	cfg   *config
+	arg   string
+	src   *source
+	tasks []task
+	// One CUE package per directory, in the order first met.
+	cueDirs map[string]*cueTask
+	order   []string
+	// skipped holds the excluded directories, and those below them: their
+	// files are not read, but their links are checked all the same.
+	skipped map[string]bool
+}
+
+func (w *walker) visit(p string, d fs.DirEntry, err error) error {
+	display := displayPath(w.arg, p)
+	if err != nil {
+		w.src.diags = append(w.src.diags, fileDiag(display, "cannot read: %v", unwrapPathError(err)))
+		return nil
+	}
+	skipped := p != "." && w.skipped[path.Dir(p)]
+	switch {
+	case d.IsDir():
+		if d.Name() == ".git" {
+			return fs.SkipDir
+		}
+		if skipped || (p != "." && w.cfg.excluded(p)) {
+			w.skipped[p] = true
+		}
+	case d.Type()&fs.ModeSymlink != 0:
+		w.link(p, display, skipped)
+	case d.Type().IsRegular() && !skipped && w.reads(p):
+		w.add(p, display)
+	}
+	return nil
+}
+
+// link checks a symlink, wherever it is and whatever it is named, as Argo
+// CD does (CVE-2022-24904): one that leads out of the repository is an
+// error at its own path, whether or not it would be read. One that stays
+// inside is read like the file it leads to; links to directories are not
+// followed.
+func (w *walker) link(p, display string, skipped bool) {
+	fi, err := w.g.root.Stat(p)
+	switch {
+	case w.g.refused(err):
+		w.src.diags = append(w.src.diags, w.g.outside(p, display))
+	case skipped || !w.reads(p):
+	case err != nil:
+		w.src.diags = append(w.src.diags, fileDiag(display, "broken symlink: %v", unwrapPathError(err)))
+	case fi.Mode().IsRegular():
+		w.add(p, display)
+	}
+}
+
+// reads reports whether the loader reads the file at p as a spec.
+func (w *walker) reads(p string) bool {
+	if p == configFile {
+		return false // read already, as the configuration
+	}
+	switch strings.ToLower(path.Ext(p)) {
+	case ".yaml", ".yml", ".json", ".cue":
+		return w.cfg.included(p)
+	}
+	return false
+}
+
+func (w *walker) add(p, display string) {
+	if strings.EqualFold(path.Ext(p), ".cue") {
+		dir := path.Dir(p)
+		ct := w.cueDirs[dir]
+		if ct == nil {
+			ct = &cueTask{o: w.o, g: w.g, cfg: w.cfg}
+			w.cueDirs[dir] = ct
+			w.order = append(w.order, dir)
+		}
+		ct.names = append(ct.names, p)
+		ct.displays = append(ct.displays, display)
+		return
+	}
+	w.tasks = append(w.tasks, &fileTask{o: w.o, g: w.g, cfg: w.cfg, name: p, display: display})
+}
+
+// verdict is what only the whole of a directory argument shows, once its
+// tasks have run: berth.yaml entries that matched nothing, and a
+// repository without objects.
+func (src *source) verdict(out []fileResult) []Diagnostic {
+	if src.cfg == nil {
+		return nil
+	}
+	diags := src.cfg.unused()
+	objects, errs := 0, countErrors(src.diags)
+	for _, fr := range out[src.first:src.limit] {
+		errs += countErrors(fr.diags)
+		for _, d := range fr.docs {
+			if d.obj != nil {
+				objects++
+			}
+		}
+	}
+	// With errors the revision is refused anyway, and its objects are
+	// missing because they failed, not because they are gone.
+	if objects == 0 && errs == 0 && !src.cfg.AllowEmpty {
+		diags = append(diags, src.cfg.empty(src.display))
+	}
+	return diags
+}
+
+func countErrors(ds []Diagnostic) int {
+	n := 0
+	for _, d := range ds {
+		if d.Severity == Error {
+			n++
+		}
+	}
+	return n
+}
