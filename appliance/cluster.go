@@ -322,11 +322,34 @@ func (m *Master) forwardOut(ctx context.Context, path string, body, out any) err
 	return m.toLeader(ctx, http.MethodPost, path, bytes.NewReader(b), out)
 }
 
+// leaderWait is how long a request waits for an election to end before it
+// fails: nothing has been sent yet, so waiting is safe where a retry of a
+// sent request would not be.
+const leaderWait = 5 * time.Second
+
+// awaitLeader returns the leader's API URL, waiting while none is known.
+func (m *Master) awaitLeader(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		if leader := (cluster{m}).LeaderURL(); leader != "" {
+			return leader, nil
+		}
+		if time.Now().After(deadline) {
+			return "", errors.New("no leader known")
+		}
+		select {
+		case <-ctx.Done():
+			return "", errors.New("no leader known")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // toLeader sends one request to the leader's API as this master.
 func (m *Master) toLeader(ctx context.Context, method, path string, body io.Reader, out any) error {
-	leader := cluster{m}.LeaderURL()
-	if leader == "" {
-		return errors.New("no leader known")
+	leader, err := m.awaitLeader(ctx)
+	if err != nil {
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, leader+path, body)
 	if err != nil {
