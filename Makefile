@@ -58,6 +58,7 @@ fuzz:
 	$(FUZZ) '^FuzzAppendJSONString$$' ./schemas/
 	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
 	$(FUZZ) '^FuzzRequests$$' ./appliance/api/
+	$(FUZZ) '^FuzzNames$$' ./schemas/names/
 	$(FUZZ) '^FuzzLoadCA$$' ./appliance/pki/
 	$(FUZZ) '^FuzzPinnedFingerprint$$' ./appliance/pki/
 	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/
