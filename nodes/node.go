@@ -133,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
 	ag, err := agent.New(agent.Config{
-		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), Logger: cfg.Logger,
+		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), NodeDir: cfg.DataDir, Logger: cfg.Logger,
 		NewRuntime: func(ctx context.Context, podCIDR string) (agent.Runtime, error) { return n.newRuntime(ctx, podCIDR) },
 		Routes:     syncRoutes,
 	})
