@@ -60,6 +60,7 @@ fuzz:
 	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
 	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/
 	$(FUZZ) '^FuzzRequests$$' ./appliance/api/
+	$(FUZZ) '^FuzzNames$$' ./schemas/names/
 	$(FUZZ) '^FuzzLoadCA$$' ./appliance/pki/
 	$(FUZZ) '^FuzzPinnedFingerprint$$' ./appliance/pki/
 	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/

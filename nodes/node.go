@@ -43,9 +43,12 @@ type Config struct {
 	// Containerd is containerd's socket; empty starts a private containerd
 	// under DataDir.
 	Containerd string
-	// Listen is the agent's own API (logs), default ":10250" as the
-	// kubelet's; Advertise is the address the masters reach it at
-	// (default: the listener's, with 127.0.0.1 for an unspecified host).
+	// Advertise is the address (HOST:PORT) the masters reach the agent's
+	// own API (logs) at; default this node's address toward the first
+	// master, port 10250 as the kubelet's. Listen is where that API
+	// listens; default the advertised address and no other, "0.0.0.0:PORT"
+	// for every interface (then the advertised default is the listener's
+	// port on this node's address). See listenAgent.
 	Listen, Advertise string
 	// PlainHTTPRegistries are pulled from over HTTP (host or host:port).
 	PlainHTTPRegistries []string
@@ -88,9 +91,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		cfg.Name = h
 	}
-	if cfg.Listen == "" {
-		cfg.Listen = ":10250"
-	}
 	if cfg.ClusterCIDR == "" {
 		cfg.ClusterCIDR = DefaultClusterCIDR
 	}
@@ -105,21 +105,12 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		n.daemon, n.cfg.Containerd = d, d.Address()
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, advertise, err := listenAgent(cfg)
 	if err != nil {
 		n.stopDaemon()
 		return nil, err
 	}
 	n.ln = ln
-	advertise := cfg.Advertise
-	if advertise == "" {
-		addr := ln.Addr().(*net.TCPAddr)
-		host := addr.IP.String()
-		if addr.IP.IsUnspecified() {
-			host = "127.0.0.1"
-		}
-		advertise = net.JoinHostPort(host, fmt.Sprint(addr.Port))
-	}
 	info, err := agent.NodeInfo(cfg.Name, advertise, cfg.Labels)
 	if err != nil {
 		n.Close()
@@ -142,7 +133,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
 	ag, err := agent.New(agent.Config{
-		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), Logger: cfg.Logger,
+		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), NodeDir: cfg.DataDir, Logger: cfg.Logger,
 		NewRuntime: func(ctx context.Context, podCIDR string) (agent.Runtime, error) { return n.newRuntime(ctx, podCIDR) },
 		Routes:     syncRoutes,
 	})

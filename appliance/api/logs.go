@@ -1,10 +1,13 @@
 package api
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/berth/berth/schemas/names"
 )
 
 // logs relays a container's log from the agent of the pod's node, as the
@@ -26,9 +29,20 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	if err := errors.Join(names.DNSLabel(ns), names.DNSSubdomain(name)); err != nil {
+		fail(http.StatusBadRequest, "no such pod: the namespace is a DNS label, the name a DNS subdomain")
+		return
+	}
 	p, ok := st.Pods[ns+"/"+name]
 	if !ok {
 		fail(http.StatusNotFound, "no pod %s/%s", ns, name)
+		return
+	}
+	// The agent checks the container against the pod's spec too; asking
+	// it only for one the spec lists spares it the rest.
+	container, err := p.LogContainer(r.URL.Query().Get("container"))
+	if err != nil {
+		fail(http.StatusBadRequest, "%v", err)
 		return
 	}
 	if p.NodeName == "" {
@@ -40,11 +54,9 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadGateway, "node %s has no agent address to fetch logs from", p.NodeName)
 		return
 	}
-	q := url.Values{}
-	for _, k := range []string{"container", "follow"} {
-		if v := r.URL.Query().Get(k); v != "" {
-			q.Set(k, v)
-		}
+	q := url.Values{"container": {container}}
+	if v := r.URL.Query().Get("follow"); v != "" {
+		q.Set("follow", v)
 	}
 	target := "https://" + n.Address + "/v1/pods/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)

@@ -31,8 +31,8 @@ type nodeFlags struct {
 func (f *nodeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.name, "node-name", "", "node name (default: the host name)")
 	cmd.Flags().StringVar(&f.containerd, "containerd", "", "containerd socket (default: start a private containerd under the data dir)")
-	cmd.Flags().StringVar(&f.listen, "agent-listen", ":10250", "address of the agent's API (logs), which the masters call")
-	cmd.Flags().StringVar(&f.advertise, "agent-advertise", "", "address the masters reach the agent's API at (default: from --agent-listen)")
+	cmd.Flags().StringVar(&f.advertise, "agent-advertise", "", "HOST:PORT the masters reach the agent's API (logs) at (default: this node's address toward the masters, port 10250; or --agent-listen's)")
+	cmd.Flags().StringVar(&f.listen, "agent-listen", "", "address the agent's API listens on (default: the advertised one only; 0.0.0.0:PORT for every interface)")
 	cmd.Flags().StringSliceVar(&f.insecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain HTTP; repeatable")
 	cmd.Flags().StringToStringVar(&f.labels, "node-label", nil, "extra node label key=value; repeatable")
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -47,6 +48,9 @@ type Config struct {
 	NewRuntime func(ctx context.Context, podCIDR string) (Runtime, error)
 	// DataDir holds the pods' volumes.
 	DataDir string
+	// NodeDir is the node's data dir, DataDir's by default: pod statuses
+	// say DATA for it, so no one who reads them learns the node's paths.
+	NodeDir string
 	// Heartbeat is the heartbeat period (default 5 s, a quarter of the
 	// masters' default grace).
 	Heartbeat time.Duration
@@ -92,6 +96,14 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.NodeDir == "" {
+		cfg.NodeDir = cfg.DataDir
+	}
+	nodeDir, err := filepath.Abs(cfg.NodeDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.NodeDir = nodeDir
 	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), workers: map[string]*podWorker{}, retiring: map[string]*podWorker{}, ready: make(chan struct{})}, nil
 }
 

@@ -169,3 +169,41 @@ func TestRouteSync(t *testing.T) {
 		t.Fatalf("the failure was logged %d times:\n%s", n, logs.String())
 	}
 }
+
+// TestVolumesStayInside: ConfigMap and Secret volumes are mounted
+// read-only whatever the spec says (as Kubernetes does since
+// CVE-2017-1002102), and the agent, which rewrites their files as root on
+// every sync, follows no link that a container planted in one out of it.
+func TestVolumesStayInside(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	p := &store.Pod{Namespace: "ns", Name: "p", Spec: schemas.PodSpec{
+		Volumes: []schemas.Volume{
+			{Name: "site", ConfigMap: &schemas.ConfigMapVolumeSource{Name: "cfg", Items: []schemas.KeyToPath{{Key: "index.html", Path: "html/index.html"}}}},
+			{Name: "creds", Secret: &schemas.SecretVolumeSource{SecretName: "creds"}},
+			{Name: "scratch", EmptyDir: &schemas.EmptyDirVolumeSource{}},
+		},
+		Containers: []schemas.Container{{Name: "c", VolumeMounts: []schemas.VolumeMount{
+			{Name: "site", MountPath: "/srv"}, {Name: "creds", MountPath: "/creds"}, {Name: "scratch", MountPath: "/tmp"}}}},
+	}}
+	mounts, err := prepareVolumes(root, assignment(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mounts["c"]; !m[0].ReadOnly || !m[1].ReadOnly || m[2].ReadOnly {
+		t.Fatalf("mounts %+v: want the ConfigMap and Secret read-only, the emptyDir writable", m)
+	}
+	// What a container could do to a volume mounted writable.
+	site, creds := mounts["c"][0].HostPath, mounts["c"][1].HostPath
+	if err := os.RemoveAll(filepath.Join(site, "html")); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{filepath.Join(site, "html"): outside, filepath.Join(creds, "pw.tmp"): filepath.Join(outside, "pw")} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepareVolumes(root, assignment(), p)
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("the agent wrote through a planted link: %v", entries)
+	}
+}

@@ -2,82 +2,120 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
-	"strings"
+	"strconv"
 
 	"github.com/containerd/containerd/errdefs"
 
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
+	"github.com/berth/berth/schemas/names"
 )
 
 // Handler serves the agent's own small API, which the masters call: a
 // container's log (GET /v1/pods/{namespace}/{name}/logs?container=&follow=)
 // for `berth logs`. It is served over TLS, and only masters' client
 // certificates (signed by the cluster CA) are let in.
+//
+// No answer carries an error from below the agent: those name files under
+// the node's data dir, which stay in the agent's own log.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil {
-			http.Error(w, "TLS required", http.StatusUnauthorized)
-			return
-		}
-		if _, orgs, ok := pki.Identity(r.TLS); !ok || !slices.Contains(orgs, pki.OrgMasters) {
-			a.log.Warn("log request denied: not a master's certificate", "remote", r.RemoteAddr)
-			http.Error(w, "only masters may read logs here", http.StatusForbidden)
-			return
-		}
-		rt := a.runtime()
-		if rt == nil {
-			http.Error(w, "agent is starting", http.StatusServiceUnavailable)
-			return
-		}
-		ref, containers, ok := a.podContainers(r.PathValue("namespace"), r.PathValue("name"))
-		if !ok {
-			http.Error(w, errNoPod.Error(), http.StatusNotFound)
-			return
-		}
-		container := r.URL.Query().Get("container")
-		if container == "" {
-			// Like kubectl: a pod's only container needs no name.
-			if len(containers) != 1 {
-				http.Error(w, "pod "+ref.String()+" has several containers; choose one of: "+strings.Join(containers, ", "), http.StatusBadRequest)
-				return
-			}
-			container = containers[0]
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
-		err := rt.Logs(r.Context(), ref, container, r.URL.Query().Get("follow") == "true", fw)
-		if err != nil && !fw.wrote {
-			code := http.StatusInternalServerError
-			if errdefs.IsNotFound(err) {
-				code = http.StatusNotFound
-			}
-			http.Error(w, err.Error(), code)
-		}
-	})
+	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", a.logs)
 	return mux
 }
 
-var errNoPod = errors.New("no such pod on this node")
+func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil {
+		http.Error(w, "TLS required", http.StatusUnauthorized)
+		return
+	}
+	if _, orgs, ok := pki.Identity(r.TLS); !ok || !slices.Contains(orgs, pki.OrgMasters) {
+		a.log.Warn("log request denied: not a master's certificate", "remote", r.RemoteAddr)
+		http.Error(w, "only masters may read logs here", http.StatusForbidden)
+		return
+	}
+	rt := a.runtime()
+	if rt == nil {
+		http.Error(w, "agent is starting", http.StatusServiceUnavailable)
+		return
+	}
+	req, code, err := a.logRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fw := &flushWriter{w: w, rc: http.NewResponseController(w)}
+	err = rt.Logs(r.Context(), req.ref, req.container, req.follow, fw)
+	if err == nil || fw.wrote {
+		return
+	}
+	if errdefs.IsNotFound(err) {
+		http.Error(w, fmt.Sprintf("container %q of pod %q has not started yet", req.container, req.ref), http.StatusNotFound)
+		return
+	}
+	a.log.Warn("reading a container's log", "pod", req.ref, "container", req.container, "err", err)
+	http.Error(w, "reading the log failed; the node's agent log has the details", http.StatusInternalServerError)
+}
 
-// podContainers finds a pod this agent runs: its runtime identity and its
-// containers' names.
-func (a *Agent) podContainers(namespace, name string) (runtime.PodRef, []string, bool) {
+type logRequest struct {
+	ref       runtime.PodRef
+	container string
+	follow    bool
+}
+
+// logRequest checks a log request against the pods this node runs, as the
+// kubelet checks one against the pod's spec: the namespace and name are
+// valid names of a pod the masters gave this node, the container is one
+// its spec lists. Nothing else reaches the runtime.
+func (a *Agent) logRequest(r *http.Request) (logRequest, int, error) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	if err := names.DNSLabel(ns); err != nil {
+		return logRequest{}, http.StatusBadRequest, fmt.Errorf("the pod namespace %w", err)
+	}
+	if err := names.DNSSubdomain(name); err != nil {
+		return logRequest{}, http.StatusBadRequest, fmt.Errorf("the pod name %w", err)
+	}
+	p, ref, ok := a.pod(ns, name)
+	if !ok {
+		return logRequest{}, http.StatusNotFound, fmt.Errorf("pod %q is not on this node", ns+"/"+name)
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return logRequest{}, http.StatusBadRequest, errors.New("malformed query string")
+	}
+	if len(q["container"]) > 1 || len(q["follow"]) > 1 {
+		return logRequest{}, http.StatusBadRequest, errors.New("give one container and at most one follow")
+	}
+	container, err := p.LogContainer(q.Get("container"))
+	if err != nil {
+		return logRequest{}, http.StatusBadRequest, err
+	}
+	follow := false
+	if v := q.Get("follow"); v != "" {
+		if follow, err = strconv.ParseBool(v); err != nil {
+			return logRequest{}, http.StatusBadRequest, errors.New("follow: want true or false")
+		}
+	}
+	return logRequest{ref: ref, container: container, follow: follow}, 0, nil
+}
+
+// pod finds a pod this agent runs, as the masters last described it, and
+// its runtime identity.
+func (a *Agent) pod(namespace, name string) (*store.Pod, runtime.PodRef, bool) {
 	a.mu.Lock()
 	w := a.workers[namespace+"/"+name]
 	a.mu.Unlock()
 	if w == nil {
-		return runtime.PodRef{}, nil, false
+		return nil, runtime.PodRef{}, false
 	}
 	p, _ := w.latest()
-	names := make([]string, 0, len(p.Spec.Containers))
-	for _, c := range p.Spec.Containers {
-		names = append(names, c.Name)
-	}
-	return w.ref, names, true
+	return p, w.ref, true
 }
 
 // flushWriter flushes after each write so a followed log streams.

@@ -99,3 +99,13 @@ func podStatus(p *store.Pod, st *runtime.PodStatus, syncErr error, ready map[str
 	}
 	return out
 }
+
+// hidePaths writes DATA for the node's data dir in a message bound for the
+// masters, who show it to every reader: errors of file operations and
+// runc's name host paths.
+func (a *Agent) hidePaths(msg string) string {
+	if a.cfg.NodeDir == "/" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, a.cfg.NodeDir, "DATA")
+}

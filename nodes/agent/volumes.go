@@ -30,9 +30,14 @@ func podDir(root string, p *store.Pod) string {
 func prepareVolumes(root string, a *api.NodeAssignment, p *store.Pod) (map[string][]Mount, error) {
 	dir := podDir(root, p)
 	hostPaths := map[string]string{}
+	// Projected (ConfigMap, Secret) volumes are mounted read-only whatever
+	// the spec says, as Kubernetes does: the agent rewrites their files as
+	// root, and a container must not plant links among them.
+	projected := map[string]bool{}
 	for _, v := range p.Spec.Volumes {
 		path := filepath.Join(dir, "volumes", v.Name)
 		hostPaths[v.Name] = path
+		projected[v.Name] = v.ConfigMap != nil || v.Secret != nil
 		var files map[string][]byte
 		var items []schemas.KeyToPath
 		mode := os.FileMode(0o644)
@@ -79,7 +84,7 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *store.Pod) (map[strin
 			if m.SubPath != "" {
 				host = filepath.Join(host, filepath.Clean("/"+m.SubPath))
 			}
-			mounts[c.Name] = append(mounts[c.Name], Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly})
+			mounts[c.Name] = append(mounts[c.Name], Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly || projected[m.Name]})
 		}
 	}
 	return mounts, nil
@@ -97,27 +102,34 @@ func project(path string, files map[string][]byte, items []schemas.KeyToPath, mo
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return err
 	}
+	// Written through a root at the volume: a link in it (left by a
+	// container when the volume was mounted writable) leads nowhere else.
+	root, err := os.OpenRoot(path)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	keep := map[string]bool{}
 	for _, it := range items {
 		data, ok := files[it.Key]
 		if !ok {
 			return &configError{fmt.Sprintf("no key %q", it.Key)}
 		}
-		// The loader refused absolute and .. paths; Clean under path keeps it so.
-		dst := filepath.Join(path, filepath.Clean("/"+it.Path))
-		if !strings.HasPrefix(dst, path+string(filepath.Separator)) {
-			return fmt.Errorf("item path %q escapes the volume", it.Path)
+		// The loader refused absolute and .. paths; Clean under / keeps it so.
+		rel := strings.TrimPrefix(filepath.Clean("/"+it.Path), "/")
+		if rel == "" {
+			return fmt.Errorf("item path %q names the volume itself", it.Path)
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(dst+".tmp", data, mode); err != nil {
+		if err := root.WriteFile(rel+".tmp", data, mode); err != nil {
 			return err
 		}
-		if err := os.Rename(dst+".tmp", dst); err != nil {
+		if err := root.Rename(rel+".tmp", rel); err != nil {
 			return err
 		}
-		keep[dst] = true
+		keep[filepath.Join(path, rel)] = true
 	}
 	return filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && !keep[p] {

@@ -146,6 +146,7 @@ func (w *podWorker) sync(ctx context.Context) {
 	}
 	ready := w.probe(ctx, p, &st, now)
 	status := podStatus(p, &st, err, ready, w.reported, now)
+	status.Message = w.a.hidePaths(status.Message)
 	if w.reported != nil && reflect.DeepEqual(*w.reported, status) {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -20,7 +21,13 @@ const followPoll = 200 * time.Millisecond
 // the container is no longer running or ctx ends.
 func (r *Runtime) Logs(ctx context.Context, pod PodRef, container string, follow bool, w io.Writer) error {
 	key := podKey(pod)
-	f, err := os.Open(r.logPath(key, container))
+	name, err := logName(key, container)
+	if err != nil {
+		return err
+	}
+	// Opened in a root at the pods directory: not even a log file that is a
+	// link leads to another file of the node.
+	f, err := os.OpenInRoot(r.podsDir(), name)
 	if errors.Is(err, os.ErrNotExist) {
 		if _, err := r.client.LoadContainer(ctx, containerID(key, container)); err != nil {
 			return fmt.Errorf("runtime: pod %s has no container %q: %w", pod, container, errdefs.ErrNotFound)
@@ -28,11 +35,11 @@ func (r *Runtime) Logs(ctx context.Context, pod PodRef, container string, follow
 		return nil // created, not started yet: no output
 	}
 	if err != nil {
-		return fmt.Errorf("runtime: %w", err)
+		return fmt.Errorf("runtime: the log of container %q of pod %s: %w", container, pod, pathless(err))
 	}
 	defer f.Close()
 	if _, err := io.Copy(w, f); err != nil || !follow {
-		return err
+		return pathless(err)
 	}
 	tick := time.NewTicker(followPoll)
 	defer tick.Stop()
@@ -44,7 +51,7 @@ func (r *Runtime) Logs(ctx context.Context, pod PodRef, container string, follow
 		}
 		n, err := io.Copy(w, f)
 		if err != nil {
-			return err
+			return pathless(err)
 		}
 		if n > 0 {
 			continue
@@ -52,9 +59,19 @@ func (r *Runtime) Logs(ctx context.Context, pod PodRef, container string, follow
 		if !r.running(ctx, containerID(key, container)) {
 			// Whatever it wrote before exiting is in the file now.
 			_, err := io.Copy(w, f)
-			return err
+			return pathless(err)
 		}
 	}
+}
+
+// pathless keeps what went wrong with a file but not its name, which is
+// under the node's data dir: callers pass the error on off the node.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }
 
 func (r *Runtime) running(ctx context.Context, id string) bool {

@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth/berth/nodes/network"
+	"github.com/berth/berth/schemas/names"
 )
 
 // reasonUnknown: containerd did not answer about the container.
@@ -45,10 +46,32 @@ type sandbox struct {
 	undo func(context.Context)
 }
 
-func (r *Runtime) podDir(key string) string { return filepath.Join(r.dataDir, "pods", key) }
+func (r *Runtime) podsDir() string { return filepath.Join(r.dataDir, "pods") }
 
-func (r *Runtime) logPath(key, container string) string {
-	return filepath.Join(r.podDir(key), "logs", container+".log")
+func (r *Runtime) podDir(key string) string { return filepath.Join(r.podsDir(), key) }
+
+// logName is a container's log file, relative to the pods directory. The
+// container's name must be a DNS label, whoever gives it: then it is one
+// file name, never a path that leads elsewhere.
+func logName(key, container string) (string, error) {
+	if err := names.DNSLabel(container); err != nil {
+		return "", fmt.Errorf("runtime: container name %w", err)
+	}
+	return filepath.Join(key, "logs", container+".log"), nil
+}
+
+// LogPath is the host file that keeps a container's stdout and stderr,
+// which Logs reads.
+func (r *Runtime) LogPath(pod PodRef, container string) (string, error) {
+	return r.logPath(podKey(pod), container)
+}
+
+func (r *Runtime) logPath(key, container string) (string, error) {
+	name, err := logName(key, container)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(r.podsDir(), name), nil
 }
 
 func validatePod(pod Pod) error {
@@ -63,8 +86,8 @@ func validatePod(pod Pod) error {
 	seen := map[string]bool{}
 	for _, c := range pod.Containers {
 		n := c.Spec.Name
-		if n == "" || n == "." || n == ".." || strings.ContainsAny(n, "/\x00") {
-			return fmt.Errorf("runtime: pod %s: invalid container name %q", pod.PodRef, n)
+		if err := names.DNSLabel(n); err != nil {
+			return fmt.Errorf("runtime: pod %s: container name %q %w", pod.PodRef, n, err)
 		}
 		if seen[n] {
 			return fmt.Errorf("runtime: pod %s: two containers named %q", pod.PodRef, n)
@@ -464,7 +487,10 @@ func (r *Runtime) createContainer(ctx context.Context, pod Pod, sb *sandbox, c C
 // and the container counts as exited with code 128, as Kubernetes does.
 func (r *Runtime) startContainer(ctx context.Context, key string, cont containerd.Container, cs ContainerStatus) (ContainerStatus, error) {
 	cs.ID = cont.ID()
-	logPath := r.logPath(key, cs.Name)
+	logPath, err := r.logPath(key, cs.Name)
+	if err != nil {
+		return cs, err
+	}
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return cs, err
 	}

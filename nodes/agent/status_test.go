@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/reconcile"
+	"github.com/berth/berth/schemas"
+)
+
+// TestStatusHidesDataDir: a sync that fails on a file of the node reports
+// it to a real master without the node's data dir, which every holder of
+// a read-only token could read in the pod's status.
+func TestStatusHidesDataDir(t *testing.T) {
+	master := newMaster(t)
+	root := t.TempDir()
+	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: filepath.Join(root, "agent"), NodeDir: root,
+		NewRuntime: func(context.Context, string) (Runtime, error) { return nil, errors.New("not needed") },
+		Logger:     slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file where the pods' volumes go: preparing them fails on a path.
+	if err := os.MkdirAll(filepath.Join(root, "agent"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "agent", "pods"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{
+		Volumes:    []schemas.Volume{{Name: "scratch", EmptyDir: &schemas.EmptyDirVolumeSource{}}},
+		Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+	ctx := context.Background()
+	if _, err := master.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := master.propose(store.NewCommand(store.CmdCreatePod, *p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
+		t.Fatal(err)
+	}
+	w := newPodWorker(ctx, a, p)
+	w.update(p, &api.NodeAssignment{})
+	w.sync(ctx)
+	msg := master.st.State().Pods[p.Key()].Status.Message
+	if !strings.Contains(msg, "mkdir DATA/agent/pods") || strings.Contains(msg, root) {
+		t.Fatalf("the pod's status says %q: want the error, with DATA for %s", msg, root)
+	}
+}
+
+// testMaster is a real one-master store behind the real API, reached with
+// an admin token.
+type testMaster struct {
+	*api.Client
+	st *store.Store
+}
+
+func newMaster(t *testing.T) *testMaster {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	st, err := store.Open(store.Config{DataDir: t.TempDir(), NodeID: "m0", BindAddr: addr, Bootstrap: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	for deadline := time.Now().Add(10 * time.Second); !st.IsLeader(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader after 10s")
+		}
+	}
+	const secret = "abcdef.0123456789abcdef"
+	tok, err := auth.FromSecret(secret, auth.RoleAdmin, "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &testMaster{st: st}
+	if err := m.propose(store.NewCommand(store.CmdAddToken, tok)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.NewServer(api.Config{Backend: st, Heartbeats: &reconcile.Heartbeats{}}))
+	t.Cleanup(srv.Close)
+	m.Client = api.NewClient(srv.URL, secret)
+	return m
+}
+
+func (m *testMaster) propose(cmds ...store.Command) error {
+	_, err := m.st.Propose(context.Background(), cmds)
+	return err
+}
