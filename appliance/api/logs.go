@@ -4,7 +4,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/berth/berth/appliance/httpserve"
 )
 
 // logs relays a container's log from the agent of the pod's node, as the
@@ -25,10 +29,24 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		fail(ae.code, "%s", ae.msg)
 		return
 	}
-	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	if err := checkPathNames(r, []string{"namespace", "pod"}); err != nil {
+		fail(http.StatusBadRequest, "%s", err.(*apiError).msg)
+		return
+	}
+	ns, name := r.PathValue("namespace"), r.PathValue("pod")
 	p, ok := st.Pods[ns+"/"+name]
 	if !ok {
 		fail(http.StatusNotFound, "no pod %s/%s", ns, name)
+		return
+	}
+	// Only the pod's own containers, as Kubernetes checks ?container=
+	// against the pod spec: nothing else is sent on to the node.
+	var containers []string
+	for _, c := range p.Spec.Containers {
+		containers = append(containers, c.Name)
+	}
+	if c := r.URL.Query().Get("container"); c != "" && !slices.Contains(containers, c) {
+		fail(http.StatusBadRequest, "pod %s/%s has no container %q (it has: %s)", ns, name, c, strings.Join(containers, ", "))
 		return
 	}
 	if p.NodeName == "" {
@@ -49,18 +67,22 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	target := "https://" + n.Address + "/v1/pods/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
 	if err != nil {
-		fail(http.StatusInternalServerError, "%v", err)
+		fail(http.StatusBadGateway, "node %s: its address %q makes no URL", p.NodeName, n.Address)
 		return
 	}
+	// A followed log lasts as long as the reader wants, and a quiet one
+	// may send nothing, not even its headers, for a long time.
+	sw, end := httpserve.Stream(w, r)
+	defer end()
 	resp, err := s.nodeClient.Do(req)
 	if err != nil {
 		fail(http.StatusBadGateway, "node %s: %v", p.NodeName, err)
 		return
 	}
 	defer resp.Body.Close()
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-	w.WriteHeader(resp.StatusCode)
-	flushCopy(w, resp.Body)
+	sw.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	sw.WriteHeader(resp.StatusCode)
+	flushCopy(sw, resp.Body)
 }
 
 // flushCopy copies src to w, flushing after every read so that a followed

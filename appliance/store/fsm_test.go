@@ -178,6 +178,7 @@ func FuzzFSMApply(f *testing.F) {
 		{NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/a", Status: PodStatus{Phase: PodRunning}}), NewCommand(CmdTerminatePod, PodRef{Key: "ns/a"})},
 		{NewCommand(CmdDeletePod, PodRef{Key: "ns/a"}), NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: ""})},
 		{NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.10"})},
+		{NewCommand(CmdRemoveNode, NodeRef{Name: "n1"})},
 		{{Version: 2, Type: CmdDeletePod, Payload: json.RawMessage(`{}`)}},
 	} {
 		f.Add(encodeBatch(f, batch...))
