@@ -68,10 +68,11 @@ const (
 	// once (one per ref, within milliseconds); triggers during a sync are
 	// merged anyway. Every millisecond of it is commit-to-running latency.
 	DefaultDebounce = 50 * time.Millisecond
-	// DefaultTriggerGap is the least time from the end of one sync to the
-	// start of a triggered one: however many webhooks arrive, and whoever
-	// sends them, they cost at most one fetch per gap (one runs, one waits,
-	// the rest merge into the waiting one).
+	// DefaultTriggerGap is the least time from the end of one triggered
+	// sync to the start of the next: however many webhooks arrive, and
+	// whoever sends them, they cost at most one fetch per gap (one runs, one
+	// waits, the rest merge into the waiting one). Polls do not count, so a
+	// lone push right after a poll is not delayed.
 	DefaultTriggerGap = time.Second
 )
 
@@ -105,8 +106,8 @@ func WithDebounce(d time.Duration) SyncerOption {
 	}
 }
 
-// WithTriggerGap sets the least time between the end of a sync and the
-// start of a triggered one.
+// WithTriggerGap sets the least time between the end of a triggered sync
+// and the start of the next.
 func WithTriggerGap(d time.Duration) SyncerOption {
 	return func(s *Syncer) {
 		if d >= 0 {
@@ -174,7 +175,7 @@ func NewSyncer(src *Source, p Proposer, opts ...SyncerOption) *Syncer {
 }
 
 // Trigger asks for a sync soon (a webhook arrived): after the debounce, and
-// no sooner than the trigger gap after the last sync. It never blocks; any
+// no sooner than the trigger gap after the last triggered sync. It never blocks; any
 // number of triggers while one is pending or a sync runs become one sync.
 // Without Run running it does nothing.
 func (s *Syncer) Trigger() {
@@ -218,15 +219,16 @@ func (s *Syncer) Run(ctx context.Context) error {
 	s.log.Info("gitops sync started", "interval", s.interval, "commit", lastCommit)
 	t := time.NewTimer(0)
 	defer t.Stop()
-	var lastEnd time.Time
+	var lastTriggered time.Time // end of the last triggered sync
 	for {
+		triggered := false
 		select {
 		case <-ctx.Done():
 			s.log.Info("gitops sync stopped")
 			return nil
 		case <-t.C:
 		case <-s.trigger:
-			if !sleep(ctx, max(s.debounce, s.gap-time.Since(lastEnd))) {
+			if !sleep(ctx, max(s.debounce, s.gap-time.Since(lastTriggered))) {
 				continue
 			}
 			// Triggers that came during the wait are this sync's too.
@@ -234,9 +236,12 @@ func (s *Syncer) Run(ctx context.Context) error {
 			case <-s.trigger:
 			default:
 			}
+			triggered = true
 		}
 		_ = s.sync(ctx) // recorded in Status and the log
-		lastEnd = time.Now()
+		if triggered {
+			lastTriggered = time.Now()
+		}
 		t.Reset(s.interval)
 	}
 }
