@@ -261,6 +261,9 @@ func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return errorf(http.StatusRequestEntityTooLarge, "request body over %d KiB", maxBody>>10)
+		}
 		return errorf(http.StatusBadRequest, "malformed request body: %v", err)
 	}
 	if dec.More() {
