@@ -25,6 +25,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/gitops"
@@ -64,6 +65,14 @@ type Config struct {
 	// Host and Power are the appliance image's (see api.Config).
 	Host  *api.HostStatus
 	Power func(action string) error
+
+	// WebhookSecret checks the push webhook's calls; WebhookAllowUnsigned
+	// accepts calls that carry no signature (see api.WebhookConfig).
+	WebhookSecret        []byte
+	WebhookAllowUnsigned bool
+	// HTTPLimits bound the API's connections; zero fields take
+	// httpserve.DefaultLimits.
+	HTTPLimits httpserve.Limits
 }
 
 // Master is a running master.
@@ -80,7 +89,7 @@ type Master struct {
 	peers   *http.Client
 	nodeTLS *tls.Config
 	ln      net.Listener
-	srv     *http.Server
+	srv     *httpserve.Server
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -323,30 +332,26 @@ func (m *Master) serve(ctx context.Context) error {
 		return err
 	}
 	heartbeats := &reconcile.Heartbeats{}
+	webhook := api.WebhookConfig{Secret: cfg.WebhookSecret, AllowUnsigned: cfg.WebhookAllowUnsigned}
+	if m.syncer != nil {
+		// Git hosts' push webhooks trigger a fetch; the fetch itself
+		// decides what changed, so the payload is never read.
+		webhook.Trigger = m.syncer.Trigger
+	}
 	handler := api.NewServer(api.Config{
 		Backend: backend{st, m}, Heartbeats: heartbeats, Logger: cfg.Logger,
 		Sync: m.syncStatus, Host: cfg.Host, Power: cfg.Power, Cluster: cluster{m},
 		PeerTLS: m.peers.Transport.(*http.Transport).TLSClientConfig,
 		NodeTLS: m.nodeTLS,
 		Ready:   st.Ready,
+		Webhook: webhook,
 	})
-	mux := http.NewServeMux()
-	mux.Handle("/", handler)
-	if m.syncer != nil {
-		// Git hosts' push webhooks: any POST triggers a fetch. The fetch
-		// itself decides what changed, so the payload need not be trusted.
-		mux.HandleFunc("POST /v1/webhook", func(w http.ResponseWriter, r *http.Request) {
-			m.syncer.Trigger()
-			w.WriteHeader(http.StatusAccepted)
-		})
-	}
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS,
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
+	m.srv = httpserve.New(handler, serverTLS, cfg.Logger, cfg.HTTPLimits)
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
-		if err := m.srv.ServeTLS(m.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := m.srv.ServeTLS(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("API server", "err", err)
 		}
 	}()

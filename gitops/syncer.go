@@ -68,6 +68,12 @@ const (
 	// once (one per ref, within milliseconds); triggers during a sync are
 	// merged anyway. Every millisecond of it is commit-to-running latency.
 	DefaultDebounce = 50 * time.Millisecond
+	// DefaultTriggerGap is the least time from the end of one triggered
+	// sync to the start of the next: however many webhooks arrive, and
+	// whoever sends them, they cost at most one fetch per gap (one runs, one
+	// waits, the rest merge into the waiting one). Polls do not count, so a
+	// lone push right after a poll is not delayed.
+	DefaultTriggerGap = time.Second
 )
 
 // SyncTimeout bounds one fetch-load-propose cycle, so a remote that accepts
@@ -96,6 +102,16 @@ func WithDebounce(d time.Duration) SyncerOption {
 	return func(s *Syncer) {
 		if d >= 0 {
 			s.debounce = d
+		}
+	}
+}
+
+// WithTriggerGap sets the least time between the end of a triggered sync
+// and the start of the next.
+func WithTriggerGap(d time.Duration) SyncerOption {
+	return func(s *Syncer) {
+		if d >= 0 {
+			s.gap = d
 		}
 	}
 }
@@ -129,6 +145,7 @@ type Syncer struct {
 	log      *slog.Logger
 	interval time.Duration
 	debounce time.Duration
+	gap      time.Duration
 	scratch  string
 
 	trigger chan struct{}
@@ -147,6 +164,7 @@ func NewSyncer(src *Source, p Proposer, opts ...SyncerOption) *Syncer {
 		log:      src.log.With("component", "gitops"),
 		interval: DefaultInterval,
 		debounce: DefaultDebounce,
+		gap:      DefaultTriggerGap,
 		trigger:  make(chan struct{}, 1),
 		status:   Status{State: SyncStopped},
 	}
@@ -156,7 +174,8 @@ func NewSyncer(src *Source, p Proposer, opts ...SyncerOption) *Syncer {
 	return s
 }
 
-// Trigger asks for a sync now (a webhook arrived). It never blocks; any
+// Trigger asks for a sync soon (a webhook arrived): after the debounce, and
+// no sooner than the trigger gap after the last triggered sync. It never blocks; any
 // number of triggers while one is pending or a sync runs become one sync.
 // Without Run running it does nothing.
 func (s *Syncer) Trigger() {
@@ -200,22 +219,29 @@ func (s *Syncer) Run(ctx context.Context) error {
 	s.log.Info("gitops sync started", "interval", s.interval, "commit", lastCommit)
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var lastTriggered time.Time // end of the last triggered sync
 	for {
+		triggered := false
 		select {
 		case <-ctx.Done():
 			s.log.Info("gitops sync stopped")
 			return nil
 		case <-t.C:
 		case <-s.trigger:
-			if !sleep(ctx, s.debounce) {
+			if !sleep(ctx, max(s.debounce, s.gap-time.Since(lastTriggered))) {
 				continue
 			}
+			// Triggers that came during the wait are this sync's too.
 			select {
 			case <-s.trigger:
 			default:
 			}
+			triggered = true
 		}
 		_ = s.sync(ctx) // recorded in Status and the log
+		if triggered {
+			lastTriggered = time.Now()
+		}
 		t.Reset(s.interval)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/nodes/agent"
 	"github.com/berth/berth/nodes/network"
@@ -67,7 +68,7 @@ type Node struct {
 	cfg    Config
 	daemon *runtime.Daemon
 	ln     net.Listener
-	srv    *http.Server
+	srv    *httpserve.Server
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -141,12 +142,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	n.srv = &http.Server{Handler: ag.Handler(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: serverTLS}
+	// Every route of the agent streams (logs, followed or not).
+	n.srv = httpserve.New(httpserve.Streaming(ag.Handler()), serverTLS, cfg.Logger, httpserve.Limits{})
 	ctx, n.cancel = context.WithCancel(ctx)
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
-		if err := n.srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.srv.ServeTLS(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Logger.Error("agent API", "err", err)
 		}
 	}()

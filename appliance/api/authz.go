@@ -117,7 +117,7 @@ func podOwner(id Identity, r *http.Request, st *store.State) bool {
 	if id.Role == auth.RoleAdmin {
 		return true
 	}
-	p, ok := st.Pods[store.PodKey(r.PathValue("namespace"), r.PathValue("name"))]
+	p, ok := st.Pods[store.PodKey(r.PathValue("namespace"), r.PathValue("pod"))]
 	// A pod that is gone answers 404 to its agent, which retries deletes.
 	return id.Role == RoleNode && (!ok || p.NodeName == id.Name)
 }

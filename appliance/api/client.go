@@ -198,6 +198,12 @@ func (c *Client) RegisterNode(ctx context.Context, n store.Node) (store.Node, er
 	return out, err
 }
 
+// DeleteNode removes a node and the pods bound to it (admin).
+func (c *Client) DeleteNode(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/nodes/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
 func (c *Client) Heartbeat(ctx context.Context, node string) error {
 	_, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/heartbeat", nil, nil, nil)
 	return err

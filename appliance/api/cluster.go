@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas/names"
 )
 
 // JoinRequest is what a joining master or agent sends with its join token.
@@ -95,14 +99,14 @@ func (s *Server) clusterRoutes() {
 		}
 		return map[string]bool{"ok": true}, unavailable(c.AddMember(r.Context(), req))
 	})
-	s.route("DELETE /v1/members/{id}", func(id Identity, r *http.Request, st *store.State) bool {
-		return id.Role == auth.RoleAdmin || id.Role == RoleMaster && id.Name == r.PathValue("id")
+	s.route("DELETE /v1/members/{existing}", func(id Identity, r *http.Request, st *store.State) bool {
+		return id.Role == auth.RoleAdmin || id.Role == RoleMaster && id.Name == r.PathValue("existing")
 	}, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-		if _, ok := st.MasterAPIs[r.PathValue("id")]; !ok {
-			return nil, errorf(http.StatusNotFound, "no master %q", r.PathValue("id"))
+		if _, ok := st.MasterAPIs[r.PathValue("existing")]; !ok {
+			return nil, errorf(http.StatusNotFound, "no master %q", r.PathValue("existing"))
 		}
-		s.cfg.Logger.Info("removing master", "id", r.PathValue("id"), "by", identityOf(r).Name)
-		return map[string]bool{"ok": true}, unavailable(c.RemoveMember(r.Context(), r.PathValue("id")))
+		s.cfg.Logger.Info("removing master", "id", r.PathValue("existing"), "by", identityOf(r).Name)
+		return map[string]bool{"ok": true}, unavailable(c.RemoveMember(r.Context(), r.PathValue("existing")))
 	})
 	s.route("POST /v1/internal/propose", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
 		var batch []store.Command
@@ -162,6 +166,18 @@ func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
 	if req.Name == "" || len(req.CSRPEM) == 0 {
 		return nil, errorf(http.StatusBadRequest, "name and csrPEM are required")
 	}
+	rule := nodeName
+	if role == auth.RoleMasterJoin {
+		rule = masterName
+	}
+	if err := rule.check(req.Name); err != nil {
+		return nil, err
+	}
+	for _, h := range req.Hosts {
+		if net.ParseIP(h) == nil && !names.IsDNS1123Subdomain(strings.ToLower(h)) {
+			return nil, errorf(http.StatusBadRequest, "invalid host %q: want an IP address or a DNS name", h)
+		}
+	}
 	resp, err := s.cfg.Cluster.Join(r.Context(), role, req)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "join: %v", err)
@@ -191,7 +207,8 @@ func unavailable(err error) error {
 }
 
 // stream serves a non-JSON route (snapshots) with the same authentication
-// and denial logs as route.
+// and denial logs as route. Once authenticated, a snapshot may take as long
+// as it streams (httpserve.Stream).
 func (s *Server) stream(allow policy, h func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		st := s.cfg.Backend.State()
@@ -200,7 +217,9 @@ func (s *Server) stream(allow policy, h func(w http.ResponseWriter, r *http.Requ
 			err = errorf(http.StatusForbidden, "%s %s is not allowed for %s %q", r.Method, r.URL.Path, id.Role, id.Name)
 		}
 		if err == nil {
-			err = h(w, r.WithContext(withIdentity(r.Context(), id)))
+			sw, end := httpserve.Stream(w, r)
+			err = h(sw, r.WithContext(withIdentity(r.Context(), id)))
+			end()
 		}
 		if err != nil {
 			code := http.StatusInternalServerError

@@ -1,13 +1,12 @@
 package api
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"time"
 
-	"github.com/berth/berth/schemas/names"
+	"github.com/berth/berth/appliance/httpserve"
 )
 
 // logs relays a container's log from the agent of the pod's node, as the
@@ -28,11 +27,11 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		fail(ae.code, "%s", ae.msg)
 		return
 	}
-	ns, name := r.PathValue("namespace"), r.PathValue("name")
-	if err := errors.Join(names.DNSLabel(ns), names.DNSSubdomain(name)); err != nil {
-		fail(http.StatusBadRequest, "no such pod: the namespace is a DNS label, the name a DNS subdomain")
+	if err := checkPathNames(r, []string{"namespace", "pod"}); err != nil {
+		fail(http.StatusBadRequest, "%s", err.(*apiError).msg)
 		return
 	}
+	ns, name := r.PathValue("namespace"), r.PathValue("pod")
 	p, ok := st.Pods[ns+"/"+name]
 	if !ok {
 		fail(http.StatusNotFound, "no pod %s/%s", ns, name)
@@ -61,18 +60,22 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	target := "https://" + n.Address + "/v1/pods/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
 	if err != nil {
-		fail(http.StatusInternalServerError, "%v", err)
+		fail(http.StatusBadGateway, "node %s: its address %q makes no URL", p.NodeName, n.Address)
 		return
 	}
+	// A followed log lasts as long as the reader wants, and a quiet one
+	// may send nothing, not even its headers, for a long time.
+	sw, end := httpserve.Stream(w, r)
+	defer end()
 	resp, err := s.nodeClient.Do(req)
 	if err != nil {
 		fail(http.StatusBadGateway, "node %s: %v", p.NodeName, err)
 		return
 	}
 	defer resp.Body.Close()
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-	w.WriteHeader(resp.StatusCode)
-	flushCopy(w, resp.Body)
+	sw.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	sw.WriteHeader(resp.StatusCode)
+	flushCopy(sw, resp.Body)
 }
 
 // flushCopy copies src to w, flushing after every read so that a followed

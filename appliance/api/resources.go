@@ -3,7 +3,9 @@ package api
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"time"
 
@@ -132,6 +134,11 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *store.
 	if n.Name == "" {
 		return nil, errorf(http.StatusBadRequest, "node name is required")
 	}
+	for _, err := range []error{nodeName.check(n.Name), checkAddress(n.Address), checkLabels(n.Labels)} {
+		if err != nil {
+			return nil, err
+		}
+	}
 	if id := identityOf(r); id.Role == RoleNode && id.Name != n.Name {
 		return nil, errorf(http.StatusForbidden, "node %q may only register itself, not %q", id.Name, n.Name)
 	}
@@ -252,22 +259,59 @@ func (s *Server) pods(w http.ResponseWriter, r *http.Request, st *store.State) (
 }
 
 func (s *Server) podStatus(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	key := store.PodKey(r.PathValue("namespace"), r.PathValue("name"))
+	key := store.PodKey(r.PathValue("namespace"), r.PathValue("pod"))
 	var ps store.PodStatus
 	if err := decodeBody(r, &ps); err != nil {
 		return nil, err
 	}
-	if _, ok := st.Pods[key]; !ok {
+	p, ok := st.Pods[key]
+	if !ok {
 		return nil, errorf(http.StatusNotFound, "no pod %s", key)
 	}
+	if err := checkPodStatus(p, ps); err != nil {
+		return nil, err
+	}
 	return map[string]bool{"ok": true}, s.propose(r, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: key, Status: ps}))
+}
+
+// checkPodStatus checks what of an agent's report reaches other places: the
+// pod IP (the service proxies' rules on every node) and the containers'
+// names, which must be the pod's.
+func checkPodStatus(p *store.Pod, ps store.PodStatus) error {
+	if ps.IP != "" {
+		if _, err := netip.ParseAddr(ps.IP); err != nil {
+			return errorf(http.StatusBadRequest, "invalid pod IP %q", ps.IP)
+		}
+	}
+	for _, c := range ps.Containers {
+		if !slices.ContainsFunc(p.Spec.Containers, func(sc schemas.Container) bool { return sc.Name == c.Name }) {
+			return errorf(http.StatusBadRequest, "pod %s has no container %q", p.Key(), c.Name)
+		}
+	}
+	return nil
+}
+
+// deleteNode removes a node and the pods bound to it, which their
+// Deployments then recreate on the other nodes. An agent that still runs
+// registers its node again at its next heartbeat, as a kubelet does: to
+// retire a machine, stop its agent first.
+func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	name := r.PathValue("existing")
+	if _, ok := st.Nodes[name]; !ok {
+		return nil, errorf(http.StatusNotFound, "no node %q", name)
+	}
+	if err := s.propose(r, store.NewCommand(store.CmdRemoveNode, store.NodeRef{Name: name})); err != nil {
+		return nil, err
+	}
+	s.cfg.Logger.Info("node removed", "node", name, "by", identityOf(r).Name)
+	return map[string]bool{"ok": true}, nil
 }
 
 // deletePod stops a running pod gracefully (its Deployment replaces it, as
 // `kubectl delete pod` does) and removes a pod already stopping; agents call
 // it once they have stopped a terminating pod.
 func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	key := store.PodKey(r.PathValue("namespace"), r.PathValue("name"))
+	key := store.PodKey(r.PathValue("namespace"), r.PathValue("pod"))
 	p, ok := st.Pods[key]
 	if !ok {
 		return nil, errorf(http.StatusNotFound, "no pod %s", key)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 )
@@ -63,6 +64,8 @@ type Config struct {
 	// reaches agents (logs): its own certificate, the cluster CA, and the
 	// organization the server's certificate must have.
 	PeerTLS, NodeTLS *tls.Config
+	// Webhook is POST /v1/webhook.
+	Webhook WebhookConfig
 }
 
 // HostStatus is what a master booted from the appliance image says about
@@ -82,7 +85,8 @@ type Server struct {
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 	// nodeClient reaches the agents (for logs).
-	nodeClient *http.Client
+	nodeClient      *http.Client
+	webhookRefusals *httpserve.RefusalLog
 }
 
 // maxBody bounds request bodies; the largest is a pod status.
@@ -97,7 +101,8 @@ func NewServer(cfg Config) *Server {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), reg: prometheus.NewRegistry(),
-		nodeClient: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.NodeTLS, DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}}}
+		nodeClient:      &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.NodeTLS, DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}},
+		webhookRefusals: &httpserve.RefusalLog{Log: cfg.Logger, Msg: "webhook call refused"}}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_api_requests_total", Help: "API requests by route and status code."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_api_request_seconds", Help: "API latency by route (blocking queries included).", Buckets: prometheus.DefBuckets}, []string{"route"})
 	s.reg.MustRegister(s.reqs, s.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -112,15 +117,17 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /v1/nodes", readers, s.nodes)
 	s.route("POST /v1/nodes", anyAgent, s.registerNode)
 	s.route("POST /v1/nodes/{name}/heartbeat", self, s.heartbeat)
+	s.route("DELETE /v1/nodes/{existing}", admins, s.deleteNode)
 	// A node's pods come with the Secrets they use: only that node's agent
 	// (and admins) may read them.
 	s.route("GET /v1/nodes/{name}/pods", self, s.nodePods)
 	s.route("GET /v1/pods", readers, s.pods)
-	s.route("PUT /v1/pods/{namespace}/{name}/status", podOwner, s.podStatus)
-	s.route("DELETE /v1/pods/{namespace}/{name}", podOwner, s.deletePod)
-	s.mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", s.logs)
+	s.route("PUT /v1/pods/{namespace}/{pod}/status", podOwner, s.podStatus)
+	s.route("DELETE /v1/pods/{namespace}/{pod}", podOwner, s.deletePod)
+	s.mux.HandleFunc("GET /v1/pods/{namespace}/{pod}/logs", s.logs)
 	s.route("GET /v1/deployments", readers, s.deployments)
 	s.route("GET /v1/services", proxies, s.services)
+	s.mux.HandleFunc("POST /v1/webhook", s.webhook)
 	s.route("GET /v1/tokens", admins, s.listTokens)
 	s.route("POST /v1/tokens", admins, s.createToken)
 	s.route("DELETE /v1/tokens/{id}", admins, s.revokeToken)
@@ -153,6 +160,7 @@ type handler func(w http.ResponseWriter, r *http.Request, st *store.State) (any,
 // route registers an authenticated /v1 handler with its access policy,
 // blocking-query support, metrics and JSON errors.
 func (s *Server) route(pattern string, allow policy, h handler) {
+	names := pathNamesOf(pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		code := http.StatusOK
@@ -160,7 +168,7 @@ func (s *Server) route(pattern string, allow policy, h handler) {
 			s.reqs.WithLabelValues(pattern, strconv.Itoa(code)).Inc()
 			s.latency.WithLabelValues(pattern).Observe(time.Since(start).Seconds())
 		}()
-		v, err := s.serve(w, r, allow, h)
+		v, err := s.serve(w, r, allow, names, h)
 		if errors.Is(err, errForwarded) {
 			return
 		}
@@ -181,7 +189,7 @@ func (s *Server) route(pattern string, allow policy, h handler) {
 	})
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, allow policy, h handler) (any, error) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, allow policy, names []string, h handler) (any, error) {
 	id, err := s.authenticate(r, s.cfg.Backend.State())
 	if err != nil {
 		return nil, err
@@ -190,42 +198,53 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, allow policy, h h
 	if !allow(id, r, s.cfg.Backend.State()) {
 		return nil, errorf(http.StatusForbidden, "%s %s is not allowed for %s %q", r.Method, r.URL.Path, id.Role, id.Name)
 	}
+	if err := checkPathNames(r, names); err != nil {
+		return nil, err
+	}
+	index, wait, err := s.blocking(r)
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		// The answer may come wait later (here, or from the leader).
+		httpserve.Hold(w, r, wait)
+	}
 	if r.Method == http.MethodGet && r.URL.Query().Get("consistent") == "true" {
 		if err := s.consistent(w, r); err != nil {
 			return nil, err
 		}
 	}
-	st, err := s.blockingState(r)
-	if err != nil {
-		return nil, err
+	st := s.cfg.Backend.State()
+	if wait > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		if _, err := s.cfg.Backend.Wait(ctx, index); err != nil && ctx.Err() == nil {
+			return nil, err
+		}
+		st = s.cfg.Backend.State()
 	}
 	w.Header().Set("X-Berth-Index", strconv.FormatUint(st.Index, 10))
 	return h(w, r, st)
 }
 
-// blockingState returns the state, first waiting for one newer than
-// ?index= when the request asks for it.
-func (s *Server) blockingState(r *http.Request) (*store.State, error) {
+// blocking reads a blocking query's ?index= and ?wait= (capped at
+// MaxWait); wait is 0 for a request that does not block.
+func (s *Server) blocking(r *http.Request) (index uint64, wait time.Duration, err error) {
 	q := r.URL.Query()
 	if r.Method != http.MethodGet || q.Get("index") == "" {
-		return s.cfg.Backend.State(), nil
+		return 0, 0, nil
 	}
-	index, err := strconv.ParseUint(q.Get("index"), 10, 64)
+	index, err = strconv.ParseUint(q.Get("index"), 10, 64)
 	if err != nil {
-		return nil, errorf(http.StatusBadRequest, "index: %v", err)
+		return 0, 0, errorf(http.StatusBadRequest, "index: %v", err)
 	}
-	wait := 30 * time.Second
+	wait = 30 * time.Second
 	if q.Get("wait") != "" {
 		if wait, err = time.ParseDuration(q.Get("wait")); err != nil || wait < 0 {
-			return nil, errorf(http.StatusBadRequest, "wait: want a duration such as 30s")
+			return 0, 0, errorf(http.StatusBadRequest, "wait: want a duration such as 30s")
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), min(wait, s.cfg.MaxWait))
-	defer cancel()
-	if _, err := s.cfg.Backend.Wait(ctx, index); err != nil && ctx.Err() == nil {
-		return nil, err
-	}
-	return s.cfg.Backend.State(), nil
+	return index, min(wait, s.cfg.MaxWait), nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -242,6 +261,9 @@ func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return errorf(http.StatusRequestEntityTooLarge, "request body over %d KiB", maxBody>>10)
+		}
 		return errorf(http.StatusBadRequest, "malformed request body: %v", err)
 	}
 	if dec.More() {

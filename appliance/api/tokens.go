@@ -3,7 +3,9 @@ package api
 import (
 	"net/http"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/store"
@@ -28,10 +30,17 @@ type NewToken struct {
 	Token  auth.Token `json:"token"`
 }
 
+// maxDescription bounds a token's description, which `berth token list`
+// prints in a table.
+const maxDescription = 200
+
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
 	var req TokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
+	}
+	if len(req.Description) > maxDescription || strings.IndexFunc(req.Description, unicode.IsControl) >= 0 {
+		return nil, errorf(http.StatusBadRequest, "description: at most %d characters, none of them control characters", maxDescription)
 	}
 	if !auth.ValidRole(req.Role) {
 		return nil, errorf(http.StatusBadRequest, "unknown role %q (want admin, read-only, master-join or agent-join)", req.Role)

@@ -120,6 +120,7 @@ func Run(version string) error {
 		mc.DataDir, mc.Logger, mc.Host, mc.Power = dataDir, log, &host, pw.request
 		mc.Repo, mc.Branch, mc.Path, mc.Poll = cfg.Repo, cfg.Branch, cfg.Path, poll
 		mc.RepoUsername, mc.RepoPassword = cfg.RepoUsername, cfg.RepoPassword
+		mc.WebhookSecret, mc.WebhookAllowUnsigned = []byte(cfg.WebhookSecret), cfg.WebhookAllowUnsigned
 		m, err = appliance.Start(ctx, mc)
 		if err == nil {
 			break

@@ -27,6 +27,11 @@ type Config struct {
 	// disk: the kernel command line is readable by every process.
 	RepoUsername string `yaml:"repo-username"`
 	RepoPassword string `yaml:"repo-password"`
+	// WebhookSecret checks the push webhook's calls (see api.WebhookConfig);
+	// like the password, it belongs on the config disk. WebhookAllowUnsigned
+	// accepts calls without a signature.
+	WebhookSecret        string `yaml:"webhook-secret"`
+	WebhookAllowUnsigned bool   `yaml:"webhook-allow-unsigned"`
 	// Bootstrap starts a new one-member cluster (the default when Join is
 	// empty).
 	Bootstrap bool `yaml:"bootstrap"`
@@ -57,7 +62,7 @@ type Static struct {
 // keys maps berth.KEY to its field.
 func (c *Config) keys() map[string]*string {
 	return map[string]*string{"repo": &c.Repo, "branch": &c.Branch, "path": &c.Path, "poll": &c.Poll,
-		"repo-username": &c.RepoUsername, "repo-password": &c.RepoPassword,
+		"repo-username": &c.RepoUsername, "repo-password": &c.RepoPassword, "webhook-secret": &c.WebhookSecret,
 		"join": &c.Join, "token": &c.Token, "ca-hash": &c.CAHash, "name": &c.Name, "ip": &c.IP, "data": &c.Data, "listen": &c.Listen}
 }
 
@@ -73,18 +78,25 @@ func (c *Config) ParseCmdline(cmdline string) error {
 		if !ok {
 			continue
 		}
-		if name == "bootstrap" {
-			c.Bootstrap = v == "" || v == "1" || v == "true" || v == "yes"
+		switch name {
+		case "bootstrap":
+			c.Bootstrap = cmdlineBool(v)
+			continue
+		case "webhook-allow-unsigned":
+			c.WebhookAllowUnsigned = cmdlineBool(v)
 			continue
 		}
 		p, ok := keys[name]
 		if !ok {
-			return fmt.Errorf("kernel command line: unknown parameter %s (known: berth.repo, branch, path, poll, repo-username, repo-password, bootstrap, join, token, ca-hash, name, ip, data, listen)", k)
+			return fmt.Errorf("kernel command line: unknown parameter %s (known: berth.repo, branch, path, poll, repo-username, repo-password, webhook-secret, webhook-allow-unsigned, bootstrap, join, token, ca-hash, name, ip, data, listen)", k)
 		}
 		*p = v
 	}
 	return c.check()
 }
+
+// cmdlineBool reads a flag parameter: berth.KEY alone, or =1, true, yes.
+func cmdlineBool(v string) bool { return v == "" || v == "1" || v == "true" || v == "yes" }
 
 // splitCmdline splits on spaces outside double quotes, as the kernel does.
 func splitCmdline(s string) []string {

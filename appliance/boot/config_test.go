@@ -52,6 +52,13 @@ func TestYAMLThenCmdline(t *testing.T) {
 	if c.Repo != "https://git.example/c.git" || c.Branch != "hotfix" || c.IP != "10.1.0.5/16,10.1.0.1" {
 		t.Fatalf("%+v", c)
 	}
+	if err := c.ParseCmdline("berth.webhook-allow-unsigned"); err != nil || !c.WebhookAllowUnsigned {
+		t.Fatalf("webhook-allow-unsigned: %v %+v", err, c)
+	}
+	var y Config
+	if err := y.ParseYAML([]byte("webhook-secret: s3cret\nwebhook-allow-unsigned: false\n")); err != nil || y.WebhookSecret != "s3cret" || y.WebhookAllowUnsigned {
+		t.Fatalf("webhook keys in master.yaml: %v %+v", err, y)
+	}
 	if err := c.ParseYAML([]byte("repository: x\n")); err == nil || !strings.Contains(err.Error(), "repository") {
 		t.Fatalf("unknown key: %v", err)
 	}

@@ -47,6 +47,10 @@ const (
 	CmdSetCA CommandType = "SetCA" // ClusterCA
 	// CmdSetMasterAPI records (URL set) or forgets (URL empty) a master.
 	CmdSetMasterAPI CommandType = "SetMasterAPI" // MasterAPI
+	// CmdRemoveNode removes a node and the pods bound to it, as the node
+	// lifecycle evicts a lost node's pods: their Deployments recreate them
+	// on the other nodes.
+	CmdRemoveNode CommandType = "RemoveNode" // NodeRef
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -61,6 +65,10 @@ type NodeReady struct {
 	Name  string    `json:"name"`
 	Ready bool      `json:"ready"`
 	Time  time.Time `json:"time"`
+}
+
+type NodeRef struct {
+	Name string `json:"name"`
 }
 
 type PodRef struct {
@@ -350,6 +358,20 @@ func applyOne(w *writer, c Command) error {
 			delete(w.MasterAPIs(), m.ID)
 		} else {
 			w.MasterAPIs()[m.ID] = m.URL
+		}
+	case CmdRemoveNode:
+		r, err := decode[NodeRef](c)
+		if err != nil {
+			return err
+		}
+		if _, ok := s.Nodes[r.Name]; !ok {
+			return fmt.Errorf("no node %q", r.Name)
+		}
+		delete(w.Nodes(), r.Name)
+		for key, p := range s.Pods {
+			if p.NodeName == r.Name {
+				delete(w.Pods(), key)
+			}
 		}
 	default:
 		return fmt.Errorf("unknown command type %q", c.Type)

@@ -181,6 +181,7 @@ func FuzzFSMApply(f *testing.F) {
 		{NewCommand(CmdDeletePod, PodRef{Key: "ns/a"}), NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: ""})},
 		{NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.10"})},
 		{NewCommand(CmdAddToken, auth.Token{ID: "j9", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}), NewCommand(CmdUseToken, TokenUse{ID: "j9", Time: t0})},
+		{NewCommand(CmdRemoveNode, NodeRef{Name: "n1"})},
 		{{Version: 2, Type: CmdDeletePod, Payload: json.RawMessage(`{}`)}},
 	} {
 		f.Add(encodeBatch(f, batch...))

@@ -49,6 +49,6 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
 		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd(),
-		newMasterCmd(), newTokenCmd())
+		newMasterCmd(), newTokenCmd(), newDeleteCmd())
 	return root
 }

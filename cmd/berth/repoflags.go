@@ -16,6 +16,8 @@ import (
 type repoFlags struct {
 	repo, branch, path, username, passwordFile string
 	poll                                       time.Duration
+	webhookSecretFile                          string
+	webhookAllowUnsigned                       bool
 }
 
 func (f *repoFlags) add(cmd *cobra.Command, repoHelp string) {
@@ -25,21 +27,39 @@ func (f *repoFlags) add(cmd *cobra.Command, repoHelp string) {
 	cmd.Flags().DurationVar(&f.poll, "poll", 15*time.Second, "how often to fetch the repository")
 	cmd.Flags().StringVar(&f.username, "repo-username", "", "user name for an http(s) repository (basic auth)")
 	cmd.Flags().StringVar(&f.passwordFile, "repo-password-file", "", "file holding the password or access token for an http(s) repository (a file, so that it shows in no process list)")
+	cmd.Flags().StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the push webhook's secret: POST /v1/webhook then needs X-Hub-Signature-256 (GitHub), X-Gitlab-Token (GitLab) or X-Berth-Signature-256 made with it")
+	cmd.Flags().BoolVar(&f.webhookAllowUnsigned, "webhook-allow-unsigned", false, "accept push webhook calls that carry no signature (anyone who reaches the API may then trigger fetches)")
 }
 
-// apply sets cfg's repository fields, reading the password file.
+// apply sets cfg's repository fields, reading the secret files.
 func (f *repoFlags) apply(cfg *appliance.Config) error {
 	cfg.Repo, cfg.Branch, cfg.Path, cfg.Poll, cfg.RepoUsername = f.repo, f.branch, f.path, f.poll, f.username
-	if f.passwordFile == "" {
-		return nil
+	cfg.WebhookAllowUnsigned = f.webhookAllowUnsigned
+	var err error
+	if f.passwordFile != "" {
+		if cfg.RepoPassword, err = readSecretFile("--repo-password-file", f.passwordFile); err != nil {
+			return err
+		}
 	}
-	b, err := os.ReadFile(f.passwordFile)
-	if err != nil {
-		return fmt.Errorf("--repo-password-file: %w", err)
-	}
-	cfg.RepoPassword = strings.TrimRight(string(b), "\r\n")
-	if cfg.RepoPassword == "" {
-		return fmt.Errorf("--repo-password-file: %s is empty", f.passwordFile)
+	if f.webhookSecretFile != "" {
+		secret, err := readSecretFile("--webhook-secret-file", f.webhookSecretFile)
+		if err != nil {
+			return err
+		}
+		cfg.WebhookSecret = []byte(secret)
 	}
 	return nil
+}
+
+// readSecretFile reads a secret kept in a file, without its line break.
+func readSecretFile(flag, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s: %s is empty", flag, path)
+	}
+	return s, nil
 }

@@ -28,3 +28,18 @@ func TestRepoFlagsPasswordFile(t *testing.T) {
 		}
 	}
 }
+
+func TestRepoFlagsWebhookSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "secret")
+	os.WriteFile(good, []byte("hook-secret\r\n"), 0o600)
+	var cfg appliance.Config
+	f := repoFlags{repo: "/srv/config", webhookSecretFile: good, webhookAllowUnsigned: true}
+	if err := f.apply(&cfg); err != nil || string(cfg.WebhookSecret) != "hook-secret" || !cfg.WebhookAllowUnsigned {
+		t.Fatalf("apply: %v, %+v", err, cfg)
+	}
+	f.webhookSecretFile = filepath.Join(dir, "missing")
+	if err := f.apply(&cfg); err == nil || !strings.Contains(err.Error(), "--webhook-secret-file") {
+		t.Errorf("a missing secret file: %v", err)
+	}
+}

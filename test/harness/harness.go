@@ -129,7 +129,8 @@ func (env *Env) NewCluster(t testing.TB, files map[string]string) *Cluster {
 	listen := freePort(t)
 	c.APIURL = "https://" + listen
 	c.args = []string{"up", "--data", c.Data, "--repo", c.Repo, "--listen", listen, "--raft-addr", freePort(t),
-		"--agent-listen", freePort(t), "--poll", "2s", "--insecure-registry", env.Registry.Host()}
+		"--agent-listen", freePort(t), "--poll", "2s", "--insecure-registry", env.Registry.Host(),
+		"--webhook-secret-file", webhookSecretFile(t, root)}
 	c.Start()
 	t.Cleanup(c.Down)
 	return c
@@ -256,10 +257,31 @@ func (c *Cluster) Commit(msg string) string {
 }
 
 func (c *Cluster) Webhook() {
-	resp, err := c.HTTP.Post(c.APIURL+"/v1/webhook", "application/json", strings.NewReader("{}"))
-	if err == nil {
+	if resp, err := c.HTTP.Do(webhookRequest(context.Background(), c.APIURL)); err == nil {
 		resp.Body.Close()
 	}
+}
+
+// webhookSecret signs the harness's webhook calls, as a Git host would.
+const webhookSecret = "e2e-webhook-secret"
+
+// webhookSecretFile writes the secret into dir for --webhook-secret-file.
+func webhookSecretFile(t testing.TB, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "webhook.secret")
+	if err := os.WriteFile(path, []byte(webhookSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// webhookRequest is a signed push notification to the master at base.
+func webhookRequest(ctx context.Context, base string) *http.Request {
+	body := []byte(`{"ref": "refs/heads/main"}`)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/webhook", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.BerthSignatureHeader, api.Signature([]byte(webhookSecret), body))
+	return req
 }
 
 // Eventually retries f until it succeeds or the wait is over.

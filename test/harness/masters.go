@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,6 +50,9 @@ type MasterOptions struct {
 func (env *Env) NewMaster(t testing.TB, name string, o MasterOptions) *Master {
 	m := &Master{t: t, env: env, Name: name, Data: filepath.Join(t.TempDir(), name), URL: "https://" + o.Listen, Raft: o.RaftListen, netns: o.NetNS}
 	m.args = append([]string{"master", "--name", name, "--data", m.Data, "--listen", o.Listen, "--raft-listen", o.RaftListen}, o.Extra...)
+	if slices.Contains(o.Extra, "--repo") {
+		m.args = append(m.args, "--webhook-secret-file", webhookSecretFile(t, t.TempDir()))
+	}
 	t.Cleanup(func() {
 		m.Kill()
 		if t.Failed() {
@@ -244,8 +248,7 @@ func (m *Master) Webhook(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, m.URL+"/v1/webhook", strings.NewReader("{}"))
-	if resp, err := h.Do(req); err == nil {
+	if resp, err := h.Do(webhookRequest(ctx, m.URL)); err == nil {
 		resp.Body.Close()
 	}
 }

@@ -1,0 +1,37 @@
+package store
+
+import (
+	"bytes"
+	"testing"
+)
+
+// Removing a node removes it and the pods bound to it, leaves the others
+// and the state before the batch alone, and refuses a node it lacks.
+func TestApplyRemoveNode(t *testing.T) {
+	t.Parallel()
+	before := cluster(t)
+	mustApply(t, before, NewCommand(CmdRegisterNode, Node{Name: "../../etc"}),
+		NewCommand(CmdCreatePod, testPod("ns", "c")), NewCommand(CmdBindPod, PodBinding{Key: "ns/c", NodeName: "n2"}))
+	want := encoded(t, before)
+
+	s := *before
+	mustApply(t, &s, NewCommand(CmdRemoveNode, NodeRef{Name: "n1"}), NewCommand(CmdRemoveNode, NodeRef{Name: "../../etc"}))
+	if !bytes.Equal(want, encoded(t, before)) {
+		t.Fatal("removing a node changed the state it started from")
+	}
+	if _, ok := s.Nodes["n1"]; ok || len(s.Nodes) != 1 || s.Nodes["n2"] == nil {
+		t.Errorf("nodes after removing n1 and ../../etc: %v", s.Nodes)
+	}
+	if _, ok := s.Pods["ns/a"]; ok {
+		t.Error("the pod bound to n1 outlived its node")
+	}
+	if s.Pods["ns/b"] == nil || s.Pods["ns/c"] == nil {
+		t.Errorf("pods of other nodes, or of none, were removed: %v", s.Pods)
+	}
+	mustReject(t, &s, `no node "n1"`, NewCommand(CmdRemoveNode, NodeRef{Name: "n1"}))
+	// Its pod CIDR is free again.
+	mustApply(t, &s, NewCommand(CmdRegisterNode, Node{Name: "n4"}))
+	if got := s.Nodes["n4"].PodCIDR; got != before.Nodes["n1"].PodCIDR {
+		t.Errorf("a new node got %s, want the removed node's %s", got, before.Nodes["n1"].PodCIDR)
+	}
+}
