@@ -58,7 +58,6 @@ fuzz:
 	$(FUZZ) '^FuzzAppendJSONString$$' ./schemas/
 	$(FUZZ) '^FuzzExtract$$' ./gitops/
 	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
-	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/
 	$(FUZZ) '^FuzzRequests$$' ./appliance/api/
 	$(FUZZ) '^FuzzNames$$' ./schemas/names/
 	$(FUZZ) '^FuzzLoadCA$$' ./appliance/pki/

@@ -60,7 +60,7 @@ func TestLogsRelayChecksContainer(t *testing.T) {
 		{"default/web-1", "container=%00", 400, "container name is not valid"},
 		{"default/web-1", "container=" + strings.Repeat("a", 300), 400, "container name is not valid"},
 		{"default/web-1", "container=w%C3%A9b", 400, "container name is not valid"},
-		{"default/..%2F..%2Fetc", "container=web", 400, "no such pod"},
+		{"default/..%2F..%2Fetc", "container=web", 400, "invalid pod name"},
 		{"default/nope", "container=web", 404, "no pod default/nope"},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/pods/"+tc.path+"/logs?"+tc.query, nil)
