@@ -58,6 +58,8 @@ fuzz:
 	$(FUZZ) '^FuzzAppendJSONString$$' ./schemas/
 	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
 	$(FUZZ) '^FuzzRequests$$' ./appliance/api/
+	$(FUZZ) '^FuzzJoinRequest$$' ./appliance/api/
+	$(FUZZ) '^FuzzWebhookSignature$$' ./appliance/api/
 	$(FUZZ) '^FuzzLoadCA$$' ./appliance/pki/
 	$(FUZZ) '^FuzzPinnedFingerprint$$' ./appliance/pki/
 	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/
