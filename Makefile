@@ -60,6 +60,8 @@ fuzz:
 	$(FUZZ) '^FuzzFSMApply$$' ./appliance/store/
 	$(FUZZ) '^FuzzRequests$$' ./appliance/api/
 	$(FUZZ) '^FuzzNames$$' ./schemas/names/
+	$(FUZZ) '^FuzzJoinRequest$$' ./appliance/api/
+	$(FUZZ) '^FuzzWebhookSignature$$' ./appliance/api/
 	$(FUZZ) '^FuzzLoadCA$$' ./appliance/pki/
 	$(FUZZ) '^FuzzPinnedFingerprint$$' ./appliance/pki/
 	$(FUZZ) '^FuzzVerify$$' ./appliance/auth/

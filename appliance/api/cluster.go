@@ -159,24 +159,9 @@ func (s *Server) clusterRoutes() {
 }
 
 func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
-	var req JoinRequest
-	if err := decodeBody(r, &req); err != nil {
+	req, err := decodeJoin(r, role)
+	if err != nil {
 		return nil, err
-	}
-	if req.Name == "" || len(req.CSRPEM) == 0 {
-		return nil, errorf(http.StatusBadRequest, "name and csrPEM are required")
-	}
-	rule := nodeName
-	if role == auth.RoleMasterJoin {
-		rule = masterName
-	}
-	if err := rule.check(req.Name); err != nil {
-		return nil, err
-	}
-	for _, h := range req.Hosts {
-		if net.ParseIP(h) == nil && !names.IsDNS1123Subdomain(strings.ToLower(h)) {
-			return nil, errorf(http.StatusBadRequest, "invalid host %q: want an IP address or a DNS name", h)
-		}
 	}
 	resp, err := s.cfg.Cluster.Join(r.Context(), role, req)
 	if err != nil {
@@ -196,6 +181,32 @@ func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
 	}
 	s.cfg.Logger.Info("joined", "name", req.Name, "role", role, "token", use.ID)
 	return resp, nil
+}
+
+// decodeJoin reads a join request and checks the names that go into the
+// certificate and the cluster's tables: the joiner's name (a node name, or
+// a master's Raft ID) and its hosts.
+func decodeJoin(r *http.Request, role auth.Role) (JoinRequest, error) {
+	var req JoinRequest
+	if err := decodeBody(r, &req); err != nil {
+		return req, err
+	}
+	if req.Name == "" || len(req.CSRPEM) == 0 {
+		return req, errorf(http.StatusBadRequest, "name and csrPEM are required")
+	}
+	rule := nodeName
+	if role == auth.RoleMasterJoin {
+		rule = masterName
+	}
+	if err := rule.check(req.Name); err != nil {
+		return req, err
+	}
+	for _, h := range req.Hosts {
+		if net.ParseIP(h) == nil && !names.IsDNS1123Subdomain(strings.ToLower(h)) {
+			return req, errorf(http.StatusBadRequest, "invalid host %q: want an IP address or a DNS name", h)
+		}
+	}
+	return req, nil
 }
 
 // unavailable turns a failure to commit into 503, which clients retry.
