@@ -24,6 +24,7 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/images/appliance"
+	"github.com/berth/berth/test/harness"
 )
 
 // Under software emulation (KVM hangs on these machines) a boot takes tens
@@ -240,17 +241,13 @@ type vm struct {
 
 func startVM(t *testing.T, dir, name string, args []string) *vm {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	v := &vm{serial: filepath.Join(dir, name+".serial"), base: fmt.Sprintf("https://127.0.0.1:%d", port),
+	addr := harness.FreeAddr(t, "127.0.0.1")
+	_, port, _ := net.SplitHostPort(addr)
+	v := &vm{serial: filepath.Join(dir, name+".serial"), base: "https://" + addr,
 		token: applianceTok, exited: make(chan struct{})}
 	full := append([]string{"-m", "1024", "-smp", "1", "-display", "none", "-monitor", "none",
 		"-serial", "file:" + v.serial, "-no-reboot", "-device", "virtio-rng-pci",
-		"-nic", fmt.Sprintf("user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%d-:7443", port)}, args...)
+		"-nic", fmt.Sprintf("user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%s-:7443", port)}, args...)
 	v.cmd = exec.Command("qemu-system-x86_64", full...)
 	var stderr bytes.Buffer
 	v.cmd.Stderr = &stderr

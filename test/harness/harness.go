@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,14 +107,23 @@ type Cluster struct {
 	Token string
 }
 
-func freePort(t testing.TB) string {
+func freePort(t testing.TB) string { return FreeAddr(t, "127.0.0.1") }
+
+// FreeAddr returns ip:port with a port free now, for a process started
+// later to listen on. The port is below Linux's ephemeral range (32768 and
+// up): a port the kernel hands out (listen on :0) may be taken as the
+// source port of any outgoing connection before that process binds it.
+func FreeAddr(t testing.TB, ip string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(20000+rand.IntN(12000))))
+		if err == nil {
+			defer ln.Close()
+			return ln.Addr().String()
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free port on %s below the ephemeral range", ip)
+	return ""
 }
 
 // NewCluster creates the config repository with files and starts berth up
