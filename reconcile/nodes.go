@@ -24,7 +24,9 @@ var DefaultNodeTimeouts = NodeTimeouts{Grace: 20 * time.Second, Eviction: 30 * t
 // Nodes marks nodes NotReady when their last heartbeat (kept in the leader's
 // memory, as Nomad does) is older than the grace period, and deletes the
 // pods of nodes NotReady for longer than the eviction timeout. A node the
-// leader has not heard from since it took office counts from since.
+// leader has not heard from since it took office counts from since: a beat
+// from an earlier term of this master (or any older one) says nothing about
+// the time it did not lead, when the node beat to another master.
 func Nodes(s *store.State, heartbeats map[string]time.Time, since, now time.Time, t NodeTimeouts) []store.Command {
 	var cmds []store.Command
 	names := make([]string, 0, len(s.Nodes))
@@ -34,8 +36,8 @@ func Nodes(s *store.State, heartbeats map[string]time.Time, since, now time.Time
 	sort.Strings(names)
 	for _, name := range names {
 		n := s.Nodes[name]
-		last, ok := heartbeats[name]
-		if !ok {
+		last := heartbeats[name]
+		if last.Before(since) {
 			last = since
 		}
 		if n.Ready && now.Sub(last) > t.Grace {

@@ -324,6 +324,28 @@ func TestDeadNodeSelfHeals(t *testing.T) {
 	}
 }
 
+// A master that leads again after another master led keeps the beats of
+// its earlier term in memory; they must not mark every node NotReady at
+// once, since the nodes beat to the other master meanwhile.
+func TestReelectedLeaderKeepsNodesReady(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"))
+	earlier := h.now // the last beats this master saw in its first term
+	h.now = h.now.Add(10 * time.Minute)
+	since := h.now // it leads again
+	h.beats["a"], h.beats["b"] = earlier, earlier
+	h.now = h.now.Add(time.Second)
+	if cmds := Nodes(h.s, h.beats, since, h.now, DefaultNodeTimeouts); len(cmds) != 0 {
+		t.Fatalf("a second after the re-election: %d commands, want none (first %s)", len(cmds), cmds[0].Type)
+	}
+	// Silence past the grace period of this term still counts.
+	h.now = since.Add(DefaultNodeTimeouts.Grace + time.Second)
+	h.beats["a"] = h.now
+	h.apply(Nodes(h.s, h.beats, since, h.now, DefaultNodeTimeouts)...)
+	if !h.s.Nodes["a"].Ready || h.s.Nodes["b"].Ready {
+		t.Fatalf("after the grace period: a ready %v (beat), b ready %v (silent)", h.s.Nodes["a"].Ready, h.s.Nodes["b"].Ready)
+	}
+}
+
 func TestServicesGetStableIPsAndReadyEndpoints(t *testing.T) {
 	h := newHarness(t, node("a"))
 	svc := &schemas.Service{}
