@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -35,7 +36,13 @@ func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, lo
 			}
 			continue
 		}
-		if err := p.Sync(toProxy(views)); err != nil {
+		err = p.Sync(toProxy(views))
+		switch {
+		case errors.Is(err, proxy.ErrInvalid):
+			// The rest is applied; rendering the same input again would
+			// skip the same entries, so wait for the next change.
+			log.Warn("services skipped by the proxy", "err", err)
+		case err != nil:
 			log.Error("rendering services into nftables", "err", err)
 			sleepCtx(ctx, retry)
 			continue
