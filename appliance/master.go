@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -92,7 +93,14 @@ type Master struct {
 	srv     *httpserve.Server
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// closers undo start-up, newest first: Close runs them, and so does
+	// Start when a step fails, so that a failed start leaves nothing open
+	// (a Raft store left open keeps raft.db locked against the retry).
+	closers []func() error
 }
+
+// onClose pushes f on the stack Close unwinds.
+func (m *Master) onClose(f func() error) { m.closers = append(m.closers, f) }
 
 // Start opens the store in cfg.DataDir (bootstrapping a new cluster or
 // joining one when it is empty) and serves the API over TLS.
@@ -116,13 +124,13 @@ func Start(ctx context.Context, cfg Config) (*Master, error) {
 		cfg.RaftAdvertise = net.JoinHostPort(host, port)
 	}
 	m := &Master{cfg: cfg, ln: ln}
+	m.onClose(ln.Close)
 	if err := m.open(ctx); err != nil {
-		ln.Close()
+		m.Close()
 		return nil, err
 	}
 	if err := m.serve(ctx); err != nil {
-		m.Store.Close()
-		ln.Close()
+		m.Close()
 		return nil, err
 	}
 	return m, nil
@@ -178,6 +186,11 @@ func (m *Master) open(ctx context.Context) error {
 	m.id, err = loadIdentity(cfg.DataDir)
 	switch {
 	case err == nil:
+		// A join that got its certificate but was not added as a member
+		// (the leader was away, the process stopped) is resumed.
+		if masters, err = readJoinPending(cfg.DataDir); err != nil {
+			return err
+		}
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("master identity in %s: %w", tlsDir(cfg.DataDir), err)
 	case fileExists(filepath.Join(cfg.DataDir, "raft", "raft.db")):
@@ -204,6 +217,14 @@ func (m *Master) open(ctx context.Context) error {
 			return err
 		}
 	}
+	if masters != nil {
+		// Written after the identity, removed once a member: a restart in
+		// between adds this master again instead of waiting forever as a
+		// store that no cluster knows.
+		if err := writeJoinPending(cfg.DataDir, masters); err != nil {
+			return err
+		}
+	}
 	raftTLS, err := pki.MutualTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM)
 	if err != nil {
 		return err
@@ -221,6 +242,7 @@ func (m *Master) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.onClose(m.Store.Close)
 	switch {
 	case ca != nil:
 		if err := m.waitLeader(ctx); err != nil {
@@ -241,6 +263,9 @@ func (m *Master) open(ctx context.Context) error {
 		c := api.NewClient(strings.Join(masters, ","), "", api.WithHTTPClient(m.peers))
 		if err := c.AddMember(ctx, api.MemberRequest{ID: cfg.Name, RaftAddr: cfg.RaftAdvertise, APIURL: m.URL()}); err != nil {
 			return fmt.Errorf("adding this master to the cluster: %w", err)
+		}
+		if err := os.Remove(joinPendingPath(cfg.DataDir)); err != nil {
+			return err
 		}
 		cfg.Logger.Info("joined the cluster", "masters", masters)
 	default:
@@ -277,6 +302,37 @@ func (m *Master) ensureAdminToken(ctx context.Context, secret string) error {
 	}
 	m.token = secret
 	return nil
+}
+
+func joinPendingPath(dataDir string) string { return filepath.Join(dataDir, "join-pending") }
+
+// writeJoinPending records that this master holds its certificate but is
+// not a member yet, with the masters to ask.
+func writeJoinPending(dataDir string, masters []string) error {
+	b, err := json.Marshal(masters)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(joinPendingPath(dataDir), b, 0o600)
+}
+
+// readJoinPending returns the masters of an unfinished join, nil if none.
+func readJoinPending(dataDir string) ([]string, error) {
+	b, err := os.ReadFile(joinPendingPath(dataDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	var masters []string
+	if err == nil {
+		err = json.Unmarshal(b, &masters)
+	}
+	if err == nil && len(masters) == 0 {
+		err = errors.New("no masters listed")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("unfinished join in %s: %w", joinPendingPath(dataDir), err)
+	}
+	return masters, nil
 }
 
 func fileExists(path string) bool {
@@ -348,6 +404,14 @@ func (m *Master) serve(ctx context.Context) error {
 	})
 	m.srv = httpserve.New(handler, serverTLS, cfg.Logger, cfg.HTTPLimits)
 	ctx, m.cancel = context.WithCancel(ctx)
+	m.onClose(func() error {
+		m.cancel()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.srv.Shutdown(shutdownCtx)
+		m.wg.Wait()
+		return nil
+	})
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -476,12 +540,14 @@ func (m *Master) HTTPClient() *http.Client {
 
 // Close stops serving and closes the store.
 func (m *Master) Close() error {
-	m.cancel()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	m.srv.Shutdown(shutdownCtx)
-	m.wg.Wait()
-	return m.Store.Close()
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		if err := m.closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	m.closers = nil
+	return errors.Join(errs...)
 }
 
 // AdminConfig is DATA/admin.conf: where the API is (every master's,

@@ -124,7 +124,7 @@ func Open(cfg Config) (_ *Store, err error) {
 		bolt, err = raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
 	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: %s is locked by another process", dbPath)
+		return nil, fmt.Errorf("store: %s is locked: another berth master is running on this data directory", dbPath)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: opening the raft log %s: %w", dbPath, err)

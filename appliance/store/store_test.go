@@ -367,7 +367,7 @@ func TestStoreLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := Open(testConfig(dir, true)); err == nil || !strings.Contains(err.Error(), "locked by another process") {
+	if _, err := Open(testConfig(dir, true)); err == nil || !strings.Contains(err.Error(), "is locked: another berth master") {
 		t.Fatalf("a second Open on one data dir = %v", err)
 	}
 }
