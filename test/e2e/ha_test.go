@@ -274,6 +274,7 @@ func TestHAPartition(t *testing.T) {
 	vethHost := netnsWithVeth(t, ns, nsIP)
 	run(t, "ip", "addr", "add", hostIP+"/24", "dev", vethHost)
 	run(t, "ip", "link", "set", vethHost, "up")
+	waitReachable(t, ns, hostIP)
 
 	repo := newConfigRepo(t)
 	ms := threeMasters(t, repo.dir, hostIP, ns, nsIP)
@@ -360,6 +361,39 @@ func TestHAPartition(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// waitReachable waits until a TCP connection from network namespace ns to
+// ip succeeds, so that a master started there can reach the others; when
+// it does not, it shows the host's routes and firewall, where a route left
+// by another run would be.
+func waitReachable(t *testing.T, ns, ip string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	probe := fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", ip, port)
+	var out []byte
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if out, err = exec.Command("ip", "netns", "exec", ns, "timeout", "2", "bash", "-c", probe).CombinedOutput(); err == nil {
+			return
+		}
+	}
+	routes, _ := exec.Command("ip", "route").CombinedOutput()
+	rules, _ := exec.Command("nft", "list", "ruleset").CombinedOutput()
+	t.Fatalf("%s cannot reach %s: %v %s\nroutes here:\n%s\nnftables here:\n%s", ns, ip, err, out, routes, rules)
 }
 
 // TestHAJoinLeaveRestart: a join with a wrong token or CA fingerprint is
