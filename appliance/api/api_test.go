@@ -228,3 +228,50 @@ func TestClientFailover(t *testing.T) {
 		t.Error("no master answers, yet Status succeeded")
 	}
 }
+
+// TestClientLeavesASilentMaster: a master that accepts the connection but
+// never answers (a half-open connection to a partitioned master) is left
+// for the next after the answer timeout; before, an agent's heartbeat hung
+// on it until the node went NotReady. A blocking query may take its wait.
+func TestClientLeavesASilentMaster(t *testing.T) {
+	good, _ := newTestAPI(t)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // read nothing, answer nothing
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := NewClient("http://"+silent.Addr().String()+","+good.Server(), token, WithAnswerTimeout(200*time.Millisecond))
+	start := time.Now()
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatalf("with a silent master first: %v", err)
+	}
+	if c.Server() != good.Server() || time.Since(start) > 5*time.Second {
+		t.Errorf("client talks to %s after %s, want %s within a few answer timeouts", c.Server(), time.Since(start), good.Server())
+	}
+	// A blocking query is not cut off by the answer timeout.
+	_, index, err := c.Pods(ctx, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, _, err := c.Pods(ctx, "", &Watch{Index: index, Wait: time.Second}); err != nil || time.Since(start) < 900*time.Millisecond {
+		t.Errorf("a 1 s blocking query with a 200 ms answer timeout: %v after %s", err, time.Since(start))
+	}
+}

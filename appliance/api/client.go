@@ -27,7 +27,17 @@ type Client struct {
 	next    atomic.Int32 // index of the server to try first
 	token   string
 	http    *http.Client
+	// answer bounds the wait for one master's response headers, beyond a
+	// blocking query's own wait.
+	answer time.Duration
 }
+
+// DefaultAnswerTimeout is how long a master may take to start answering
+// (beyond a blocking query's wait) before the next one is tried. A master
+// behind a half-open connection never answers; an agent stuck on it would
+// miss its heartbeats (20 s of silence marks a node NotReady) although
+// another master answers.
+const DefaultAnswerTimeout = 10 * time.Second
 
 // ClientOption configures a Client.
 type ClientOption func(*Client)
@@ -35,10 +45,13 @@ type ClientOption func(*Client)
 // WithHTTPClient replaces the default http.Client (e.g. for TLS settings).
 func WithHTTPClient(h *http.Client) ClientOption { return func(c *Client) { c.http = h } }
 
+// WithAnswerTimeout replaces DefaultAnswerTimeout.
+func WithAnswerTimeout(d time.Duration) ClientOption { return func(c *Client) { c.answer = d } }
+
 // NewClient returns a client for the API at base (e.g.
 // https://10.0.0.1:7443), or at any of several comma-separated masters.
 func NewClient(base, token string, opts ...ClientOption) *Client {
-	c := &Client{token: token, http: &http.Client{}}
+	c := &Client{token: token, http: &http.Client{}, answer: DefaultAnswerTimeout}
 	for _, s := range strings.Split(base, ",") {
 		if s = strings.TrimRight(strings.TrimSpace(s), "/"); s != "" {
 			c.servers = append(c.servers, s)
@@ -60,8 +73,11 @@ func (c *Client) Server() string {
 
 // send sends one request, trying each master in turn from the last one
 // that answered until one does. Only failures to reach a master move on:
-// an answer, even an error status, is the cluster's answer.
-func (c *Client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+// an answer, even an error status, is the cluster's answer. A master that
+// has not started to answer within the answer timeout plus wait (what the
+// request itself may take) counts as a failure to reach it; the body that
+// follows the headers is bounded by ctx alone (logs stream).
+func (c *Client) send(ctx context.Context, method, path string, body []byte, wait time.Duration) (*http.Response, error) {
 	if len(c.servers) == 0 {
 		return nil, errors.New("api: no server configured")
 	}
@@ -73,8 +89,14 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 		if body != nil {
 			rd = bytes.NewReader(body)
 		}
-		req, err := http.NewRequestWithContext(ctx, method, c.servers[n]+path, rd)
+		actx, cancel := context.WithCancel(ctx)
+		answered := func() bool { return true }
+		if wait != untilDone {
+			answered = time.AfterFunc(c.answer+wait, cancel).Stop
+		}
+		req, err := http.NewRequestWithContext(actx, method, c.servers[n]+path, rd)
 		if err != nil {
+			cancel()
 			return nil, err
 		}
 		if c.token != "" {
@@ -84,16 +106,36 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte) (*h
 			req.Header.Set("Content-Type", "application/json")
 		}
 		resp, err := c.http.Do(req)
-		if err == nil {
+		if err == nil && answered() {
 			c.next.Store(int32(n))
+			resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 			return resp, nil
 		}
+		if err == nil { // the timer fired as the headers came
+			resp.Body.Close()
+			err = context.DeadlineExceeded
+		}
+		cancel()
 		if ctx.Err() != nil {
 			return nil, err
+		}
+		if actx.Err() != nil {
+			err = fmt.Errorf("%s did not answer within %s: %w", c.servers[n], c.answer+wait, err)
 		}
 		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// cancelOnClose ends a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	defer b.cancel()
+	return b.ReadCloser.Close()
 }
 
 // Error is an API error response.
@@ -128,7 +170,11 @@ func (c *Client) do(ctx context.Context, method, path string, w *Watch, body, ou
 		}
 		path += sep + url.Values{"index": {strconv.FormatUint(w.Index, 10)}, "wait": {w.Wait.String()}}.Encode()
 	}
-	resp, err := c.send(ctx, method, path, b)
+	var wait time.Duration
+	if w != nil {
+		wait = w.Wait
+	}
+	resp, err := c.send(ctx, method, path, b, wait)
 	if err != nil {
 		return 0, err
 	}
@@ -225,16 +271,28 @@ func (c *Client) Logs(ctx context.Context, namespace, name, container string, fo
 		q.Set("follow", "true")
 	}
 	path := "/v1/pods/" + url.PathEscape(namespace) + "/" + url.PathEscape(name) + "/logs?" + q.Encode()
-	err := c.copyTo(ctx, path, w)
+	wait := time.Duration(0)
+	if follow {
+		wait = untilDone
+	}
+	err := c.copyTo(ctx, path, wait, w)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
 }
 
-// copyTo streams a GET's body to w.
-func (c *Client) copyTo(ctx context.Context, path string, w io.Writer) error {
-	resp, err := c.send(ctx, http.MethodGet, path, nil)
+// untilDone waives the answer timeout: a followed log of a quiet container
+// sends nothing, not even its headers, until it writes a line.
+const untilDone time.Duration = -1
+
+// snapshotWait is how long a master may take to start sending a snapshot,
+// or to restore one.
+const snapshotWait = 10 * time.Minute
+
+// copyTo streams a GET's body to w; the master may take wait to start.
+func (c *Client) copyTo(ctx context.Context, path string, wait time.Duration, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, path, nil, wait)
 	if err != nil {
 		return err
 	}
@@ -309,12 +367,12 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 
 // SaveSnapshot streams a snapshot of the cluster state to w.
 func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) error {
-	return c.copyTo(ctx, "/v1/snapshot", w)
+	return c.copyTo(ctx, "/v1/snapshot", snapshotWait, w)
 }
 
 // RestoreSnapshot replaces the whole cluster state with a saved snapshot.
 func (c *Client) RestoreSnapshot(ctx context.Context, snapshot []byte) error {
-	resp, err := c.send(ctx, http.MethodPut, "/v1/snapshot", snapshot)
+	resp, err := c.send(ctx, http.MethodPut, "/v1/snapshot", snapshot, snapshotWait)
 	if err != nil {
 		return err
 	}

@@ -250,7 +250,7 @@ func (s *Server) stream(allow policy, h func(w http.ResponseWriter, r *http.Requ
 // caller may read. It presents no client certificate of its own.
 func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 	leader := s.cfg.Cluster.LeaderURL()
-	if leader == "" || r.Header.Get(forwardedHeader) != "" {
+	if leader == "" || r.Header.Get(forwardedHeader) != "" || s.leaderTransport == nil {
 		return false // no leader known, or a stale hint: never loop
 	}
 	r.Header.Set(forwardedHeader, "1")
@@ -259,9 +259,7 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	p := httputil.NewSingleHostReverseProxy(target)
-	tc := s.cfg.PeerTLS.Clone()
-	tc.Certificates = nil
-	p.Transport = &http.Transport{TLSClientConfig: tc}
+	p.Transport = s.leaderTransport
 	p.ServeHTTP(w, r)
 	return true
 }

@@ -85,7 +85,9 @@ type Server struct {
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 	// nodeClient reaches the agents (for logs).
-	nodeClient      *http.Client
+	nodeClient *http.Client
+	// leaderTransport relays reads that must be current to the leader.
+	leaderTransport *http.Transport
 	webhookRefusals *httpserve.RefusalLog
 }
 
@@ -103,6 +105,16 @@ func NewServer(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), reg: prometheus.NewRegistry(),
 		nodeClient:      &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.NodeTLS, DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext}},
 		webhookRefusals: &httpserve.RefusalLog{Log: cfg.Logger, Msg: "webhook call refused"}}
+	if cfg.PeerTLS != nil {
+		// One transport for every relayed read, so its connections to the
+		// leader are reused (one per read leaked three goroutines). It
+		// presents no certificate of this master: the caller's token is
+		// what the leader judges.
+		tc := cfg.PeerTLS.Clone()
+		tc.Certificates = nil
+		s.leaderTransport = &http.Transport{TLSClientConfig: tc, DialContext: (&net.Dialer{Timeout: nodeDialTimeout}).DialContext,
+			TLSHandshakeTimeout: 10 * time.Second, IdleConnTimeout: time.Minute}
+	}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_api_requests_total", Help: "API requests by route and status code."}, []string{"route", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_api_request_seconds", Help: "API latency by route (blocking queries included).", Buckets: prometheus.DefBuckets}, []string{"route"})
 	s.reg.MustRegister(s.reqs, s.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
