@@ -140,6 +140,12 @@ func Run(version string) error {
 		f.Status = statusFunc(m)
 	})
 	log.Info("master started", "listen", listen, "repo", cfg.Repo, "storage", host.Storage)
+	// PID 1 must not exit: a master that met a command of a newer berth
+	// stops serving and says so on the console until it is upgraded.
+	<-m.Store.Halted()
+	m.Close()
+	log.Error("master stopped", "err", m.Store.HaltError())
+	facts.update(func(f *Facts) { f.Problem = "master stopped: " + m.Store.HaltError().Error() })
 	select {}
 }
 

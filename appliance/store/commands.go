@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -15,7 +16,21 @@ import (
 
 // CommandVersion is written into every command; the FSM refuses versions it
 // does not know rather than misreading them.
+//
+// Compatibility rule: every member applies every entry, so a member that
+// cannot apply one must not go on past it, or it would serve a state the
+// others do not have. A new command type, a new version or a payload an
+// older master would read differently therefore needs every master
+// upgraded before any leader proposes it. A member that meets a command it
+// does not know stops applying and stops its process with an error naming
+// it (as Nomad's FSM panics), and resumes once upgraded, replaying its
+// log. A command an older member may skip without serving anything
+// different is sent with Ignorable set, and such a member skips it.
 const CommandVersion = 1
+
+// ErrUnknownCommand is a command of a type or version this master does
+// not know: a newer master wrote it.
+var ErrUnknownCommand = errors.New("written by a newer berth: upgrade this master")
 
 // CommandType names what a command does.
 type CommandType string
@@ -59,6 +74,9 @@ type Command struct {
 	Version int             `json:"v"`
 	Type    CommandType     `json:"type"`
 	Payload json.RawMessage `json:"payload"`
+	// Ignorable lets a member that does not know the command skip it (see
+	// CommandVersion).
+	Ignorable bool `json:"ignorable,omitempty"`
 }
 
 type NodeReady struct {
@@ -188,7 +206,10 @@ func decode[T any](c Command) (T, error) {
 
 func applyOne(w *writer, c Command) error {
 	if c.Version != CommandVersion {
-		return fmt.Errorf("unknown command version %d (this master knows %d)", c.Version, CommandVersion)
+		if c.Ignorable {
+			return nil
+		}
+		return fmt.Errorf("unknown command version %d (this master knows %d): %w", c.Version, CommandVersion, ErrUnknownCommand)
 	}
 	s := &w.s // for reads; writes go through w
 	switch c.Type {
@@ -374,7 +395,10 @@ func applyOne(w *writer, c Command) error {
 			}
 		}
 	default:
-		return fmt.Errorf("unknown command type %q", c.Type)
+		if c.Ignorable {
+			return nil
+		}
+		return fmt.Errorf("unknown command type %q: %w", c.Type, ErrUnknownCommand)
 	}
 	return nil
 }

@@ -25,14 +25,28 @@ type published struct {
 // goroutine; everything else only reads cur.
 type fsm struct {
 	cur atomic.Pointer[published]
+	// halt is set, once, by an entry this master cannot apply; halted is
+	// closed then. From that entry on the FSM applies nothing: the state
+	// stays as the entries before it left it.
+	halt   atomic.Pointer[error]
+	halted chan struct{}
 }
 
 func newFSM() *fsm {
 	s := &State{}
 	s.init()
-	f := &fsm{}
+	f := &fsm{halted: make(chan struct{})}
 	f.cur.Store(&published{state: s, next: make(chan struct{})})
 	return f
+}
+
+// halting stops the FSM at an entry it cannot apply.
+func (f *fsm) halting(index uint64, err error) error {
+	err = fmt.Errorf("raft entry %d: %w", index, err)
+	if f.halt.CompareAndSwap(nil, &err) {
+		close(f.halted)
+	}
+	return err
 }
 
 // publish makes s current and wakes everyone waiting on the state before.
@@ -48,6 +62,9 @@ func (f *fsm) publish(s *State) {
 // nothing, so it wakes no waiter and a controller re-proposing it from a
 // stale view does not spin.
 func (f *fsm) Apply(l *raft.Log) any {
+	if err := f.halt.Load(); err != nil {
+		return *err
+	}
 	batch, err := decodeBatch(l.Data)
 	if err != nil {
 		return err
@@ -55,6 +72,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 	// A shallow copy suffices: Apply copies whatever it changes.
 	next := *f.cur.Load().state
 	if err := Apply(&next, batch); err != nil {
+		if errors.Is(err, ErrUnknownCommand) {
+			// The members that know it applied it: going on past it would
+			// serve a state they do not have.
+			return f.halting(l.Index, err)
+		}
 		return err
 	}
 	next.Index = l.Index

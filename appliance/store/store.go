@@ -294,6 +294,19 @@ func (s *Store) State() *State {
 	return s.fsm.cur.Load().state
 }
 
+// Halted is closed when this member met a log entry it cannot apply (a
+// command of a newer berth); HaltError then says which. The member has
+// stopped applying entries and must be upgraded and restarted.
+func (s *Store) Halted() <-chan struct{} { return s.fsm.halted }
+
+// HaltError is why the member halted, nil while it has not.
+func (s *Store) HaltError() error {
+	if err := s.fsm.halt.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // Wait blocks until the state's Index is above afterIndex, and returns the
 // Index. It returns early with ctx's error, or ErrClosed.
 func (s *Store) Wait(ctx context.Context, afterIndex uint64) (uint64, error) {

@@ -77,7 +77,12 @@ was; the join flags are then ignored.`,
 			return &exitError{1, err}
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "master %s serving %s (CA %s)\n", m.Name(), m.URL(), m.CAHash())
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-m.Store.Halted():
+			m.Close()
+			return &exitError{1, fmt.Errorf("stopped: %w", m.Store.HaltError())}
+		}
 		return m.Close()
 	}
 	cmd.AddCommand(newMasterLeaveCmd(), newSnapshotCmd())

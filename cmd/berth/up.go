@@ -115,7 +115,13 @@ It writes an admin client config to DATA/admin.conf.`,
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  CA:            %s\n  config repo:   %s\n  admin config:  %s\n  agent token:   %s\n  try:           berth get pods --config %s\n",
 			m.URL(), m.CAHash(), cfg.Repo, conf, filepath.Join(masterDir, "join-agent.token"), conf)
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-m.Store.Halted():
+			n.Close()
+			m.Close()
+			return &exitError{1, fmt.Errorf("master stopped: %w", m.Store.HaltError())}
+		}
 		fmt.Fprintln(cmd.OutOrStdout(), "berth: stopping (pods keep running; the next `berth up` adopts them, `berth down` stops them)")
 		err = errors.Join(n.Close(), m.Close())
 		os.Remove(filepath.Join(dir, "berth.pid"))
