@@ -60,9 +60,12 @@ type Config struct {
 	// basic auth; a token goes in RepoPassword, as with git.
 	RepoUsername, RepoPassword string
 	Poll                       time.Duration
-	ServiceCIDR                netip.Prefix
-	NodeTimeouts               reconcile.NodeTimeouts
-	Logger                     *slog.Logger
+	// RevisionHistory is how many revisions the state keeps (0:
+	// store.DefaultRevisionHistory), and the applied one if it is older.
+	RevisionHistory int
+	ServiceCIDR     netip.Prefix
+	NodeTimeouts    reconcile.NodeTimeouts
+	Logger          *slog.Logger
 	// Host and Power are the appliance image's (see api.Config).
 	Host  *api.HostStatus
 	Power func(action string) error
@@ -381,7 +384,7 @@ func (m *Master) serve(ctx context.Context) error {
 		if cfg.Poll > 0 {
 			sopts = append(sopts, gitops.WithInterval(cfg.Poll))
 		}
-		m.syncer = gitops.NewSyncer(src, st, append(sopts, gitops.WithScratchDir(scratch))...)
+		m.syncer = gitops.NewSyncer(src, st, append(sopts, gitops.WithScratchDir(scratch), gitops.WithHistoryLimit(cfg.RevisionHistory))...)
 	}
 	serverTLS, err := pki.ServerTLS(m.id.caPEM, m.id.certPEM, m.id.keyPEM)
 	if err != nil {

@@ -116,6 +116,12 @@ func WithTriggerGap(d time.Duration) SyncerOption {
 	}
 }
 
+// WithHistoryLimit sets how many revisions the state keeps once a new one
+// is recorded (0: store.DefaultRevisionHistory).
+func WithHistoryLimit(n int) SyncerOption {
+	return func(s *Syncer) { s.history = n }
+}
+
 // WithScratchDir sets where commits are extracted for loading (default:
 // the OS temp dir). Each sync uses a fresh directory and removes it.
 func WithScratchDir(dir string) SyncerOption {
@@ -147,6 +153,7 @@ type Syncer struct {
 	debounce time.Duration
 	gap      time.Duration
 	scratch  string
+	history  int
 
 	trigger chan struct{}
 	running atomic.Bool
@@ -341,6 +348,8 @@ func (s *Syncer) Revision(sha string) (*store.Revision, error) {
 		Message: c.Message,
 		Time:    c.Time,
 		Status:  store.RevisionApplied,
+
+		HistoryLimit: s.history,
 	}
 	if err := s.src.Extract(sha, dir); err != nil {
 		var te *TreeError

@@ -196,6 +196,27 @@ func (w *writer) changePod(key string, change func(*Pod)) {
 	w.Pods()[key] = &c
 }
 
+// keepHistory trims revs, oldest first, to the newest limit revisions
+// (DefaultRevisionHistory when limit is 0), and the applied one before
+// them, if any: it is what runs.
+func keepHistory(revs []Revision, limit int) []Revision {
+	if limit <= 0 {
+		limit = DefaultRevisionHistory
+	}
+	cut := len(revs) - limit
+	if cut <= 0 {
+		return revs
+	}
+	kept := make([]Revision, 0, limit+1)
+	for i := cut - 1; i >= 0; i-- {
+		if revs[i].Status == RevisionApplied {
+			kept = append(kept, revs[i])
+			break
+		}
+	}
+	return append(kept, revs[cut:]...)
+}
+
 func decode[T any](c Command) (T, error) {
 	var v T
 	if err := json.Unmarshal(c.Payload, &v); err != nil {
@@ -227,7 +248,7 @@ func applyOne(w *writer, c Command) error {
 		}
 		// append may write into spare capacity that the state before the
 		// batch shares; owning the slice first rules that out.
-		s.Revisions = append(w.Revisions(), r)
+		s.Revisions = keepHistory(append(w.Revisions(), r), r.HistoryLimit)
 	case CmdRegisterNode:
 		n, err := decode[Node](c)
 		if err != nil {

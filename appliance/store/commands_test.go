@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -91,6 +92,43 @@ func TestApplyRevisions(t *testing.T) {
 	}
 	if string(s.Revisions[0].Objects[0].JSON) != `{"kind":"Namespace"}` {
 		t.Errorf("object JSON = %s", s.Revisions[0].Objects[0].JSON)
+	}
+}
+
+// The state keeps a bounded history: the newest revisions, and the
+// applied one even when rejected commits have pushed it out of them.
+func TestApplyRevisionHistoryIsBounded(t *testing.T) {
+	t.Parallel()
+	s := &State{}
+	add := func(commit string, st RevisionStatus, limit int) {
+		mustApply(t, s, NewCommand(CmdAddRevision, Revision{Commit: commit, Status: st, HistoryLimit: limit}))
+	}
+	commits := func() string {
+		var cs []string
+		for _, r := range s.Revisions {
+			cs = append(cs, r.Commit)
+		}
+		return strings.Join(cs, " ")
+	}
+	for i := range DefaultRevisionHistory + 20 {
+		add(fmt.Sprint("a", i), RevisionApplied, 0)
+	}
+	if len(s.Revisions) != DefaultRevisionHistory || s.Revisions[0].Commit != "a20" {
+		t.Fatalf("%d revisions from %s, want the newest %d", len(s.Revisions), s.Revisions[0].Commit, DefaultRevisionHistory)
+	}
+	add("good", RevisionApplied, 3)
+	for i := range 5 {
+		add(fmt.Sprint("bad", i), RevisionRejected, 3)
+	}
+	if got, want := commits(), "good bad2 bad3 bad4"; got != want {
+		t.Fatalf("revisions %q, want %q: the newest 3 and the applied one", got, want)
+	}
+	if s.Current().Commit != "good" {
+		t.Fatalf("current %s", s.Current().Commit)
+	}
+	add("next", RevisionApplied, 3)
+	if got, want := commits(), "bad3 bad4 next"; got != want {
+		t.Fatalf("revisions %q, want %q", got, want)
 	}
 }
 

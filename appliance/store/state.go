@@ -65,7 +65,16 @@ type Revision struct {
 	Status      RevisionStatus       `json:"status"`
 	Diagnostics []schemas.Diagnostic `json:"diagnostics,omitempty"`
 	Objects     []Object             `json:"objects,omitempty"`
+	// HistoryLimit is how many revisions the state keeps once this one is
+	// recorded (0: DefaultRevisionHistory). It travels in the entry, so
+	// every member trims the same way whatever its own flags say.
+	HistoryLimit int `json:"historyLimit,omitempty"`
 }
+
+// DefaultRevisionHistory is how many revisions the state keeps: each holds
+// every object of its commit, so an unbounded history grows the state, its
+// snapshots and every restart by a commit's worth per push.
+const DefaultRevisionHistory = 100
 
 // Object is one validated object of a revision: its identity, the digest of
 // its canonical JSON (equal objects have equal digests across revisions, so
