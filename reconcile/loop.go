@@ -58,8 +58,9 @@ type Loop struct {
 	Tick time.Duration
 	Now  func() time.Time
 
-	// refused holds, per controller, the digest of its last refused batch.
-	refused map[string][sha256.Size]byte
+	// refused holds, per controller, the digests of the commands (or the
+	// batch) refused at its last pass, so that each is logged once.
+	refused map[string]map[[sha256.Size]byte]bool
 }
 
 // Run reconciles until ctx ends: after every state change, and every Tick.
@@ -124,13 +125,16 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 	}
 }
 
-// control runs c once and proposes its batch. The batch is first applied
-// to a copy of the snapshot it was planned from (Apply leaves its input
-// intact), and only a batch that applies is proposed, so a refused batch
-// is never written to the Raft log, and Apply being deterministic, one
-// the FSM does refuse (the state moved in between) is tried against that
-// newer state the next time. A refusal is logged when the batch is new,
-// not on every pass.
+// control runs c once and proposes the part of its batch that applies.
+// The batch is first applied to a copy of the snapshot it was planned from
+// (Apply leaves its input intact); when it is refused, each command is
+// tried in turn on that copy and only those that apply are proposed, as
+// Nomad's plan applier commits what fits: the unit of failure is one
+// object, so no single Service or pod blocks the rest of its controller's
+// work, and a refused command is never written to the Raft log. Apply
+// being deterministic, a command the FSM refuses is tried again at the next
+// pass, against a newer state. Each refusal is logged when it is new, not
+// on every pass.
 func (l *Loop) control(ctx context.Context, c controller) {
 	log := l.log()
 	s := l.Store.State()
@@ -146,23 +150,54 @@ func (l *Loop) control(ctx context.Context, c controller) {
 	if len(cmds) == 0 {
 		return
 	}
-	trial := *s
-	err := store.Apply(&trial, cmds)
-	if err == nil {
-		_, err = l.Store.Propose(ctx, cmds)
+	cmds, refused := plan(s, cmds)
+	seen := map[[sha256.Size]byte]bool{}
+	for _, r := range refused {
+		digest := batchDigest([]store.Command{r.cmd})
+		if !l.refused[c.name][digest] {
+			log.Warn("controller command refused", "controller", c.name, "command", r.cmd.Type, "err", r.err)
+		}
+		seen[digest] = true
 	}
-	if err == nil {
-		delete(l.refused, c.name)
-		return
-	}
-	digest := batchDigest(cmds)
-	if l.refused[c.name] != digest {
-		log.Warn("controller batch refused", "controller", c.name, "commands", len(cmds), "err", err)
+	if len(cmds) > 0 {
+		if _, err := l.Store.Propose(ctx, cmds); err != nil {
+			digest := batchDigest(cmds)
+			if !l.refused[c.name][digest] {
+				log.Warn("controller batch not committed", "controller", c.name, "commands", len(cmds), "err", err)
+			}
+			seen[digest] = true
+		}
 	}
 	if l.refused == nil {
-		l.refused = map[string][sha256.Size]byte{}
+		l.refused = map[string]map[[sha256.Size]byte]bool{}
 	}
-	l.refused[c.name] = digest
+	l.refused[c.name] = seen
+}
+
+// refusal is a command Apply refused, and why.
+type refusal struct {
+	cmd store.Command
+	err error
+}
+
+// plan returns the commands of cmds that apply to s, in order, each after
+// the ones kept before it, and the refused ones.
+func plan(s *store.State, cmds []store.Command) ([]store.Command, []refusal) {
+	trial := *s
+	if store.Apply(&trial, cmds) == nil {
+		return cmds, nil
+	}
+	trial = *s
+	var kept []store.Command
+	var refused []refusal
+	for _, c := range cmds {
+		if err := store.Apply(&trial, []store.Command{c}); err != nil {
+			refused = append(refused, refusal{c, err})
+			continue
+		}
+		kept = append(kept, c)
+	}
+	return kept, refused
 }
 
 func batchDigest(cmds []store.Command) [sha256.Size]byte {

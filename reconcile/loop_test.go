@@ -88,7 +88,7 @@ func TestRefusedBatchIsNeverWritten(t *testing.T) {
 	if len(m.proposed) != 0 {
 		t.Fatalf("a batch that cannot apply was proposed %d times", len(m.proposed))
 	}
-	if n := strings.Count(logs.String(), "controller batch refused"); n != 1 {
+	if n := strings.Count(logs.String(), "controller command refused"); n != 1 {
 		t.Fatalf("the refusal was logged %d times, want once:\n%s", n, logs.String())
 	}
 	good := controller{"good", false, func(*store.State, *Desired) []store.Command {

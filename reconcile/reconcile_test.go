@@ -383,3 +383,50 @@ func TestServicesGetStableIPsAndReadyEndpoints(t *testing.T) {
 		t.Fatal(ip)
 	}
 }
+
+func service(name, clusterIP string) *schemas.Service {
+	svc := &schemas.Service{}
+	svc.APIVersion, svc.Kind = "v1", "Service"
+	svc.Metadata = schemas.ObjectMeta{Name: name, Namespace: "default"}
+	svc.Spec = schemas.ServiceSpec{Type: "ClusterIP", ClusterIP: clusterIP, Selector: map[string]string{"app": name},
+		Ports: []schemas.ServicePort{{Protocol: "TCP", Port: 80}}}
+	return svc
+}
+
+// The three ways one Service's ClusterIP stopped all allocation: each plan
+// now applies whole, and a pin no plan can honour fails alone.
+func TestServiceIPConflicts(t *testing.T) {
+	assign := func(h *harness) []refusal {
+		t.Helper()
+		cmds, refused := plan(h.s, ServiceIPs(h.s, h.desired(), DefaultServiceCIDR))
+		h.apply(cmds...)
+		return refused
+	}
+	// A dynamic Service listed before a pinned one does not take its IP
+	// (10.96.0.2 is the first free address).
+	h := newHarness(t)
+	h.commit(service("dyn", ""), service("pin", "10.96.0.2"))
+	if r := assign(h); len(r) != 0 || h.s.ServiceIPs["default/pin"] != "10.96.0.2" || h.s.ServiceIPs["default/dyn"] != "10.96.0.3" {
+		t.Fatalf("dynamic before pinned: %v, refused %v", h.s.ServiceIPs, r)
+	}
+	// One commit removes a Service and pins its IP on another: released
+	// before it is assigned.
+	h.commit(service("pin", "10.96.0.2"), service("moved", "10.96.0.3"))
+	if r := assign(h); len(r) != 0 || h.s.ServiceIPs["default/moved"] != "10.96.0.3" {
+		t.Fatalf("IP moved to another Service: %v, refused %v", h.s.ServiceIPs, r)
+	}
+	// Two Services pin one IP (the loader refuses such a commit): the first
+	// gets it, and the other Services are not held up.
+	h = newHarness(t)
+	h.commit(service("first", "10.96.0.9"), service("second", "10.96.0.9"), service("other", ""))
+	if r := assign(h); len(r) != 0 || h.s.ServiceIPs["default/first"] != "10.96.0.9" || h.s.ServiceIPs["default/other"] == "" {
+		t.Fatalf("one IP pinned twice: %v, refused %v", h.s.ServiceIPs, r)
+	}
+	// A pin on an IP a remaining Service holds is refused alone; the rest
+	// of the plan commits.
+	h.commit(service("first", "10.96.0.9"), service("late", h.s.ServiceIPs["default/other"]), service("other", ""), service("new", ""))
+	r := assign(h)
+	if len(r) != 1 || !strings.Contains(r[0].err.Error(), "taken by default/other") || h.s.ServiceIPs["default/new"] == "" {
+		t.Fatalf("pin on a held IP: %v, refused %v", h.s.ServiceIPs, r)
+	}
+}

@@ -12,39 +12,31 @@ import (
 // DefaultServiceCIDR is Kubernetes' usual service range.
 var DefaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/16")
 
-// ServiceIPs gives every Service of the revision a ClusterIP (its
-// spec.clusterIP when set, else the lowest free address of cidr past the
-// network address and .1) and releases the IPs of Services that are gone.
+// ServiceIPs gives every Service of the revision a ClusterIP and releases
+// the IPs of Services that are gone. Releases come first, then pinned IPs
+// (spec.clusterIP), then every other Service gets the lowest free address
+// of cidr past the network address and .1 that no Service pins: so a
+// commit that moves an IP from a removed Service to a new one, or lists a
+// dynamic Service before a pinned one, plans in an order the FSM accepts.
+// A pinned IP that a remaining Service holds is still asked for: the FSM
+// refuses that one command, which the loop reports, and only that Service
+// waits (Kubernetes refuses such a Service: "provided IP is already
+// allocated").
 func ServiceIPs(s *store.State, d *Desired, cidr netip.Prefix) []store.Command {
 	var cmds []store.Command
-	taken := map[netip.Addr]bool{}
-	for _, ip := range s.ServiceIPs {
-		if a, err := netip.ParseAddr(ip); err == nil {
-			taken[a] = true
-		}
+	set := func(key, ip string) {
+		cmds = append(cmds, store.NewCommand(store.CmdSetServiceIP, store.ServiceIP{Key: key, IP: ip}))
 	}
 	wanted := map[string]bool{}
+	pins := map[netip.Addr]string{} // pinned IP -> the first Service pinning it
 	for _, svc := range d.Services {
 		key := svc.Metadata.Namespace + "/" + svc.Metadata.Name
 		wanted[key] = true
-		have := s.ServiceIPs[key]
-		if svc.Spec.ClusterIP != "" && have != svc.Spec.ClusterIP {
-			cmds = append(cmds, store.NewCommand(store.CmdSetServiceIP, store.ServiceIP{Key: key, IP: svc.Spec.ClusterIP}))
-			continue
+		if a, err := netip.ParseAddr(svc.Spec.ClusterIP); err == nil && pins[a] == "" {
+			pins[a] = key
 		}
-		if have != "" {
-			continue
-		}
-		ip := cidr.Addr().Next().Next()
-		for taken[ip] && cidr.Contains(ip) {
-			ip = ip.Next()
-		}
-		if !cidr.Contains(ip) {
-			continue // the range is full; the Service stays without an IP
-		}
-		taken[ip] = true
-		cmds = append(cmds, store.NewCommand(store.CmdSetServiceIP, store.ServiceIP{Key: key, IP: ip.String()}))
 	}
+	held := map[netip.Addr]bool{} // IPs of Services that stay
 	keys := make([]string, 0, len(s.ServiceIPs))
 	for k := range s.ServiceIPs {
 		keys = append(keys, k)
@@ -52,8 +44,34 @@ func ServiceIPs(s *store.State, d *Desired, cidr netip.Prefix) []store.Command {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !wanted[k] {
-			cmds = append(cmds, store.NewCommand(store.CmdSetServiceIP, store.ServiceIP{Key: k}))
+			set(k, "")
+		} else if a, err := netip.ParseAddr(s.ServiceIPs[k]); err == nil {
+			held[a] = true
 		}
+	}
+	for _, svc := range d.Services {
+		key, pin := svc.Metadata.Namespace+"/"+svc.Metadata.Name, svc.Spec.ClusterIP
+		a, err := netip.ParseAddr(pin)
+		if err != nil || pins[a] != key || s.ServiceIPs[key] == pin {
+			continue // none, invalid or pinned twice (the loader says so), or assigned
+		}
+		held[a] = true
+		set(key, pin)
+	}
+	next := cidr.Addr().Next().Next()
+	for _, svc := range d.Services {
+		key := svc.Metadata.Namespace + "/" + svc.Metadata.Name
+		if svc.Spec.ClusterIP != "" || s.ServiceIPs[key] != "" {
+			continue
+		}
+		for cidr.Contains(next) && (held[next] || pins[next] != "") {
+			next = next.Next()
+		}
+		if !cidr.Contains(next) {
+			break // the range is full; the rest stay without an IP
+		}
+		held[next] = true
+		set(key, next.String())
 	}
 	return cmds
 }

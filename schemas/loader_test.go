@@ -453,3 +453,28 @@ func TestSingleFileAndPositionsAsGiven(t *testing.T) {
 		}
 	}
 }
+
+// A pinned ClusterIP must be an IPv4 address, and one Service's only: the
+// masters could assign neither, and failed every pass trying.
+func TestServiceClusterIPChecks(t *testing.T) {
+	svc := func(name, ip string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: %s}\nspec:\n  selector: {app: x}\n  clusterIP: %q\n  ports: [{port: 80}]\n", name, ip)
+	}
+	res := loadRepo(t, map[string]string{
+		"a.yaml": svc("a", "10.96.0.50"),
+		"b.yaml": svc("b", "10.96.0.50"),
+		"c.yaml": svc("c", "300.1.1.1"),
+		"d.yaml": svc("d", "10.96.0.51"),
+	})
+	var errs []Diagnostic // the selectors' warnings aside
+	for _, d := range res.Diagnostics {
+		if d.Severity == Error {
+			errs = append(errs, d)
+		}
+	}
+	res.Diagnostics = errs
+	assertDiags(t, res,
+		"b.yaml:6:14: error: clusterIP 10.96.0.50 is pinned by Service default/a too",
+		"c.yaml:6:14: error: clusterIP \"300.1.1.1\" is not an IPv4 address",
+	)
+}

@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -26,6 +27,8 @@ type facts struct {
 	selector    map[string]string // a Service's selector
 	selectorPos Position
 	targetPorts []namedPort // a Service's named targetPorts
+	clusterIP   netip.Addr  // a Service's pinned ClusterIP, if valid
+	clusterPos  Position
 }
 
 type ref struct {
@@ -332,6 +335,15 @@ func serviceChecks(r *report, f *facts, s *Service) {
 	if len(s.Spec.Selector) == 0 {
 		r.add(Warning, RuleSelector, []any{"spec"}, "no selector: berth has no manual Endpoints, so this Service will route nowhere")
 	}
+	if ip := s.Spec.ClusterIP; ip != "" {
+		// The schema's pattern lets 300.1.1.1 through; the masters would
+		// then fail to assign it on every pass.
+		if a, err := netip.ParseAddr(ip); err != nil || !a.Is4() {
+			r.add(Error, RuleSchema, []any{"spec", "clusterIP"}, "clusterIP %s is not an IPv4 address", Excerpt(ip))
+		} else {
+			f.clusterIP, f.clusterPos = a, r.c.at(r.root, "spec", "clusterIP")
+		}
+	}
 	names := map[string]bool{}
 	ports := map[string]bool{}
 	for i, p := range s.Spec.Ports {
@@ -364,6 +376,7 @@ func crossCheck(docs []*document) []Diagnostic {
 	var diags []Diagnostic
 	byID := map[ObjectID]*document{}
 	namespaces := map[string]bool{"default": true}
+	pinned := map[netip.Addr]*facts{} // Services by pinned ClusterIP
 	// Deployments by namespace, in document order, so each Service looks at
 	// its own namespace's Deployments only: scanning every document for every
 	// Service made this pass quadratic in the size of the repository.
@@ -419,6 +432,15 @@ func crossCheck(docs []*document) []Diagnostic {
 		}
 		if f.id.Kind == "Service" && len(f.selector) > 0 {
 			diags = append(diags, serviceTargets(f, deployments[f.id.Namespace])...)
+		}
+		if f.clusterIP.IsValid() {
+			if first := pinned[f.clusterIP]; first != nil {
+				diags = append(diags, Diagnostic{Severity: Error, Position: f.clusterPos, Rule: RuleDuplicate, Object: f.id.display(),
+					Message: fmt.Sprintf("clusterIP %s is pinned by %s too; a ClusterIP belongs to one Service", f.clusterIP, first.id.display()),
+					Related: []Related{{Position: first.clusterPos, Message: "pinned first here"}}})
+			} else {
+				pinned[f.clusterIP] = f
+			}
 		}
 	}
 	return diags
