@@ -104,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
+		d.Supervise(cfg.Logger)
 		n.daemon, n.cfg.Containerd = d, d.Address()
 	}
 	ln, advertise, err := listenAgent(cfg)

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,12 +24,17 @@ import (
 // socket and config under one data directory. Tests and `berth up` without
 // a containerd socket use it; it never touches the system's containerd.
 type Daemon struct {
-	dir     string
-	address string
-	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
+	dir, address, logPath string
+	bin, configPath       string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd     // the current process
+	started time.Time     // when it started
+	exited  chan struct{} // closed when it has exited
+	waitErr error         // its exit, once exited is closed
+
+	stopOnce sync.Once
+	stopping chan struct{} // closed by Stop: an exit is no longer a crash
 }
 
 // maxSocketPath keeps under the 108 bytes of sun_path.
@@ -94,31 +101,11 @@ disabled_plugins = [
 	if err := stopStale(filepath.Join(dir, "containerd.pid")); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
-	// A socket file left by a killed daemon would make us talk to nothing.
-	os.Remove(address)
-
-	logPath := filepath.Join(dir, "containerd.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	d := &Daemon{dir: dir, address: address, logPath: filepath.Join(dir, "containerd.log"), bin: bin, configPath: configPath,
+		stopping: make(chan struct{})}
+	if err := d.start(); err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, "--config", configPath)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Its own process group, so a terminal's ^C reaches us and we stop it
-	// in order rather than both dying at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("containerd: %w", err)
-	}
-	d := &Daemon{dir: dir, address: address, logPath: logPath, cmd: cmd, exited: make(chan struct{})}
-	// The pid lets whoever finds this dir later (a crashed test's cleanup,
-	// an operator) stop the daemon.
-	_ = os.WriteFile(filepath.Join(dir, "containerd.pid"), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644)
-	go func() {
-		d.waitErr = cmd.Wait()
-		close(d.exited)
-	}()
 	if err := d.waitServing(ctx); err != nil {
 		d.Stop()
 		return nil, err
@@ -126,15 +113,117 @@ disabled_plugins = [
 	return d, nil
 }
 
+// start runs a containerd process; on error exited is closed at once.
+func (d *Daemon) start() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.exited, d.started = make(chan struct{}), time.Now()
+	select {
+	case <-d.stopping: // Stop reads cmd under mu: none may start after it
+		d.waitErr = errors.New("containerd is stopped")
+		close(d.exited)
+		return d.waitErr
+	default:
+	}
+	// A socket file left by a killed daemon would make us talk to nothing.
+	os.Remove(d.address)
+	logFile, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err == nil {
+		defer logFile.Close()
+		d.cmd = exec.Command(d.bin, "--config", d.configPath)
+		d.cmd.Stdout, d.cmd.Stderr = logFile, logFile
+		// Its own process group, so a terminal's ^C reaches us and we stop
+		// it in order rather than both dying at once.
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		err = d.cmd.Start()
+	}
+	if err != nil {
+		d.waitErr = err
+		close(d.exited)
+		return err
+	}
+	// The pid lets whoever finds this dir later (a crashed test's cleanup,
+	// an operator) stop the daemon.
+	_ = os.WriteFile(filepath.Join(d.dir, "containerd.pid"), []byte(strconv.Itoa(d.cmd.Process.Pid)+"\n"), 0o644)
+	cmd, exited := d.cmd, d.exited
+	go func() {
+		err := cmd.Wait()
+		d.mu.Lock()
+		d.waitErr = err
+		d.mu.Unlock()
+		close(exited)
+	}()
+	return nil
+}
+
+// current is the process running now: its exit channel, and when it started.
+func (d *Daemon) current() (<-chan struct{}, time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.exited, d.started
+}
+
+func (d *Daemon) exitErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waitErr
+}
+
+// Supervise restarts containerd whenever it exits until Stop, as systemd
+// restarts the system's: waiting 1 s after a crash, doubling up to 30 s
+// while it keeps crashing within a minute of its start. The containers
+// live on in their shims, and the new daemon adopts them.
+func (d *Daemon) Supervise(log *slog.Logger) {
+	go func() {
+		failures := 0
+		for {
+			exited, started := d.current()
+			select {
+			case <-d.stopping:
+				return
+			case <-exited:
+			}
+			if time.Since(started) > time.Minute {
+				failures = 0
+			}
+			delay := min(time.Second<<min(failures, 5), 30*time.Second)
+			failures++
+			log.Error("containerd exited; restarting it", "err", d.exitErr(), "in", delay, "log", d.logPath)
+			select {
+			case <-d.stopping:
+				return
+			case <-time.After(delay):
+			}
+			if err := d.start(); err != nil {
+				log.Error("restarting containerd", "err", err)
+				continue
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-d.stopping:
+				case <-ctx.Done():
+				}
+				cancel()
+			}()
+			if err := d.waitServing(ctx); err == nil {
+				log.Info("containerd restarted and serving")
+			}
+			cancel()
+		}
+	}()
+}
+
 func (d *Daemon) waitServing(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	exited, _ := d.current()
 	for {
 		select {
-		case <-d.exited:
-			return fmt.Errorf("containerd exited at start (%v): %s", d.waitErr, d.logTail())
+		case <-exited:
+			return fmt.Errorf("containerd exited at start (%v): %s", d.exitErr(), d.logTail())
 		case <-ctx.Done():
 			return fmt.Errorf("containerd did not start serving: %w: %s", ctx.Err(), d.logTail())
 		case <-tick.C:
@@ -172,23 +261,27 @@ func (d *Daemon) Dir() string { return d.dir }
 // system containerd, it leaves running containers (their shims) alone:
 // remove pods first to stop them.
 func (d *Daemon) Stop() error {
+	d.stopOnce.Do(func() { close(d.stopping) })
+	d.mu.Lock()
+	cmd, exited := d.cmd, d.exited
+	d.mu.Unlock()
 	select {
-	case <-d.exited:
+	case <-exited:
 		return nil
 	default:
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-d.exited:
+	case <-exited:
 	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.exited
+		_ = cmd.Process.Kill()
+		<-exited
 	}
 	os.Remove(d.address)
 	os.Remove(filepath.Join(d.dir, "containerd.pid"))
 	var exitErr *exec.ExitError
-	if d.waitErr != nil && !(errors.As(d.waitErr, &exitErr) && strings.Contains(exitErr.String(), "signal")) {
-		return d.waitErr
+	if err := d.exitErr(); err != nil && !(errors.As(err, &exitErr) && strings.Contains(exitErr.String(), "signal")) {
+		return err
 	}
 	return nil
 }
