@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -41,7 +42,8 @@ func Nodes(s *store.State, heartbeats map[string]time.Time, since, now time.Time
 			last = since
 		}
 		if n.Ready && now.Sub(last) > t.Grace {
-			cmds = append(cmds, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: false, Time: now}))
+			cmds = append(cmds, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: false, Time: now,
+				Reason: fmt.Sprintf("no heartbeat for %s", now.Sub(last).Round(time.Second))}))
 			continue
 		}
 		if !n.Ready && now.Sub(n.Transition) > t.Eviction {

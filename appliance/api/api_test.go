@@ -120,7 +120,7 @@ func TestMalformedRequests(t *testing.T) {
 		}
 	}
 	var e *Error
-	if err := c.Heartbeat(context.Background(), "ghost"); !errors.As(err, &e) || e.Code != http.StatusNotFound {
+	if err := c.Heartbeat(context.Background(), "ghost", ""); !errors.As(err, &e) || e.Code != http.StatusNotFound {
 		t.Errorf("heartbeat of unknown node: %v", err)
 	}
 }
@@ -273,5 +273,34 @@ func TestClientLeavesASilentMaster(t *testing.T) {
 	start = time.Now()
 	if _, _, err := c.Pods(ctx, "", &Watch{Index: index, Wait: time.Second}); err != nil || time.Since(start) < 900*time.Millisecond {
 		t.Errorf("a 1 s blocking query with a 200 ms answer timeout: %v after %s", err, time.Since(start))
+	}
+}
+
+// A heartbeat that reports a problem keeps the node alive but NotReady
+// with the problem as its reason; one without makes it Ready again, and a
+// problem longer than a reason should be is refused.
+func TestHeartbeatProblem(t *testing.T) {
+	c, b := newTestAPI(t)
+	ctx := context.Background()
+	if _, err := c.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	node := func() *store.Node { return b.State().Nodes["n1"] }
+	if err := c.Heartbeat(ctx, "n1", ""); err != nil || !node().Ready {
+		t.Fatalf("plain heartbeat: %v, ready %v", err, node().Ready)
+	}
+	if err := c.Heartbeat(ctx, "n1", "container runtime is down"); err != nil || node().Ready || node().Reason != "container runtime is down" {
+		t.Fatalf("heartbeat with a problem: %v, %+v", err, node())
+	}
+	index := b.State().Index
+	if err := c.Heartbeat(ctx, "n1", "container runtime is down"); err != nil || b.State().Index != index {
+		t.Fatalf("the same problem again was written again (index %d -> %d): %v", index, b.State().Index, err)
+	}
+	var e *Error
+	if err := c.Heartbeat(ctx, "n1", strings.Repeat("x", maxProblem+1)); !errors.As(err, &e) || e.Code != http.StatusBadRequest {
+		t.Fatalf("an over-long problem: %v", err)
+	}
+	if err := c.Heartbeat(ctx, "n1", ""); err != nil || !node().Ready || node().Reason != "" {
+		t.Fatalf("heartbeat without a problem: %v, %+v", err, node())
 	}
 }

@@ -140,7 +140,11 @@ func (s *Server) clusterRoutes() {
 		return map[string]bool{"ok": true}, unavailable(c.RemoveMember(r.Context(), req.ID))
 	})
 	s.route("POST /v1/internal/heartbeat/{name}", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-		return map[string]bool{"ok": true}, s.beat(r, st, r.PathValue("name"))
+		hb, err := decodeHeartbeat(r)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]bool{"ok": true}, s.beat(r, st, r.PathValue("name"), hb)
 	})
 	s.mux.HandleFunc("GET /v1/snapshot", s.stream(admins, func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/octet-stream")

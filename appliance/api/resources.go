@@ -147,22 +147,55 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *store.
 		store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: n.Name, Ready: true, Time: now})); err != nil {
 		return nil, err
 	}
-	if err := s.beat(r, s.cfg.Backend.State(), n.Name); err != nil {
+	if err := s.beat(r, s.cfg.Backend.State(), n.Name, Heartbeat{}); err != nil {
 		return nil, err
 	}
 	return s.cfg.Backend.State().Nodes[n.Name], nil
 }
 
+// Heartbeat is what an agent's heartbeat says besides that it is alive.
+type Heartbeat struct {
+	// Problem, when set, is why the node cannot run pods now (its
+	// container runtime is down): the node is NotReady with it as the
+	// reason, as the kubelet reports a runtime that is down, though it is
+	// alive. Agents send a stable text, so that it is written once.
+	Problem string `json:"problem,omitempty"`
+}
+
+// maxProblem bounds a heartbeat's problem, which every reader sees.
+const maxProblem = 256
+
+// decodeHeartbeat reads a heartbeat's body; agents before problems were
+// reported send none.
+func decodeHeartbeat(r *http.Request) (Heartbeat, error) {
+	var hb Heartbeat
+	if r.ContentLength == 0 {
+		return hb, nil
+	}
+	if err := decodeBody(r, &hb); err != nil {
+		return hb, err
+	}
+	if len(hb.Problem) > maxProblem {
+		return hb, errorf(http.StatusBadRequest, "problem: over %d bytes", maxProblem)
+	}
+	return hb, nil
+}
+
 // beat records a heartbeat where the node lifecycle controller runs: in
 // the leader's memory, as Nomad keeps them. A follower relays it.
-func (s *Server) beat(r *http.Request, st *store.State, name string) error {
+func (s *Server) beat(r *http.Request, st *store.State, name string, hb Heartbeat) error {
 	if s.cfg.Cluster != nil && !s.cfg.Cluster.IsLeader() {
-		return unavailable(s.cfg.Cluster.Forward(r.Context(), "/v1/internal/heartbeat/"+url.PathEscape(name), struct{}{}))
+		return unavailable(s.cfg.Cluster.Forward(r.Context(), "/v1/internal/heartbeat/"+url.PathEscape(name), hb))
 	}
 	now := time.Now()
 	s.cfg.Heartbeats.Beat(name, now)
-	if n, ok := st.Nodes[name]; ok && !n.Ready {
+	n, ok := st.Nodes[name]
+	switch {
+	case !ok:
+	case hb.Problem == "" && !n.Ready:
 		return s.propose(r, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: true, Time: now}))
+	case hb.Problem != "" && (n.Ready || n.Reason != hb.Problem):
+		return s.propose(r, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: false, Time: now, Reason: hb.Problem}))
 	}
 	return nil
 }
@@ -172,7 +205,11 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, st *store.Sta
 	if _, ok := st.Nodes[name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q; register it first", name)
 	}
-	return map[string]bool{"ok": true}, s.beat(r, st, name)
+	hb, err := decodeHeartbeat(r)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]bool{"ok": true}, s.beat(r, st, name, hb)
 }
 
 func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {

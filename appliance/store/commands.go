@@ -83,6 +83,9 @@ type NodeReady struct {
 	Name  string    `json:"name"`
 	Ready bool      `json:"ready"`
 	Time  time.Time `json:"time"`
+	// Reason says why a node is not ready (its runtime is down, it is
+	// silent); empty when Ready.
+	Reason string `json:"reason,omitempty"`
 }
 
 type NodeRef struct {
@@ -274,9 +277,15 @@ func applyOne(w *writer, c Command) error {
 		if !ok {
 			return fmt.Errorf("no node %q", r.Name)
 		}
-		if n.Ready != r.Ready {
+		if r.Ready {
+			r.Reason = ""
+		}
+		if n.Ready != r.Ready || n.Reason != r.Reason {
 			changed := *n
-			changed.Ready, changed.Transition = r.Ready, r.Time
+			if n.Ready != r.Ready {
+				changed.Transition = r.Time
+			}
+			changed.Ready, changed.Reason = r.Ready, r.Reason
 			w.Nodes()[r.Name] = &changed
 		}
 	case CmdCreatePod:

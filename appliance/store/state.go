@@ -95,6 +95,8 @@ type Node struct {
 	MemoryBytes int64             `json:"memoryBytes"`
 	PodCIDR     string            `json:"podCIDR"`
 	Ready       bool              `json:"ready"`
+	// Reason says why the node is not ready.
+	Reason string `json:"reason,omitempty"`
 	// Transition is when Ready last changed.
 	Transition time.Time `json:"transition"`
 }

@@ -98,13 +98,13 @@ func printItems(w io.Writer, kind, output string, items any) error {
 	row := t.row
 	switch kind {
 	case "nodes":
-		row("NAME", "STATUS", "ADDRESS", "POD CIDR", "CPU", "MEMORY")
+		row("NAME", "STATUS", "ADDRESS", "POD CIDR", "CPU", "MEMORY", "REASON")
 		for _, n := range items.([]store.Node) {
 			status := "Ready"
 			if !n.Ready {
 				status = "NotReady"
 			}
-			row(n.Name, status, n.Address, n.PodCIDR, fmt.Sprintf("%dm", n.CPUMilli), fmt.Sprintf("%dMi", n.MemoryBytes>>20))
+			row(n.Name, status, n.Address, n.PodCIDR, fmt.Sprintf("%dm", n.CPUMilli), fmt.Sprintf("%dMi", n.MemoryBytes>>20), orNone(n.Reason))
 		}
 	case "pods":
 		if wide {

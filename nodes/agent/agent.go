@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
@@ -20,7 +21,7 @@ import (
 // Master is the masters' API as the agent uses it (api.Client has it).
 type Master interface {
 	RegisterNode(ctx context.Context, n store.Node) (store.Node, error)
-	Heartbeat(ctx context.Context, node string) error
+	Heartbeat(ctx context.Context, node, problem string) error
 	NodePods(ctx context.Context, node string, w *api.Watch) (api.NodeAssignment, uint64, error)
 	SetPodStatus(ctx context.Context, namespace, name string, st store.PodStatus) error
 	DeletePod(ctx context.Context, namespace, name string) error
@@ -35,6 +36,8 @@ type Runtime interface {
 	ListPods(ctx context.Context) ([]runtime.PodStatus, error)
 	Exec(ctx context.Context, pod runtime.PodRef, container string, cmd []string) (int, error)
 	Logs(ctx context.Context, pod runtime.PodRef, container string, follow bool, w io.Writer) error
+	// Serving fails while the container runtime does not answer.
+	Serving(ctx context.Context) error
 }
 
 // Config wires an Agent.
@@ -77,7 +80,14 @@ type Agent struct {
 	// name waits for them, so a late StopPod never kills it.
 	retiring map[string]*podWorker
 	ready    chan struct{} // closed once the runtime is up
+	// runtimeDown is set while the runtime does not answer: pods keep
+	// their last reported status, and the node reports the problem.
+	runtimeDown atomic.Bool
 }
+
+// runtimeProblem is what a heartbeat says while the runtime is down: a
+// stable text, so that the masters record it once.
+const runtimeProblem = "container runtime is down"
 
 // New checks cfg and fills its defaults.
 func New(cfg Config) (*Agent, error) {
@@ -157,17 +167,48 @@ func (a *Agent) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		err := a.cfg.Master.Heartbeat(ctx, a.cfg.Node.Name)
-		var ae *api.Error
-		if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
-			// The masters lost the node (a restored snapshot, a removed
-			// node): register again, keeping the same name.
-			_, err = a.cfg.Master.RegisterNode(ctx, a.cfg.Node)
-		}
-		if err != nil && ctx.Err() == nil {
+		if err := a.beat(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("heartbeat", "err", err)
 		}
 	}
+}
+
+// beat sends one heartbeat, with the runtime's problem if it has one.
+func (a *Agent) beat(ctx context.Context) error {
+	problem := ""
+	if a.checkRuntime(ctx) != nil {
+		problem = runtimeProblem
+	}
+	err := a.cfg.Master.Heartbeat(ctx, a.cfg.Node.Name, problem)
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
+		// The masters lost the node (a restored snapshot, a removed
+		// node): register again, keeping the same name.
+		_, err = a.cfg.Master.RegisterNode(ctx, a.cfg.Node)
+	}
+	return err
+}
+
+// checkRuntime asks the runtime whether it serves, and logs when that
+// changes. A runtime not built yet is not down.
+func (a *Agent) checkRuntime(ctx context.Context) error {
+	rt := a.runtime()
+	if rt == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	err := rt.Serving(ctx)
+	if ctx.Err() != nil && err == nil {
+		err = ctx.Err()
+	}
+	switch was := a.runtimeDown.Swap(err != nil); {
+	case err != nil && !was:
+		a.log.Error("container runtime is down: pods keep their last status and the node reports NotReady", "err", err)
+	case err == nil && was:
+		a.log.Info("container runtime is back")
+	}
+	return err
 }
 
 // watch follows the node's assignment with blocking queries and hands each

@@ -135,6 +135,9 @@ func (w *podWorker) sync(ctx context.Context) {
 		w.terminate(ctx, p)
 		return
 	}
+	if w.a.runtimeDown.Load() {
+		return // what the runtime last said stands; the node reports why
+	}
 	now := time.Now()
 	var st runtime.PodStatus
 	rp, err := runtimePod(w.a.cfg.DataDir, asg, p)
@@ -142,6 +145,11 @@ func (w *podWorker) sync(ctx context.Context) {
 		st, err = w.a.rt.EnsurePod(ctx, rp)
 	}
 	if ctx.Err() != nil {
+		return
+	}
+	if err != nil && w.a.checkRuntime(ctx) != nil {
+		// The runtime, not the pod, failed: its containers may well run
+		// on (in their shims), so the last status stands.
 		return
 	}
 	ready := w.probe(ctx, p, &st, now)

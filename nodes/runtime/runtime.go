@@ -262,6 +262,15 @@ func New(ctx context.Context, address, dataDir string, net *network.Network, opt
 // Close closes the connection to containerd; pods keep running.
 func (r *Runtime) Close() error { return r.client.Close() }
 
+// Serving fails while containerd does not answer.
+func (r *Runtime) Serving(ctx context.Context) error {
+	ok, err := r.client.IsServing(ctx)
+	if err == nil && !ok {
+		err = errors.New("containerd is not serving")
+	}
+	return err
+}
+
 // Client is the containerd client, for callers that need more.
 func (r *Runtime) Client() *containerd.Client { return r.client }
 
