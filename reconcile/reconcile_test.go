@@ -430,3 +430,17 @@ func TestServiceIPConflicts(t *testing.T) {
 		t.Fatalf("pin on a held IP: %v, refused %v", h.s.ServiceIPs, r)
 	}
 }
+
+// No pod is placed on a node under disk pressure; the pods already there
+// stay.
+func TestSchedulerAvoidsDiskPressure(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"))
+	h.apply(store.NewCommand(store.CmdSetDiskPressure, store.NodeDiskPressure{Name: "a", DiskPressure: true}))
+	h.commit(deployment("web", 3, "1"))
+	h.control()
+	for _, p := range h.s.Pods {
+		if p.NodeName != "b" {
+			t.Fatalf("pod %s placed on %q, want b (a is under disk pressure)", p.Name, p.NodeName)
+		}
+	}
+}

@@ -9,7 +9,8 @@ import (
 )
 
 // Schedule binds every unbound pod to a node, as kube-scheduler's default
-// profile would in miniature. Filter: the node is ready, carries the pod's
+// profile would in miniature. Filter: the node is ready and not under disk
+// pressure, carries the pod's
 // nodeSelector labels, and has room for its CPU and memory requests next to
 // what is already bound there. Score: fewest pods of the same Deployment
 // (spreading replicas), then the lowest share of requested resources, then
@@ -22,7 +23,7 @@ func Schedule(s *store.State) []store.Command {
 	var nodes []*store.Node
 	for _, n := range s.Nodes {
 		used[n.Name] = &load{}
-		if n.Ready {
+		if n.Ready && !n.DiskPressure {
 			nodes = append(nodes, n)
 		}
 	}

@@ -120,7 +120,7 @@ func TestMalformedRequests(t *testing.T) {
 		}
 	}
 	var e *Error
-	if err := c.Heartbeat(context.Background(), "ghost", ""); !errors.As(err, &e) || e.Code != http.StatusNotFound {
+	if err := c.Heartbeat(context.Background(), "ghost", Heartbeat{}); !errors.As(err, &e) || e.Code != http.StatusNotFound {
 		t.Errorf("heartbeat of unknown node: %v", err)
 	}
 }
@@ -286,21 +286,21 @@ func TestHeartbeatProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := func() *store.Node { return b.State().Nodes["n1"] }
-	if err := c.Heartbeat(ctx, "n1", ""); err != nil || !node().Ready {
+	if err := c.Heartbeat(ctx, "n1", Heartbeat{}); err != nil || !node().Ready {
 		t.Fatalf("plain heartbeat: %v, ready %v", err, node().Ready)
 	}
-	if err := c.Heartbeat(ctx, "n1", "container runtime is down"); err != nil || node().Ready || node().Reason != "container runtime is down" {
+	if err := c.Heartbeat(ctx, "n1", Heartbeat{Problem: "container runtime is down"}); err != nil || node().Ready || node().Reason != "container runtime is down" {
 		t.Fatalf("heartbeat with a problem: %v, %+v", err, node())
 	}
 	index := b.State().Index
-	if err := c.Heartbeat(ctx, "n1", "container runtime is down"); err != nil || b.State().Index != index {
+	if err := c.Heartbeat(ctx, "n1", Heartbeat{Problem: "container runtime is down"}); err != nil || b.State().Index != index {
 		t.Fatalf("the same problem again was written again (index %d -> %d): %v", index, b.State().Index, err)
 	}
 	var e *Error
-	if err := c.Heartbeat(ctx, "n1", strings.Repeat("x", maxProblem+1)); !errors.As(err, &e) || e.Code != http.StatusBadRequest {
+	if err := c.Heartbeat(ctx, "n1", Heartbeat{Problem: strings.Repeat("x", maxProblem+1)}); !errors.As(err, &e) || e.Code != http.StatusBadRequest {
 		t.Fatalf("an over-long problem: %v", err)
 	}
-	if err := c.Heartbeat(ctx, "n1", ""); err != nil || !node().Ready || node().Reason != "" {
+	if err := c.Heartbeat(ctx, "n1", Heartbeat{}); err != nil || !node().Ready || node().Reason != "" {
 		t.Fatalf("heartbeat without a problem: %v, %+v", err, node())
 	}
 }

@@ -157,7 +157,7 @@ func TestAgentCertificates(t *testing.T) {
 	if err := n1.SetPodStatus(ctx, "default", "p1", store.PodStatus{Phase: store.PodRunning}); err != nil {
 		t.Errorf("n1 reporting its own pod: %v", err)
 	}
-	if err := n1.Heartbeat(ctx, "n2", ""); code(err) != http.StatusForbidden {
+	if err := n1.Heartbeat(ctx, "n2", Heartbeat{}); code(err) != http.StatusForbidden {
 		t.Errorf("n1 heartbeating for n2: %v, want 403", err)
 	}
 	if _, _, err := n1.Services(ctx, nil); err != nil {

@@ -250,10 +250,10 @@ func (c *Client) DeleteNode(ctx context.Context, name string) error {
 	return err
 }
 
-// Heartbeat tells the masters the node is alive and, with a problem, why
-// it cannot run pods now.
-func (c *Client) Heartbeat(ctx context.Context, node, problem string) error {
-	_, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/heartbeat", nil, Heartbeat{Problem: problem}, nil)
+// Heartbeat tells the masters the node is alive, and what it reports of
+// itself.
+func (c *Client) Heartbeat(ctx context.Context, node string, hb Heartbeat) error {
+	_, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/heartbeat", nil, hb, nil)
 	return err
 }
 

@@ -160,6 +160,9 @@ type Heartbeat struct {
 	// reason, as the kubelet reports a runtime that is down, though it is
 	// alive. Agents send a stable text, so that it is written once.
 	Problem string `json:"problem,omitempty"`
+	// DiskPressure: the node's disk is nearly full, or a write on it
+	// failed for lack of space; no new pod is placed there.
+	DiskPressure bool `json:"diskPressure,omitempty"`
 }
 
 // maxProblem bounds a heartbeat's problem, which every reader sees.
@@ -190,6 +193,11 @@ func (s *Server) beat(r *http.Request, st *store.State, name string, hb Heartbea
 	now := time.Now()
 	s.cfg.Heartbeats.Beat(name, now)
 	n, ok := st.Nodes[name]
+	if ok && n.DiskPressure != hb.DiskPressure {
+		if err := s.propose(r, store.NewCommand(store.CmdSetDiskPressure, store.NodeDiskPressure{Name: name, DiskPressure: hb.DiskPressure})); err != nil {
+			return err
+		}
+	}
 	switch {
 	case !ok:
 	case hb.Problem == "" && !n.Ready:

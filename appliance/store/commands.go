@@ -66,6 +66,10 @@ const (
 	// lifecycle evicts a lost node's pods: their Deployments recreate them
 	// on the other nodes.
 	CmdRemoveNode CommandType = "RemoveNode" // NodeRef
+	// CmdSetDiskPressure records a node's DiskPressure condition: the
+	// scheduler places no pod there while it holds, and the pods there
+	// keep running.
+	CmdSetDiskPressure CommandType = "SetDiskPressure" // NodeDiskPressure
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -86,6 +90,11 @@ type NodeReady struct {
 	// Reason says why a node is not ready (its runtime is down, it is
 	// silent); empty when Ready.
 	Reason string `json:"reason,omitempty"`
+}
+
+type NodeDiskPressure struct {
+	Name         string `json:"name"`
+	DiskPressure bool   `json:"diskPressure"`
 }
 
 type NodeRef struct {
@@ -287,6 +296,20 @@ func applyOne(w *writer, c Command) error {
 			}
 			changed.Ready, changed.Reason = r.Ready, r.Reason
 			w.Nodes()[r.Name] = &changed
+		}
+	case CmdSetDiskPressure:
+		d, err := decode[NodeDiskPressure](c)
+		if err != nil {
+			return err
+		}
+		n, ok := s.Nodes[d.Name]
+		if !ok {
+			return fmt.Errorf("no node %q", d.Name)
+		}
+		if n.DiskPressure != d.DiskPressure {
+			changed := *n
+			changed.DiskPressure = d.DiskPressure
+			w.Nodes()[d.Name] = &changed
 		}
 	case CmdCreatePod:
 		p, err := decode[Pod](c)

@@ -97,6 +97,9 @@ type Node struct {
 	Ready       bool              `json:"ready"`
 	// Reason says why the node is not ready.
 	Reason string `json:"reason,omitempty"`
+	// DiskPressure: the node's disk is (nearly) full; no new pod goes
+	// there, as Kubernetes taints such a node.
+	DiskPressure bool `json:"diskPressure,omitempty"`
 	// Transition is when Ready last changed.
 	Transition time.Time `json:"transition"`
 }

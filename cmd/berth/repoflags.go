@@ -38,8 +38,8 @@ func (f *repoFlags) add(cmd *cobra.Command, repoHelp string) {
 func (f *repoFlags) apply(cfg *appliance.Config) error {
 	cfg.Repo, cfg.Branch, cfg.Path, cfg.Poll, cfg.RepoUsername = f.repo, f.branch, f.path, f.poll, f.username
 	cfg.WebhookAllowUnsigned = f.webhookAllowUnsigned
-	if f.history < 1 {
-		return fmt.Errorf("--revision-history %d: keep at least 1", f.history)
+	if f.history < 0 {
+		return fmt.Errorf("--revision-history %d: want a count (0 for the default, %d)", f.history, store.DefaultRevisionHistory)
 	}
 	cfg.RevisionHistory = f.history
 	var err error

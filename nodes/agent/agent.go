@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
@@ -21,7 +23,7 @@ import (
 // Master is the masters' API as the agent uses it (api.Client has it).
 type Master interface {
 	RegisterNode(ctx context.Context, n store.Node) (store.Node, error)
-	Heartbeat(ctx context.Context, node, problem string) error
+	Heartbeat(ctx context.Context, node string, hb api.Heartbeat) error
 	NodePods(ctx context.Context, node string, w *api.Watch) (api.NodeAssignment, uint64, error)
 	SetPodStatus(ctx context.Context, namespace, name string, st store.PodStatus) error
 	DeletePod(ctx context.Context, namespace, name string) error
@@ -83,7 +85,33 @@ type Agent struct {
 	// runtimeDown is set while the runtime does not answer: pods keep
 	// their last reported status, and the node reports the problem.
 	runtimeDown atomic.Bool
+	// noSpaceUntil (Unix ns) holds DiskPressure on for a while after a
+	// write on the node failed for lack of space.
+	noSpaceUntil atomic.Int64
 }
+
+// diskPressureFree is the share of the data dir's file system that must
+// stay free, as the kubelet's nodefs.available<10% hard threshold.
+const diskPressureFree = 0.10
+
+// noSpaceHold is how long a failed write keeps DiskPressure on.
+const noSpaceHold = time.Minute
+
+// diskPressure reports whether the node's disk is nearly full, or a write
+// failed for lack of space within noSpaceHold.
+func (a *Agent) diskPressure(now time.Time) bool {
+	if now.UnixNano() < a.noSpaceUntil.Load() {
+		return true
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(a.cfg.DataDir, &st); err != nil || st.Blocks == 0 {
+		return false
+	}
+	return float64(st.Bavail) < diskPressureFree*float64(st.Blocks)
+}
+
+// noSpace records a write that failed for lack of space.
+func (a *Agent) noSpace(now time.Time) { a.noSpaceUntil.Store(now.Add(noSpaceHold).UnixNano()) }
 
 // runtimeProblem is what a heartbeat says while the runtime is down: a
 // stable text, so that the masters record it once.
@@ -175,11 +203,11 @@ func (a *Agent) heartbeat(ctx context.Context) {
 
 // beat sends one heartbeat, with the runtime's problem if it has one.
 func (a *Agent) beat(ctx context.Context) error {
-	problem := ""
+	hb := api.Heartbeat{DiskPressure: a.diskPressure(time.Now())}
 	if a.checkRuntime(ctx) != nil {
-		problem = runtimeProblem
+		hb.Problem = runtimeProblem
 	}
-	err := a.cfg.Master.Heartbeat(ctx, a.cfg.Node.Name, problem)
+	err := a.cfg.Master.Heartbeat(ctx, a.cfg.Node.Name, hb)
 	var ae *api.Error
 	if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
 		// The masters lost the node (a restored snapshot, a removed

@@ -124,6 +124,7 @@ func project(path string, files map[string][]byte, items []schemas.KeyToPath, mo
 			return err
 		}
 		if err := root.WriteFile(rel+".tmp", data, mode); err != nil {
+			root.Remove(rel + ".tmp") // what a full disk let through
 			return err
 		}
 		if err := root.Rename(rel+".tmp", rel); err != nil {

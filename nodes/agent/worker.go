@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
@@ -36,6 +37,8 @@ type podWorker struct {
 	probes     map[string]*containerProbes
 	reported   *store.PodStatus
 	terminated bool
+	// refreshFailing: the last refresh of its volumes found no space.
+	refreshFailing bool
 }
 
 // containerProbes are one container's probe states, reset when the
@@ -141,6 +144,21 @@ func (w *podWorker) sync(ctx context.Context) {
 	now := time.Now()
 	var st runtime.PodStatus
 	rp, err := runtimePod(w.a.cfg.DataDir, asg, p)
+	if errors.Is(err, syscall.ENOSPC) && w.reported != nil && w.reported.Phase == store.PodRunning {
+		// A running pod keeps the files it has, as the kubelet keeps a
+		// pod whose ConfigMap volume it cannot update: the node reports
+		// DiskPressure, and the refresh is retried at every sync.
+		w.a.noSpace(now)
+		if !w.refreshFailing {
+			w.a.log.Warn("refreshing a running pod's volumes failed; it keeps its current files, retrying", "pod", w.key, "err", w.a.hidePaths(err.Error()))
+		}
+		w.refreshFailing = true
+		return
+	}
+	if err == nil && w.refreshFailing {
+		w.refreshFailing = false
+		w.a.log.Info("refreshed the pod's volumes", "pod", w.key)
+	}
 	if err == nil {
 		st, err = w.a.rt.EnsurePod(ctx, rp)
 	}

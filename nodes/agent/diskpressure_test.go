@@ -1,0 +1,126 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/schemas"
+)
+
+// On a node whose disk fills up, a running pod whose ConfigMap volume can
+// no longer be refreshed keeps running as it was (before, it turned
+// ContainerCreating and left its Services), the node reports DiskPressure
+// (so nothing new is placed there), and the refresh lands once there is
+// room again. The disk is a real tmpfs of 256 KiB.
+func TestDiskPressure(t *testing.T) {
+	root := t.TempDir()
+	data := filepath.Join(root, "agent")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", data, "tmpfs", 0, "size=256k"); err != nil {
+		t.Fatalf("mounting a small tmpfs (the test runs as root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(data, unix.MNT_DETACH) })
+
+	master := newMaster(t)
+	rt := &flakyRuntime{}
+	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: data,
+		NewRuntime: func(context.Context, string) (Runtime, error) { return rt, nil },
+		Logger:     slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rt = rt
+	close(a.ready)
+	ctx := context.Background()
+	if _, err := master.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{
+		Volumes:    []schemas.Volume{{Name: "cfg", ConfigMap: &schemas.ConfigMapVolumeSource{Name: "settings"}}},
+		Containers: []schemas.Container{{Name: "c", Image: "i", VolumeMounts: []schemas.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}}}}}}
+	if err := master.propose(store.NewCommand(store.CmdCreatePod, *p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
+		t.Fatal(err)
+	}
+	settings := func(v string) *api.NodeAssignment {
+		cm := &schemas.ConfigMap{Data: map[string]string{"v": v}}
+		return &api.NodeAssignment{ConfigMaps: map[string]*schemas.ConfigMap{"default/settings": cm}}
+	}
+	w := newPodWorker(ctx, a, p)
+	w.update(p, settings("one"))
+	w.sync(ctx)
+	state := func() (*store.Pod, *store.Node) {
+		s := master.st.State()
+		return s.Pods[p.Key()], s.Nodes["n1"]
+	}
+	if err := a.beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pod, node := state(); !pod.Status.Ready || node.DiskPressure {
+		t.Fatalf("with room: pod ready %v (%s %s), node disk pressure %v", pod.Status.Ready, pod.Status.Reason, pod.Status.Message, node.DiskPressure)
+	}
+
+	// Fill the disk.
+	filler := filepath.Join(data, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+	big := string(make([]byte, 64<<10))
+	w.update(p, settings(big))
+	w.sync(ctx)
+	if err := a.beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pod, node := state()
+	if !pod.Status.Ready || pod.Status.Phase != store.PodRunning {
+		t.Errorf("disk full: the running pod's status changed to %s ready=%v %s %q", pod.Status.Phase, pod.Status.Ready, pod.Status.Reason, pod.Status.Message)
+	}
+	if !node.DiskPressure || !node.Ready {
+		t.Errorf("disk full: node disk pressure %v, ready %v; want pressure on a ready node", node.DiskPressure, node.Ready)
+	}
+	file := filepath.Join(podDir(data, p), "volumes", "cfg", "v")
+	if b, err := os.ReadFile(file); err != nil || string(b) != "one" {
+		t.Errorf("disk full: the pod's file holds %q (%v), want its last good content", b, err)
+	}
+
+	// Room again: the refresh lands, and the pressure ends once the hold
+	// after the failed write has passed.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	w.sync(ctx)
+	if b, err := os.ReadFile(file); err != nil || string(b) != big {
+		t.Errorf("room again: the refresh did not land (%d bytes, %v)", len(b), err)
+	}
+	if !a.diskPressure(time.Now()) {
+		t.Error("the pressure ended at once after a failed write")
+	}
+	a.noSpaceUntil.Store(0)
+	if err := a.beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, node := state(); node.DiskPressure {
+		t.Error("room again: the node still reports DiskPressure")
+	}
+}
