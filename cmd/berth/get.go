@@ -104,6 +104,9 @@ func printItems(w io.Writer, kind, output string, items any) error {
 			if !n.Ready {
 				status = "NotReady"
 			}
+			if n.DiskPressure {
+				status += ",DiskPressure" // as kubectl shows a cordoned node
+			}
 			row(n.Name, status, n.Address, n.PodCIDR, fmt.Sprintf("%dm", n.CPUMilli), fmt.Sprintf("%dMi", n.MemoryBytes>>20), orNone(n.Reason))
 		}
 	case "pods":
