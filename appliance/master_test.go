@@ -114,8 +114,8 @@ func TestMasterSyncsAndRestarts(t *testing.T) {
 	}
 	eventually(t, "leadership after restart", m2.Store.IsLeader)
 	after := m2.Store.State()
-	if len(after.Revisions) != len(before.Revisions) || len(after.Pods) != len(before.Pods) || after.Current().Commit != before.Current().Commit {
-		t.Fatalf("state after restart differs: %d revisions %d pods, want %d %d", len(after.Revisions), len(after.Pods), len(before.Revisions), len(before.Pods))
+	if len(after.Revisions) != len(before.Revisions) || after.Pods.Len() != before.Pods.Len() || after.Current().Commit != before.Current().Commit {
+		t.Fatalf("state after restart differs: %d revisions %d pods, want %d %d", len(after.Revisions), after.Pods.Len(), len(before.Revisions), before.Pods.Len())
 	}
 }
 

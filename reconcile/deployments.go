@@ -29,7 +29,7 @@ import (
 func Deployments(s *store.State, d *Desired, now time.Time) []store.Command {
 	var cmds []store.Command
 	owned := map[string][]*store.Pod{} // namespace/deployment -> pods
-	for _, p := range s.Pods {
+	for p := range s.Pods.All() {
 		if p.Deployment != "" {
 			k := p.Namespace + "/" + p.Deployment
 			owned[k] = append(owned[k], p)
@@ -202,7 +202,7 @@ func create(s *store.State, dep *schemas.Deployment, hash string, n int, planned
 		}
 		name := fmt.Sprintf("%s-%s-%s", dep.Metadata.Name, hash, id)
 		key := store.PodKey(dep.Metadata.Namespace, name)
-		if _, taken := s.Pods[key]; taken || planned[key] {
+		if s.Pods.Get(key) != nil || planned[key] {
 			continue
 		}
 		planned[key] = true

@@ -17,8 +17,8 @@ func TestLargeDeploymentNamesAreUnique(t *testing.T) {
 		t.Fatalf("planned %d commands, want 3000", len(cmds))
 	}
 	h.apply(cmds...) // fails the test if two names collide
-	if len(h.s.Pods) != 3000 {
-		t.Fatalf("%d pods, want 3000", len(h.s.Pods))
+	if h.s.Pods.Len() != 3000 {
+		t.Fatalf("%d pods, want 3000", h.s.Pods.Len())
 	}
 }
 
@@ -32,7 +32,7 @@ func TestManyDeploymentsAllCreated(t *testing.T) {
 	}
 	h.commit(objs...)
 	h.apply(Deployments(h.s, h.desired(), h.now)...)
-	if len(h.s.Pods) != 50000 {
-		t.Fatalf("%d pods, want 50000", len(h.s.Pods))
+	if h.s.Pods.Len() != 50000 {
+		t.Fatalf("%d pods, want 50000", h.s.Pods.Len())
 	}
 }

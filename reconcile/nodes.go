@@ -47,13 +47,7 @@ func Nodes(s *store.State, heartbeats map[string]time.Time, since, now time.Time
 			continue
 		}
 		if !n.Ready && now.Sub(n.Transition) > t.Eviction {
-			var pods []*store.Pod
-			for _, p := range s.Pods {
-				if p.NodeName == name {
-					pods = append(pods, p)
-				}
-			}
-			for _, p := range sortedPods(pods) {
+			for p := range s.Pods.OnNode(name) { // in key order
 				cmds = append(cmds, store.NewCommand(store.CmdDeletePod, store.PodRef{Key: p.Key()}))
 			}
 		}

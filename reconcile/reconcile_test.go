@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -82,7 +83,7 @@ func (h *harness) agents(up ...string) {
 		isUp[n] = true
 	}
 	var cmds []store.Command
-	for _, p := range sortedPods(values(h.s.Pods)) {
+	for _, p := range sortedPods(slices.Collect(h.s.Pods.All())) {
 		if p.NodeName == "" || (len(up) > 0 && !isUp[p.NodeName]) {
 			continue
 		}
@@ -99,18 +100,11 @@ func (h *harness) agents(up ...string) {
 	h.apply(cmds...)
 }
 
-func values(m map[string]*store.Pod) []*store.Pod {
-	var out []*store.Pod
-	for _, p := range m {
-		out = append(out, p)
-	}
-	return out
-}
 
 // pods counts live (not terminating) pods by template hash, and ready ones.
 func (h *harness) pods() (byHash map[string]int, ready int) {
 	byHash = map[string]int{}
-	for _, p := range h.s.Pods {
+	for p := range h.s.Pods.All() {
 		if !p.Terminating {
 			byHash[p.TemplateHash]++
 			if p.Status.Ready {
@@ -147,10 +141,10 @@ func TestDeploymentComesUpSpreadAcrossNodes(t *testing.T) {
 	h.control()
 	h.control()
 	perNode := map[string]int{}
-	for _, p := range h.s.Pods {
+	for p := range h.s.Pods.All() {
 		perNode[p.NodeName]++
 	}
-	if len(h.s.Pods) != 3 || perNode["a"]+perNode["b"] != 3 || perNode["a"] == 0 || perNode["b"] == 0 {
+	if h.s.Pods.Len() != 3 || perNode["a"]+perNode["b"] != 3 || perNode["a"] == 0 || perNode["b"] == 0 {
 		t.Fatalf("pods per node: %v", perNode)
 	}
 	h.agents()
@@ -226,7 +220,7 @@ func TestRecreateStopsOldPodsFirst(t *testing.T) {
 	d2.Spec.Strategy = d.Spec.Strategy
 	h.commit(d2)
 	h.control()
-	for _, p := range h.s.Pods {
+	for p := range h.s.Pods.All() {
 		if p.TemplateHash == TemplateHash(d2.Spec.Template) {
 			t.Fatalf("new pod %s created while old pods still run", p.Name)
 		}
@@ -250,14 +244,14 @@ func TestScaleDownAndRemoval(t *testing.T) {
 	h.commit(deployment("web", 1, "1"))
 	h.control()
 	h.agents()
-	if len(h.s.Pods) != 1 {
-		t.Fatalf("after scaling to 1: %d pods", len(h.s.Pods))
+	if h.s.Pods.Len() != 1 {
+		t.Fatalf("after scaling to 1: %d pods", h.s.Pods.Len())
 	}
 	h.commit() // the Deployment is gone from the repository
 	h.control()
 	h.agents()
-	if len(h.s.Pods) != 0 {
-		t.Fatalf("after removal: %d pods", len(h.s.Pods))
+	if h.s.Pods.Len() != 0 {
+		t.Fatalf("after removal: %d pods", h.s.Pods.Len())
 	}
 }
 
@@ -270,7 +264,7 @@ func TestSchedulerFiltersAndExplains(t *testing.T) {
 	h.control()
 	h.control()
 	var bound, unschedulable int
-	for _, p := range h.s.Pods {
+	for p := range h.s.Pods.All() {
 		if p.NodeName != "" {
 			bound++
 		} else if p.Status.Reason == "Unschedulable" && strings.Contains(p.Status.Message, "1 lack cpu") {
@@ -287,7 +281,7 @@ func TestSchedulerFiltersAndExplains(t *testing.T) {
 	h2.commit(d)
 	h2.control()
 	h2.control()
-	for _, p := range h2.s.Pods {
+	for p := range h2.s.Pods.All() {
 		if p.NodeName != "b" {
 			t.Fatalf("pod %s on %q, want b", p.Name, p.NodeName)
 		}
@@ -314,13 +308,13 @@ func TestDeadNodeSelfHeals(t *testing.T) {
 	if h.s.Nodes["b"].Ready {
 		t.Fatal("b still ready")
 	}
-	for _, p := range h.s.Pods {
+	for p := range h.s.Pods.All() {
 		if p.NodeName != "a" || !p.Status.Ready {
 			t.Fatalf("pod %s on %s ready=%v", p.Name, p.NodeName, p.Status.Ready)
 		}
 	}
-	if len(h.s.Pods) != 2 {
-		t.Fatalf("%d pods, want 2", len(h.s.Pods))
+	if h.s.Pods.Len() != 2 {
+		t.Fatalf("%d pods, want 2", h.s.Pods.Len())
 	}
 }
 
@@ -438,7 +432,7 @@ func TestSchedulerAvoidsDiskPressure(t *testing.T) {
 	h.apply(store.NewCommand(store.CmdSetDiskPressure, store.NodeDiskPressure{Name: "a", DiskPressure: true}))
 	h.commit(deployment("web", 3, "1"))
 	h.control()
-	for _, p := range h.s.Pods {
+	for p := range h.s.Pods.All() {
 		if p.NodeName != "b" {
 			t.Fatalf("pod %s placed on %q, want b (a is under disk pressure)", p.Name, p.NodeName)
 		}

@@ -29,7 +29,7 @@ func Schedule(s *store.State) []store.Command {
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	var pending []*store.Pod
-	for _, p := range s.Pods {
+	for p := range s.Pods.All() {
 		if p.NodeName == "" {
 			if !p.Terminating {
 				pending = append(pending, p)

@@ -114,7 +114,7 @@ func Services(s *store.State, d *Desired) []ServiceView {
 		v := ServiceView{Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name, Type: svc.Spec.Type, ClusterIP: ip}
 		var pods []*store.Pod
 		if len(svc.Spec.Selector) > 0 {
-			for _, p := range s.Pods {
+			for p := range s.Pods.All() {
 				if p.Namespace == svc.Metadata.Namespace && !p.Terminating && p.Status.Ready && p.Status.IP != "" && selects(svc.Spec.Selector, p.Labels) {
 					pods = append(pods, p)
 				}

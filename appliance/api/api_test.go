@@ -186,10 +186,10 @@ func TestAgentFlow(t *testing.T) {
 	}
 
 	// Deleting a running pod terminates it; deleting it again removes it.
-	if err := c.DeletePod(ctx, "default", "p1"); err != nil || !b.State().Pods["default/p1"].Terminating {
+	if err := c.DeletePod(ctx, "default", "p1"); err != nil || !b.State().Pods.Get("default/p1").Terminating {
 		t.Fatalf("first delete: %v", err)
 	}
-	if err := c.DeletePod(ctx, "default", "p1"); err != nil || b.State().Pods["default/p1"] != nil {
+	if err := c.DeletePod(ctx, "default", "p1"); err != nil || b.State().Pods.Get("default/p1") != nil {
 		t.Fatalf("second delete: %v", err)
 	}
 	st, err := c.Status(ctx)

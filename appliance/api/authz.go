@@ -117,9 +117,9 @@ func podOwner(id Identity, r *http.Request, st *store.State) bool {
 	if id.Role == auth.RoleAdmin {
 		return true
 	}
-	p, ok := st.Pods[store.PodKey(r.PathValue("namespace"), r.PathValue("pod"))]
+	p := st.Pods.Get(store.PodKey(r.PathValue("namespace"), r.PathValue("pod")))
 	// A pod that is gone answers 404 to its agent, which retries deletes.
-	return id.Role == RoleNode && (!ok || p.NodeName == id.Name)
+	return id.Role == RoleNode && (p == nil || p.NodeName == id.Name)
 }
 
 // withIdentity returns ctx carrying id, for handlers and forwarding.

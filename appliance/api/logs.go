@@ -32,8 +32,8 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("pod")
-	p, ok := st.Pods[ns+"/"+name]
-	if !ok {
+	p := st.Pods.Get(ns+"/"+name)
+	if p == nil {
 		fail(http.StatusNotFound, "no pod %s/%s", ns, name)
 		return
 	}

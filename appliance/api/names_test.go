@@ -86,7 +86,7 @@ func TestDeleteNode(t *testing.T) {
 	if err := c.DeleteNode(ctx, "../../etc"); err != nil {
 		t.Fatal(err)
 	}
-	if st := b.State(); len(st.Nodes) != 0 || len(st.Pods) != 0 {
+	if st := b.State(); len(st.Nodes) != 0 || st.Pods.Len() != 0 {
 		t.Fatalf("after delete: nodes %v pods %v", st.Nodes, st.Pods)
 	}
 	if err := c.DeleteNode(ctx, "../../etc"); !errors.As(err, &e) || e.Code != http.StatusNotFound {

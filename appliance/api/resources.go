@@ -87,7 +87,7 @@ func podRoutes(st *store.State, name string) []PodRoute {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	out := Status{Index: st.Index, Sync: SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: len(st.Pods), Host: s.cfg.Host}
+	out := Status{Index: st.Index, Sync: SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: st.Pods.Len(), Host: s.cfg.Host}
 	if s.cfg.Sync != nil {
 		out.Sync = s.cfg.Sync()
 	}
@@ -99,7 +99,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State)
 			out.ReadyNodes++
 		}
 	}
-	for _, p := range st.Pods {
+	for p := range st.Pods.All() {
 		if p.Status.Ready {
 			out.ReadyPods++
 		}
@@ -231,10 +231,7 @@ func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.Stat
 	}
 	out := NodeAssignment{Index: st.Index, Pods: []store.Pod{}, ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{},
 		Routes: podRoutes(st, name)}
-	for _, p := range sortedPods(st) {
-		if p.NodeName != name {
-			continue
-		}
+	for p := range st.Pods.OnNode(name) {
 		out.Pods = append(out.Pods, *p)
 		for _, ref := range references(&p.Spec) {
 			key := p.Namespace + "/" + ref.name
@@ -283,20 +280,15 @@ func references(spec *schemas.PodSpec) []reference {
 	return out
 }
 
-func sortedPods(st *store.State) []*store.Pod {
-	out := make([]*store.Pod, 0, len(st.Pods))
-	for _, p := range st.Pods {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
-	return out
-}
-
 func (s *Server) pods(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
 	q := r.URL.Query()
 	out := []*store.Pod{}
-	for _, p := range sortedPods(st) {
-		if (q.Get("node") == "" || p.NodeName == q.Get("node")) && (q.Get("namespace") == "" || p.Namespace == q.Get("namespace")) {
+	pods := st.Pods.All()
+	if node := q.Get("node"); node != "" {
+		pods = st.Pods.OnNode(node)
+	}
+	for p := range pods { // in key order
+		if q.Get("namespace") == "" || p.Namespace == q.Get("namespace") {
 			out = append(out, p)
 		}
 	}
@@ -309,8 +301,8 @@ func (s *Server) podStatus(w http.ResponseWriter, r *http.Request, st *store.Sta
 	if err := decodeBody(r, &ps); err != nil {
 		return nil, err
 	}
-	p, ok := st.Pods[key]
-	if !ok {
+	p := st.Pods.Get(key)
+	if p == nil {
 		return nil, errorf(http.StatusNotFound, "no pod %s", key)
 	}
 	if err := checkPodStatus(p, ps); err != nil {
@@ -357,8 +349,8 @@ func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *store.St
 // it once they have stopped a terminating pod.
 func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
 	key := store.PodKey(r.PathValue("namespace"), r.PathValue("pod"))
-	p, ok := st.Pods[key]
-	if !ok {
+	p := st.Pods.Get(key)
+	if p == nil {
 		return nil, errorf(http.StatusNotFound, "no pod %s", key)
 	}
 	t := store.CmdTerminatePod
@@ -380,10 +372,7 @@ func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *store.S
 		for _, c := range dep.Spec.Template.Spec.Containers {
 			ds.Images = append(ds.Images, c.Image)
 		}
-		for _, p := range st.Pods {
-			if p.Namespace != ds.Namespace || p.Deployment != ds.Name {
-				continue
-			}
+		for p := range st.Pods.OfDeployment(ds.Namespace, ds.Name) {
 			switch {
 			case p.Terminating:
 				ds.Terminating++

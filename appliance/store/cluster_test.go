@@ -460,7 +460,7 @@ func TestClusterSnapshotSaveRestore(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "refusing the snapshot") || !strings.Contains(err.Error(), want) {
 			t.Fatalf("RestoreSnapshot of a %s = %v, want an error with %q", name, err, want)
 		}
-		if got := leader.State(); !reflect.DeepEqual(got, changed) {
+		if got := leader.State(); !sameState(got, changed) {
 			t.Fatalf("a refused %s changed the state", name)
 		}
 	}
@@ -494,7 +494,7 @@ func TestClusterSnapshotSaveRestore(t *testing.T) {
 			got := m.State()
 			if got.Index > changed.Index {
 				got.Index = saved.Index
-				if reflect.DeepEqual(got, saved) {
+				if sameState(got, saved) {
 					break
 				}
 			}

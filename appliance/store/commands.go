@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -157,11 +158,14 @@ func NewCommand(t CommandType, payload any) Command {
 func Apply(s *State, batch []Command) error {
 	w := &writer{s: *s}
 	w.s.init()
+	w.pods.base = w.s.Pods
 	for i, c := range batch {
 		if err := applyOne(w, c); err != nil {
+			w.pods.abort()
 			return fmt.Errorf("command %d (%s): %w", i, c.Type, err)
 		}
 	}
+	w.s.Pods = w.pods.done()
 	*s = w.s
 	return nil
 }
@@ -172,7 +176,10 @@ func Apply(s *State, batch []Command) error {
 type writer struct {
 	s State
 
-	revisions, nodes, pods, serviceIPs, tokens, masterAPIs bool
+	revisions, nodes, serviceIPs, tokens, masterAPIs bool
+	// pods is the batch's version of the pods, read and written through
+	// it (w.s.Pods is the version before the batch until the end).
+	pods podWriter
 }
 
 func own[M ~map[K]V, K comparable, V any](m *M, copied *bool) M {
@@ -190,7 +197,6 @@ func (w *writer) Revisions() []Revision {
 }
 
 func (w *writer) Nodes() map[string]*Node       { return own(&w.s.Nodes, &w.nodes) }
-func (w *writer) Pods() map[string]*Pod         { return own(&w.s.Pods, &w.pods) }
 func (w *writer) ServiceIPs() map[string]string { return own(&w.s.ServiceIPs, &w.serviceIPs) }
 func (w *writer) Tokens() map[string]auth.Token { return own(&w.s.Tokens, &w.tokens) }
 func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w.masterAPIs) }
@@ -199,13 +205,21 @@ func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w
 // is shallow: change sets fields, it never edits what they point to.
 // A missing pod is left missing.
 func (w *writer) changePod(key string, change func(*Pod)) {
-	p, ok := w.s.Pods[key]
+	p, ok := w.pods.get(key)
 	if !ok {
 		return
 	}
 	c := *p
 	change(&c)
-	w.Pods()[key] = &c
+	w.pods.put(&c)
+}
+
+// podsOn yields the pods bound to node in the batch's version.
+func (w *writer) podsOn(node string) iter.Seq[*Pod] {
+	if w.pods.txn == nil {
+		return w.s.Pods.OnNode(node)
+	}
+	return podsIn(w.pods.txn, "node", node)
 }
 
 // keepHistory trims revs, oldest first, to the newest limit revisions
@@ -316,16 +330,16 @@ func applyOne(w *writer, c Command) error {
 		if err != nil {
 			return err
 		}
-		if _, exists := s.Pods[p.Key()]; exists {
+		if _, exists := w.pods.get(p.Key()); exists {
 			return fmt.Errorf("pod %s exists", p.Key())
 		}
-		w.Pods()[p.Key()] = &p
+		w.pods.put(&p)
 	case CmdBindPod:
 		b, err := decode[PodBinding](c)
 		if err != nil {
 			return err
 		}
-		p, ok := s.Pods[b.Key]
+		p, ok := w.pods.get(b.Key)
 		if !ok {
 			return fmt.Errorf("no pod %s", b.Key)
 		}
@@ -347,9 +361,7 @@ func applyOne(w *writer, c Command) error {
 		if err != nil {
 			return err
 		}
-		if _, ok := s.Pods[r.Key]; ok {
-			delete(w.Pods(), r.Key)
-		}
+		w.pods.delete(r.Key)
 	case CmdSetPodStatus:
 		u, err := decode[PodStatusUpdate](c)
 		if err != nil {
@@ -442,10 +454,12 @@ func applyOne(w *writer, c Command) error {
 			return fmt.Errorf("no node %q", r.Name)
 		}
 		delete(w.Nodes(), r.Name)
-		for key, p := range s.Pods {
-			if p.NodeName == r.Name {
-				delete(w.Pods(), key)
-			}
+		var gone []string
+		for p := range w.podsOn(r.Name) {
+			gone = append(gone, p.Key())
+		}
+		for _, key := range gone {
+			w.pods.delete(key)
 		}
 	default:
 		if c.Ignorable {

@@ -41,6 +41,14 @@ func testPod(ns, name string) Pod {
 	}
 }
 
+// sameState reports whether a and b hold the same state: their JSON, which
+// holds every field (the pod tables' trees may differ in shape).
+func sameState(a, b *State) bool {
+	x, errA := json.Marshal(a)
+	y, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
+}
+
 // encoded is s as JSON, which holds every field of a State: two states
 // with the same encoding are the same.
 func encoded(t testing.TB, s *State) []byte {
@@ -177,7 +185,7 @@ func TestApplyPods(t *testing.T) {
 		NewCommand(CmdTerminatePod, PodRef{Key: "ns/gone"}),
 		NewCommand(CmdDeletePod, PodRef{Key: "ns/gone"}),
 	)
-	a, b := s.Pods["ns/a"], s.Pods["ns/b"]
+	a, b := s.Pods.Get("ns/a"), s.Pods.Get("ns/b")
 	if a.Status.Phase != PodRunning || a.Status.IP != "10.244.0.5" || len(a.Status.Containers) != 1 {
 		t.Errorf("pod a status = %+v", a.Status)
 	}
@@ -185,7 +193,7 @@ func TestApplyPods(t *testing.T) {
 		t.Errorf("pod b = %+v", b)
 	}
 	mustApply(t, s, NewCommand(CmdDeletePod, PodRef{Key: "ns/b"}))
-	if _, ok := s.Pods["ns/b"]; ok || len(s.Pods) != 1 {
+	if s.Pods.Get("ns/b") != nil || s.Pods.Len() != 1 {
 		t.Errorf("pods after delete: %v", s.Pods)
 	}
 }
@@ -254,7 +262,7 @@ func TestApplyBadCommands(t *testing.T) {
 			s := cluster(t)
 			// The good command comes first: it must be undone too.
 			mustReject(t, s, "command 1 ("+string(tc.cmd.Type)+"): "+tc.want, good, tc.cmd)
-			if _, ok := s.Pods["ns/a"]; !ok {
+			if s.Pods.Get("ns/a") == nil {
 				t.Fatal("the good half of a failed batch was applied")
 			}
 		})
@@ -295,7 +303,7 @@ func TestApplyLeavesThePreviousStateAlone(t *testing.T) {
 	if !bytes.Equal(want, encoded(t, before)) {
 		t.Fatalf("applying a batch changed the state it started from")
 	}
-	if len(next.Revisions) != 2 || next.Revisions[0].Status != RevisionSuperseded || next.Pods["ns/a"].Status.Phase != "Running" ||
+	if len(next.Revisions) != 2 || next.Revisions[0].Status != RevisionSuperseded || next.Pods.Get("ns/a").Status.Phase != "Running" ||
 		!next.Nodes["n2"].Ready || !next.Tokens["t1"].Revoked || next.Tokens["j1"].Used != 1 || next.MasterAPIs["m1"] != "" || next.ServiceIPs["ns/api"] == "" {
 		t.Fatalf("the batch did not apply as expected: %+v", next)
 	}

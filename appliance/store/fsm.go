@@ -193,8 +193,18 @@ func writeSnapshot(out io.Writer, s *State) error {
 	}
 	w.raw(",\"nodes\":")
 	writeMap(w, s.Nodes)
-	w.raw(",\"pods\":")
-	writeMap(w, s.Pods)
+	w.raw(",\"pods\":{")
+	first := true
+	for p := range s.Pods.All() {
+		if !first {
+			w.raw(",")
+		}
+		first = false
+		w.value(p.Key())
+		w.raw(":")
+		w.value(p)
+	}
+	w.raw("}")
 	w.raw(",\"serviceIPs\":")
 	w.value(s.ServiceIPs)
 	w.raw(",\"tokens\":")
@@ -256,7 +266,10 @@ func readSnapshot(r io.Reader) (*State, error) {
 		case "nodes":
 			s.Nodes, err = readObject[*Node](dec)
 		case "pods":
-			s.Pods, err = readObject[*Pod](dec)
+			var pods map[string]*Pod
+			if pods, err = readObject[*Pod](dec); err == nil {
+				s.Pods, err = podTableOf(pods)
+			}
 		case "serviceIPs":
 			err = dec.Decode(&s.ServiceIPs)
 		case "tokens":
@@ -282,11 +295,6 @@ func readSnapshot(r io.Reader) (*State, error) {
 	for k, n := range s.Nodes {
 		if n == nil {
 			return nil, fmt.Errorf("snapshot state: node %q is null", k)
-		}
-	}
-	for k, p := range s.Pods {
-		if p == nil {
-			return nil, fmt.Errorf("snapshot state: pod %q is null", k)
 		}
 	}
 	s.init()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -57,8 +56,8 @@ func TestFSMApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := f.cur.Load().state
-	if now.Index != 12 || now.Pods["ns/a"] != nil {
-		t.Fatalf("after apply: Index %d, pod %v", now.Index, now.Pods["ns/a"])
+	if now.Index != 12 || now.Pods.Get("ns/a") != nil {
+		t.Fatalf("after apply: Index %d, pod %v", now.Index, now.Pods.Get("ns/a"))
 	}
 	select {
 	case <-before.next:
@@ -97,7 +96,7 @@ func TestSnapshotIsStateJSON(t *testing.T) {
 	if err := json.Unmarshal(want, &viaJSON); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, &viaJSON) {
+	if !sameState(got, &viaJSON) {
 		t.Fatal("reading a snapshot differs from json.Unmarshal of the state")
 	}
 }
@@ -117,7 +116,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := g.Restore(io.NopCloser(&sink.buf)); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(f.cur.Load().state, g.cur.Load().state) {
+	if !sameState(f.cur.Load().state, g.cur.Load().state) {
 		t.Fatal("restored state differs")
 	}
 }

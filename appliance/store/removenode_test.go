@@ -22,10 +22,10 @@ func TestApplyRemoveNode(t *testing.T) {
 	if _, ok := s.Nodes["n1"]; ok || len(s.Nodes) != 1 || s.Nodes["n2"] == nil {
 		t.Errorf("nodes after removing n1 and ../../etc: %v", s.Nodes)
 	}
-	if _, ok := s.Pods["ns/a"]; ok {
+	if s.Pods.Get("ns/a") != nil {
 		t.Error("the pod bound to n1 outlived its node")
 	}
-	if s.Pods["ns/b"] == nil || s.Pods["ns/c"] == nil {
+	if s.Pods.Get("ns/b") == nil || s.Pods.Get("ns/c") == nil {
 		t.Errorf("pods of other nodes, or of none, were removed: %v", s.Pods)
 	}
 	mustReject(t, &s, `no node "n1"`, NewCommand(CmdRemoveNode, NodeRef{Name: "n1"}))

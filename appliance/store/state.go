@@ -21,8 +21,8 @@ type State struct {
 	Revisions []Revision `json:"revisions"`
 	// Nodes by name.
 	Nodes map[string]*Node `json:"nodes"`
-	// Pods by PodKey (namespace/name).
-	Pods map[string]*Pod `json:"pods"`
+	// Pods by PodKey (namespace/name), indexed by node and owner.
+	Pods PodTable `json:"pods"`
 	// ServiceIPs maps namespace/name of a Service to its ClusterIP; an IP
 	// stays with its Service for as long as the Service exists.
 	ServiceIPs map[string]string `json:"serviceIPs"`
@@ -178,8 +178,8 @@ func (s *State) init() {
 	if s.Nodes == nil {
 		s.Nodes = map[string]*Node{}
 	}
-	if s.Pods == nil {
-		s.Pods = map[string]*Pod{}
+	if s.Pods.db == nil {
+		s.Pods = emptyPods
 	}
 	if s.ServiceIPs == nil {
 		s.ServiceIPs = map[string]string{}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,7 +75,7 @@ func TestStoreProposeAndRead(t *testing.T) {
 
 	st := s.State()
 	if st.Index != index || st.Current().Commit != "c1" || st.Nodes["n1"].PodCIDR != "10.244.0.0/24" ||
-		st.Pods["ns/a"].NodeName != "n1" || st.Pods["ns/b"] != nil || st.ServiceIPs["ns/web"] != "10.96.0.1" {
+		st.Pods.Get("ns/a").NodeName != "n1" || st.Pods.Get("ns/b") != nil || st.ServiceIPs["ns/web"] != "10.96.0.1" {
 		t.Fatalf("state after proposals: %+v", st)
 	}
 	before := encoded(t, s.State())
@@ -200,7 +199,7 @@ func TestStoreRestart(t *testing.T) {
 
 	// From the log alone. Bootstrap is set again and must be ignored.
 	s = openLeader(t, dir, true)
-	if got := s.State(); !reflect.DeepEqual(got, want) {
+	if got := s.State(); !sameState(got, want) {
 		t.Fatalf("after restart:\n got %+v\nwant %+v", got, want)
 	}
 
@@ -217,7 +216,7 @@ func TestStoreRestart(t *testing.T) {
 		t.Fatalf("snapshots on disk: %v", snaps)
 	}
 	s = openLeader(t, dir, false)
-	if got := s.State(); !reflect.DeepEqual(got, want) {
+	if got := s.State(); !sameState(got, want) {
 		t.Fatalf("after restart from a snapshot:\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -315,7 +314,7 @@ func TestStoreCompactedLog(t *testing.T) {
 	dir, want, _ := snapshotted(t)
 	compact(t, dir)
 	s := openLeader(t, dir, false)
-	if got := s.State(); !reflect.DeepEqual(got, want) {
+	if got := s.State(); !sameState(got, want) {
 		t.Fatalf("after restart from a snapshot and a compacted log:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -62,7 +62,7 @@ func TestDiskPressure(t *testing.T) {
 	w.sync(ctx)
 	state := func() (*store.Pod, *store.Node) {
 		s := master.st.State()
-		return s.Pods[p.Key()], s.Nodes["n1"]
+		return s.Pods.Get(p.Key()), s.Nodes["n1"]
 	}
 	if err := a.beat(ctx); err != nil {
 		t.Fatal(err)

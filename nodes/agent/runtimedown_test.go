@@ -69,7 +69,7 @@ func TestRuntimeDown(t *testing.T) {
 	w.update(p, &api.NodeAssignment{})
 	state := func() (*store.Pod, *store.Node) {
 		s := master.st.State()
-		return s.Pods[p.Key()], s.Nodes["n1"]
+		return s.Pods.Get(p.Key()), s.Nodes["n1"]
 	}
 	w.sync(ctx)
 	if err := a.beat(ctx); err != nil {

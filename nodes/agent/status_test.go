@@ -51,7 +51,7 @@ func TestStatusHidesDataDir(t *testing.T) {
 	w := newPodWorker(ctx, a, p)
 	w.update(p, &api.NodeAssignment{})
 	w.sync(ctx)
-	msg := master.st.State().Pods[p.Key()].Status.Message
+	msg := master.st.State().Pods.Get(p.Key()).Status.Message
 	if !strings.Contains(msg, "mkdir DATA/agent/pods") || strings.Contains(msg, root) {
 		t.Fatalf("the pod's status says %q: want the error, with DATA for %s", msg, root)
 	}
