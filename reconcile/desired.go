@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas"
@@ -24,13 +25,43 @@ type Desired struct {
 	Secrets     map[string]*schemas.Secret    // by namespace/name
 }
 
+// decoded holds the last revision DesiredState decoded: every controller
+// pass and every blocking query of every agent asks for the same one, and
+// decoding a large revision each time cost more than the answers.
+var decoded struct {
+	sync.Mutex
+	objects *store.Object // the first of the revision's objects
+	d       *Desired
+}
+
 // DesiredState decodes the applied revision of s; with none, it is empty.
+// The result is shared by every caller of the same revision: it must not be
+// changed.
 func DesiredState(s *store.State) (*Desired, error) {
-	d := &Desired{ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}
 	rev := s.Current()
 	if rev == nil {
-		return d, nil
+		return &Desired{ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}, nil
 	}
+	if len(rev.Objects) == 0 {
+		return decode(rev)
+	}
+	decoded.Lock()
+	defer decoded.Unlock()
+	// A revision's objects never change once recorded, and every state
+	// after shares them: the same array is the same revision.
+	if first := &rev.Objects[0]; decoded.objects == first {
+		return decoded.d, nil
+	}
+	d, err := decode(rev)
+	if err != nil {
+		return nil, err
+	}
+	decoded.objects, decoded.d = &rev.Objects[0], d
+	return d, nil
+}
+
+func decode(rev *store.Revision) (*Desired, error) {
+	d := &Desired{ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}
 	d.Commit = rev.Commit
 	for _, o := range rev.Objects {
 		key := o.ID.Namespace + "/" + o.ID.Name

@@ -438,3 +438,24 @@ func TestSchedulerAvoidsDiskPressure(t *testing.T) {
 		}
 	}
 }
+
+// The applied revision is decoded once and shared by every later state
+// that has it, not again by every controller and blocking query.
+func TestDesiredStateDecodedOnce(t *testing.T) {
+	h := newHarness(t, node("a"))
+	h.commit(deployment("web", 1, "1"))
+	first, err := DesiredState(h.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.control() // new states, same revision
+	again, err := DesiredState(h.s)
+	if err != nil || again != first {
+		t.Fatalf("the same revision decoded again (%v)", err)
+	}
+	h.commit(deployment("web", 2, "2"))
+	next, err := DesiredState(h.s)
+	if err != nil || next == first || next.Deployments[0].Spec.Replicas != 2 {
+		t.Fatalf("a new revision gave the old decoding (%v)", err)
+	}
+}
