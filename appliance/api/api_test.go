@@ -304,3 +304,40 @@ func TestHeartbeatProblem(t *testing.T) {
 		t.Fatalf("heartbeat without a problem: %v, %+v", err, node())
 	}
 }
+
+// A node's watch wakes when its own assignment changes, not when the state
+// changes elsewhere: every change used to wake every agent, each answer
+// computed again and sent whole.
+func TestWatchWakesOnlyForItsOwnAnswer(t *testing.T) {
+	c, b := newTestAPI(t)
+	ctx := context.Background()
+	for _, n := range []string{"n1", "n2"} {
+		if _, err := c.RegisterNode(ctx, store.Node{Name: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod := store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdCreatePod, pod),
+		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
+		t.Fatal(err)
+	}
+	_, index, err := c.NodePods(ctx, "n1", &Watch{Index: 0, Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(200 * time.Millisecond) // elsewhere: n2's readiness
+		b.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: "n2", Ready: false, Time: time.Now()})})
+		time.Sleep(600 * time.Millisecond) // n1's own pod
+		b.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: "default/p1", Status: store.PodStatus{Phase: store.PodRunning}})})
+	}()
+	start := time.Now()
+	a, _, err := c.NodePods(ctx, "n1", &Watch{Index: index, Wait: 5 * time.Second})
+	took := time.Since(start)
+	if err != nil || len(a.Pods) != 1 || a.Pods[0].Status.Phase != store.PodRunning {
+		t.Fatalf("the watch answered after %s with %+v (%v), want the pod's new status", took, a, err)
+	}
+	if took < 700*time.Millisecond {
+		t.Fatalf("the watch woke after %s, at the change elsewhere", took)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,16 @@ type Client struct {
 	// answer bounds the wait for one master's response headers, beyond a
 	// blocking query's own wait.
 	answer time.Duration
+
+	// seen is, per watched path, the index and hash of the last answer, so
+	// that a watch from that index asks only for a different answer.
+	mu   sync.Mutex
+	seen map[string]seenAnswer
+}
+
+type seenAnswer struct {
+	index uint64
+	hash  string
 }
 
 // DefaultAnswerTimeout is how long a master may take to start answering
@@ -163,12 +174,19 @@ func (c *Client) do(ctx context.Context, method, path string, w *Watch, body, ou
 			return 0, err
 		}
 	}
+	watched := path
 	if w != nil {
 		sep := "?"
 		if strings.Contains(path, "?") {
 			sep = "&"
 		}
-		path += sep + url.Values{"index": {strconv.FormatUint(w.Index, 10)}, "wait": {w.Wait.String()}}.Encode()
+		q := url.Values{"index": {strconv.FormatUint(w.Index, 10)}, "wait": {w.Wait.String()}}
+		c.mu.Lock()
+		if a, ok := c.seen[watched]; ok && a.index == w.Index && a.hash != "" {
+			q.Set("hash", a.hash)
+		}
+		c.mu.Unlock()
+		path += sep + q.Encode()
 	}
 	var wait time.Duration
 	if w != nil {
@@ -182,6 +200,14 @@ func (c *Client) do(ctx context.Context, method, path string, w *Watch, body, ou
 	index, _ := strconv.ParseUint(resp.Header.Get("X-Berth-Index"), 10, 64)
 	if resp.StatusCode >= 300 {
 		return index, responseError(resp)
+	}
+	if w != nil {
+		c.mu.Lock()
+		if c.seen == nil {
+			c.seen = map[string]seenAnswer{}
+		}
+		c.seen[watched] = seenAnswer{index: index, hash: resp.Header.Get("X-Berth-Hash")}
+		c.mu.Unlock()
 	}
 	if out == nil {
 		return index, nil

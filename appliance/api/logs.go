@@ -32,7 +32,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns, name := r.PathValue("namespace"), r.PathValue("pod")
-	p := st.Pods.Get(ns+"/"+name)
+	p := st.Pods.Get(ns + "/" + name)
 	if p == nil {
 		fail(http.StatusNotFound, "no pod %s/%s", ns, name)
 		return

@@ -52,9 +52,9 @@ type DeploymentStatus struct {
 
 // NodeAssignment is everything an agent needs to run its pods: the pods
 // bound to it and the ConfigMaps and Secrets they reference, by
-// namespace/name.
+// namespace/name. It carries no index (the X-Berth-Index header does), so
+// that equal assignments are equal answers.
 type NodeAssignment struct {
-	Index      uint64                        `json:"index"`
 	Pods       []store.Pod                   `json:"pods"`
 	ConfigMaps map[string]*schemas.ConfigMap `json:"configMaps"`
 	Secrets    map[string]*schemas.Secret    `json:"secrets"`
@@ -229,7 +229,7 @@ func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.Stat
 	if err != nil {
 		return nil, err
 	}
-	out := NodeAssignment{Index: st.Index, Pods: []store.Pod{}, ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{},
+	out := NodeAssignment{Pods: []store.Pod{}, ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{},
 		Routes: podRoutes(st, name)}
 	for p := range st.Pods.OnNode(name) {
 		out.Pods = append(out.Pods, *p)

@@ -6,7 +6,9 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,16 +229,43 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, allow policy, nam
 		}
 	}
 	st := s.cfg.Backend.State()
-	if wait > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), wait)
-		defer cancel()
+	if wait == 0 {
+		w.Header().Set("X-Berth-Index", strconv.FormatUint(st.Index, 10))
+		return h(w, r, st)
+	}
+	// A blocking query answers once the state is past index and, when the
+	// client sent the hash of the answer it has, once its own answer
+	// differs from that: a change elsewhere in the cluster wakes no agent.
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	seen := r.URL.Query().Get("hash")
+	for {
 		if _, err := s.cfg.Backend.Wait(ctx, index); err != nil && ctx.Err() == nil {
 			return nil, err
 		}
 		st = s.cfg.Backend.State()
+		v, err := h(w, r, st)
+		if err != nil {
+			return nil, err
+		}
+		sum := answerHash(v)
+		if sum != seen || ctx.Err() != nil {
+			w.Header().Set("X-Berth-Index", strconv.FormatUint(st.Index, 10))
+			w.Header().Set("X-Berth-Hash", sum)
+			return v, nil
+		}
+		index = st.Index
 	}
-	w.Header().Set("X-Berth-Index", strconv.FormatUint(st.Index, 10))
-	return h(w, r, st)
+}
+
+// answerHash identifies an answer's content for blocking queries.
+func answerHash(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
 }
 
 // blocking reads a blocking query's ?index= and ?wait= (capped at
