@@ -100,7 +100,6 @@ func (h *harness) agents(up ...string) {
 	h.apply(cmds...)
 }
 
-
 // pods counts live (not terminating) pods by template hash, and ready ones.
 func (h *harness) pods() (byHash map[string]int, ready int) {
 	byHash = map[string]int{}
