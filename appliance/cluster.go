@@ -117,9 +117,14 @@ func (m *Master) bootstrapState(ctx context.Context, ca *pki.CA, adminSecret str
 		return "", "", "", err
 	}
 	now := time.Now()
+	network := m.cfg.PodNetwork
+	if network == (store.PodNetwork{}) {
+		network = store.DefaultPodNetwork
+	}
 	cmds := []store.Command{
 		store.NewCommand(store.CmdSetCA, store.ClusterCA{CertPEM: ca.CertPEM, EncryptedKey: enc}),
 		store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: m.cfg.Name, URL: m.URL()}),
+		store.NewCommand(store.CmdSetPodNetwork, network),
 	}
 	secrets := make([]string, 3)
 	for i, role := range []auth.Role{auth.RoleAdmin, auth.RoleMasterJoin, auth.RoleAgentJoin} {

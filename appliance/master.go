@@ -60,6 +60,9 @@ type Config struct {
 	// basic auth; a token goes in RepoPassword, as with git.
 	RepoUsername, RepoPassword string
 	Poll                       time.Duration
+	// PodNetwork sizes a new cluster's pod addresses (zero:
+	// store.DefaultPodNetwork); it is fixed once the cluster exists.
+	PodNetwork store.PodNetwork
 	// RevisionHistory is how many revisions the state keeps (0:
 	// store.DefaultRevisionHistory), and the applied one if it is older.
 	RevisionHistory int

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/store"
 )
 
 // A start that fails after the store is open closes it: the appliance
@@ -83,5 +84,26 @@ func TestRestartResumesJoin(t *testing.T) {
 	})
 	if _, err := os.Stat(joinPendingPath(cfg1.DataDir)); !os.IsNotExist(err) {
 		t.Fatalf("the resumed join leaves its pending mark: %v", err)
+	}
+}
+
+// A cluster bootstrapped with its own pod network hands its nodes pod
+// CIDRs from it, and tells them the range.
+func TestBootstrapPodNetwork(t *testing.T) {
+	ctx := context.Background()
+	pn := store.PodNetwork{CIDR: "10.60.0.0/22", NodeMaskBits: 26}
+	m, err := Start(ctx, Config{Name: "m0", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true,
+		PodNetwork: pn, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	admin := api.NewClient(m.URL(), m.AdminToken(), api.WithHTTPClient(m.HTTPClient()))
+	n, err := admin.RegisterNode(ctx, store.Node{Name: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.PodCIDR != "10.60.0.0/26" || n.ClusterCIDR != pn.CIDR || m.Store.State().Network() != pn {
+		t.Fatalf("node %s in %s, cluster network %+v; want 10.60.0.0/26 in %s", n.PodCIDR, n.ClusterCIDR, m.Store.State().Network(), pn.CIDR)
 	}
 }

@@ -21,14 +21,15 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/agent"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/proxy"
 	"github.com/berth/berth/nodes/runtime"
 )
 
-// DefaultClusterCIDR covers every node's pod CIDR (the masters hand out
-// 10.244.N.0/24).
+// DefaultClusterCIDR is the pod network of masters that do not say which
+// one a node's pod CIDR is part of (those from before it was configurable).
 const DefaultClusterCIDR = "10.244.0.0/16"
 
 // Config is one worker's configuration.
@@ -136,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
 	ag, err := agent.New(agent.Config{
 		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), NodeDir: cfg.DataDir, Logger: cfg.Logger,
-		NewRuntime: func(ctx context.Context, podCIDR string) (agent.Runtime, error) { return n.newRuntime(ctx, podCIDR) },
+		NewRuntime: func(ctx context.Context, node store.Node) (agent.Runtime, error) { return n.newRuntime(ctx, node) },
 		Routes:     syncRoutes,
 	})
 	if err != nil {
@@ -164,12 +165,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 // newRuntime builds the pod network on the node's pod CIDR, the runtime,
 // and starts the service proxy: all need the masters' answer first.
-func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime, error) {
+func (n *Node) newRuntime(ctx context.Context, node store.Node) (*runtime.Runtime, error) {
 	// Reset needs the pod CIDR to tear pods down when no master answers.
-	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, podCIDRFile), []byte(podCIDR+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, podCIDRFile), []byte(node.PodCIDR+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	netw, err := newNetwork(n.cfg.DataDir, podCIDR, n.cfg.ClusterCIDR)
+	// The masters say which range the pod CIDR is part of; masters from
+	// before it was configurable do not, and used the default.
+	clusterCIDR := node.ClusterCIDR
+	if clusterCIDR == "" {
+		clusterCIDR = n.cfg.ClusterCIDR
+	}
+	netw, err := newNetwork(n.cfg.DataDir, node.PodCIDR, clusterCIDR)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +189,7 @@ func (n *Node) newRuntime(ctx context.Context, podCIDR string) (*runtime.Runtime
 	if err != nil {
 		return nil, err
 	}
-	popts := []proxy.Option{proxy.WithClusterCIDR(n.cfg.ClusterCIDR), proxy.WithLogger(n.cfg.Logger)}
+	popts := []proxy.Option{proxy.WithClusterCIDR(clusterCIDR), proxy.WithLogger(n.cfg.Logger)}
 	if n.cfg.ProxyTable != "" {
 		popts = append(popts, proxy.WithTableName(n.cfg.ProxyTable))
 	}

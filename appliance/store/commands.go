@@ -71,6 +71,9 @@ const (
 	// scheduler places no pod there while it holds, and the pods there
 	// keep running.
 	CmdSetDiskPressure CommandType = "SetDiskPressure" // NodeDiskPressure
+	// CmdSetPodNetwork sets the cluster's pod address range and each
+	// node's share of it, once, at bootstrap.
+	CmdSetPodNetwork CommandType = "SetPodNetwork" // PodNetwork
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -290,6 +293,7 @@ func applyOne(w *writer, c Command) error {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}
+		n.ClusterCIDR = s.Network().CIDR
 		w.Nodes()[n.Name] = &n
 	case CmdSetNodeReady:
 		r, err := decode[NodeReady](c)
@@ -432,6 +436,22 @@ func applyOne(w *writer, c Command) error {
 			return fmt.Errorf("the cluster has a CA already")
 		}
 		s.CA = &ca
+	case CmdSetPodNetwork:
+		pn, err := decode[PodNetwork](c)
+		if err != nil {
+			return err
+		}
+		if err := pn.Check(); err != nil {
+			return err
+		}
+		if s.PodNetwork != nil && *s.PodNetwork != pn {
+			// Every node's pod CIDR and every pod's address came from it.
+			return fmt.Errorf("the cluster's pod network is %s with /%d per node already", s.PodNetwork.CIDR, s.PodNetwork.NodeMaskBits)
+		}
+		if s.PodNetwork == nil && len(s.Nodes) > 0 && pn != DefaultPodNetwork {
+			return fmt.Errorf("nodes have pod CIDRs from %s already", DefaultPodNetwork.CIDR)
+		}
+		s.PodNetwork = &pn
 	case CmdSetMasterAPI:
 		m, err := decode[MasterAPI](c)
 		if err != nil {
@@ -470,30 +490,28 @@ func applyOne(w *writer, c Command) error {
 	return nil
 }
 
-// podNetwork and nodeMaskBits are the cluster's pod address range and each
-// node's share of it (kube-controller-manager's --cluster-cidr and
-// --node-cidr-mask-size): 256 nodes of up to 254 pods. The agents'
-// ClusterCIDR (nodes.DefaultClusterCIDR) is the same range.
-var podNetwork = netip.MustParsePrefix("10.244.0.0/16")
-
-const nodeMaskBits = 24
-
-// nextPodCIDR hands out the node CIDRs of podNetwork in order, as
-// kube-controller-manager does, and refuses once every one is taken.
+// nextPodCIDR hands out the node CIDRs of the cluster's pod network in
+// order, as kube-controller-manager does, and refuses once every one is
+// taken.
 func nextPodCIDR(s *State) (string, error) {
 	used := map[string]bool{}
 	for _, n := range s.Nodes {
 		used[n.PodCIDR] = true
 	}
-	base := binary.BigEndian.Uint32(podNetwork.Addr().AsSlice())
-	count := uint32(1) << (nodeMaskBits - podNetwork.Bits())
+	pn := s.Network()
+	if err := pn.Check(); err != nil {
+		return "", err // a restored snapshot's, never one set through Apply
+	}
+	cluster := netip.MustParsePrefix(pn.CIDR)
+	base := binary.BigEndian.Uint32(cluster.Addr().AsSlice())
+	count := uint32(1) << (pn.NodeMaskBits - cluster.Bits())
 	for i := range count {
 		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], base+i<<(32-nodeMaskBits))
-		if cidr := netip.PrefixFrom(netip.AddrFrom4(a), nodeMaskBits).String(); !used[cidr] {
+		binary.BigEndian.PutUint32(a[:], base+i<<(32-pn.NodeMaskBits))
+		if cidr := netip.PrefixFrom(netip.AddrFrom4(a), pn.NodeMaskBits).String(); !used[cidr] {
 			return cidr, nil
 		}
 	}
 	return "", fmt.Errorf("the pod address range %s is exhausted: all %d node CIDRs (/%d) are taken; remove nodes that are gone before adding more",
-		podNetwork, count, nodeMaskBits)
+		cluster, count, pn.NodeMaskBits)
 }

@@ -215,6 +215,10 @@ func writeSnapshot(out io.Writer, s *State) error {
 	}
 	w.raw(",\"masterAPIs\":")
 	w.value(s.MasterAPIs)
+	if s.PodNetwork != nil {
+		w.raw(",\"podNetwork\":")
+		w.value(s.PodNetwork)
+	}
 	w.raw("}\n")
 	return w.err
 }
@@ -278,6 +282,8 @@ func readSnapshot(r io.Reader) (*State, error) {
 			err = dec.Decode(&s.CA)
 		case "masterAPIs":
 			err = dec.Decode(&s.MasterAPIs)
+		case "podNetwork":
+			err = dec.Decode(&s.PodNetwork)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}

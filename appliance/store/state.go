@@ -5,6 +5,8 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
@@ -33,6 +35,45 @@ type State struct {
 	// MasterAPIs maps each master's Raft ID to its API URL, so followers
 	// can forward what only the leader may do.
 	MasterAPIs map[string]string `json:"masterAPIs"`
+	// PodNetwork is where pods take their addresses; nil before bootstrap
+	// and in clusters made before it was configurable (see Network).
+	PodNetwork *PodNetwork `json:"podNetwork,omitempty"`
+}
+
+// PodNetwork is the cluster's pod address range and each node's share of
+// it, as kube-controller-manager's --cluster-cidr and --node-cidr-mask-size.
+type PodNetwork struct {
+	CIDR         string `json:"cidr"`
+	NodeMaskBits int    `json:"nodeMaskBits"`
+}
+
+// DefaultPodNetwork is Kubernetes' usual (flannel's) range: 256 nodes of up
+// to 254 pods.
+var DefaultPodNetwork = PodNetwork{CIDR: "10.244.0.0/16", NodeMaskBits: 24}
+
+// Network returns the pod network, DefaultPodNetwork if none was set.
+func (s *State) Network() PodNetwork {
+	if s.PodNetwork == nil {
+		return DefaultPodNetwork
+	}
+	return *s.PodNetwork
+}
+
+// Check says what is wrong with a pod network: the range must be an IPv4
+// prefix given by its first address, and each node's share at least a /28
+// (14 pods) and no larger than the range.
+func (pn PodNetwork) Check() error {
+	p, err := netip.ParsePrefix(pn.CIDR)
+	if err != nil || !p.Addr().Is4() || p.Masked() != p {
+		return fmt.Errorf("pod network %q: want an IPv4 prefix such as 10.244.0.0/16", pn.CIDR)
+	}
+	if pn.NodeMaskBits < p.Bits() || pn.NodeMaskBits > 28 {
+		return fmt.Errorf("per-node mask /%d: want between the range's /%d and /28", pn.NodeMaskBits, p.Bits())
+	}
+	if pn.NodeMaskBits-p.Bits() > 20 {
+		return fmt.Errorf("per-node mask /%d in %s: over a million node ranges; use a longer range prefix", pn.NodeMaskBits, pn.CIDR)
+	}
+	return nil
 }
 
 // ClusterCA is the CA every master and agent trusts. Its private key is
@@ -95,6 +136,9 @@ type Node struct {
 	MemoryBytes int64             `json:"memoryBytes"`
 	PodCIDR     string            `json:"podCIDR"`
 	Ready       bool              `json:"ready"`
+	// ClusterCIDR is the pod network PodCIDR is part of: the agent sends
+	// traffic to it unmasqueraded.
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
 	// Reason says why the node is not ready.
 	Reason string `json:"reason,omitempty"`
 	// DiskPressure: the node's disk is (nearly) full; no new pod goes

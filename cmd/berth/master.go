@@ -27,6 +27,7 @@ func newMasterCmd() *cobra.Command {
 		cfg       appliance.Config
 		bootstrap bool
 		repo      repoFlags
+		network   networkFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "master --data DIR (--bootstrap | --join URL --token TOKEN --ca-hash sha256:...)",
@@ -53,7 +54,11 @@ was; the join flags are then ignored.`,
 	f.StringVar(&cfg.Token, "token", "", "master join token (with --join), or the admin token to create (with --bootstrap)")
 	f.StringVar(&cfg.CAHash, "ca-hash", "", "fingerprint of the cluster CA to trust when joining (sha256:...)")
 	repo.add(cmd, "config repository: path, file:// or http(s):// URL")
+	network.add(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := network.apply(&cfg); err != nil {
+			return err
+		}
 		if bootstrap && cfg.Join != "" {
 			return &exitError{2, fmt.Errorf("--bootstrap and --join exclude each other")}
 		}

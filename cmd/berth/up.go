@@ -46,6 +46,7 @@ func newUpCmd() *cobra.Command {
 	var (
 		dataDir, listen, raftAddr string
 		repo                      repoFlags
+		network                   networkFlags
 		node                      nodeFlags
 	)
 	cmd := &cobra.Command{
@@ -60,6 +61,7 @@ It writes an admin client config to DATA/admin.conf.`,
 		Args: cobra.NoArgs,
 	}
 	repo.add(cmd, "config repository: path, file:// or http(s):// URL (default: a new repo with the hello example)")
+	network.add(cmd)
 	cmd.Flags().StringVar(&dataDir, "data", "/var/lib/berth", "data directory")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "API address")
 	cmd.Flags().StringVar(&raftAddr, "raft-addr", "127.0.0.1:7444", "Raft transport address")
@@ -73,6 +75,9 @@ It writes an admin client config to DATA/admin.conf.`,
 		cfg := appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftListen: raftAddr, Bootstrap: true, Logger: log}
 		if err := repo.apply(&cfg); err != nil {
 			return &exitError{2, err}
+		}
+		if err := network.apply(&cfg); err != nil {
+			return err
 		}
 		if cfg.Repo == "" {
 			if cfg.Repo, err = exampleRepo(dir); err != nil {

@@ -48,9 +48,9 @@ type Config struct {
 	// labels and capacity (see NodeInfo).
 	Node   store.Node
 	Master Master
-	// NewRuntime builds the runtime once the masters have given the node
-	// its pod CIDR, which the pod network needs.
-	NewRuntime func(ctx context.Context, podCIDR string) (Runtime, error)
+	// NewRuntime builds the runtime once the masters have registered the
+	// node: the pod network needs its pod CIDR and the cluster's range.
+	NewRuntime func(ctx context.Context, node store.Node) (Runtime, error)
 	// DataDir holds the pods' volumes.
 	DataDir string
 	// NodeDir is the node's data dir, DataDir's by default: pod statuses
@@ -153,7 +153,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rt, err := a.cfg.NewRuntime(ctx, node.PodCIDR)
+	rt, err := a.cfg.NewRuntime(ctx, node)
 	if err != nil {
 		return fmt.Errorf("agent: runtime: %w", err)
 	}

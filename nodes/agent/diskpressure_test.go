@@ -36,7 +36,7 @@ func TestDiskPressure(t *testing.T) {
 	master := newMaster(t)
 	rt := &flakyRuntime{}
 	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: data,
-		NewRuntime: func(context.Context, string) (Runtime, error) { return rt, nil },
+		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil },
 		Logger:     slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

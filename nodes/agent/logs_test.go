@@ -56,7 +56,7 @@ func TestLogsRoute(t *testing.T) {
 	t.Cleanup(func() { rt.Close() })
 
 	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: api.NewClient("https://127.0.0.1:1", ""), DataDir: filepath.Join(dir, "agent"),
-		NewRuntime: func(context.Context, string) (Runtime, error) { return rt, nil }, Logger: discard})
+		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil }, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

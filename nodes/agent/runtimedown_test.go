@@ -50,7 +50,7 @@ func TestRuntimeDown(t *testing.T) {
 	root := t.TempDir()
 	rt := &flakyRuntime{}
 	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: filepath.Join(root, "agent"),
-		NewRuntime: func(context.Context, string) (Runtime, error) { return rt, nil },
+		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil },
 		Logger:     slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func TestStatusHidesDataDir(t *testing.T) {
 	master := newMaster(t)
 	root := t.TempDir()
 	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: filepath.Join(root, "agent"), NodeDir: root,
-		NewRuntime: func(context.Context, string) (Runtime, error) { return nil, errors.New("not needed") },
+		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return nil, errors.New("not needed") },
 		Logger:     slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
