@@ -1,13 +1,8 @@
 package appliance
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 )
@@ -16,26 +11,7 @@ import (
 // transport: before, each built its own and left its connection and three
 // goroutines behind, so a master's goroutines grew with every such read.
 func TestForwardedReadsDoNotLeak(t *testing.T) {
-	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	data := t.TempDir()
-	m0, err := Start(ctx, Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m0.Close()
-	b, err := os.ReadFile(filepath.Join(data, "join-master.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m1, err := Start(ctx, Config{Name: "m1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: freeAddr(t),
-		Join: m0.URL(), Token: strings.TrimSpace(string(b)), CAHash: m0.CAHash(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m1.Close()
-	eventually(t, "the follower knowing the leader", func() bool { return cluster{m1}.LeaderURL() == m0.URL() })
-
+	m0, m1 := leaderAndFollower(t, &Config{})
 	c := m1.HTTPClient()
 	read := func() {
 		req, _ := http.NewRequest(http.MethodGet, m1.URL()+"/v1/revisions?consistent=true", nil)

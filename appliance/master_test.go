@@ -53,6 +53,33 @@ func eventually(t *testing.T, what string, f func() bool) {
 	}
 }
 
+// leaderAndFollower bootstraps m0 and joins m1 to it with the bootstrap
+// master join token; cfg1 is m1's configuration, filled in (name, data dir,
+// addresses, join flags). Both are closed at the end of the test.
+func leaderAndFollower(t *testing.T, cfg1 *Config) (m0, m1 *Master) {
+	t.Helper()
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	data := t.TempDir()
+	m0, err := Start(ctx, Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m0.Close() })
+	b, err := os.ReadFile(filepath.Join(data, "join-master.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg1.Name, cfg1.DataDir, cfg1.Listen, cfg1.RaftListen, cfg1.Logger = "m1", t.TempDir(), "127.0.0.1:0", freeAddr(t), quiet
+	cfg1.Join, cfg1.Token, cfg1.CAHash = m0.URL(), strings.TrimSpace(string(b)), m0.CAHash()
+	if m1, err = Start(ctx, *cfg1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m1.Close() })
+	eventually(t, "the follower knowing the leader", func() bool { return cluster{m1}.LeaderURL() == m0.URL() })
+	return m0, m1
+}
+
 // A master syncs its repository, rejects a bad commit while the last good
 // one stays applied, and comes back from its data dir with the same state.
 func TestMasterSyncsAndRestarts(t *testing.T) {
@@ -278,24 +305,7 @@ func TestMasterJoinTokenLimits(t *testing.T) {
 // other is a 401 (never a 503 that a client would retry).
 func TestMasterJoinTokenRace(t *testing.T) {
 	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	data := t.TempDir()
-	m0, err := Start(ctx, Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m0.Close()
-	b, err := os.ReadFile(filepath.Join(data, "join-master.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m1, err := Start(ctx, Config{Name: "m1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: freeAddr(t),
-		Join: m0.URL(), Token: strings.TrimSpace(string(b)), CAHash: m0.CAHash(), Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m1.Close()
-	eventually(t, "the follower knowing the leader", func() bool { return cluster{m1}.LeaderURL() == m0.URL() })
+	m0, m1 := leaderAndFollower(t, &Config{})
 
 	admin := api.NewClient(m0.URL(), m0.AdminToken(), api.WithHTTPClient(m0.HTTPClient()))
 	once, err := admin.CreateToken(ctx, api.TokenRequest{Role: auth.RoleMasterJoin})

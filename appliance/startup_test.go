@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,24 +41,9 @@ func TestFailedStartClosesWhatItOpened(t *testing.T) {
 // a leader no cluster gives it.
 func TestRestartResumesJoin(t *testing.T) {
 	ctx := context.Background()
-	quiet := slog.New(slog.DiscardHandler)
-	data0 := t.TempDir()
-	m0, err := Start(ctx, Config{Name: "m0", DataDir: data0, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m0.Close()
-	token, err := os.ReadFile(filepath.Join(data0, "join-master.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg1 := Config{Name: "m1", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Logger: quiet}
-	join := cfg1
-	join.Join, join.Token, join.CAHash = m0.URL(), strings.TrimSpace(string(token)), m0.CAHash()
-	m1, err := Start(ctx, join)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var cfg1 Config
+	m0, m1 := leaderAndFollower(t, &cfg1)
+	cfg1.Join, cfg1.Token, cfg1.CAHash = "", "", "" // its data dir has its identity now
 	if _, err := os.Stat(joinPendingPath(cfg1.DataDir)); !os.IsNotExist(err) {
 		t.Fatalf("a finished join leaves its pending mark: %v", err)
 	}
@@ -72,7 +56,7 @@ func TestRestartResumesJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m1, err = Start(ctx, cfg1) // no join flags: its data dir has its identity
+	m1, err := Start(ctx, cfg1)
 	if err != nil {
 		t.Fatalf("restart with an unfinished join: %v", err)
 	}

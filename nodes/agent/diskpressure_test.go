@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -34,25 +33,11 @@ func TestDiskPressure(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(data, unix.MNT_DETACH) })
 
 	master := newMaster(t)
-	rt := &flakyRuntime{}
-	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: data,
-		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil },
-		Logger:     slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rt = rt
-	close(a.ready)
-	ctx := context.Background()
-	if _, err := master.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
-		t.Fatal(err)
-	}
 	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{
 		Volumes:    []schemas.Volume{{Name: "cfg", ConfigMap: &schemas.ConfigMapVolumeSource{Name: "settings"}}},
 		Containers: []schemas.Container{{Name: "c", Image: "i", VolumeMounts: []schemas.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}}}}}}
-	if err := master.propose(store.NewCommand(store.CmdCreatePod, *p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
-		t.Fatal(err)
-	}
+	a := agentWithPod(t, master, data, &flakyRuntime{}, p)
+	ctx := context.Background()
 	settings := func(v string) *api.NodeAssignment {
 		cm := &schemas.ConfigMap{Data: map[string]string{"v": v}}
 		return &api.NodeAssignment{ConfigMaps: map[string]*schemas.ConfigMap{"default/settings": cm}}

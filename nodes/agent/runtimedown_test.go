@@ -41,15 +41,11 @@ func (f *flakyRuntime) EnsurePod(ctx context.Context, p runtime.Pod) (runtime.Po
 	return st, nil
 }
 
-// While the container runtime is down, its pods keep the status they had
-// (their containers run on in their shims, and Services keep them) and the
-// node is NotReady with the reason; when it is back, both recover. Before,
-// every pod turned ContainerCreating and the node stayed Ready.
-func TestRuntimeDown(t *testing.T) {
-	master := newMaster(t)
-	root := t.TempDir()
-	rt := &flakyRuntime{}
-	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: filepath.Join(root, "agent"),
+// agentWithPod is the agent of node n1, registered with master, its
+// runtime rt up and running, and pod p bound to n1.
+func agentWithPod(t *testing.T, master *testMaster, dataDir string, rt Runtime, p *store.Pod) *Agent {
+	t.Helper()
+	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: dataDir,
 		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil },
 		Logger:     slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -57,14 +53,25 @@ func TestRuntimeDown(t *testing.T) {
 	}
 	a.rt = rt
 	close(a.ready)
-	ctx := context.Background()
-	if _, err := master.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+	if _, err := master.RegisterNode(context.Background(), store.Node{Name: "n1"}); err != nil {
 		t.Fatal(err)
 	}
-	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
 	if err := master.propose(store.NewCommand(store.CmdCreatePod, *p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// While the container runtime is down, its pods keep the status they had
+// (their containers run on in their shims, and Services keep them) and the
+// node is NotReady with the reason; when it is back, both recover. Before,
+// every pod turned ContainerCreating and the node stayed Ready.
+func TestRuntimeDown(t *testing.T) {
+	master := newMaster(t)
+	rt := &flakyRuntime{}
+	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+	a := agentWithPod(t, master, filepath.Join(t.TempDir(), "agent"), rt, p)
+	ctx := context.Background()
 	w := newPodWorker(ctx, a, p)
 	w.update(p, &api.NodeAssignment{})
 	state := func() (*store.Pod, *store.Node) {
