@@ -485,6 +485,7 @@ func (m *Master) lead(ctx context.Context, heartbeats *reconcile.Heartbeats) {
 		var wg sync.WaitGroup
 		lctx, cancel := context.WithCancel(ctx)
 		if leading {
+			heartbeats.Reset() // leadership-scoped: made anew in each term
 			loop := &reconcile.Loop{Store: m.Store, Heartbeats: heartbeats, ServiceCIDR: m.cfg.ServiceCIDR,
 				Timeouts: m.cfg.NodeTimeouts, Logger: m.cfg.Logger}
 			wg.Add(1)

@@ -35,6 +35,15 @@ func (h *Heartbeats) Beat(node string, t time.Time) {
 	h.last[node] = t
 }
 
+// Reset forgets every heartbeat: a master taking office starts its term
+// with none, so that no beat it saw while it last led, before others did,
+// counts in this term.
+func (h *Heartbeats) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.last = nil
+}
+
 // Snapshot returns a copy of the last heartbeats.
 func (h *Heartbeats) Snapshot() map[string]time.Time {
 	h.mu.Lock()
