@@ -21,7 +21,8 @@ import (
 
 // FuzzRequests sends arbitrary bodies, query strings and path names to the
 // API's write and blocking-read routes (node registration, pod status,
-// token creation, heartbeats): every answer must be a success or a client
+// token creation, heartbeats with their problems, watches with the hash of
+// the answer held): every answer must be a success or a client
 // error with a JSON message, never a 5xx or a panic, nothing the request
 // carried may corrupt the store (later requests still work), and no node
 // with a name outside the rule is ever stored.
@@ -38,6 +39,9 @@ func FuzzRequests(f *testing.F) {
 		{"tokens", "", "", `{"role": "root"}`},
 		{"heartbeat", "n1", "", ``},
 		{"heartbeat", "..\x00", "", ``},
+		{"heartbeat", "n1", "", `{"problem": "container runtime is down", "diskPressure": true}`},
+		{"heartbeat", "n1", "", `{"problem": 5, "extra": 1}`},
+		{"pods", "", "index=1&wait=1ms&hash=0011", ``},
 		{"pods", "", "index=1&wait=1ms", ``},
 		{"pods", "", "index=-1&wait=1h", ``},
 		{"nodes", "", "", `[]`},
