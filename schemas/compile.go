@@ -245,6 +245,9 @@ func (c *compiler) expr1(e ast.Expr) (*schema, error) {
 			return c.def(e.Name)
 		}
 	case *ast.BasicLit:
+		if e.Kind == token.NULL {
+			return &schema{kinds: kNull, def: -1}, nil // one value: the kind says it
+		}
 		v, k, err := literal(e)
 		if err != nil {
 			return nil, err

@@ -478,3 +478,77 @@ func TestServiceClusterIPChecks(t *testing.T) {
 		"c.yaml:6:14: error: clusterIP \"300.1.1.1\" is not an IPv4 address",
 	)
 }
+
+// Valid Kubernetes that berth used to refuse: what `kubectl create
+// --dry-run=client -o yaml` writes (creationTimestamp: null, status: {},
+// resources: {}, strategy: {}), lower-case capabilities, quantities in
+// apimachinery's whole grammar, nodePort: 0 and clusterIP: "" as unset, and
+// line-wrapped base64 in a Secret.
+func TestKubernetesShapesAccepted(t *testing.T) {
+	res := loadRepo(t, map[string]string{"app.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  creationTimestamp: null
+  labels: {app: web}
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  strategy: {}
+  template:
+    metadata:
+      creationTimestamp: null
+      labels: {app: web}
+    spec:
+      containers:
+      - image: nginx
+        name: nginx
+        resources:
+          requests: {cpu: .5, memory: 129e6}
+          limits: {cpu: "1.", memory: 1E3}
+        securityContext:
+          capabilities:
+            drop: [all]
+            add: [chown, NET_BIND_SERVICE]
+status: {}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  creationTimestamp: null
+  name: web
+spec:
+  clusterIP: ""
+  ports:
+  - {name: 80-80, port: 80, protocol: TCP, targetPort: 80}
+  selector: {app: web}
+  type: ClusterIP
+status:
+  loadBalancer: {}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np}
+spec:
+  type: NodePort
+  ports: [{port: 80, nodePort: 0}]
+  selector: {app: web}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tls}
+data:
+  key: |
+    aGVsbG8gd29ybGQsIHRoaXMgaXMgYSBsb25nIHZhbHVlIHdyYXBwZWQgYXQgc2l4dHkg
+    Y29sdW1ucw==
+`})
+	for _, d := range res.Diagnostics {
+		if d.Severity == Error {
+			t.Errorf("%s", d)
+		}
+	}
+	if len(res.Objects) != 4 {
+		t.Fatalf("%d objects, want 4", len(res.Objects))
+	}
+}

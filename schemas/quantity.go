@@ -3,6 +3,7 @@ package schemas
 import (
 	"fmt"
 	"math/big"
+	"regexp"
 	"strings"
 )
 
@@ -21,9 +22,19 @@ func pow(base, exp int64) *big.Rat {
 	return new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(base), big.NewInt(exp), nil))
 }
 
+// quantityGrammar is apimachinery's ParseQuantity grammar, without the
+// minus sign no resource amount may carry: a number (1, 1.5, 1., .5), then
+// a binary suffix (Ki…Ei), a decimal one (m, k, M…E) or a decimal exponent
+// (e3, E-2). schemas/cue/meta.cue's #Quantity spells the same.
+var quantityGrammar = regexp.MustCompile(`^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[mkMGTPE]|[eE][+-]?[0-9]+)?$`)
+
 // rat parses the quantity exactly.
 func (q Quantity) rat() (*big.Rat, error) {
 	s := string(q)
+	if !quantityGrammar.MatchString(s) {
+		return nil, fmt.Errorf("invalid quantity %q", s)
+	}
+	s = strings.TrimPrefix(s, "+")
 	factor := big.NewRat(1, 1)
 	for _, sf := range quantitySuffixes {
 		if strings.HasSuffix(s, sf.suffix) {
@@ -31,8 +42,10 @@ func (q Quantity) rat() (*big.Rat, error) {
 			break
 		}
 	}
+	// What is left is a decimal number with an optional exponent, which
+	// big.Rat reads exactly; the grammar kept out its fractions and bases.
 	r, ok := new(big.Rat).SetString(s)
-	if !ok || r.Sign() < 0 || strings.ContainsAny(s, "/eE") {
+	if !ok {
 		return nil, fmt.Errorf("invalid quantity %q", string(q))
 	}
 	return r.Mul(r, factor), nil
