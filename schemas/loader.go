@@ -320,7 +320,14 @@ func loadYAML(cfg *config, display string, b []byte, isJSON bool) fileResult {
 			fr.diags = append(fr.diags, yamlSyntax(display, b, err))
 			break
 		}
+		if trailingEmpty(&n, b) {
+			continue // a --- that ends the file, which kubectl skips too
+		}
 		docs++
+		if at, err := expandMerges(&n); err != nil {
+			fr.diags = append(fr.diags, Diagnostic{Severity: Error, Position: Position{File: display, Line: at.Line, Column: at.Column}, Rule: RuleSyntax, Message: err.Error()})
+			continue
+		}
 		doc, diags := loadDocument(cfg, display, &n, nil)
 		fr.diags = append(fr.diags, diags...)
 		if doc != nil {
@@ -336,6 +343,20 @@ func loadYAML(cfg *config, display string, b []byte, isJSON bool) fileResult {
 		fr.diags = append(fr.diags, Diagnostic{Severity: Warning, Position: Position{File: display, Line: 1, Column: 1}, Rule: RuleKind, Message: "file holds no documents"})
 	}
 	return fr
+}
+
+// trailingEmpty reports whether doc is the empty document after a --- on
+// the file's last line: yaml.v3 places it on a line past the end.
+func trailingEmpty(doc *yaml.Node, b []byte) bool {
+	if len(doc.Content) != 1 {
+		return false
+	}
+	n := doc.Content[0]
+	lines := bytes.Count(b, []byte("\n"))
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		lines++
+	}
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && n.Value == "" && n.Line > lines
 }
 
 // jsonSyntax reports a JSON syntax error at its line and column; yaml.v3

@@ -552,3 +552,40 @@ data:
 		t.Fatalf("%d objects, want 4", len(res.Objects))
 	}
 }
+
+// YAML merge keys merge as the API server's decoder merges them (keys
+// written win), a merge of something else is an error at the key, and a
+// --- ending the file is no document, as kubectl reads it.
+func TestYAMLMergeKeysAndTrailingSeparator(t *testing.T) {
+	res := loadRepo(t, map[string]string{
+		"app.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: &labels {app: web, tier: back}
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels:
+        <<: *labels
+        tier: front
+    spec:
+      containers: [{name: web, image: nginx}]
+---
+`,
+		"bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  <<: [1]\n",
+	})
+	assertDiags(t, res, "bad.yaml:5:3: error: a merge key (<<) takes a mapping")
+	if len(res.Objects) != 1 {
+		t.Fatalf("%d objects", len(res.Objects))
+	}
+	var d Deployment
+	if err := json.Unmarshal(res.Objects[0].JSON, &d); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Template.Metadata.Labels; got["app"] != "web" || got["tier"] != "front" || len(got) != 2 {
+		t.Fatalf("template labels %v, want app=web from the anchor and tier=front as written", got)
+	}
+}
