@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 	"sync/atomic"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -139,13 +140,19 @@ func match(globs []string, hit []bool, rel string) bool {
 	return any
 }
 
-func (c *config) ignoresKind(kind string) bool {
+// ignoresKind reports whether an ignoreKinds entry names kind: as the kind
+// alone ("Kustomization"), or with its group or group/version
+// ("kustomize.config.k8s.io Kustomization", "rbac.authorization.k8s.io/v1
+// Role"; "v1 Secret" for the core group).
+func (c *config) ignoresKind(apiVersion, kind string) bool {
 	if c == nil {
 		return false
 	}
+	group, _, _ := strings.Cut(apiVersion, "/")
 	any := false
 	for i, k := range c.IgnoreKinds {
-		if k == kind {
+		f := strings.Fields(k)
+		if len(f) == 1 && f[0] == kind || len(f) == 2 && f[1] == kind && (f[0] == apiVersion || f[0] == group) {
 			c.kindHit[i].Store(true)
 			any = true
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -474,20 +475,32 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	case root.Kind != yaml.MappingNode:
 		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: fmt.Sprintf("document is %s, not an object with apiVersion and kind", show(root))}}
 	}
-	apiVersion, kind := mapGet(root, "apiVersion"), mapGet(root, "kind")
-	if kind == nil || kind.Kind != yaml.ScalarNode || kind.ShortTag() != "!!str" {
+	apiVersion, kind := scalarString(mapGet(root, "apiVersion")), scalarString(mapGet(root, "kind"))
+	if kind == nil && isKustomization(file) {
+		// kustomize reads a kustomization file without apiVersion or kind.
+		kind = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "Kustomization", Line: at.Line, Column: at.Column}
+		if apiVersion == nil {
+			apiVersion = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kustomize.config.k8s.io/v1beta1", Line: at.Line, Column: at.Column}
+		}
+	}
+	if kind == nil {
 		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "object has no kind"}}
 	}
-	if apiVersion == nil || apiVersion.Kind != yaml.ScalarNode || apiVersion.ShortTag() != "!!str" {
-		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "object has no apiVersion"}}
+	// Before apiVersion is required: a kind berth.yaml skips is none of
+	// berth's business, however it is written.
+	version := ""
+	if apiVersion != nil {
+		version = apiVersion.Value
 	}
-	if cfg.ignoresKind(kind.Value) {
+	if cfg.ignoresKind(version, kind.Value) {
 		return nil, nil
+	}
+	if apiVersion == nil {
+		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "object has no apiVersion"}}
 	}
 	ks, ok := kindSchemas[kind.Value]
 	if !ok {
-		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind,
-			Message: fmt.Sprintf("unsupported kind %s (berth accepts %s)", Excerpt(apiVersion.Value+" "+kind.Value), strings.Join(SupportedKinds(), ", "))}}
+		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind, Message: unsupportedKind(apiVersion.Value, kind.Value)}}
 	}
 	if apiVersion.Value != ks.apiVersion {
 		return nil, []Diagnostic{{Severity: Error, Position: c.pos(apiVersion), Rule: RuleKind,
@@ -518,6 +531,52 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleSchema, Object: c.object, Message: "internal error: " + err.Error()}}
 	}
 	return doc, objectChecks(c, doc, root)
+}
+
+// scalarString is n if it is a string scalar, else nil.
+func scalarString(n *yaml.Node) *yaml.Node {
+	if n == nil || n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		return nil
+	}
+	return n
+}
+
+// isKustomization reports whether file is named as kustomize's own.
+func isKustomization(file string) bool {
+	switch path.Base(filepath.ToSlash(file)) {
+	case "kustomization.yaml", "kustomization.yml", "Kustomization":
+		return true
+	}
+	return false
+}
+
+// kindName is what a Kubernetes kind looks like (UpperCamelCase, short).
+var kindName = regexp.MustCompile(`^[A-Z][A-Za-z0-9]{0,62}$`)
+
+// apiServerKinds configure a Kubernetes API server (access control,
+// admission, API extensions), which berth does not have.
+var apiServerKinds = map[string]string{
+	"Role": "access control", "ClusterRole": "access control", "RoleBinding": "access control", "ClusterRoleBinding": "access control",
+	"PodSecurityPolicy": "admission", "ValidatingWebhookConfiguration": "admission", "MutatingWebhookConfiguration": "admission",
+	"ValidatingAdmissionPolicy": "admission", "ValidatingAdmissionPolicyBinding": "admission",
+	"CustomResourceDefinition": "API extensions", "APIService": "API extensions",
+}
+
+// unsupportedKind says why kind is refused, and how to skip it: in one
+// line, without the list of every kind berth accepts where that list is
+// no help.
+func unsupportedKind(apiVersion, kind string) string {
+	skip := "skip it with ignoreKinds in berth.yaml"
+	if kindName.MatchString(kind) { // else the excerpt alone is shown
+		skip = fmt.Sprintf("skip it with `ignoreKinds: [%q]` in berth.yaml", kind)
+	}
+	if what, ok := apiServerKinds[kind]; ok {
+		return fmt.Sprintf("%s configures a Kubernetes API server's %s, which berth does not have; %s", kind, what, skip) // a known name
+	}
+	if kind == "Kustomization" {
+		return "berth does not render kustomize directories yet; render them with `kubectl kustomize` into the repository, or " + skip
+	}
+	return fmt.Sprintf("berth does not support %s (it runs %s); %s", Excerpt(apiVersion+" "+kind), strings.Join(SupportedKinds(), ", "), skip)
 }
 
 // encodeBuffers lets a document be encoded into a buffer grown by earlier

@@ -196,7 +196,7 @@ func TestBadInput(t *testing.T) {
 		{"no kind", map[string]string{"a.yaml": "apiVersion: v1\nmetadata: {name: x}\n"},
 			nil, []string{"a.yaml:1:1: error: object has no kind"}},
 		{"unsupported kind", map[string]string{"a.yaml": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\n"},
-			nil, []string{`a.yaml:2:7: error: unsupported kind "apps/v1 StatefulSet" (berth accepts apps/v1 Deployment, v1 ConfigMap`}},
+			nil, []string{`a.yaml:2:7: error: berth does not support "apps/v1 StatefulSet" (it runs apps/v1 Deployment, v1 ConfigMap`}},
 		{"wrong apiVersion", map[string]string{"a.yaml": strings.Replace(deployYAML, "apps/v1", "extensions/v1beta1", 1)},
 			nil, []string{`a.yaml:1:13: error: Deployment is served as apiVersion "apps/v1", not "extensions/v1beta1"`}},
 		{"duplicate key", map[string]string{"a.yaml": cmYAML + "data:\n  x: y\n"},
@@ -587,5 +587,27 @@ spec:
 	}
 	if got := d.Spec.Template.Metadata.Labels; got["app"] != "web" || got["tier"] != "front" || len(got) != 2 {
 		t.Fatalf("template labels %v, want app=web from the anchor and tier=front as written", got)
+	}
+}
+
+// ignoreKinds applies before apiVersion is required, names a kind alone or
+// with its group (or group/version), and a kind-less kustomization.yaml is
+// a Kustomization; a kind that only configures an API server says so, and
+// how to skip it, in one line.
+func TestIgnoreKindsAndAPIServerKinds(t *testing.T) {
+	res := loadRepo(t, map[string]string{
+		"berth.yaml":         "ignoreKinds: [Kustomization, \"rbac.authorization.k8s.io ClusterRole\", \"monitoring.coreos.com/v1 ServiceMonitor\", Thing]\n",
+		"kustomization.yaml": "resources: [app.yaml]\n",
+		"app.yaml":           cmYAML,
+		"rbac.yaml":          "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r}\n",
+		"mon.yaml":           "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m}\n---\napiVersion: monitoring.coreos.com/v2\nkind: ServiceMonitor\nmetadata: {name: m2}\n",
+		"thing.yaml":         "kind: Thing\nmetadata: {name: no-api-version}\n",
+	})
+	assertDiags(t, res,
+		"mon.yaml:6:7: error: berth does not support \"monitoring.coreos.com/v2 ServiceMonitor\"",
+		"rbac.yaml:6:7: error: Role configures a Kubernetes API server's access control, which berth does not have; skip it with `ignoreKinds: [\"Role\"]` in berth.yaml",
+	)
+	if len(res.Objects) != 1 {
+		t.Fatalf("%d objects, want the ConfigMap", len(res.Objects))
 	}
 }
