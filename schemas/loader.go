@@ -117,7 +117,7 @@ func Load(paths []string, opts ...Option) *Result {
 	var tasks []task
 	var sources []*source
 	res := &Result{}
-	for _, p := range paths {
+	for _, p := range distinctPaths(&o, paths) {
 		src := collect(&o, p, &tasks)
 		if src.gate != nil {
 			defer src.gate.root.Close()
@@ -531,6 +531,42 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleSchema, Object: c.object, Message: "internal error: " + err.Error()}}
 	}
 	return doc, objectChecks(c, doc, root)
+}
+
+// distinctPaths drops the arguments that name what another one reads
+// already: the same file or directory again, or a file inside a directory
+// argument. Each file is then read once, not reported as its own duplicate.
+func distinctPaths(o *options, paths []string) []string {
+	abs := func(p string) string {
+		if o.base != "" && !filepath.IsAbs(p) {
+			p = filepath.Join(o.base, p)
+		}
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return filepath.Clean(p)
+	}
+	var dirs []string
+	for _, p := range paths {
+		if fi, err := os.Stat(abs(p)); err == nil && fi.IsDir() {
+			dirs = append(dirs, abs(p))
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range paths {
+		a := abs(p)
+		inside := false
+		for _, d := range dirs {
+			inside = inside || a != d && strings.HasPrefix(a, d+string(filepath.Separator))
+		}
+		if fi, err := os.Stat(a); seen[a] || inside && err == nil && !fi.IsDir() {
+			continue
+		}
+		seen[a] = true
+		out = append(out, p)
+	}
+	return out
 }
 
 // scalarString is n if it is a string scalar, else nil.

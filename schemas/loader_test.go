@@ -611,3 +611,14 @@ func TestIgnoreKindsAndAPIServerKinds(t *testing.T) {
 		t.Fatalf("%d objects, want the ConfigMap", len(res.Objects))
 	}
 }
+
+// A file named twice, or named and inside a directory named too, is read
+// once: it used to be reported as its own duplicate.
+func TestPathsNamedTwiceReadOnce(t *testing.T) {
+	dir := writeRepo(t, map[string]string{"a.yaml": cmYAML})
+	res := Load([]string{"a.yaml", "./a.yaml", ".", "a.yaml"}, WithBase(dir))
+	assertDiags(t, res)
+	if len(res.Objects) != 1 {
+		t.Fatalf("%d objects, want 1", len(res.Objects))
+	}
+}
