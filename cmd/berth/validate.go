@@ -43,7 +43,7 @@ Exit status: 0 when valid (warnings allowed), 1 when any error was found,
 				}
 			}
 			res := schemas.Load(args, schemas.WithMaxFileBytes(maxFileBytes))
-			if err := report.Write(cmd.OutOrStdout(), format, res); err != nil {
+			if err := report.Write(cmd.OutOrStdout(), format, res, version); err != nil {
 				return &exitError{2, err}
 			}
 			if res.Errors() > 0 {

@@ -17,8 +17,9 @@ import (
 // Formats lists the names Write accepts.
 var Formats = []string{"text", "json", "junit", "github", "sarif"}
 
-// Write renders res in the named format.
-func Write(w io.Writer, format string, res *schemas.Result) error {
+// Write renders res in the named format; version is berth's, which SARIF
+// names its tool by.
+func Write(w io.Writer, format string, res *schemas.Result, version string) error {
 	switch format {
 	case "text":
 		return writeText(w, res)
@@ -29,7 +30,7 @@ func Write(w io.Writer, format string, res *schemas.Result) error {
 	case "github":
 		return writeGitHub(w, res)
 	case "sarif":
-		return writeSARIF(w, res)
+		return writeSARIF(w, res, version)
 	}
 	return fmt.Errorf("unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
 }

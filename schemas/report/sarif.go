@@ -3,7 +3,10 @@ package report
 import (
 	"encoding/json"
 	"io"
+	"net/url"
+	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/berth/berth/schemas"
 )
@@ -26,6 +29,7 @@ type sarifTool struct {
 
 type sarifDriver struct {
 	Name           string      `json:"name"`
+	Version        string      `json:"version,omitempty"`
 	InformationURI string      `json:"informationUri"`
 	Rules          []sarifRule `json:"rules"`
 }
@@ -83,7 +87,7 @@ var ruleText = map[string]string{
 
 func location(p schemas.Position, msg string) sarifLocation {
 	l := sarifLocation{PhysicalLocation: sarifPhysicalLocation{
-		ArtifactLocation: sarifArtifact{URI: p.File},
+		ArtifactLocation: sarifArtifact{URI: fileURI(p.File)},
 		Region:           sarifRegion{StartLine: p.Line, StartColumn: p.Column},
 	}}
 	if msg != "" {
@@ -92,9 +96,20 @@ func location(p schemas.Position, msg string) sarifLocation {
 	return l
 }
 
-func writeSARIF(w io.Writer, res *schemas.Result) error {
+// fileURI writes a file path as the relative URI reference SARIF wants:
+// each segment percent-encoded (a space, #, ? or % in a file name would
+// otherwise be read as part of the URI's syntax).
+func fileURI(file string) string {
+	segs := strings.Split(filepath.ToSlash(file), "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+func writeSARIF(w io.Writer, res *schemas.Result, version string) error {
 	run := sarifRun{
-		Tool:    sarifTool{Driver: sarifDriver{Name: "berth", InformationURI: "https://github.com/berth/berth"}},
+		Tool:    sarifTool{Driver: sarifDriver{Name: "berth", Version: version, InformationURI: "https://github.com/berth/berth"}},
 		Results: []sarifResult{},
 	}
 	used := map[string]bool{}
