@@ -371,8 +371,10 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 			out[f.name] = d
 			continue
 		}
+		// At the key of the mapping that lacks it (spec: for spec.x), or
+		// the mapping itself for a list item, which has no key.
 		at := n
-		if key != nil && len(n.Content) == 0 {
+		if key != nil {
 			at = key
 		}
 		if present := mapGet(n, f.name); present != nil {
@@ -453,12 +455,18 @@ func (c *checker) condHolds(s *schema, cd cond, n *yaml.Node) bool {
 }
 
 func mapGet(n *yaml.Node, key string) *yaml.Node {
+	_, v := mapEntry(n, key)
+	return v
+}
+
+// mapEntry returns the key node and value of key in mapping n.
+func mapEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key && n.Content[i].Kind == yaml.ScalarNode {
-			return n.Content[i+1]
+			return n.Content[i], n.Content[i+1]
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // defaultValue is what CUE fills in for an absent regular field: a

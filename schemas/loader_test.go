@@ -622,3 +622,16 @@ func TestPathsNamedTwiceReadOnce(t *testing.T) {
 		t.Fatalf("%d objects, want 1", len(res.Objects))
 	}
 }
+
+// A missing required field is reported at the key of the mapping that
+// lacks it, not at whichever field of that mapping comes first.
+func TestMissingFieldAtItsMappingsKey(t *testing.T) {
+	res := loadRepo(t, map[string]string{
+		"d.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: nginx}]\n",
+		"c.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace: default\n",
+	})
+	assertDiags(t, res,
+		"d.yaml:5:1: error: spec.selector: must not be empty",
+		`c.yaml:3:1: error: metadata: missing required field "name"`,
+	)
+}

@@ -42,15 +42,18 @@ type namedPort struct {
 	pos  Position
 }
 
-// at returns the position of the node at path (string keys, int indexes),
-// or of the deepest node on the way that exists.
+// at returns the position of the node at path (string keys, int indexes).
+// Where the path ends early, what is missing is missing from the deepest
+// mapping on the way: the position is that mapping's key (spec: for a
+// missing spec.selector), or the mapping itself when it has none.
 func (c *checker) at(n *yaml.Node, path ...any) Position {
+	var key *yaml.Node // the key n was reached by, if a mapping's
 	for _, p := range path {
-		var next *yaml.Node
+		var next, nextKey *yaml.Node
 		switch p := p.(type) {
 		case string:
 			if n.Kind == yaml.MappingNode {
-				next = mapGet(n, p)
+				nextKey, next = mapEntry(n, p)
 			}
 		case int:
 			if n.Kind == yaml.SequenceNode && p < len(n.Content) {
@@ -58,9 +61,12 @@ func (c *checker) at(n *yaml.Node, path ...any) Position {
 			}
 		}
 		if next == nil {
+			if key != nil {
+				return c.pos(key)
+			}
 			break
 		}
-		n = next
+		n, key = next, nextKey
 	}
 	return c.pos(n)
 }
