@@ -60,6 +60,7 @@ func OutsideLinkMessage(target string) string {
 // gate and berth.yaml.
 type source struct {
 	display      string
+	sub          bool    // a directory below the repository's root: entries of berth.yaml for elsewhere match nothing here
 	gate         *gate   // nil for a file argument
 	cfg          *config // nil for a file argument, or when berth.yaml is invalid
 	first, limit int     // its tasks, as indexes into Load's
@@ -84,15 +85,32 @@ func collect(o *options, arg string, tasks *[]task) *source {
 		*tasks = append(*tasks, &fileTask{o: o, name: abs, display: arg})
 		return src
 	}
-	if src.gate, err = openGate(abs); err != nil {
+	// The repository's root holds berth.yaml, also when a directory below
+	// it is what was named: the gate opens there, and the walk reads the
+	// directory only.
+	root := repoRoot(o, abs)
+	sub := "."
+	if root != abs {
+		rel, err := filepath.Rel(root, abs)
+		if err != nil {
+			root, rel = abs, "."
+		}
+		sub, src.sub = filepath.ToSlash(rel), rel != "."
+	}
+	if src.gate, err = openGate(root); err != nil {
 		src.diags = []Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
 		return src
 	}
-	if src.cfg, src.diags = readConfig(o, src.gate, arg); src.cfg == nil {
+	rootArg := arg // the root as the user would name it
+	if sub != "." {
+		up, _ := filepath.Rel(abs, root)
+		rootArg = filepath.Join(arg, up)
+	}
+	if src.cfg, src.diags = readConfig(o, src.gate, rootArg); src.cfg == nil {
 		return src
 	}
-	w := &walker{o: o, g: src.gate, cfg: src.cfg, arg: arg, src: src, cueDirs: map[string]*cueTask{}, skipped: map[string]bool{}}
-	if err := fs.WalkDir(src.gate.root.FS(), ".", w.visit); err != nil {
+	w := &walker{o: o, g: src.gate, cfg: src.cfg, arg: arg, sub: sub, src: src, cueDirs: map[string]*cueTask{}, skipped: map[string]bool{}}
+	if err := fs.WalkDir(src.gate.root.FS(), sub, w.visit); err != nil {
 		src.diags = append(src.diags, fileDiag(arg, "cannot walk: %v", unwrapPathError(err)))
 	}
 	*tasks = append(*tasks, w.tasks...)
@@ -102,12 +120,48 @@ func collect(o *options, arg string, tasks *[]task) *source {
 	return src
 }
 
+// repoRoot is the directory whose berth.yaml applies to dir: the first of
+// dir and its parents that holds berth.yaml, going no higher than the git
+// top level (a parent holding .git) or, for the masters, the checkout
+// (base). Without either, it is dir.
+func repoRoot(o *options, dir string) string {
+	top := ""
+	if o.base != "" {
+		top, _ = filepath.Abs(o.base)
+	}
+	for d := dir; ; {
+		if _, err := os.Lstat(filepath.Join(d, configFile)); err == nil {
+			return d
+		}
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil || d == top {
+			return dir
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return dir
+		}
+		d = parent
+	}
+}
+
+// rel is p, a path below the gate's root, relative to the directory walked.
+func (w *walker) rel(p string) string {
+	if w.sub == "." {
+		return p
+	}
+	if p == w.sub {
+		return "."
+	}
+	return strings.TrimPrefix(p, w.sub+"/")
+}
+
 // walker visits the entries of one directory argument.
 type walker struct {
 	o     *options
 	g     *gate
 	cfg   *config
 	arg   string
+	sub   string // the directory walked, relative to g's root ("." for all)
 	src   *source
 	tasks []task
 	// One CUE package per directory, in the order first met.
@@ -119,18 +173,18 @@ type walker struct {
 }
 
 func (w *walker) visit(p string, d fs.DirEntry, err error) error {
-	display := displayPath(w.arg, p)
+	display := displayPath(w.arg, w.rel(p))
 	if err != nil {
 		w.src.diags = append(w.src.diags, fileDiag(display, "cannot read: %v", unwrapPathError(err)))
 		return nil
 	}
-	skipped := p != "." && w.skipped[path.Dir(p)]
+	skipped := p != w.sub && w.skipped[path.Dir(p)]
 	switch {
 	case d.IsDir():
 		if d.Name() == ".git" {
 			return fs.SkipDir
 		}
-		if skipped || (p != "." && w.cfg.excluded(p)) {
+		if skipped || (p != "." && w.cfg.excluded(p)) { // sub itself may be excluded
 			w.skipped[p] = true
 		}
 	case d.Type()&fs.ModeSymlink != 0:
@@ -194,7 +248,10 @@ func (src *source) verdict(out []fileResult) []Diagnostic {
 	if src.cfg == nil {
 		return nil
 	}
-	diags := src.cfg.unused()
+	var diags []Diagnostic
+	if !src.sub {
+		diags = src.cfg.unused()
+	}
 	objects, errs := 0, countErrors(src.diags)
 	for _, fr := range out[src.first:src.limit] {
 		errs += countErrors(fr.diags)

@@ -635,3 +635,29 @@ func TestMissingFieldAtItsMappingsKey(t *testing.T) {
 		`c.yaml:3:1: error: metadata: missing required field "name"`,
 	)
 }
+
+// berth.yaml at the repository's root applies when a directory below it is
+// validated (in CI, or by masters following a sub-path): its globs are
+// relative to the root, and its entries for other directories do not warn.
+func TestBerthYAMLFromRootForSubPath(t *testing.T) {
+	dir := writeRepo(t, map[string]string{
+		".git/HEAD":            "ref: refs/heads/main\n",
+		"berth.yaml":           "exclude: [\"apps/legacy/**\", \"other/**\"]\nignoreKinds: [Thing]\n",
+		"apps/a.yaml":          cmYAML,
+		"apps/thing.yaml":      "apiVersion: example.com/v1\nkind: Thing\nmetadata: {name: t}\n",
+		"apps/legacy/old.yaml": "not: [valid",
+		"other/x.yaml":         "not: [valid",
+	})
+	for _, arg := range []string{"apps", filepath.Join(dir, "apps")} {
+		var res *Result
+		if filepath.IsAbs(arg) {
+			res = Load([]string{arg})
+		} else {
+			res = Load([]string{arg}, WithBase(dir))
+		}
+		assertDiags(t, res)
+		if len(res.Objects) != 1 || res.Objects[0].Pos.File != filepath.ToSlash(filepath.Join(arg, "a.yaml")) {
+			t.Fatalf("%s: %d objects, first at %+v", arg, len(res.Objects), res.Objects)
+		}
+	}
+}
