@@ -42,6 +42,7 @@ func (s *Source) Extract(sha, dir string) error {
 	if err != nil {
 		return treeError(".", err)
 	}
+	top := tree
 	if s.subPath != "" {
 		tree, err = tree.Tree(s.subPath)
 		if errors.Is(err, object.ErrDirectoryNotFound) {
@@ -51,14 +52,21 @@ func (s *Source) Extract(sha, dir string) error {
 			return treeError(s.subPath, err)
 		}
 	}
-	return extract(s.repo, tree, s.subPath, dir)
+	return extract(s.repo, tree, s.subPath, dir, top)
 }
 
-// extract writes tree, found at base in its commit, below dir.
-func extract(repo *git.Repository, tree *object.Tree, base, dir string) error {
+// extract writes tree, found at base in its commit, below dir; with a base,
+// also top's berth.yaml, which the loader applies to the base as to the
+// whole repository.
+func extract(repo *git.Repository, tree *object.Tree, base, dir string, top *object.Tree) error {
 	x := extractor{repo: repo, root: dir, base: base, nodes: map[string]node{}}
 	if err := x.tree(tree, base, 0); err != nil {
 		return err
+	}
+	if base != "" && top != nil {
+		if err := x.rootConfig(top); err != nil {
+			return err
+		}
 	}
 	// Links last, so no file is ever written through one, and each only
 	// once the whole tree is known to resolve it.
@@ -71,6 +79,27 @@ func extract(repo *git.Repository, tree *object.Tree, base, dir string) error {
 		if err := os.Symlink(x.nodes[l].target, x.dst(l)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// rootConfig writes the repository root's berth.yaml, if it is a file; a
+// link there is refused, since only the base's links are resolved.
+func (x *extractor) rootConfig(top *object.Tree) error {
+	const name = "berth.yaml"
+	e, err := top.FindEntry(name)
+	if errors.Is(err, object.ErrEntryNotFound) {
+		return nil
+	}
+	if err != nil {
+		return treeError(name, err)
+	}
+	switch e.Mode {
+	case filemode.Regular, filemode.Deprecated, filemode.Executable:
+		x.nodes[name] = node{mode: filemode.Regular}
+		return x.blob(e.Hash, name)
+	case filemode.Symlink:
+		return &TreeError{name, "berth.yaml at the repository's root is a symlink; with a source path, berth reads it only as a file"}
 	}
 	return nil
 }

@@ -231,7 +231,7 @@ func TestExtractBounds(t *testing.T) {
 	c := newCrafted(t)
 	big := c.blob(strings.Repeat("x", maxFileBytes+1))
 	dir := t.TempDir()
-	if err := extract(c.repo, c.tree(object.TreeEntry{Name: "big.yaml", Mode: filemode.Regular, Hash: big}), "", dir); err != nil {
+	if err := extract(c.repo, c.tree(object.TreeEntry{Name: "big.yaml", Mode: filemode.Regular, Hash: big}), "", dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(filepath.Join(dir, "big.yaml"))
@@ -249,7 +249,7 @@ func TestExtractBounds(t *testing.T) {
 		entries = append(entries, object.TreeEntry{Name: "f" + string(rune('a'+i)), Mode: filemode.Regular, Hash: full})
 	}
 	var te *TreeError
-	err = extract(c.repo, c.tree(entries...), "", t.TempDir())
+	err = extract(c.repo, c.tree(entries...), "", t.TempDir(), nil)
 	if !errors.As(err, &te) || te.Path != "fq" || !strings.Contains(te.Msg, "more than 64 MiB") {
 		t.Errorf("over the total: %v", err)
 	}
@@ -259,11 +259,11 @@ func TestExtractBounds(t *testing.T) {
 	for i := range maxTreeEntries + 1 {
 		entries = append(entries, object.TreeEntry{Name: "f" + string(rune(0x4e00+i)), Mode: filemode.Regular, Hash: small})
 	}
-	err = extract(c.repo, c.tree(entries...), "", t.TempDir())
+	err = extract(c.repo, c.tree(entries...), "", t.TempDir(), nil)
 	if !errors.As(err, &te) || te.Path != "." || !strings.Contains(te.Msg, "more than 20000 files") {
 		t.Errorf("too many entries: %v", err)
 	}
-	err = extract(c.repo, c.tree(object.TreeEntry{Name: strings.Repeat("n", 256), Mode: filemode.Regular, Hash: small}), "", t.TempDir())
+	err = extract(c.repo, c.tree(object.TreeEntry{Name: strings.Repeat("n", 256), Mode: filemode.Regular, Hash: small}), "", t.TempDir(), nil)
 	if !errors.As(err, &te) || !strings.Contains(te.Msg, "invalid file name") {
 		t.Errorf("long name: %v", err)
 	}
@@ -340,7 +340,7 @@ func FuzzExtract(f *testing.F) {
 		if err := os.Mkdir(scratch, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		err = extract(c.repo, tree, base, scratch)
+		err = extract(c.repo, tree, base, scratch, nil)
 		var te *TreeError
 		if err != nil && !errors.As(err, &te) {
 			t.Fatalf("not a TreeError: %v", err)

@@ -438,6 +438,26 @@ func TestSubPath(t *testing.T) {
 	}
 }
 
+// The root's berth.yaml applies to a source path, as `berth validate
+// deploy/` applies it: the masters extract it with the path.
+func TestSubPathReadsRootBerthYAML(t *testing.T) {
+	up := newUpstream(t, "main")
+	up.write(map[string]string{
+		"berth.yaml":        "ignoreKinds: [Thing]\n",
+		"deploy/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
+		"deploy/thing.yaml": "apiVersion: example.com/v1\nkind: Thing\nmetadata: {name: t}\n",
+	})
+	c1 := up.commit("one")
+	s, fs := newTestSyncer(t, up.dir, WithPath("deploy"))
+	if err := s.sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	r := fs.revisions()
+	if len(r) != 1 || r[0].Commit != c1 || r[0].Status != store.RevisionApplied || len(r[0].Objects) != 1 {
+		t.Fatalf("revisions = %+v %v", summary(fs.snapshot()), r[0].Diagnostics)
+	}
+}
+
 // file:// URLs, a named branch, the remote HEAD's branch, and no git
 // binary at runtime.
 func TestFileURLAndBranches(t *testing.T) {
