@@ -31,6 +31,9 @@ type checker struct {
 	// mark failed.
 	quiet  int
 	failed bool
+	// berthOwn: the file is berth's own (berth.yaml), where an unknown
+	// field is a typo, not a Kubernetes field berth lacks.
+	berthOwn bool
 }
 
 func newChecker(file string) *checker { return &checker{file: file, budget: maxNodes} }
@@ -290,8 +293,46 @@ func (c *checker) disjunction(s *schema, n, key *yaml.Node) any {
 	}
 	c.quiet--
 	c.failed = failed
+	if words, ok := s.literals(); ok && n.Kind == yaml.ScalarNode {
+		// Values Kubernetes may know (SCTP, Always…) that berth does not.
+		c.errorf(n, RuleSchema, "berth does not support %s here; it supports %s", show(n), words)
+		return nil
+	}
 	c.errorf(n, RuleSchema, "got %s, want %s", show(n), s.describe())
 	return nil
+}
+
+// unknownField says why a field is refused: allowed only beside another
+// field's value (rollingUpdate with type RollingUpdate), unknown to
+// berth.yaml, or a field of Kubernetes berth does not support.
+func (c *checker) unknownField(s *schema, name string) string {
+	for _, cd := range s.conds {
+		for _, f := range cd.fields {
+			if f.name == name {
+				return fmt.Sprintf("field not allowed here: only when %s is %q", cd.sibling, fmt.Sprint(cd.equals))
+			}
+		}
+	}
+	if c.berthOwn {
+		return "unknown field"
+	}
+	return "berth does not support this field"
+}
+
+// literals lists a disjunction of literal values in words ("TCP" or
+// "UDP"), and reports whether s is one.
+func (s *schema) literals() (string, bool) {
+	var vals []string
+	for _, alt := range s.alts {
+		if len(alt.checks) != 1 || alt.checks[0].op != token.EQL || alt.alts != nil || alt.isStruct() {
+			return "", false
+		}
+		vals = append(vals, fmt.Sprintf("%q", fmt.Sprint(alt.checks[0].lit)))
+	}
+	if len(vals) < 2 {
+		return "", false
+	}
+	return strings.Join(vals[:len(vals)-1], ", ") + " or " + vals[len(vals)-1], true
 }
 
 func (c *checker) listValue(s *schema, n *yaml.Node) any {
@@ -356,7 +397,7 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 				out[name] = c.value(p.val, v, k)
 			}
 		} else {
-			c.errorf(k, RuleSchema, "field not allowed%s", suggest(name, fields))
+			c.errorf(k, RuleSchema, "%s%s", c.unknownField(s, name), suggest(name, fields))
 		}
 		c.path = c.path[:len(c.path)-1]
 		if c.budget <= 0 {

@@ -70,6 +70,7 @@ func readConfig(o *options, g *gate, arg string) (*config, []Diagnostic) {
 		panic(err)
 	}
 	c := newChecker(display)
+	c.berthOwn = true
 	v := c.value(schemas["#RepoConfig"], n.Content[0], nil)
 	if len(c.diags) > 0 {
 		for i := range c.diags {

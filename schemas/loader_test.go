@@ -126,7 +126,7 @@ spec:
 
 func TestRecreateStrategyForbidsRollingUpdate(t *testing.T) {
 	res := loadRepo(t, map[string]string{"d.yaml": strings.Replace(deployYAML, "spec:\n  selector:", "spec:\n  strategy:\n    type: Recreate\n    rollingUpdate: {maxSurge: 1}\n  selector:", 1)})
-	assertDiags(t, res, "d.yaml:8:5: error: spec.strategy.rollingUpdate: field not allowed")
+	assertDiags(t, res, "d.yaml:8:5: error: spec.strategy.rollingUpdate: field not allowed here: only when type is \"RollingUpdate\"")
 }
 
 func TestBadInput(t *testing.T) {
@@ -158,7 +158,7 @@ func TestBadInput(t *testing.T) {
 		{"invalid name", map[string]string{"c.yaml": strings.Replace(cmYAML, "name: cfg", "name: Cfg_1", 1)},
 			nil, []string{`c.yaml:4:9: error: metadata.name: invalid value "Cfg_1": want #DNSSubdomain`}},
 		{"unknown field with suggestion", map[string]string{"d.yaml": strings.Replace(deployYAML, "spec:\n  selector", "spec:\n  replica: 2\n  selector", 1)},
-			nil, []string{`d.yaml:6:3: error: spec.replica: field not allowed (did you mean "replicas"?)`}},
+			nil, []string{`d.yaml:6:3: error: spec.replica: berth does not support this field (did you mean "replicas"?)`}},
 		{"missing required field", map[string]string{"d.yaml": strings.Replace(deployYAML, "          image: example/web:1\n", "", 1)},
 			nil, []string{`d.yaml:13:11: error: spec.template.spec.containers[0]: missing required field "image"`}},
 		{"YAML alias bomb", map[string]string{"bomb.yaml": bomb},
@@ -401,7 +401,7 @@ func TestRepoConfig(t *testing.T) {
 		t.Errorf("objects %d files %v", len(res.Objects), res.Files)
 	}
 	files["berth.yaml"] = "include: [\"apps/**\"]\nexlude: [x]\n"
-	assertDiags(t, loadRepo(t, files), `berth.yaml:2:1: error: berth.yaml: exlude: field not allowed (did you mean "exclude"?)`)
+	assertDiags(t, loadRepo(t, files), `berth.yaml:2:1: error: berth.yaml: exlude: unknown field (did you mean "exclude"?)`)
 	files["berth.yaml"] = "include: ['apps/**', 'x[']\n"
 	assertDiags(t, loadRepo(t, files), `berth.yaml:1:22: error: berth.yaml: invalid glob "x["`)
 }
