@@ -661,3 +661,24 @@ func TestBerthYAMLFromRootForSubPath(t *testing.T) {
 		}
 	}
 }
+
+// startupProbe is accepted; a liveness or startup probe needs
+// successThreshold 1, as Kubernetes validates it.
+func TestStartupProbeSchema(t *testing.T) {
+	res := loadRepo(t, map[string]string{"d.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        ports: [{name: http, containerPort: 80}]
+        startupProbe: {httpGet: {port: http}, failureThreshold: 30, periodSeconds: 2}
+        livenessProbe: {tcpSocket: {port: 80}, successThreshold: 2}
+`})
+	assertDiags(t, res, "d.yaml:14:66: error: spec.template.spec.containers[0].livenessProbe.successThreshold: must be 1 for a livenessProbe")
+}

@@ -280,6 +280,15 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 		}
 		probeChecks(r, join(cp, "livenessProbe"), ct.LivenessProbe, own)
 		probeChecks(r, join(cp, "readinessProbe"), ct.ReadinessProbe, own)
+		probeChecks(r, join(cp, "startupProbe"), ct.StartupProbe, own)
+		for _, pr := range []struct {
+			name string
+			p    *Probe
+		}{{"livenessProbe", ct.LivenessProbe}, {"startupProbe", ct.StartupProbe}} {
+			if pr.p != nil && pr.p.SuccessThreshold != 1 {
+				r.add(Error, RuleSchema, join(cp, pr.name, "successThreshold"), "must be 1 for a %s, as in Kubernetes", pr.name)
+			}
+		}
 	}
 }
 

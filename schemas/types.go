@@ -145,8 +145,11 @@ type Container struct {
 	Resources       ResourceRequirements `json:"resources,omitzero"`
 	LivenessProbe   *Probe               `json:"livenessProbe,omitempty"`
 	ReadinessProbe  *Probe               `json:"readinessProbe,omitempty"`
-	VolumeMounts    []VolumeMount        `json:"volumeMounts,omitempty"`
-	SecurityContext *SecurityContext     `json:"securityContext,omitempty"`
+	// StartupProbe, until it succeeds, holds back the other two; failing
+	// failureThreshold times in a row, it restarts the container.
+	StartupProbe    *Probe           `json:"startupProbe,omitempty"`
+	VolumeMounts    []VolumeMount    `json:"volumeMounts,omitempty"`
+	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 }
 
 type ResourceRequirements struct {

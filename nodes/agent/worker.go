@@ -47,6 +47,18 @@ type containerProbes struct {
 	id        string
 	readiness *probeState
 	liveness  *probeState
+	startup   *probeState // nil once it succeeded, or without one
+	failures  int         // the startup probe's failures in a row
+}
+
+// restart stops a container whose probe failed; the pod's restart policy
+// brings it back, and its probes start over.
+func (w *podWorker) restart(ctx context.Context, p *store.Pod, container, probe string, why error) {
+	w.a.log.Info(probe+" probe failed, restarting container", "pod", w.key, "container", container, "err", why)
+	if err := w.a.rt.StopContainer(ctx, w.ref, container, gracePeriod(p)); err != nil {
+		w.a.log.Warn("stopping a container whose probe failed", "pod", w.key, "container", container, "err", err)
+	}
+	delete(w.probes, container)
 }
 
 // podUID tells apart two pods that had the same name at different times.
@@ -223,16 +235,38 @@ func (w *podWorker) probe(ctx context.Context, p *store.Pod, st *runtime.PodStat
 			if c.LivenessProbe != nil {
 				cp.liveness = newProbeState(c.LivenessProbe, true, cs.StartedAt)
 			}
+			if c.StartupProbe != nil {
+				cp.startup = newProbeState(c.StartupProbe, false, cs.StartedAt)
+			}
 			w.probes[c.Name] = cp
 		}
 		exec := func(ctx context.Context, cmd []string) (int, error) { return w.a.rt.Exec(ctx, w.ref, c.Name, cmd) }
+		if s := cp.startup; s != nil {
+			// As the kubelet: nothing else is probed, and the container is
+			// not ready, until the startup probe has succeeded once.
+			if s.due(now) {
+				err := probeOnce(ctx, s.probe, st.IP, c.Ports, exec)
+				s.record(now, err)
+				if err == nil {
+					cp.startup = nil
+					for _, other := range []*probeState{cp.liveness, cp.readiness} {
+						if other != nil && other.next.Before(now) {
+							other.next = now
+						}
+					}
+				} else if cp.failures++; cp.failures >= int(s.probe.FailureThreshold) {
+					w.restart(ctx, p, c.Name, "startup", err)
+					continue
+				}
+			}
+			if cp.startup != nil {
+				ready[c.Name] = false
+				continue
+			}
+		}
 		if s := cp.liveness; s != nil && s.due(now) {
 			if s.record(now, probeOnce(ctx, s.probe, st.IP, c.Ports, exec)) && !s.ok {
-				w.a.log.Info("liveness probe failed, restarting container", "pod", w.key, "container", c.Name, "err", s.lastErr)
-				if err := w.a.rt.StopContainer(ctx, w.ref, c.Name, gracePeriod(p)); err != nil {
-					w.a.log.Warn("stopping unhealthy container", "pod", w.key, "container", c.Name, "err", err)
-				}
-				delete(w.probes, c.Name)
+				w.restart(ctx, p, c.Name, "liveness", s.lastErr)
 				continue
 			}
 		}
