@@ -682,3 +682,28 @@ spec:
 `})
 	assertDiags(t, res, "d.yaml:14:66: error: spec.template.spec.containers[0].livenessProbe.successThreshold: must be 1 for a livenessProbe")
 }
+
+// envFrom takes exactly one of configMapRef and secretRef, and a source the
+// repository does not define is an error unless optional.
+func TestEnvFromSchema(t *testing.T) {
+	res := loadRepo(t, map[string]string{"d.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        envFrom:
+        - configMapRef: {name: settings}
+        - {prefix: DB_, secretRef: {name: creds, optional: true}}
+        - {configMapRef: {name: a}, secretRef: {name: b}}
+`})
+	assertDiags(t, res,
+		`d.yaml:13:32: error: ConfigMap "settings" is not defined in namespace "default"`,
+		"d.yaml:15:11: error: spec.template.spec.containers[0].envFrom[2]: needs exactly one of configMapRef, secretRef",
+	)
+}

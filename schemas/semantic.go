@@ -267,6 +267,18 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 		for j, e := range ct.Env {
 			envChecks(r, f, join(cp, "env", j), e)
 		}
+		for j, e := range ct.EnvFrom {
+			at := join(cp, "envFrom", j)
+			if (e.ConfigMapRef == nil) == (e.SecretRef == nil) {
+				r.add(Error, RuleSchema, at, "needs exactly one of configMapRef, secretRef")
+				continue
+			}
+			kind, o, field := "ConfigMap", e.ConfigMapRef, "configMapRef"
+			if o == nil {
+				kind, o, field = "Secret", e.SecretRef, "secretRef"
+			}
+			f.refs = append(f.refs, ref{kind: kind, name: o.Name, optional: o.Optional, pos: r.c.at(r.root, join(at, field, "name")...)})
+		}
 		mounts := map[string]bool{}
 		for j, m := range ct.VolumeMounts {
 			mp := join(cp, "volumeMounts", j)

@@ -141,6 +141,7 @@ type Container struct {
 	Args            []string             `json:"args,omitempty"`
 	WorkingDir      string               `json:"workingDir,omitempty"`
 	Env             []EnvVar             `json:"env,omitempty"`
+	EnvFrom         []EnvFromSource      `json:"envFrom,omitempty"`
 	Ports           []ContainerPort      `json:"ports,omitempty"`
 	Resources       ResourceRequirements `json:"resources,omitzero"`
 	LivenessProbe   *Probe               `json:"livenessProbe,omitempty"`
@@ -162,6 +163,18 @@ type ResourceRequirements struct {
 type ResourceList struct {
 	CPU    Quantity `json:"cpu,omitempty"`
 	Memory Quantity `json:"memory,omitempty"`
+}
+
+// EnvFromSource makes every key of a ConfigMap or Secret a variable.
+type EnvFromSource struct {
+	Prefix       string         `json:"prefix,omitempty"`
+	ConfigMapRef *EnvFromObject `json:"configMapRef,omitempty"`
+	SecretRef    *EnvFromObject `json:"secretRef,omitempty"`
+}
+
+type EnvFromObject struct {
+	Name     string `json:"name"`
+	Optional bool   `json:"optional,omitempty"`
 }
 
 type EnvVar struct {

@@ -268,6 +268,14 @@ func references(spec *schemas.PodSpec) []reference {
 				out = append(out, reference{name: e.ValueFrom.SecretKeyRef.Name, secret: true})
 			}
 		}
+		for _, e := range c.EnvFrom {
+			if e.ConfigMapRef != nil {
+				out = append(out, reference{name: e.ConfigMapRef.Name})
+			}
+			if e.SecretRef != nil {
+				out = append(out, reference{name: e.SecretRef.Name, secret: true})
+			}
+		}
 	}
 	for _, v := range spec.Volumes {
 		if v.ConfigMap != nil {

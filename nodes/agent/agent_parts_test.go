@@ -207,3 +207,30 @@ func TestVolumesStayInside(t *testing.T) {
 		t.Fatalf("the agent wrote through a planted link: %v", entries)
 	}
 }
+
+// envFrom makes every valid key a variable, prefixed, a later source
+// winning and env winning over all; a missing source is a config error
+// unless optional.
+func TestResolveEnvFrom(t *testing.T) {
+	p := &store.Pod{Namespace: "ns", Name: "p"}
+	a := assignment()
+	a.ConfigMaps["ns/more"] = &schemas.ConfigMap{Data: map[string]string{"greeting": "hello", "bad key": "x", "1ST": "y"}}
+	c := &schemas.Container{
+		EnvFrom: []schemas.EnvFromSource{
+			{ConfigMapRef: &schemas.EnvFromObject{Name: "cfg"}},
+			{ConfigMapRef: &schemas.EnvFromObject{Name: "more"}},
+			{Prefix: "DB_", SecretRef: &schemas.EnvFromObject{Name: "creds"}},
+			{SecretRef: &schemas.EnvFromObject{Name: "absent", Optional: true}},
+		},
+		Env: []schemas.EnvVar{{Name: "DB_pw", Value: "override"}},
+	}
+	env, err := resolveEnv(a, p, c)
+	if err != nil || strings.Join(env, ",") != "greeting=hello,index.html=<h1>x</h1>,DB_pw=override,DB_user=admin" {
+		t.Fatalf("%v %v", env, err)
+	}
+	c.EnvFrom = append(c.EnvFrom, schemas.EnvFromSource{ConfigMapRef: &schemas.EnvFromObject{Name: "absent"}})
+	var ce *configError
+	if _, err := resolveEnv(a, p, c); !errors.As(err, &ce) || !strings.Contains(err.Error(), "ConfigMap ns/absent not found") {
+		t.Fatalf("missing source: %v", err)
+	}
+}

@@ -6,6 +6,9 @@ package agent
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
@@ -18,13 +21,34 @@ type configError struct{ msg string }
 
 func (e *configError) Error() string { return e.msg }
 
-// resolveEnv turns a container's env into NAME=value pairs, reading
-// ConfigMap and Secret references from the node's assignment.
+// resolveEnv turns a container's envFrom and env into NAME=value pairs,
+// reading ConfigMap and Secret references from the node's assignment. As
+// the kubelet: envFrom's keys come first, sorted per source, a later source
+// overriding an earlier one; env overrides them all; a key that is no valid
+// variable name is left out.
 func resolveEnv(a *api.NodeAssignment, p *store.Pod, c *schemas.Container) ([]string, error) {
-	var out []string
+	var names []string
+	values := map[string]string{}
+	set := func(name, v string) {
+		if _, ok := values[name]; !ok {
+			names = append(names, name)
+		}
+		values[name] = v
+	}
+	for _, src := range c.EnvFrom {
+		data, err := envFromData(a, p.Namespace, src)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range slices.Sorted(maps.Keys(data)) {
+			if name := src.Prefix + k; envName.MatchString(name) {
+				set(name, data[k])
+			}
+		}
+	}
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
-			out = append(out, e.Name+"="+e.Value)
+			set(e.Name, e.Value)
 			continue
 		}
 		v, ok, err := lookupKey(a, p.Namespace, e.ValueFrom)
@@ -32,7 +56,41 @@ func resolveEnv(a *api.NodeAssignment, p *store.Pod, c *schemas.Container) ([]st
 			return nil, err
 		}
 		if ok {
-			out = append(out, e.Name+"="+v)
+			set(e.Name, v)
+		}
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n + "=" + values[n]
+	}
+	return out, nil
+}
+
+// envName is Kubernetes' rule for a variable name (#EnvVarName).
+var envName = regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`)
+
+// envFromData is the data of one envFrom source; an optional one that is
+// missing has none.
+func envFromData(a *api.NodeAssignment, namespace string, src schemas.EnvFromSource) (map[string]string, error) {
+	out := map[string]string{}
+	if ref := src.ConfigMapRef; ref != nil {
+		cm := a.ConfigMaps[namespace+"/"+ref.Name]
+		if cm == nil && !ref.Optional {
+			return nil, &configError{fmt.Sprintf("envFrom: ConfigMap %s/%s not found", namespace, ref.Name)}
+		}
+		if cm != nil {
+			maps.Copy(out, cm.Data)
+		}
+		return out, nil
+	}
+	ref := src.SecretRef
+	s := a.Secrets[namespace+"/"+ref.Name]
+	if s == nil && !ref.Optional {
+		return nil, &configError{fmt.Sprintf("envFrom: Secret %s/%s not found", namespace, ref.Name)}
+	}
+	if s != nil {
+		for k, v := range secretData(s) {
+			out[k] = string(v)
 		}
 	}
 	return out, nil
