@@ -662,10 +662,9 @@ func TestBerthYAMLFromRootForSubPath(t *testing.T) {
 	}
 }
 
-// startupProbe is accepted; a liveness or startup probe needs
-// successThreshold 1, as Kubernetes validates it.
-func TestStartupProbeSchema(t *testing.T) {
-	res := loadRepo(t, map[string]string{"d.yaml": `apiVersion: apps/v1
+// webContainer is a Deployment whose one container the test goes on to
+// write (its fields start on line 12, indented 8).
+const webContainer = `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -676,7 +675,12 @@ spec:
       containers:
       - name: web
         image: nginx
-        ports: [{name: http, containerPort: 80}]
+`
+
+// startupProbe is accepted; a liveness or startup probe needs
+// successThreshold 1, as Kubernetes validates it.
+func TestStartupProbeSchema(t *testing.T) {
+	res := loadRepo(t, map[string]string{"d.yaml": webContainer + `        ports: [{name: http, containerPort: 80}]
         startupProbe: {httpGet: {port: http}, failureThreshold: 30, periodSeconds: 2}
         livenessProbe: {tcpSocket: {port: 80}, successThreshold: 2}
 `})
@@ -686,18 +690,7 @@ spec:
 // envFrom takes exactly one of configMapRef and secretRef, and a source the
 // repository does not define is an error unless optional.
 func TestEnvFromSchema(t *testing.T) {
-	res := loadRepo(t, map[string]string{"d.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-      - name: web
-        image: nginx
-        envFrom:
+	res := loadRepo(t, map[string]string{"d.yaml": webContainer + `        envFrom:
         - configMapRef: {name: settings}
         - {prefix: DB_, secretRef: {name: creds, optional: true}}
         - {configMapRef: {name: a}, secretRef: {name: b}}
