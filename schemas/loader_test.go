@@ -700,3 +700,14 @@ func TestEnvFromSchema(t *testing.T) {
 		"d.yaml:15:11: error: spec.template.spec.containers[0].envFrom[2]: needs exactly one of configMapRef, secretRef",
 	)
 }
+
+// Fields generated manifests carry are accepted with the value that says
+// what berth does, and other values are refused with why.
+func TestGeneratedPodFields(t *testing.T) {
+	ok := webContainer + "        terminationMessagePath: /dev/termination-log\n        terminationMessagePolicy: File\n"
+	ok = strings.Replace(ok, "    spec:\n", "    spec:\n      dnsPolicy: Default\n      schedulerName: default-scheduler\n      enableServiceLinks: false\n", 1)
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
+	bad := strings.Replace(webContainer, "    spec:\n", "    spec:\n      dnsPolicy: ClusterFirst\n", 1)
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
+		`d.yaml:9:18: error: spec.template.spec.dnsPolicy: invalid value "ClusterFirst": want #HostDNS ("Default": until berth has cluster DNS`)
+}
