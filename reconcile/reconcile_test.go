@@ -458,3 +458,26 @@ func TestDesiredStateDecodedOnce(t *testing.T) {
 		t.Fatalf("a new revision gave the old decoding (%v)", err)
 	}
 }
+
+// A pod that asks for an extended resource (a GPU) stays Pending saying no
+// node offers it; the others are placed.
+func TestSchedulerExtendedResources(t *testing.T) {
+	h := newHarness(t, node("a"))
+	gpu := deployment("gpu", 1, "1")
+	gpu.Spec.Template.Spec.Containers[0].Resources.Limits.Extended = map[string]schemas.Quantity{"nvidia.com/gpu": "1"}
+	h.commit(gpu, deployment("web", 1, "1"))
+	h.control()
+	h.control()
+	for p := range h.s.Pods.All() {
+		switch p.Deployment {
+		case "gpu":
+			if p.NodeName != "" || p.Status.Message != "0/1 nodes are available: no node offers nvidia.com/gpu" {
+				t.Errorf("gpu pod on %q: %s", p.NodeName, p.Status.Message)
+			}
+		case "web":
+			if p.NodeName != "a" {
+				t.Errorf("web pod not placed: %+v", p.Status)
+			}
+		}
+	}
+}

@@ -2,7 +2,10 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas"
@@ -45,7 +48,19 @@ func Schedule(s *store.State) []store.Command {
 	}
 
 	var cmds []store.Command
+	unschedulable := func(p *store.Pod, msg string) {
+		if p.Status.Reason != "Unschedulable" || p.Status.Message != msg {
+			st := p.Status
+			st.Phase, st.Reason, st.Message = store.PodPending, "Unschedulable", msg
+			cmds = append(cmds, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: p.Key(), Status: st}))
+		}
+	}
 	for _, p := range sortedPods(pending) {
+		if ext := extended(&p.Spec); len(ext) > 0 {
+			// No berth node advertises devices (no device plugins).
+			unschedulable(p, fmt.Sprintf("0/%d nodes are available: no node offers %s", len(nodes), strings.Join(ext, ", ")))
+			continue
+		}
 		cpu, mem := requests(&p.Spec)
 		var best *store.Node
 		var bestSpread int
@@ -77,11 +92,7 @@ func Schedule(s *store.State) []store.Command {
 					msg += fmt.Sprintf(", %d lack %s", unfit[why], why)
 				}
 			}
-			if p.Status.Reason != "Unschedulable" || p.Status.Message != msg {
-				st := p.Status
-				st.Phase, st.Reason, st.Message = store.PodPending, "Unschedulable", msg
-				cmds = append(cmds, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: p.Key(), Status: st}))
-			}
+			unschedulable(p, msg)
 			continue
 		}
 		used[best.Name].cpu += cpu
@@ -112,6 +123,22 @@ func selects(selector, labels map[string]string) bool {
 // container with limits but no requests requests its limits, as in
 // Kubernetes. Quantities were validated by the schema; one that still fails
 // to parse counts as zero.
+// extended lists the extended resources (nvidia.com/gpu) the pod asks for,
+// in requests or limits, sorted.
+func extended(spec *schemas.PodSpec) []string {
+	names := map[string]bool{}
+	for _, c := range spec.Containers {
+		for _, l := range []schemas.ResourceList{c.Resources.Requests, c.Resources.Limits} {
+			for name, q := range l.Extended {
+				if v, err := q.Milli(); err != nil || v > 0 {
+					names[name] = true
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(names))
+}
+
 func requests(spec *schemas.PodSpec) (cpu, mem int64) {
 	for _, c := range spec.Containers {
 		r := c.Resources.Requests

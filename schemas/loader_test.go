@@ -711,3 +711,18 @@ func TestGeneratedPodFields(t *testing.T) {
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
 		`d.yaml:9:18: error: spec.template.spec.dnsPolicy: invalid value "ClusterFirst": want #HostDNS ("Default": until berth has cluster DNS`)
 }
+
+// Extended resources (nvidia.com/gpu) are accepted beside cpu and memory
+// and kept in the object; a bare name that is none of them is not.
+func TestExtendedResources(t *testing.T) {
+	res := loadRepo(t, map[string]string{"d.yaml": webContainer + "        resources:\n          limits: {nvidia.com/gpu: 1, cpu: 500m}\n          requests: {gpu: 1}\n"})
+	assertDiags(t, res, `d.yaml:14:22: error: spec.template.spec.containers[0].resources.requests.gpu: berth does not support this field`)
+	res = loadRepo(t, map[string]string{"d.yaml": webContainer + "        resources:\n          limits: {nvidia.com/gpu: 1, cpu: 500m}\n"})
+	var d Deployment
+	if len(res.Objects) != 1 || json.Unmarshal(res.Objects[0].JSON, &d) != nil {
+		t.Fatalf("%d objects %v", len(res.Objects), res.Diagnostics)
+	}
+	if l := d.Spec.Template.Spec.Containers[0].Resources.Limits; l.Extended["nvidia.com/gpu"] != "1" || l.CPU != "500m" {
+		t.Fatalf("limits %+v", l)
+	}
+}

@@ -3,7 +3,9 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strconv"
+	"strings"
 )
 
 // The Go types of the objects berth accepts. They mirror the CUE schemas in
@@ -163,6 +165,49 @@ type ResourceRequirements struct {
 type ResourceList struct {
 	CPU    Quantity `json:"cpu,omitempty"`
 	Memory Quantity `json:"memory,omitempty"`
+	// Extended are the resources named domain/name (nvidia.com/gpu).
+	Extended map[string]Quantity `json:"-"`
+}
+
+// resourceList is ResourceList's JSON without its extended resources.
+type resourceList struct {
+	CPU    Quantity `json:"cpu,omitempty"`
+	Memory Quantity `json:"memory,omitempty"`
+}
+
+// MarshalJSON writes the extended resources beside cpu and memory, as
+// Kubernetes does.
+func (r ResourceList) MarshalJSON() ([]byte, error) {
+	m := map[string]Quantity{}
+	maps.Copy(m, r.Extended)
+	if r.CPU != "" {
+		m["cpu"] = r.CPU
+	}
+	if r.Memory != "" {
+		m["memory"] = r.Memory
+	}
+	return json.Marshal(m)
+}
+
+func (r *ResourceList) UnmarshalJSON(b []byte) error {
+	var known resourceList
+	if err := json.Unmarshal(b, &known); err != nil {
+		return err
+	}
+	var all map[string]Quantity
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	*r = ResourceList{CPU: known.CPU, Memory: known.Memory}
+	for k, v := range all {
+		if strings.Contains(k, "/") {
+			if r.Extended == nil {
+				r.Extended = map[string]Quantity{}
+			}
+			r.Extended[k] = v
+		}
+	}
+	return nil
 }
 
 // EnvFromSource makes every key of a ConfigMap or Secret a variable.
