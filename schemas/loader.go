@@ -418,11 +418,12 @@ var schemaSet = sync.OnceValues(func() (map[string]*schema, error) { return comp
 
 // kindSchemas maps each supported kind to its apiVersion and definition.
 var kindSchemas = map[string]struct{ apiVersion, def string }{
-	"Namespace":  {"v1", "#Namespace"},
-	"ConfigMap":  {"v1", "#ConfigMap"},
-	"Secret":     {"v1", "#Secret"},
-	"Service":    {"v1", "#Service"},
-	"Deployment": {"apps/v1", "#Deployment"},
+	"Namespace":      {"v1", "#Namespace"},
+	"ConfigMap":      {"v1", "#ConfigMap"},
+	"Secret":         {"v1", "#Secret"},
+	"Service":        {"v1", "#Service"},
+	"Deployment":     {"apps/v1", "#Deployment"},
+	"ServiceAccount": {"v1", "#ServiceAccount"},
 }
 
 // SupportedKinds lists "apiVersion Kind" for every kind berth accepts.
@@ -447,6 +448,8 @@ func newObject(kind string) Object {
 		return &Service{}
 	case "Deployment":
 		return &Deployment{}
+	case "ServiceAccount":
+		return &ServiceAccount{}
 	}
 	return nil
 }

@@ -726,3 +726,24 @@ func TestExtendedResources(t *testing.T) {
 		t.Fatalf("limits %+v", l)
 	}
 }
+
+// ServiceAccounts are objects pods may name; "default" exists in every
+// namespace; another account must be in the repository, in the pod's
+// namespace; no token is mounted, so only automountServiceAccountToken:
+// false is accepted.
+func TestServiceAccounts(t *testing.T) {
+	pod := func(sa string) string {
+		return strings.Replace(webContainer, "    spec:\n", "    spec:\n      serviceAccountName: "+sa+"\n", 1)
+	}
+	res := loadRepo(t, map[string]string{
+		"sa.yaml":  "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: web}\nautomountServiceAccountToken: false\n",
+		"a.yaml":   pod("web"),
+		"b.yaml":   strings.Replace(pod("default"), "name: web}", "name: web2}", 1),
+		"c.yaml":   strings.Replace(pod("ghost"), "name: web}", "name: web3}", 1),
+		"tok.yaml": "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: tok}\nautomountServiceAccountToken: true\n",
+	})
+	assertDiags(t, res,
+		`c.yaml:9:27: error: ServiceAccount "ghost" is not defined in namespace "default"`,
+		`tok.yaml:4:31: error: automountServiceAccountToken: invalid value bool true: want #NoToken (false: berth has no Kubernetes API, so it mounts no service account token)`,
+	)
+}

@@ -219,6 +219,16 @@ func (s LabelSelector) Matches(labels map[string]string) bool {
 // and probe, mounts of declared volumes, and the references to collect.
 func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 	f.podPorts = map[string]bool{}
+	sa, saField := p.ServiceAccountName, "serviceAccountName"
+	if sa == "" {
+		sa, saField = p.DeprecatedServiceAccount, "serviceAccount"
+	}
+	if p.ServiceAccountName != "" && p.DeprecatedServiceAccount != "" && p.ServiceAccountName != p.DeprecatedServiceAccount {
+		r.add(Error, RuleSchema, join(at, "serviceAccount"), "names %s, but serviceAccountName names %s", Excerpt(p.DeprecatedServiceAccount), Excerpt(p.ServiceAccountName))
+	}
+	if sa != "" && sa != "default" { // every namespace has "default"
+		f.refs = append(f.refs, ref{kind: "ServiceAccount", name: sa, pos: r.c.at(r.root, join(at, saField)...)})
+	}
 	volumes := map[string]bool{}
 	for i, v := range p.Volumes {
 		vp := join(at, "volumes", i)

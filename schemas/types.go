@@ -46,6 +46,11 @@ type Namespace struct {
 	Header
 }
 
+// ServiceAccount is an identity pods may name (see cue/serviceaccount.cue).
+type ServiceAccount struct {
+	Header
+}
+
 type ConfigMap struct {
 	Header
 	Data       map[string]string `json:"data,omitempty"`
@@ -133,6 +138,8 @@ type PodSpec struct {
 	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
 	RestartPolicy                 string            `json:"restartPolicy"`
 	TerminationGracePeriodSeconds int64             `json:"terminationGracePeriodSeconds"`
+	ServiceAccountName            string            `json:"serviceAccountName,omitempty"`
+	DeprecatedServiceAccount      string            `json:"serviceAccount,omitempty"`
 }
 
 type Container struct {
