@@ -747,3 +747,18 @@ func TestServiceAccounts(t *testing.T) {
 		`tok.yaml:4:31: error: automountServiceAccountToken: invalid value bool true: want #NoToken (false: berth has no Kubernetes API, so it mounts no service account token)`,
 	)
 }
+
+// Pod-level securityContext, seccompProfile and allowPrivilegeEscalation
+// are accepted; a Localhost profile and a privileged container that may
+// not escalate are refused, the latter as Kubernetes refuses it.
+func TestSecurityContextFields(t *testing.T) {
+	spec := "    spec:\n      securityContext: {runAsUser: 1000, runAsNonRoot: true, supplementalGroups: [3000], seccompProfile: {type: RuntimeDefault}}\n"
+	ok := strings.Replace(webContainer, "    spec:\n", spec, 1) + "        securityContext: {allowPrivilegeEscalation: false, seccompProfile: {type: Unconfined}}\n"
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
+	bad := webContainer + "        securityContext: {privileged: true, allowPrivilegeEscalation: false, seccompProfile: {type: Localhost}}\n"
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
+		`d.yaml:12:101: error: spec.template.spec.containers[0].securityContext.seccompProfile.type: berth does not support "Localhost" here; it supports "RuntimeDefault" or "Unconfined"`)
+	bad = webContainer + "        securityContext: {privileged: true, allowPrivilegeEscalation: false}\n"
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
+		`d.yaml:12:71: error: spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation: cannot be false for a privileged container`)
+}

@@ -303,6 +303,9 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 		probeChecks(r, join(cp, "livenessProbe"), ct.LivenessProbe, own)
 		probeChecks(r, join(cp, "readinessProbe"), ct.ReadinessProbe, own)
 		probeChecks(r, join(cp, "startupProbe"), ct.StartupProbe, own)
+		if sc := ct.SecurityContext; sc != nil && sc.Privileged != nil && *sc.Privileged && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
+			r.add(Error, RuleSchema, join(cp, "securityContext", "allowPrivilegeEscalation"), "cannot be false for a privileged container, as in Kubernetes")
+		}
 		for _, pr := range []struct {
 			name string
 			p    *Probe

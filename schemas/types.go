@@ -133,13 +133,14 @@ type TemplateMeta struct {
 }
 
 type PodSpec struct {
-	Containers                    []Container       `json:"containers"`
-	Volumes                       []Volume          `json:"volumes,omitempty"`
-	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
-	RestartPolicy                 string            `json:"restartPolicy"`
-	TerminationGracePeriodSeconds int64             `json:"terminationGracePeriodSeconds"`
-	ServiceAccountName            string            `json:"serviceAccountName,omitempty"`
-	DeprecatedServiceAccount      string            `json:"serviceAccount,omitempty"`
+	Containers                    []Container         `json:"containers"`
+	Volumes                       []Volume            `json:"volumes,omitempty"`
+	NodeSelector                  map[string]string   `json:"nodeSelector,omitempty"`
+	RestartPolicy                 string              `json:"restartPolicy"`
+	TerminationGracePeriodSeconds int64               `json:"terminationGracePeriodSeconds"`
+	SecurityContext               *PodSecurityContext `json:"securityContext,omitempty"`
+	ServiceAccountName            string              `json:"serviceAccountName,omitempty"`
+	DeprecatedServiceAccount      string              `json:"serviceAccount,omitempty"`
 }
 
 type Container struct {
@@ -323,12 +324,53 @@ type KeyToPath struct {
 }
 
 type SecurityContext struct {
-	RunAsUser              *int64        `json:"runAsUser,omitempty"`
-	RunAsGroup             *int64        `json:"runAsGroup,omitempty"`
-	RunAsNonRoot           *bool         `json:"runAsNonRoot,omitempty"`
-	ReadOnlyRootFilesystem *bool         `json:"readOnlyRootFilesystem,omitempty"`
-	Privileged             *bool         `json:"privileged,omitempty"`
-	Capabilities           *Capabilities `json:"capabilities,omitempty"`
+	RunAsUser                *int64          `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64          `json:"runAsGroup,omitempty"`
+	RunAsNonRoot             *bool           `json:"runAsNonRoot,omitempty"`
+	ReadOnlyRootFilesystem   *bool           `json:"readOnlyRootFilesystem,omitempty"`
+	Privileged               *bool           `json:"privileged,omitempty"`
+	AllowPrivilegeEscalation *bool           `json:"allowPrivilegeEscalation,omitempty"`
+	SeccompProfile           *SeccompProfile `json:"seccompProfile,omitempty"`
+	Capabilities             *Capabilities   `json:"capabilities,omitempty"`
+}
+
+// PodSecurityContext is what every container of a pod runs with unless its
+// own securityContext says otherwise.
+type PodSecurityContext struct {
+	RunAsUser          *int64          `json:"runAsUser,omitempty"`
+	RunAsGroup         *int64          `json:"runAsGroup,omitempty"`
+	RunAsNonRoot       *bool           `json:"runAsNonRoot,omitempty"`
+	SupplementalGroups []int64         `json:"supplementalGroups,omitempty"`
+	SeccompProfile     *SeccompProfile `json:"seccompProfile,omitempty"`
+}
+
+type SeccompProfile struct {
+	Type string `json:"type"`
+}
+
+// Effective is a container's security context with its pod's filled in
+// where the container says nothing, as the kubelet merges them.
+func (p *PodSecurityContext) Effective(c *SecurityContext) *SecurityContext {
+	if p == nil {
+		return c
+	}
+	out := SecurityContext{}
+	if c != nil {
+		out = *c
+	}
+	if out.RunAsUser == nil {
+		out.RunAsUser = p.RunAsUser
+	}
+	if out.RunAsGroup == nil {
+		out.RunAsGroup = p.RunAsGroup
+	}
+	if out.RunAsNonRoot == nil {
+		out.RunAsNonRoot = p.RunAsNonRoot
+	}
+	if out.SeccompProfile == nil {
+		out.SeccompProfile = p.SeccompProfile
+	}
+	return &out
 }
 
 type Capabilities struct {

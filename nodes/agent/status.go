@@ -28,7 +28,11 @@ func runtimePod(root string, asg *api.NodeAssignment, p *store.Pod) (runtime.Pod
 		if err != nil {
 			return rp, err
 		}
+		c.SecurityContext = p.Spec.SecurityContext.Effective(c.SecurityContext)
 		rc := runtime.Container{Spec: c, Env: env}
+		if psc := p.Spec.SecurityContext; psc != nil {
+			rc.SupplementalGroups = psc.SupplementalGroups
+		}
 		for _, m := range mounts[c.Name] {
 			rc.Mounts = append(rc.Mounts, runtime.Mount(m))
 		}

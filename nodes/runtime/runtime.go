@@ -98,6 +98,9 @@ type Container struct {
 	Spec   schemas.Container
 	Env    []string
 	Mounts []Mount
+	// SupplementalGroups are added to the process's groups (the pod's
+	// securityContext.supplementalGroups).
+	SupplementalGroups []int64
 }
 
 // Mount bind-mounts HostPath (a file or directory the agent prepared for a

@@ -343,18 +343,20 @@ func TestSecurityResourcesMounts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfgDir, "key"), []byte("value"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	uid, gid, yes := int64(1000), int64(2000), true
+	uid, gid, yes, no := int64(1000), int64(2000), true, false
 	pod := testPod("secure-1", Container{
 		Spec: schemas.Container{
 			Name: "c", Image: env.busybox, Command: []string{"sleep", "3600"}, WorkingDir: "/tmp",
 			Resources: schemas.ResourceRequirements{Limits: schemas.ResourceList{CPU: "500m", Memory: "64Mi"}},
 			SecurityContext: &schemas.SecurityContext{
-				RunAsUser: &uid, RunAsGroup: &gid, ReadOnlyRootFilesystem: &yes,
-				Capabilities: &schemas.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}},
+				RunAsUser: &uid, RunAsGroup: &gid, ReadOnlyRootFilesystem: &yes, AllowPrivilegeEscalation: &no,
+				SeccompProfile: &schemas.SeccompProfile{Type: "RuntimeDefault"},
+				Capabilities:   &schemas.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}},
 			},
 		},
-		Mounts: []Mount{{HostPath: cfgDir, ContainerPath: "/config", ReadOnly: true}},
-		Env:    []string{"FROM_CONFIGMAP=hello"},
+		Mounts:             []Mount{{HostPath: cfgDir, ContainerPath: "/config", ReadOnly: true}},
+		Env:                []string{"FROM_CONFIGMAP=hello"},
+		SupplementalGroups: []int64{3000},
 	})
 	stopAtEnd(t, pod.PodRef)
 	ensure(t, pod)
@@ -363,7 +365,10 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		code int
 		out  string
 	}{
-		{"id -u; id -g", 0, "1000\n2000"},
+		{"id -u; id -g; id -G", 0, "1000\n2000\n2000 3000"},
+		// allowPrivilegeEscalation: false is no_new_privs; RuntimeDefault
+		// is containerd's seccomp filter.
+		{"grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status", 0, "NoNewPrivs:\t1\nSeccomp:\t2"},
 		{"pwd", 0, "/tmp"},
 		{"echo $FROM_CONFIGMAP", 0, "hello"},
 		{"cat /config/key", 0, "value"},

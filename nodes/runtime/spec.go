@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/containers"
+	"github.com/containerd/containerd/contrib/seccomp"
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -75,6 +77,15 @@ func (r *Runtime) specOpts(pod Pod, sb *sandbox, c Container, img containerd.Ima
 
 	if sc := s.SecurityContext; sc != nil {
 		opts = append(opts, securityOpts(sc)...)
+	}
+	if len(c.SupplementalGroups) > 0 {
+		groups := c.SupplementalGroups
+		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			for _, g := range groups {
+				s.Process.User.AdditionalGids = append(s.Process.User.AdditionalGids, uint32(g))
+			}
+			return nil
+		})
 	}
 	return opts, nil
 }
@@ -159,6 +170,12 @@ func securityOpts(sc *schemas.SecurityContext) []oci.SpecOpts {
 			return nil
 		})
 	}
+	if sc.RunAsUser != nil {
+		// The groups are the user's own, from the image's /etc/group, and
+		// its primary group: not the image user's (root's, gid 0, which
+		// the image config gave the process), as the kubelet sets them.
+		opts = append(opts, oci.WithAdditionalGIDs(strconv.FormatInt(*sc.RunAsUser, 10)))
+	}
 	if sc.RunAsNonRoot != nil && *sc.RunAsNonRoot {
 		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 			if s.Process.User.UID == 0 {
@@ -169,6 +186,13 @@ func securityOpts(sc *schemas.SecurityContext) []oci.SpecOpts {
 	}
 	if sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
 		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	if sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
+		opts = append(opts, oci.WithNoNewPrivileges)
+	}
+	if p := sc.SeccompProfile; p != nil && p.Type == "RuntimeDefault" && (sc.Privileged == nil || !*sc.Privileged) {
+		// As the kubelet: a privileged container runs unconfined.
+		opts = append(opts, seccomp.WithDefaultProfile())
 	}
 	return opts
 }
