@@ -418,6 +418,17 @@ func (m *Master) serve(ctx context.Context) error {
 		m.wg.Wait()
 		return nil
 	})
+	// The files come before the API answers: whoever sees /readyz (a
+	// script, `berth master leave`, the CLI) finds them.
+	if err := os.WriteFile(filepath.Join(cfg.DataDir, "api-url"), []byte(m.URL()+"\n"), 0o644); err != nil {
+		return err
+	}
+	servers := m.adminServers()
+	if m.token != "" {
+		if err := writeAdminConfig(cfg.DataDir, servers, m.token, m.id.caPEM); err != nil {
+			return err
+		}
+	}
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()
@@ -429,22 +440,13 @@ func (m *Master) serve(ctx context.Context) error {
 		defer m.wg.Done()
 		m.lead(ctx, heartbeats)
 	}()
-	// `berth master leave` finds the API here.
-	if err := os.WriteFile(filepath.Join(cfg.DataDir, "api-url"), []byte(m.URL()+"\n"), 0o644); err != nil {
-		return err
+	if m.token != "" {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.keepAdminConfig(ctx, servers)
+		}()
 	}
-	if m.token == "" {
-		return nil
-	}
-	servers := m.adminServers()
-	if err := writeAdminConfig(cfg.DataDir, servers, m.token, m.id.caPEM); err != nil {
-		return err
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.keepAdminConfig(ctx, servers)
-	}()
 	return nil
 }
 
