@@ -228,3 +228,52 @@ func stop(s *store.State, p *store.Pod) []store.Command {
 	}
 	return []store.Command{store.NewCommand(store.CmdTerminatePod, ref)}
 }
+
+// DefaultProgressDeadline is Kubernetes' progressDeadlineSeconds.
+const DefaultProgressDeadline = 600 * time.Second
+
+// RolloutReason is Kubernetes' reason for a rollout that has made no
+// progress for the Deployment's progressDeadlineSeconds:
+// "ProgressDeadlineExceeded", or "" while it progresses or is complete.
+// Progress is a pod of the current template created or becoming ready; a
+// rollout is complete when replicas pods of it are ready and no other
+// pods remain.
+func RolloutReason(dep *schemas.Deployment, pods []*store.Pod, now time.Time) string {
+	hash := TemplateHash(dep.Spec.Template)
+	ready, others := 0, 0
+	var last time.Time
+	for _, p := range pods {
+		if p.TemplateHash != hash {
+			others++
+			continue
+		}
+		if p.Terminating {
+			continue
+		}
+		if p.Status.Ready {
+			ready++
+		}
+		last = maxTime(last, p.Created, p.Status.ReadySince)
+	}
+	if ready >= int(dep.Spec.Replicas) && others == 0 {
+		return ""
+	}
+	deadline := DefaultProgressDeadline
+	if d := dep.Spec.ProgressDeadlineSeconds; d != nil {
+		deadline = time.Duration(*d) * time.Second
+	}
+	if !last.IsZero() && now.Sub(last) > deadline {
+		return "ProgressDeadlineExceeded"
+	}
+	return ""
+}
+
+func maxTime(ts ...time.Time) time.Time {
+	var m time.Time
+	for _, t := range ts {
+		if t.After(m) {
+			m = t
+		}
+	}
+	return m
+}

@@ -481,3 +481,36 @@ func TestSchedulerExtendedResources(t *testing.T) {
 		}
 	}
 }
+
+// A rollout that makes no progress for progressDeadlineSeconds is
+// reported as ProgressDeadlineExceeded; one that progresses, or is
+// complete, is not.
+func TestRolloutProgressDeadline(t *testing.T) {
+	h := newHarness(t, node("a"))
+	h.commit(deployment("web", 2, "1"))
+	h.control()
+	h.agents()
+	dep := deployment("web", 2, "2")
+	ten := int32(10)
+	dep.Spec.ProgressDeadlineSeconds = &ten
+	h.commit(dep)
+	h.control() // new pods created, none ready: their agents never start them
+	pods := func() []*store.Pod { return slices.Collect(h.s.Pods.OfDeployment("default", "web")) }
+	if r := RolloutReason(dep, pods(), h.now.Add(5*time.Second)); r != "" {
+		t.Fatalf("5 s into the rollout: %q", r)
+	}
+	if r := RolloutReason(dep, pods(), h.now.Add(11*time.Second)); r != "ProgressDeadlineExceeded" {
+		t.Fatalf("11 s without progress: %q", r)
+	}
+	complete := deployment("web", 2, "1")
+	if r := RolloutReason(complete, pods(), h.now.Add(time.Hour)); r == "" {
+		t.Fatal("the old template's rollout, with pods of another, counted as complete")
+	}
+	h2 := newHarness(t, node("a"))
+	h2.commit(complete)
+	h2.control()
+	h2.agents()
+	if r := RolloutReason(complete, slices.Collect(h2.s.Pods.OfDeployment("default", "web")), h2.now.Add(time.Hour)); r != "" {
+		t.Fatalf("a complete rollout an hour later: %q", r)
+	}
+}

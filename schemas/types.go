@@ -98,6 +98,8 @@ type DeploymentSpec struct {
 	Strategy             DeploymentStrategy `json:"strategy"`
 	RevisionHistoryLimit int32              `json:"revisionHistoryLimit"`
 	MinReadySeconds      int32              `json:"minReadySeconds"`
+	// ProgressDeadlineSeconds is nil for Kubernetes' default, 600.
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
 }
 
 type DeploymentStrategy struct {

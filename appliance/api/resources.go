@@ -25,6 +25,9 @@ type Status struct {
 	ReadyPods  int        `json:"readyPods"`
 	// Host is set on masters booted from the appliance image.
 	Host *HostStatus `json:"host,omitempty"`
+	// Stalled names the Deployments (namespace/name) whose rollout exceeded
+	// its progress deadline.
+	Stalled []string `json:"stalled,omitempty"`
 }
 
 // RevisionSummary is a revision without its objects' JSON.
@@ -48,6 +51,9 @@ type DeploymentStatus struct {
 	Terminating  int      `json:"terminating"`
 	TemplateHash string   `json:"templateHash"`
 	Images       []string `json:"images"`
+	// Reason is ProgressDeadlineExceeded for a rollout that stopped
+	// progressing, as Kubernetes' Progressing condition says it.
+	Reason string `json:"reason,omitempty"`
 }
 
 // NodeAssignment is everything an agent needs to run its pods: the pods
@@ -93,6 +99,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State)
 	}
 	if rev := st.Current(); rev != nil {
 		out.Commit = rev.Commit
+	}
+	if d, err := reconcile.DesiredState(st); err == nil {
+		for _, dep := range d.Deployments {
+			pods := slices.Collect(st.Pods.OfDeployment(dep.Metadata.Namespace, dep.Metadata.Name))
+			if reconcile.RolloutReason(dep, pods, time.Now()) != "" {
+				out.Stalled = append(out.Stalled, dep.Metadata.Namespace+"/"+dep.Metadata.Name)
+			}
+		}
 	}
 	for _, n := range st.Nodes {
 		if n.Ready {
@@ -380,7 +394,9 @@ func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *store.S
 		for _, c := range dep.Spec.Template.Spec.Containers {
 			ds.Images = append(ds.Images, c.Image)
 		}
-		for p := range st.Pods.OfDeployment(ds.Namespace, ds.Name) {
+		pods := slices.Collect(st.Pods.OfDeployment(ds.Namespace, ds.Name))
+		ds.Reason = reconcile.RolloutReason(dep, pods, time.Now())
+		for _, p := range pods {
 			switch {
 			case p.Terminating:
 				ds.Terminating++

@@ -42,6 +42,9 @@ func newStatusCmd() *cobra.Command {
 		}
 		fmt.Fprintf(w, "nodes:      %d/%d ready\n", st.ReadyNodes, st.Nodes)
 		fmt.Fprintf(w, "pods:       %d/%d ready\n", st.ReadyPods, st.Pods)
+		for _, d := range st.Stalled {
+			fmt.Fprintf(w, "rollout:    %s: ProgressDeadlineExceeded\n", d)
+		}
 		return nil
 	}
 	return cmd

@@ -129,9 +129,9 @@ func printItems(w io.Writer, kind, output string, items any) error {
 			row(cols...)
 		}
 	case "deployments":
-		row("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "TEMPLATE", "IMAGES")
+		row("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "TEMPLATE", "IMAGES", "REASON")
 		for _, d := range items.([]apiDeployment) {
-			row(d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Ready, d.Replicas), d.UpToDate, d.TemplateHash, strings.Join(d.Images, ","))
+			row(d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Ready, d.Replicas), d.UpToDate, d.TemplateHash, strings.Join(d.Images, ","), orNone(d.Reason))
 		}
 	case "services":
 		row("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "ENDPOINTS")
