@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // BenchmarkPodStatusUpdates measures pod status updates per second through
@@ -85,7 +85,7 @@ func podState(b *testing.B, n, nodes int) *store.State {
 	for i := range n {
 		ns, _, _ := cutKey(podKey(i))
 		p := store.Pod{Namespace: ns, Name: fmt.Sprintf("pod-%d", i), Deployment: "web", TemplateHash: "h1",
-			Labels: map[string]string{"app": "web"}, Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "web:1"}}}}
+			Labels: map[string]string{"app": "web"}, Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "web:1"}}}}
 		cmds = append(cmds, store.NewCommand(store.CmdCreatePod, p),
 			store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: fmt.Sprintf("node-%d", i%nodes)}))
 		if len(cmds) >= 10_000 || i == n-1 {

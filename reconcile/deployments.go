@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // Deployments returns the commands that move every Deployment's pods toward
@@ -52,7 +52,7 @@ func Deployments(s *store.State, d *Desired, now time.Time) []store.Command {
 	return cmds
 }
 
-func rollout(s *store.State, dep *schemas.Deployment, pods []*store.Pod, planned map[string]bool, now time.Time) []store.Command {
+func rollout(s *store.State, dep *objects.Deployment, pods []*store.Pod, planned map[string]bool, now time.Time) []store.Command {
 	hash := TemplateHash(dep.Spec.Template)
 	replicas := int(dep.Spec.Replicas)
 	var live, current, old []*store.Pod
@@ -128,12 +128,12 @@ func terminatingOf(pods []*store.Pod) int {
 // rollingBounds resolves maxSurge (rounded up) and maxUnavailable (rounded
 // down) against replicas, as Kubernetes does; both zero becomes one
 // unavailable so a rollout can progress.
-func rollingBounds(dep *schemas.Deployment, replicas int) (surge, unavailable int) {
+func rollingBounds(dep *objects.Deployment, replicas int) (surge, unavailable int) {
 	ru := dep.Spec.Strategy.RollingUpdate
 	if ru == nil {
-		ru = &schemas.RollingUpdateDeployment{
-			MaxSurge:       schemas.IntOrString{IsString: true, Str: "25%"},
-			MaxUnavailable: schemas.IntOrString{IsString: true, Str: "25%"},
+		ru = &objects.RollingUpdateDeployment{
+			MaxSurge:       objects.IntOrString{IsString: true, Str: "25%"},
+			MaxUnavailable: objects.IntOrString{IsString: true, Str: "25%"},
 		}
 	}
 	surge = resolve(ru.MaxSurge, replicas, true)
@@ -144,7 +144,7 @@ func rollingBounds(dep *schemas.Deployment, replicas int) (surge, unavailable in
 	return surge, unavailable
 }
 
-func resolve(v schemas.IntOrString, total int, roundUp bool) int {
+func resolve(v objects.IntOrString, total int, roundUp bool) int {
 	if !v.IsString {
 		return int(v.Int)
 	}
@@ -158,7 +158,7 @@ func resolve(v schemas.IntOrString, total int, roundUp bool) int {
 
 // scale brings the pods of the current template to exactly replicas,
 // stopping the least settled (not ready, then newest) first.
-func scale(s *store.State, dep *schemas.Deployment, hash string, current []*store.Pod, replicas int, planned map[string]bool, now time.Time) []store.Command {
+func scale(s *store.State, dep *objects.Deployment, hash string, current []*store.Pod, replicas int, planned map[string]bool, now time.Time) []store.Command {
 	if n := replicas - len(current); n > 0 {
 		return create(s, dep, hash, n, planned, now)
 	}
@@ -185,7 +185,7 @@ const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
 // already in the state (perhaps a pod still being removed) or planned
 // earlier in this pass is skipped for the next counter value, so every
 // name in a batch is new by construction, however large the Deployment.
-func create(s *store.State, dep *schemas.Deployment, hash string, n int, planned map[string]bool, now time.Time) []store.Command {
+func create(s *store.State, dep *objects.Deployment, hash string, n int, planned map[string]bool, now time.Time) []store.Command {
 	var cmds []store.Command
 	labels := map[string]string{}
 	if dep.Spec.Template.Metadata != nil {
@@ -238,7 +238,7 @@ const DefaultProgressDeadline = 600 * time.Second
 // Progress is a pod of the current template created or becoming ready; a
 // rollout is complete when replicas pods of it are ready and no other
 // pods remain.
-func RolloutReason(dep *schemas.Deployment, pods []*store.Pod, now time.Time) string {
+func RolloutReason(dep *objects.Deployment, pods []*store.Pod, now time.Time) string {
 	hash := TemplateHash(dep.Spec.Template)
 	ready, others := 0, 0
 	var last time.Time

@@ -13,16 +13,16 @@ import (
 	"sync"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // Desired is the applied revision, decoded.
 type Desired struct {
 	Commit      string
-	Deployments []*schemas.Deployment
-	Services    []*schemas.Service
-	ConfigMaps  map[string]*schemas.ConfigMap // by namespace/name
-	Secrets     map[string]*schemas.Secret    // by namespace/name
+	Deployments []*objects.Deployment
+	Services    []*objects.Service
+	ConfigMaps  map[string]*objects.ConfigMap // by namespace/name
+	Secrets     map[string]*objects.Secret    // by namespace/name
 }
 
 // decoded holds the last revision DesiredState decoded: every controller
@@ -40,7 +40,7 @@ var decoded struct {
 func DesiredState(s *store.State) (*Desired, error) {
 	rev := s.Current()
 	if rev == nil {
-		return &Desired{ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}, nil
+		return &Desired{ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{}}, nil
 	}
 	if len(rev.Objects) == 0 {
 		return decode(rev)
@@ -61,26 +61,26 @@ func DesiredState(s *store.State) (*Desired, error) {
 }
 
 func decode(rev *store.Revision) (*Desired, error) {
-	d := &Desired{ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{}}
+	d := &Desired{ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{}}
 	d.Commit = rev.Commit
 	for _, o := range rev.Objects {
 		key := o.ID.Namespace + "/" + o.ID.Name
 		var err error
 		switch o.ID.Kind {
 		case "Deployment":
-			v := &schemas.Deployment{}
+			v := &objects.Deployment{}
 			err = json.Unmarshal(o.JSON, v)
 			d.Deployments = append(d.Deployments, v)
 		case "Service":
-			v := &schemas.Service{}
+			v := &objects.Service{}
 			err = json.Unmarshal(o.JSON, v)
 			d.Services = append(d.Services, v)
 		case "ConfigMap":
-			v := &schemas.ConfigMap{}
+			v := &objects.ConfigMap{}
 			err = json.Unmarshal(o.JSON, v)
 			d.ConfigMaps[key] = v
 		case "Secret":
-			v := &schemas.Secret{}
+			v := &objects.Secret{}
 			err = json.Unmarshal(o.JSON, v)
 			d.Secrets[key] = v
 		}
@@ -94,7 +94,7 @@ func decode(rev *store.Revision) (*Desired, error) {
 // TemplateHash identifies a pod template: equal templates hash equally in
 // every revision, so reverting a commit brings back the earlier rollout's
 // pods by identity. Like Kubernetes' pod-template-hash, 10 hex digits.
-func TemplateHash(t schemas.PodTemplateSpec) string {
+func TemplateHash(t objects.PodTemplateSpec) string {
 	b, err := json.Marshal(t)
 	if err != nil {
 		panic(err) // schemas types are JSON-safe

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // memStore is a Store without Raft: Propose applies through store.Apply.
@@ -52,7 +52,7 @@ func TestUndecodableRevisionStillRunsNodeController(t *testing.T) {
 	n := node("n1")
 	n.Ready = true
 	bad := store.Revision{Commit: "bad", Status: store.RevisionApplied, Objects: []store.Object{{
-		ID:   schemas.ObjectID{Kind: "Deployment", Namespace: "default", Name: "web"},
+		ID:   objects.ObjectID{Kind: "Deployment", Namespace: "default", Name: "web"},
 		JSON: []byte(`{"spec":{"replicas":"three"}}`),
 	}}}
 	if _, err := m.Propose(context.Background(), []store.Command{

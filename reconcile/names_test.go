@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // TestLargeDeploymentNamesAreUnique: one pass plans every pod of a 3,000
@@ -26,7 +26,7 @@ func TestLargeDeploymentNamesAreUnique(t *testing.T) {
 // 50,000 pods in one pass.
 func TestManyDeploymentsAllCreated(t *testing.T) {
 	h := newHarness(t)
-	var objs []schemas.Object
+	var objs []objects.Object
 	for i := range 100 {
 		objs = append(objs, deployment(fmt.Sprintf("d%02d", i), 500, "v1"))
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // harness is a cluster without sockets: controllers propose, store.Apply
@@ -46,7 +46,7 @@ func (h *harness) apply(cmds ...store.Command) {
 }
 
 // commit records an applied revision holding the given objects.
-func (h *harness) commit(objs ...schemas.Object) {
+func (h *harness) commit(objs ...objects.Object) {
 	h.t.Helper()
 	rev := store.Revision{Commit: fmt.Sprintf("c%d", len(h.s.Revisions)), Status: store.RevisionApplied}
 	for _, o := range objs {
@@ -55,7 +55,7 @@ func (h *harness) commit(objs ...schemas.Object) {
 			h.t.Fatal(err)
 		}
 		m := o.GetObjectMeta()
-		rev.Objects = append(rev.Objects, store.Object{ID: schemas.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}, JSON: b})
+		rev.Objects = append(rev.Objects, store.Object{ID: objects.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}, JSON: b})
 	}
 	h.apply(store.NewCommand(store.CmdAddRevision, rev))
 }
@@ -114,19 +114,19 @@ func (h *harness) pods() (byHash map[string]int, ready int) {
 	return byHash, ready
 }
 
-func deployment(name string, replicas int32, version string) *schemas.Deployment {
-	d := &schemas.Deployment{}
+func deployment(name string, replicas int32, version string) *objects.Deployment {
+	d := &objects.Deployment{}
 	d.APIVersion, d.Kind = "apps/v1", "Deployment"
-	d.Metadata = schemas.ObjectMeta{Name: name, Namespace: "default"}
+	d.Metadata = objects.ObjectMeta{Name: name, Namespace: "default"}
 	d.Spec.Replicas = replicas
 	d.Spec.Selector.MatchLabels = map[string]string{"app": name}
-	d.Spec.Template.Metadata = &schemas.TemplateMeta{Labels: map[string]string{"app": name}}
-	d.Spec.Template.Spec.Containers = []schemas.Container{{Name: "web", Image: "web:1",
-		Env:       []schemas.EnvVar{{Name: "VERSION", Value: version}},
-		Ports:     []schemas.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}},
-		Resources: schemas.ResourceRequirements{Requests: schemas.ResourceList{CPU: "100m", Memory: "64Mi"}}}}
-	d.Spec.Strategy = schemas.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &schemas.RollingUpdateDeployment{
-		MaxSurge: schemas.IntOrString{Int: 1}, MaxUnavailable: schemas.IntOrString{Int: 1}}}
+	d.Spec.Template.Metadata = &objects.TemplateMeta{Labels: map[string]string{"app": name}}
+	d.Spec.Template.Spec.Containers = []objects.Container{{Name: "web", Image: "web:1",
+		Env:       []objects.EnvVar{{Name: "VERSION", Value: version}},
+		Ports:     []objects.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}},
+		Resources: objects.ResourceRequirements{Requests: objects.ResourceList{CPU: "100m", Memory: "64Mi"}}}}
+	d.Spec.Strategy = objects.DeploymentStrategy{Type: "RollingUpdate", RollingUpdate: &objects.RollingUpdateDeployment{
+		MaxSurge: objects.IntOrString{Int: 1}, MaxUnavailable: objects.IntOrString{Int: 1}}}
 	return d
 }
 
@@ -209,7 +209,7 @@ func TestRevertReusesTemplateHash(t *testing.T) {
 func TestRecreateStopsOldPodsFirst(t *testing.T) {
 	h := newHarness(t, node("a"))
 	d := deployment("web", 2, "1")
-	d.Spec.Strategy = schemas.DeploymentStrategy{Type: "Recreate"}
+	d.Spec.Strategy = objects.DeploymentStrategy{Type: "Recreate"}
 	h.commit(d)
 	for range 3 {
 		h.control()
@@ -341,12 +341,12 @@ func TestReelectedLeaderKeepsNodesReady(t *testing.T) {
 
 func TestServicesGetStableIPsAndReadyEndpoints(t *testing.T) {
 	h := newHarness(t, node("a"))
-	svc := &schemas.Service{}
+	svc := &objects.Service{}
 	svc.APIVersion, svc.Kind = "v1", "Service"
-	svc.Metadata = schemas.ObjectMeta{Name: "web", Namespace: "default"}
-	svc.Spec = schemas.ServiceSpec{Type: "ClusterIP", Selector: map[string]string{"app": "web"},
-		Ports: []schemas.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: &schemas.IntOrString{IsString: true, Str: "http"}}}}
-	other := &schemas.Service{}
+	svc.Metadata = objects.ObjectMeta{Name: "web", Namespace: "default"}
+	svc.Spec = objects.ServiceSpec{Type: "ClusterIP", Selector: map[string]string{"app": "web"},
+		Ports: []objects.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: &objects.IntOrString{IsString: true, Str: "http"}}}}
+	other := &objects.Service{}
 	*other = *svc
 	other.Metadata.Name = "pinned"
 	other.Spec.ClusterIP = "10.96.0.99"
@@ -377,12 +377,12 @@ func TestServicesGetStableIPsAndReadyEndpoints(t *testing.T) {
 	}
 }
 
-func service(name, clusterIP string) *schemas.Service {
-	svc := &schemas.Service{}
+func service(name, clusterIP string) *objects.Service {
+	svc := &objects.Service{}
 	svc.APIVersion, svc.Kind = "v1", "Service"
-	svc.Metadata = schemas.ObjectMeta{Name: name, Namespace: "default"}
-	svc.Spec = schemas.ServiceSpec{Type: "ClusterIP", ClusterIP: clusterIP, Selector: map[string]string{"app": name},
-		Ports: []schemas.ServicePort{{Protocol: "TCP", Port: 80}}}
+	svc.Metadata = objects.ObjectMeta{Name: name, Namespace: "default"}
+	svc.Spec = objects.ServiceSpec{Type: "ClusterIP", ClusterIP: clusterIP, Selector: map[string]string{"app": name},
+		Ports: []objects.ServicePort{{Protocol: "TCP", Port: 80}}}
 	return svc
 }
 
@@ -464,7 +464,7 @@ func TestDesiredStateDecodedOnce(t *testing.T) {
 func TestSchedulerExtendedResources(t *testing.T) {
 	h := newHarness(t, node("a"))
 	gpu := deployment("gpu", 1, "1")
-	gpu.Spec.Template.Spec.Containers[0].Resources.Limits.Extended = map[string]schemas.Quantity{"nvidia.com/gpu": "1"}
+	gpu.Spec.Template.Spec.Containers[0].Resources.Limits.Extended = map[string]objects.Quantity{"nvidia.com/gpu": "1"}
 	h.commit(gpu, deployment("web", 1, "1"))
 	h.control()
 	h.control()

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // Schedule binds every unbound pod to a node, as kube-scheduler's default
@@ -125,10 +125,10 @@ func selects(selector, labels map[string]string) bool {
 // to parse counts as zero.
 // extended lists the extended resources (nvidia.com/gpu) the pod asks for,
 // in requests or limits, sorted.
-func extended(spec *schemas.PodSpec) []string {
+func extended(spec *objects.PodSpec) []string {
 	names := map[string]bool{}
 	for _, c := range spec.Containers {
-		for _, l := range []schemas.ResourceList{c.Resources.Requests, c.Resources.Limits} {
+		for _, l := range []objects.ResourceList{c.Resources.Requests, c.Resources.Limits} {
 			for name, q := range l.Extended {
 				if v, err := q.Milli(); err != nil || v > 0 {
 					names[name] = true
@@ -139,7 +139,7 @@ func extended(spec *schemas.PodSpec) []string {
 	return slices.Sorted(maps.Keys(names))
 }
 
-func requests(spec *schemas.PodSpec) (cpu, mem int64) {
+func requests(spec *objects.PodSpec) (cpu, mem int64) {
 	for _, c := range spec.Containers {
 		r := c.Resources.Requests
 		if r.CPU == "" {

@@ -6,7 +6,7 @@ import (
 	"sort"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // DefaultServiceCIDR is Kubernetes' usual service range.
@@ -137,7 +137,7 @@ func Services(s *store.State, d *Desired) []ServiceView {
 
 // targetPort resolves a service port's target on one pod: absent means the
 // service port itself; a name is looked up among the pod's container ports.
-func targetPort(sp schemas.ServicePort, spec *schemas.PodSpec) (int32, bool) {
+func targetPort(sp objects.ServicePort, spec *objects.PodSpec) (int32, bool) {
 	if sp.TargetPort == nil {
 		return sp.Port, true
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/schemas/objects"
 	"io"
 	"io/fs"
 	"os"
@@ -33,7 +34,7 @@ const maxDiagnosticsPerFile = 100
 
 // Loaded is one valid object of the repository.
 type Loaded struct {
-	Object Object
+	Object objects.Object
 	// Pos is where the object starts in the user's files.
 	Pos Position
 	// JSON is the object with every default applied, with sorted keys: the
@@ -42,29 +43,17 @@ type Loaded struct {
 }
 
 // ID is an object's identity within the cluster.
-func (l Loaded) ID() ObjectID { return idOf(l.Object) }
-
-// ObjectID identifies an object: (kind, namespace, name).
-type ObjectID struct {
-	Kind, Namespace, Name string
-}
-
-func (id ObjectID) String() string {
-	if id.Namespace == "" {
-		return id.Kind + " " + id.Name
-	}
-	return id.Kind + " " + id.Namespace + "/" + id.Name
-}
+func (l Loaded) ID() objects.ObjectID { return idOf(l.Object) }
 
 // display is the ID as diagnostics show it: the name and namespace of an
 // object that failed its schema can be any text of the file.
-func (id ObjectID) display() string {
-	return ObjectID{Kind: id.Kind, Namespace: shown(id.Namespace), Name: shown(id.Name)}.String()
+func display(id objects.ObjectID) string {
+	return objects.ObjectID{Kind: id.Kind, Namespace: shown(id.Namespace), Name: shown(id.Name)}.String()
 }
 
-func idOf(o Object) ObjectID {
+func idOf(o objects.Object) objects.ObjectID {
 	m := o.GetObjectMeta()
-	return ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}
+	return objects.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}
 }
 
 // Result is what a load found.
@@ -186,7 +175,7 @@ type fileResult struct {
 // document is one object candidate with what the cross-object checks need.
 type document struct {
 	pos   Position
-	obj   Object // nil when it failed its schema
+	obj   objects.Object // nil when it failed its schema
 	json  []byte
 	facts facts
 }
@@ -436,20 +425,20 @@ func SupportedKinds() []string {
 	return out
 }
 
-func newObject(kind string) Object {
+func newObject(kind string) objects.Object {
 	switch kind {
 	case "Namespace":
-		return &Namespace{}
+		return &objects.Namespace{}
 	case "ConfigMap":
-		return &ConfigMap{}
+		return &objects.ConfigMap{}
 	case "Secret":
-		return &Secret{}
+		return &objects.Secret{}
 	case "Service":
-		return &Service{}
+		return &objects.Service{}
 	case "Deployment":
-		return &Deployment{}
+		return &objects.Deployment{}
 	case "ServiceAccount":
-		return &ServiceAccount{}
+		return &objects.ServiceAccount{}
 	}
 	return nil
 }
@@ -515,7 +504,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	}
 	doc := &document{pos: at}
 	doc.facts.id, doc.facts.namePos = identity(c, kind.Value, root)
-	c.object = doc.facts.id.display()
+	c.object = display(doc.facts.id)
 	v := c.value(schemas[ks.def], root, nil)
 	if len(c.diags) > 0 {
 		doc.facts.failed = true
@@ -632,8 +621,8 @@ func encodeValue(v any) ([]byte, error) {
 
 // identity reads kind, namespace and name even from an object that fails its
 // schema, so one bad field does not also cause "not defined" errors elsewhere.
-func identity(c *checker, kind string, root *yaml.Node) (ObjectID, Position) {
-	id := ObjectID{Kind: kind}
+func identity(c *checker, kind string, root *yaml.Node) (objects.ObjectID, Position) {
+	id := objects.ObjectID{Kind: kind}
 	pos := c.pos(root)
 	if meta := mapGet(root, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
 		if n := mapGet(meta, "name"); n != nil && n.Kind == yaml.ScalarNode {

@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/berth/berth/schemas/objects"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,14 +108,14 @@ spec:
   ports: [{port: 80, targetPort: http}]
 `})
 	assertDiags(t, res)
-	d := res.Objects[0].Object.(*Deployment)
+	d := res.Objects[0].Object.(*objects.Deployment)
 	if d.Metadata.Namespace != "default" || d.Spec.Replicas != 1 || d.Spec.RevisionHistoryLimit != 10 ||
 		d.Spec.Strategy.Type != "RollingUpdate" || d.Spec.Strategy.RollingUpdate.MaxSurge.String() != "25%" ||
 		d.Spec.Strategy.RollingUpdate.MaxUnavailable.String() != "25%" || d.Spec.Template.Spec.Containers[0].Ports[0].Protocol != "TCP" ||
 		d.Spec.Template.Spec.TerminationGracePeriodSeconds != 30 {
 		t.Errorf("deployment defaults: %+v", d)
 	}
-	s := res.Objects[1].Object.(*Service)
+	s := res.Objects[1].Object.(*objects.Service)
 	if s.Spec.Type != "ClusterIP" || s.Spec.Ports[0].Protocol != "TCP" || s.Metadata.Namespace != "default" {
 		t.Errorf("service defaults: %+v", s.Spec)
 	}
@@ -581,7 +582,7 @@ spec:
 	if len(res.Objects) != 1 {
 		t.Fatalf("%d objects", len(res.Objects))
 	}
-	var d Deployment
+	var d objects.Deployment
 	if err := json.Unmarshal(res.Objects[0].JSON, &d); err != nil {
 		t.Fatal(err)
 	}
@@ -718,7 +719,7 @@ func TestExtendedResources(t *testing.T) {
 	res := loadRepo(t, map[string]string{"d.yaml": webContainer + "        resources:\n          limits: {nvidia.com/gpu: 1, cpu: 500m}\n          requests: {gpu: 1}\n"})
 	assertDiags(t, res, `d.yaml:14:22: error: spec.template.spec.containers[0].resources.requests.gpu: berth does not support this field`)
 	res = loadRepo(t, map[string]string{"d.yaml": webContainer + "        resources:\n          limits: {nvidia.com/gpu: 1, cpu: 500m}\n"})
-	var d Deployment
+	var d objects.Deployment
 	if len(res.Objects) != 1 || json.Unmarshal(res.Objects[0].JSON, &d) != nil {
 		t.Fatalf("%d objects %v", len(res.Objects), res.Diagnostics)
 	}

@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/berth/berth/schemas/objects"
 	"net/netip"
 	"slices"
 	"sort"
@@ -14,7 +15,7 @@ import (
 // facts is what the cross-object checks need to know of one object, with
 // positions taken while its YAML tree is still at hand.
 type facts struct {
-	id      ObjectID
+	id      objects.ObjectID
 	namePos Position
 	failed  bool // the object failed its schema: known by name only
 
@@ -109,7 +110,7 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
 	r := &report{c: c, root: root}
 	f := &doc.facts
 	switch o := doc.obj.(type) {
-	case *ConfigMap:
+	case *objects.ConfigMap:
 		f.keys = map[string]bool{}
 		for k := range o.Data {
 			f.keys[k] = true
@@ -120,7 +121,7 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
 			}
 			f.keys[k] = true
 		}
-	case *Secret:
+	case *objects.Secret:
 		f.keys = map[string]bool{}
 		for _, k := range sortedKeys(o.Data) {
 			if _, err := base64.StdEncoding.DecodeString(o.Data[k]); err != nil {
@@ -131,9 +132,9 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
 		for k := range o.StringData {
 			f.keys[k] = true
 		}
-	case *Deployment:
+	case *objects.Deployment:
 		deploymentChecks(r, f, o)
-	case *Service:
+	case *objects.Service:
 		serviceChecks(r, f, o)
 	}
 	return r.diags
@@ -148,7 +149,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func deploymentChecks(r *report, f *facts, d *Deployment) {
+func deploymentChecks(r *report, f *facts, d *objects.Deployment) {
 	sel := d.Spec.Selector
 	var labels map[string]string
 	if d.Spec.Template.Metadata != nil {
@@ -166,7 +167,7 @@ func deploymentChecks(r *report, f *facts, d *Deployment) {
 	podChecks(r, f, []any{"spec", "template", "spec"}, &d.Spec.Template.Spec)
 }
 
-func isZero(v IntOrString) bool {
+func isZero(v objects.IntOrString) bool {
 	if v.IsString {
 		return strings.TrimLeft(strings.TrimSuffix(v.Str, "%"), "0") == ""
 	}
@@ -184,40 +185,9 @@ func showLabels(m map[string]string) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-// Matches reports whether labels satisfy the selector, as Kubernetes does.
-func (s LabelSelector) Matches(labels map[string]string) bool {
-	for k, v := range s.MatchLabels {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	for _, e := range s.MatchExpressions {
-		v, ok := labels[e.Key]
-		switch e.Operator {
-		case "In":
-			if !ok || !slices.Contains(e.Values, v) {
-				return false
-			}
-		case "NotIn":
-			if ok && slices.Contains(e.Values, v) {
-				return false
-			}
-		case "Exists":
-			if !ok {
-				return false
-			}
-		case "DoesNotExist":
-			if ok {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // podChecks covers a pod spec: unique names, one source per env var, volume
 // and probe, mounts of declared volumes, and the references to collect.
-func podChecks(r *report, f *facts, at []any, p *PodSpec) {
+func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 	f.podPorts = map[string]bool{}
 	sa, saField := p.ServiceAccountName, "serviceAccountName"
 	if sa == "" {
@@ -308,7 +278,7 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 		}
 		for _, pr := range []struct {
 			name string
-			p    *Probe
+			p    *objects.Probe
 		}{{"livenessProbe", ct.LivenessProbe}, {"startupProbe", ct.StartupProbe}} {
 			if pr.p != nil && pr.p.SuccessThreshold != 1 {
 				r.add(Error, RuleSchema, join(cp, pr.name, "successThreshold"), "must be 1 for a %s, as in Kubernetes", pr.name)
@@ -317,13 +287,13 @@ func podChecks(r *report, f *facts, at []any, p *PodSpec) {
 	}
 }
 
-func itemRefs(r *report, f *facts, at []any, kind, name string, optional bool, items []KeyToPath) {
+func itemRefs(r *report, f *facts, at []any, kind, name string, optional bool, items []objects.KeyToPath) {
 	for i, it := range items {
 		f.refs = append(f.refs, ref{kind: kind, name: name, key: it.Key, optional: optional, pos: r.c.at(r.root, join(at, "items", i, "key")...)})
 	}
 }
 
-func envChecks(r *report, f *facts, at []any, e EnvVar) {
+func envChecks(r *report, f *facts, at []any, e objects.EnvVar) {
 	if e.ValueFrom == nil {
 		return
 	}
@@ -342,12 +312,12 @@ func envChecks(r *report, f *facts, at []any, e EnvVar) {
 	f.refs = append(f.refs, ref{kind: kind, name: sel.Name, key: sel.Key, optional: sel.Optional, pos: r.c.at(r.root, join(at, "valueFrom", field, "name")...)})
 }
 
-func probeChecks(r *report, at []any, p *Probe, ports map[string]bool) {
+func probeChecks(r *report, at []any, p *objects.Probe, ports map[string]bool) {
 	if p == nil {
 		return
 	}
 	handlers := 0
-	var port *IntOrString
+	var port *objects.IntOrString
 	var portPath []any
 	if p.HTTPGet != nil {
 		handlers++
@@ -369,7 +339,7 @@ func probeChecks(r *report, at []any, p *Probe, ports map[string]bool) {
 	}
 }
 
-func serviceChecks(r *report, f *facts, s *Service) {
+func serviceChecks(r *report, f *facts, s *objects.Service) {
 	f.selector = s.Spec.Selector
 	f.selectorPos = r.c.at(r.root, "spec", "selector")
 	if len(s.Spec.Selector) == 0 {
@@ -414,7 +384,7 @@ func serviceChecks(r *report, f *facts, s *Service) {
 // whose named target ports no selected pod declares.
 func crossCheck(docs []*document) []Diagnostic {
 	var diags []Diagnostic
-	byID := map[ObjectID]*document{}
+	byID := map[objects.ObjectID]*document{}
 	namespaces := map[string]bool{"default": true}
 	pinned := map[netip.Addr]*facts{} // Services by pinned ClusterIP
 	// Deployments by namespace, in document order, so each Service looks at
@@ -438,8 +408,8 @@ func crossCheck(docs []*document) []Diagnostic {
 			continue
 		}
 		if first, dup := byID[d.facts.id]; dup {
-			diags = append(diags, Diagnostic{Severity: Error, Position: d.facts.namePos, Rule: RuleDuplicate, Object: d.facts.id.display(),
-				Message: fmt.Sprintf("%s is defined twice; first at %s", d.facts.id.display(), first.facts.namePos),
+			diags = append(diags, Diagnostic{Severity: Error, Position: d.facts.namePos, Rule: RuleDuplicate, Object: display(d.facts.id),
+				Message: fmt.Sprintf("%s is defined twice; first at %s", display(d.facts.id), first.facts.namePos),
 				Related: []Related{{Position: first.facts.namePos, Message: "first definition"}}})
 			continue
 		}
@@ -454,18 +424,18 @@ func crossCheck(docs []*document) []Diagnostic {
 			continue
 		}
 		if ns := f.id.Namespace; ns != "" && !namespaces[ns] {
-			diags = append(diags, Diagnostic{Severity: Warning, Position: f.namePos, Rule: RuleReference, Object: f.id.display(),
+			diags = append(diags, Diagnostic{Severity: Warning, Position: f.namePos, Rule: RuleReference, Object: display(f.id),
 				Message: fmt.Sprintf("namespace %s is not defined in the repository; add a Namespace object for it", Excerpt(ns))})
 		}
 		for _, rf := range f.refs {
-			target := byID[ObjectID{Kind: rf.kind, Namespace: f.id.Namespace, Name: rf.name}]
+			target := byID[objects.ObjectID{Kind: rf.kind, Namespace: f.id.Namespace, Name: rf.name}]
 			switch {
 			case rf.optional:
 			case target == nil:
-				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.display(),
+				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("%s %s is not defined in namespace %s (mark the reference optional: true if it may be absent)", rf.kind, Excerpt(rf.name), Excerpt(f.id.Namespace))})
 			case rf.key != "" && !target.facts.failed && !target.facts.keys[rf.key]:
-				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: f.id.display(),
+				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("%s %s has no key %s", rf.kind, Excerpt(rf.name), Excerpt(rf.key)),
 					Related: []Related{{Position: target.facts.namePos, Message: rf.kind + " defined here"}}})
 			}
@@ -475,8 +445,8 @@ func crossCheck(docs []*document) []Diagnostic {
 		}
 		if f.clusterIP.IsValid() {
 			if first := pinned[f.clusterIP]; first != nil {
-				diags = append(diags, Diagnostic{Severity: Error, Position: f.clusterPos, Rule: RuleDuplicate, Object: f.id.display(),
-					Message: fmt.Sprintf("clusterIP %s is pinned by %s too; a ClusterIP belongs to one Service", f.clusterIP, first.id.display()),
+				diags = append(diags, Diagnostic{Severity: Error, Position: f.clusterPos, Rule: RuleDuplicate, Object: display(f.id),
+					Message: fmt.Sprintf("clusterIP %s is pinned by %s too; a ClusterIP belongs to one Service", f.clusterIP, display(first.id)),
 					Related: []Related{{Position: first.clusterPos, Message: "pinned first here"}}})
 			} else {
 				pinned[f.clusterIP] = f
@@ -499,13 +469,13 @@ func serviceTargets(svc *facts, deps *nsDeployments) []Diagnostic {
 			return nil // a failed Deployment's labels are unknown: it may be the one selected
 		}
 		for _, d := range deps.ok {
-			if (LabelSelector{MatchLabels: svc.selector}).Matches(d.podLabels) {
+			if (objects.LabelSelector{MatchLabels: svc.selector}).Matches(d.podLabels) {
 				selected = append(selected, d)
 			}
 		}
 	}
 	if len(selected) == 0 {
-		return []Diagnostic{{Severity: Warning, Position: svc.selectorPos, Rule: RuleSelector, Object: svc.id.display(),
+		return []Diagnostic{{Severity: Warning, Position: svc.selectorPos, Rule: RuleSelector, Object: display(svc.id),
 			Message: fmt.Sprintf("spec.selector %s matches no Deployment's pods in namespace %s", showLabels(svc.selector), Excerpt(svc.id.Namespace))}}
 	}
 	var diags []Diagnostic
@@ -515,7 +485,7 @@ func serviceTargets(svc *facts, deps *nsDeployments) []Diagnostic {
 			found = found || d.podPorts[tp.name]
 		}
 		if !found {
-			diags = append(diags, Diagnostic{Severity: Warning, Position: tp.pos, Rule: RuleTargetPort, Object: svc.id.display(),
+			diags = append(diags, Diagnostic{Severity: Warning, Position: tp.pos, Rule: RuleTargetPort, Object: display(svc.id),
 				Message: fmt.Sprintf("targetPort %s is not a named port of any container this Service selects", Excerpt(tp.name))})
 		}
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // newBackend is a real one-master Raft store in a temporary directory,
@@ -131,16 +131,16 @@ func TestAgentFlow(t *testing.T) {
 	if n, err := c.RegisterNode(ctx, store.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil || n.PodCIDR == "" {
 		t.Fatal(err)
 	}
-	cm := schemas.ConfigMap{Data: map[string]string{"k": "v"}}
-	cm.APIVersion, cm.Kind, cm.Metadata = "v1", "ConfigMap", schemas.ObjectMeta{Name: "cfg", Namespace: "default"}
+	cm := objects.ConfigMap{Data: map[string]string{"k": "v"}}
+	cm.APIVersion, cm.Kind, cm.Metadata = "v1", "ConfigMap", objects.ObjectMeta{Name: "cfg", Namespace: "default"}
 	other := cm
 	other.Metadata.Name = "unrelated"
 	rev := store.Revision{Commit: "abc", Status: store.RevisionApplied}
-	for _, o := range []schemas.Object{&cm, &other} {
-		rev.Objects = append(rev.Objects, store.Object{ID: schemas.ObjectID{Kind: "ConfigMap", Namespace: "default", Name: o.GetObjectMeta().Name}, JSON: mustJSON(t, o)})
+	for _, o := range []objects.Object{&cm, &other} {
+		rev.Objects = append(rev.Objects, store.Object{ID: objects.ObjectID{Kind: "ConfigMap", Namespace: "default", Name: o.GetObjectMeta().Name}, JSON: mustJSON(t, o)})
 	}
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i",
-		Env: []schemas.EnvVar{{Name: "A", ValueFrom: &schemas.EnvVarSource{ConfigMapKeyRef: &schemas.KeySelector{Name: "cfg", Key: "k"}}}}}}}}
+	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i",
+		Env: []objects.EnvVar{{Name: "A", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "k"}}}}}}}}
 	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddRevision, rev), store.NewCommand(store.CmdCreatePod, pod),
 		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 		t.Fatal(err)
@@ -316,7 +316,7 @@ func TestWatchWakesOnlyForItsOwnAnswer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
 	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdCreatePod, pod),
 		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 func code(err error) int {
@@ -122,14 +122,14 @@ func TestAgentCertificates(t *testing.T) {
 	if _, err := n1.RegisterNode(ctx, store.Node{Name: "n2"}); code(err) != http.StatusForbidden {
 		t.Errorf("n1 registering as n2: %v, want 403", err)
 	}
-	secret := schemas.Secret{StringData: map[string]string{"pw": "x"}}
-	secret.APIVersion, secret.Kind, secret.Metadata = "v1", "Secret", schemas.ObjectMeta{Name: "s2", Namespace: "default"}
+	secret := objects.Secret{StringData: map[string]string{"pw": "x"}}
+	secret.APIVersion, secret.Kind, secret.Metadata = "v1", "Secret", objects.ObjectMeta{Name: "s2", Namespace: "default"}
 	rev := store.Revision{Commit: "abc", Status: store.RevisionApplied, Objects: []store.Object{
-		{ID: schemas.ObjectID{Kind: "Secret", Namespace: "default", Name: "s2"}, JSON: mustJSON(t, &secret)}}}
+		{ID: objects.ObjectID{Kind: "Secret", Namespace: "default", Name: "s2"}, JSON: mustJSON(t, &secret)}}}
 	pod := func(name, node string, secretName string) []store.Command {
-		p := store.Pod{Namespace: "default", Name: name, Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+		p := store.Pod{Namespace: "default", Name: name, Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
 		if secretName != "" {
-			p.Spec.Containers[0].Env = []schemas.EnvVar{{Name: "PW", ValueFrom: &schemas.EnvVarSource{SecretKeyRef: &schemas.KeySelector{Name: secretName, Key: "pw"}}}}
+			p.Spec.Containers[0].Env = []objects.EnvVar{{Name: "PW", ValueFrom: &objects.EnvVarSource{SecretKeyRef: &objects.KeySelector{Name: secretName, Key: "pw"}}}}
 		}
 		return []store.Command{store.NewCommand(store.CmdCreatePod, p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/" + name, NodeName: node})}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // TestLogsRelayChecksContainer: the master asks a pod's agent only for a
@@ -36,7 +36,7 @@ func TestLogsRelayChecksContainer(t *testing.T) {
 	pod := func(name string, containers ...string) []store.Command {
 		p := store.Pod{Namespace: "default", Name: name}
 		for _, c := range containers {
-			p.Spec.Containers = append(p.Spec.Containers, schemas.Container{Name: c, Image: "i"})
+			p.Spec.Containers = append(p.Spec.Containers, objects.Container{Name: c, Image: "i"})
 		}
 		return []store.Command{store.NewCommand(store.CmdCreatePod, p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})}
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // Every name that enters through a path or a body is checked against its
@@ -19,7 +19,7 @@ func TestNamesAreChecked(t *testing.T) {
 	if _, err := c.RegisterNode(ctx, store.Node{Name: "n1", Address: "node-1.example:10250"}); err != nil {
 		t.Fatal(err)
 	}
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "web", Image: "i"}}}}
+	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "web", Image: "i"}}}}
 	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdCreatePod, pod),
 		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func jsonQuote(s string) string {
 func TestDeleteNode(t *testing.T) {
 	c, b := newTestAPI(t)
 	ctx := context.Background()
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "web", Image: "i"}}}}
+	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "web", Image: "i"}}}}
 	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdRegisterNode, store.Node{Name: "../../etc"}),
 		store.NewCommand(store.CmdCreatePod, pod), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "../../etc"})}); err != nil {
 		t.Fatal(err)

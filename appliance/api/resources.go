@@ -12,6 +12,7 @@ import (
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // Status is /v1/status: what runs, and how the sync goes.
@@ -62,8 +63,8 @@ type DeploymentStatus struct {
 // that equal assignments are equal answers.
 type NodeAssignment struct {
 	Pods       []store.Pod                   `json:"pods"`
-	ConfigMaps map[string]*schemas.ConfigMap `json:"configMaps"`
-	Secrets    map[string]*schemas.Secret    `json:"secrets"`
+	ConfigMaps map[string]*objects.ConfigMap `json:"configMaps"`
+	Secrets    map[string]*objects.Secret    `json:"secrets"`
 	// Routes lead to the other nodes' pods: each node's pod CIDR through
 	// its address.
 	Routes []PodRoute `json:"routes"`
@@ -243,7 +244,7 @@ func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.Stat
 	if err != nil {
 		return nil, err
 	}
-	out := NodeAssignment{Pods: []store.Pod{}, ConfigMaps: map[string]*schemas.ConfigMap{}, Secrets: map[string]*schemas.Secret{},
+	out := NodeAssignment{Pods: []store.Pod{}, ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{},
 		Routes: podRoutes(st, name)}
 	for p := range st.Pods.OnNode(name) {
 		out.Pods = append(out.Pods, *p)
@@ -268,7 +269,7 @@ type reference struct {
 
 // references lists the ConfigMaps and Secrets a pod reads, so an agent is
 // sent those and no others.
-func references(spec *schemas.PodSpec) []reference {
+func references(spec *objects.PodSpec) []reference {
 	var out []reference
 	for _, c := range spec.Containers {
 		for _, e := range c.Env {
@@ -343,7 +344,7 @@ func checkPodStatus(p *store.Pod, ps store.PodStatus) error {
 		}
 	}
 	for _, c := range ps.Containers {
-		if !slices.ContainsFunc(p.Spec.Containers, func(sc schemas.Container) bool { return sc.Name == c.Name }) {
+		if !slices.ContainsFunc(p.Spec.Containers, func(sc objects.Container) bool { return sc.Name == c.Name }) {
 			return errorf(http.StatusBadRequest, "pod %s has no container %q", p.Key(), c.Name)
 		}
 	}

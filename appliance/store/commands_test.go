@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -36,7 +37,7 @@ func testPod(ns, name string) Pod {
 	return Pod{
 		Namespace: ns, Name: name, Deployment: "web", TemplateHash: "h1",
 		Labels:  map[string]string{"app": "web"},
-		Spec:    schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "nginx"}}},
+		Spec:    objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "nginx"}}},
 		Created: t0,
 	}
 }
@@ -85,7 +86,7 @@ func TestApplyRevisions(t *testing.T) {
 	t.Parallel()
 	s := &State{}
 	mustApply(t, s, NewCommand(CmdAddRevision, Revision{Commit: "c1", Status: RevisionApplied, Time: t0,
-		Objects: []Object{{ID: schemas.ObjectID{Kind: "Namespace", Name: "ns"}, Digest: "d1", JSON: json.RawMessage(`{"kind":"Namespace"}`)}}}))
+		Objects: []Object{{ID: objects.ObjectID{Kind: "Namespace", Name: "ns"}, Digest: "d1", JSON: json.RawMessage(`{"kind":"Namespace"}`)}}}))
 	mustApply(t, s, NewCommand(CmdAddRevision, Revision{Commit: "c2", Status: RevisionRejected,
 		Diagnostics: []schemas.Diagnostic{{Severity: schemas.Error, Rule: schemas.RuleSchema, Message: "bad"}}}))
 	if c := s.Current(); c == nil || c.Commit != "c1" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // State is the whole cluster state at one Raft index. A State the store has
@@ -121,7 +122,7 @@ const DefaultRevisionHistory = 100
 // its canonical JSON (equal objects have equal digests across revisions, so
 // a `git revert` finds its earlier rollout), and the JSON itself.
 type Object struct {
-	ID     schemas.ObjectID `json:"id"`
+	ID     objects.ObjectID `json:"id"`
 	Digest string           `json:"digest"`
 	JSON   json.RawMessage  `json:"json"`
 }
@@ -166,7 +167,7 @@ type Pod struct {
 	Deployment   string            `json:"deployment"`
 	TemplateHash string            `json:"templateHash"`
 	Labels       map[string]string `json:"labels"`
-	Spec         schemas.PodSpec   `json:"spec"`
+	Spec         objects.PodSpec   `json:"spec"`
 	// NodeName is empty until the scheduler binds the pod.
 	NodeName string `json:"nodeName,omitempty"`
 	// Terminating asks the agent to stop the pod; once it has, the agent

@@ -16,28 +16,28 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 func assignment() *api.NodeAssignment {
-	cm := &schemas.ConfigMap{Data: map[string]string{"greeting": "hi", "index.html": "<h1>x</h1>"}}
-	s := &schemas.Secret{Data: map[string]string{"pw": "aHVudGVyMg=="}, StringData: map[string]string{"user": "admin"}}
-	return &api.NodeAssignment{ConfigMaps: map[string]*schemas.ConfigMap{"ns/cfg": cm}, Secrets: map[string]*schemas.Secret{"ns/creds": s}}
+	cm := &objects.ConfigMap{Data: map[string]string{"greeting": "hi", "index.html": "<h1>x</h1>"}}
+	s := &objects.Secret{Data: map[string]string{"pw": "aHVudGVyMg=="}, StringData: map[string]string{"user": "admin"}}
+	return &api.NodeAssignment{ConfigMaps: map[string]*objects.ConfigMap{"ns/cfg": cm}, Secrets: map[string]*objects.Secret{"ns/creds": s}}
 }
 
 func TestResolveEnv(t *testing.T) {
 	p := &store.Pod{Namespace: "ns", Name: "p"}
-	c := &schemas.Container{Env: []schemas.EnvVar{
+	c := &objects.Container{Env: []objects.EnvVar{
 		{Name: "PLAIN", Value: "1"},
-		{Name: "G", ValueFrom: &schemas.EnvVarSource{ConfigMapKeyRef: &schemas.KeySelector{Name: "cfg", Key: "greeting"}}},
-		{Name: "PW", ValueFrom: &schemas.EnvVarSource{SecretKeyRef: &schemas.KeySelector{Name: "creds", Key: "pw"}}},
-		{Name: "OPT", ValueFrom: &schemas.EnvVarSource{SecretKeyRef: &schemas.KeySelector{Name: "nope", Key: "k", Optional: true}}},
+		{Name: "G", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "greeting"}}},
+		{Name: "PW", ValueFrom: &objects.EnvVarSource{SecretKeyRef: &objects.KeySelector{Name: "creds", Key: "pw"}}},
+		{Name: "OPT", ValueFrom: &objects.EnvVarSource{SecretKeyRef: &objects.KeySelector{Name: "nope", Key: "k", Optional: true}}},
 	}}
 	env, err := resolveEnv(assignment(), p, c)
 	if err != nil || strings.Join(env, ",") != "PLAIN=1,G=hi,PW=hunter2" {
 		t.Fatalf("%v %v", env, err)
 	}
-	c.Env = append(c.Env, schemas.EnvVar{Name: "X", ValueFrom: &schemas.EnvVarSource{ConfigMapKeyRef: &schemas.KeySelector{Name: "cfg", Key: "missing"}}})
+	c.Env = append(c.Env, objects.EnvVar{Name: "X", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "missing"}}})
 	var ce *configError
 	if _, err := resolveEnv(assignment(), p, c); !errors.As(err, &ce) || !strings.Contains(err.Error(), `has no key "missing"`) {
 		t.Fatalf("missing key: %v", err)
@@ -47,13 +47,13 @@ func TestResolveEnv(t *testing.T) {
 func TestPrepareVolumes(t *testing.T) {
 	root := t.TempDir()
 	mode := int32(0o640)
-	p := &store.Pod{Namespace: "ns", Name: "p", Spec: schemas.PodSpec{
-		Volumes: []schemas.Volume{
-			{Name: "site", ConfigMap: &schemas.ConfigMapVolumeSource{Name: "cfg", Items: []schemas.KeyToPath{{Key: "index.html", Path: "html/index.html"}}, DefaultMode: &mode}},
-			{Name: "creds", Secret: &schemas.SecretVolumeSource{SecretName: "creds"}},
-			{Name: "scratch", EmptyDir: &schemas.EmptyDirVolumeSource{}},
+	p := &store.Pod{Namespace: "ns", Name: "p", Spec: objects.PodSpec{
+		Volumes: []objects.Volume{
+			{Name: "site", ConfigMap: &objects.ConfigMapVolumeSource{Name: "cfg", Items: []objects.KeyToPath{{Key: "index.html", Path: "html/index.html"}}, DefaultMode: &mode}},
+			{Name: "creds", Secret: &objects.SecretVolumeSource{SecretName: "creds"}},
+			{Name: "scratch", EmptyDir: &objects.EmptyDirVolumeSource{}},
 		},
-		Containers: []schemas.Container{{Name: "c", VolumeMounts: []schemas.VolumeMount{
+		Containers: []objects.Container{{Name: "c", VolumeMounts: []objects.VolumeMount{
 			{Name: "site", MountPath: "/srv", ReadOnly: true}, {Name: "creds", MountPath: "/creds"}, {Name: "scratch", MountPath: "/tmp"}}}},
 	}}
 	mounts, err := prepareVolumes(root, assignment(), p)
@@ -92,8 +92,8 @@ func TestProbes(t *testing.T) {
 	defer srv.Close()
 	host, portStr, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
 	port, _ := strconv.Atoi(portStr)
-	ports := []schemas.ContainerPort{{Name: "http", ContainerPort: int32(port)}}
-	httpProbe := &schemas.Probe{HTTPGet: &schemas.HTTPGetAction{Path: "/healthz", Port: schemas.IntOrString{IsString: true, Str: "http"}, Scheme: "HTTP"},
+	ports := []objects.ContainerPort{{Name: "http", ContainerPort: int32(port)}}
+	httpProbe := &objects.Probe{HTTPGet: &objects.HTTPGetAction{Path: "/healthz", Port: objects.IntOrString{IsString: true, Str: "http"}, Scheme: "HTTP"},
 		TimeoutSeconds: 1, PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 2}
 	ctx := context.Background()
 	if err := probeOnce(ctx, httpProbe, host, ports, nil); err != nil {
@@ -103,7 +103,7 @@ func TestProbes(t *testing.T) {
 	if err := probeOnce(ctx, httpProbe, host, ports, nil); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("unhealthy: %v", err)
 	}
-	tcp := &schemas.Probe{TCPSocket: &schemas.TCPSocketAction{Port: schemas.IntOrString{Int: int32(port)}}, TimeoutSeconds: 1}
+	tcp := &objects.Probe{TCPSocket: &objects.TCPSocketAction{Port: objects.IntOrString{Int: int32(port)}}, TimeoutSeconds: 1}
 	if err := probeOnce(ctx, tcp, host, ports, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestProbes(t *testing.T) {
 	if err := probeOnce(ctx, tcp, host, ports, nil); err == nil {
 		t.Fatal("tcp probe on a closed port passed")
 	}
-	exec := &schemas.Probe{Exec: &schemas.ExecAction{Command: []string{"check"}}, TimeoutSeconds: 1}
+	exec := &objects.Probe{Exec: &objects.ExecAction{Command: []string{"check"}}, TimeoutSeconds: 1}
 	if err := probeOnce(ctx, exec, host, ports, func(context.Context, []string) (int, error) { return 1, nil }); err == nil {
 		t.Fatal("exec probe exiting 1 passed")
 	}
@@ -176,13 +176,13 @@ func TestRouteSync(t *testing.T) {
 // every sync, follows no link that a container planted in one out of it.
 func TestVolumesStayInside(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
-	p := &store.Pod{Namespace: "ns", Name: "p", Spec: schemas.PodSpec{
-		Volumes: []schemas.Volume{
-			{Name: "site", ConfigMap: &schemas.ConfigMapVolumeSource{Name: "cfg", Items: []schemas.KeyToPath{{Key: "index.html", Path: "html/index.html"}}}},
-			{Name: "creds", Secret: &schemas.SecretVolumeSource{SecretName: "creds"}},
-			{Name: "scratch", EmptyDir: &schemas.EmptyDirVolumeSource{}},
+	p := &store.Pod{Namespace: "ns", Name: "p", Spec: objects.PodSpec{
+		Volumes: []objects.Volume{
+			{Name: "site", ConfigMap: &objects.ConfigMapVolumeSource{Name: "cfg", Items: []objects.KeyToPath{{Key: "index.html", Path: "html/index.html"}}}},
+			{Name: "creds", Secret: &objects.SecretVolumeSource{SecretName: "creds"}},
+			{Name: "scratch", EmptyDir: &objects.EmptyDirVolumeSource{}},
 		},
-		Containers: []schemas.Container{{Name: "c", VolumeMounts: []schemas.VolumeMount{
+		Containers: []objects.Container{{Name: "c", VolumeMounts: []objects.VolumeMount{
 			{Name: "site", MountPath: "/srv"}, {Name: "creds", MountPath: "/creds"}, {Name: "scratch", MountPath: "/tmp"}}}},
 	}}
 	mounts, err := prepareVolumes(root, assignment(), p)
@@ -214,21 +214,21 @@ func TestVolumesStayInside(t *testing.T) {
 func TestResolveEnvFrom(t *testing.T) {
 	p := &store.Pod{Namespace: "ns", Name: "p"}
 	a := assignment()
-	a.ConfigMaps["ns/more"] = &schemas.ConfigMap{Data: map[string]string{"greeting": "hello", "bad key": "x", "1ST": "y"}}
-	c := &schemas.Container{
-		EnvFrom: []schemas.EnvFromSource{
-			{ConfigMapRef: &schemas.EnvFromObject{Name: "cfg"}},
-			{ConfigMapRef: &schemas.EnvFromObject{Name: "more"}},
-			{Prefix: "DB_", SecretRef: &schemas.EnvFromObject{Name: "creds"}},
-			{SecretRef: &schemas.EnvFromObject{Name: "absent", Optional: true}},
+	a.ConfigMaps["ns/more"] = &objects.ConfigMap{Data: map[string]string{"greeting": "hello", "bad key": "x", "1ST": "y"}}
+	c := &objects.Container{
+		EnvFrom: []objects.EnvFromSource{
+			{ConfigMapRef: &objects.EnvFromObject{Name: "cfg"}},
+			{ConfigMapRef: &objects.EnvFromObject{Name: "more"}},
+			{Prefix: "DB_", SecretRef: &objects.EnvFromObject{Name: "creds"}},
+			{SecretRef: &objects.EnvFromObject{Name: "absent", Optional: true}},
 		},
-		Env: []schemas.EnvVar{{Name: "DB_pw", Value: "override"}},
+		Env: []objects.EnvVar{{Name: "DB_pw", Value: "override"}},
 	}
 	env, err := resolveEnv(a, p, c)
 	if err != nil || strings.Join(env, ",") != "greeting=hello,index.html=<h1>x</h1>,DB_pw=override,DB_user=admin" {
 		t.Fatalf("%v %v", env, err)
 	}
-	c.EnvFrom = append(c.EnvFrom, schemas.EnvFromSource{ConfigMapRef: &schemas.EnvFromObject{Name: "absent"}})
+	c.EnvFrom = append(c.EnvFrom, objects.EnvFromSource{ConfigMapRef: &objects.EnvFromObject{Name: "absent"}})
 	var ce *configError
 	if _, err := resolveEnv(a, p, c); !errors.As(err, &ce) || !strings.Contains(err.Error(), "ConfigMap ns/absent not found") {
 		t.Fatalf("missing source: %v", err)

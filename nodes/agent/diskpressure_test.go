@@ -13,7 +13,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // On a node whose disk fills up, a running pod whose ConfigMap volume can
@@ -33,14 +33,14 @@ func TestDiskPressure(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(data, unix.MNT_DETACH) })
 
 	master := newMaster(t)
-	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{
-		Volumes:    []schemas.Volume{{Name: "cfg", ConfigMap: &schemas.ConfigMapVolumeSource{Name: "settings"}}},
-		Containers: []schemas.Container{{Name: "c", Image: "i", VolumeMounts: []schemas.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}}}}}}
+	p := &store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{
+		Volumes:    []objects.Volume{{Name: "cfg", ConfigMap: &objects.ConfigMapVolumeSource{Name: "settings"}}},
+		Containers: []objects.Container{{Name: "c", Image: "i", VolumeMounts: []objects.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}}}}}}
 	a := agentWithPod(t, master, data, &flakyRuntime{}, p)
 	ctx := context.Background()
 	settings := func(v string) *api.NodeAssignment {
-		cm := &schemas.ConfigMap{Data: map[string]string{"v": v}}
-		return &api.NodeAssignment{ConfigMaps: map[string]*schemas.ConfigMap{"default/settings": cm}}
+		cm := &objects.ConfigMap{Data: map[string]string{"v": v}}
+		return &api.NodeAssignment{ConfigMaps: map[string]*objects.ConfigMap{"default/settings": cm}}
 	}
 	w := newPodWorker(ctx, a, p)
 	w.update(p, settings("one"))

@@ -12,7 +12,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // configError is a pod that cannot start because of its configuration (a
@@ -26,7 +26,7 @@ func (e *configError) Error() string { return e.msg }
 // the kubelet: envFrom's keys come first, sorted per source, a later source
 // overriding an earlier one; env overrides them all; a key that is no valid
 // variable name is left out.
-func resolveEnv(a *api.NodeAssignment, p *store.Pod, c *schemas.Container) ([]string, error) {
+func resolveEnv(a *api.NodeAssignment, p *store.Pod, c *objects.Container) ([]string, error) {
 	var names []string
 	values := map[string]string{}
 	set := func(name, v string) {
@@ -71,7 +71,7 @@ var envName = regexp.MustCompile(`^[-._a-zA-Z][-._a-zA-Z0-9]*$`)
 
 // envFromData is the data of one envFrom source; an optional one that is
 // missing has none.
-func envFromData(a *api.NodeAssignment, namespace string, src schemas.EnvFromSource) (map[string]string, error) {
+func envFromData(a *api.NodeAssignment, namespace string, src objects.EnvFromSource) (map[string]string, error) {
 	out := map[string]string{}
 	if ref := src.ConfigMapRef; ref != nil {
 		cm := a.ConfigMaps[namespace+"/"+ref.Name]
@@ -96,7 +96,7 @@ func envFromData(a *api.NodeAssignment, namespace string, src schemas.EnvFromSou
 	return out, nil
 }
 
-func lookupKey(a *api.NodeAssignment, namespace string, vf *schemas.EnvVarSource) (string, bool, error) {
+func lookupKey(a *api.NodeAssignment, namespace string, vf *objects.EnvVarSource) (string, bool, error) {
 	if ref := vf.ConfigMapKeyRef; ref != nil {
 		cm := a.ConfigMaps[namespace+"/"+ref.Name]
 		if cm != nil {
@@ -124,7 +124,7 @@ func lookupKey(a *api.NodeAssignment, namespace string, vf *schemas.EnvVarSource
 
 // secretData merges data (base64, validated by the loader) and stringData,
 // which wins as in Kubernetes.
-func secretData(s *schemas.Secret) map[string][]byte {
+func secretData(s *objects.Secret) map[string][]byte {
 	out := map[string][]byte{}
 	for k, v := range s.Data {
 		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
@@ -138,7 +138,7 @@ func secretData(s *schemas.Secret) map[string][]byte {
 }
 
 // configMapData merges data and binaryData of a ConfigMap.
-func configMapData(cm *schemas.ConfigMap) map[string][]byte {
+func configMapData(cm *objects.ConfigMap) map[string][]byte {
 	out := map[string][]byte{}
 	for k, v := range cm.Data {
 		out[k] = []byte(v)

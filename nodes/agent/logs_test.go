@@ -20,7 +20,7 @@ import (
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/runtime"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // TestLogsRoute sends the agent's log route hostile container and pod
@@ -65,7 +65,7 @@ func TestLogsRoute(t *testing.T) {
 	pod := func(name string, containers ...string) runtime.PodRef {
 		p := &store.Pod{Namespace: "default", Name: name, Created: time.Unix(1700000000, 0)}
 		for _, c := range containers {
-			p.Spec.Containers = append(p.Spec.Containers, schemas.Container{Name: c, Image: "i"})
+			p.Spec.Containers = append(p.Spec.Containers, objects.Container{Name: c, Image: "i"})
 		}
 		w := newPodWorker(ctx, a, p)
 		w.update(p, &api.NodeAssignment{})

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // ExecFunc runs a command in a container and returns its exit code.
@@ -17,7 +17,7 @@ type ExecFunc func(ctx context.Context, cmd []string) (int, error)
 // probeOnce runs one probe against a container at ip: an HTTP GET that
 // answers 200-399, a TCP connect, or a command that exits 0, each within
 // timeoutSeconds.
-func probeOnce(ctx context.Context, p *schemas.Probe, ip string, ports []schemas.ContainerPort, exec ExecFunc) error {
+func probeOnce(ctx context.Context, p *objects.Probe, ip string, ports []objects.ContainerPort, exec ExecFunc) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.TimeoutSeconds)*time.Second)
 	defer cancel()
 	switch {
@@ -72,7 +72,7 @@ func probeOnce(ctx context.Context, p *schemas.Probe, ip string, ports []schemas
 // certificate checks for HTTPS as the kubelet does.
 var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: insecureTLS()}}
 
-func resolvePort(v schemas.IntOrString, ports []schemas.ContainerPort) (int, error) {
+func resolvePort(v objects.IntOrString, ports []objects.ContainerPort) (int, error) {
 	if !v.IsString {
 		return int(v.Int), nil
 	}
@@ -86,7 +86,7 @@ func resolvePort(v schemas.IntOrString, ports []schemas.ContainerPort) (int, err
 
 // probeState tracks one probe of one container.
 type probeState struct {
-	probe   *schemas.Probe
+	probe   *objects.Probe
 	ok      bool // current result
 	streak  int  // consecutive results opposite to ok
 	next    time.Time
@@ -95,7 +95,7 @@ type probeState struct {
 
 // newProbeState starts readiness as failing and liveness as passing, both
 // first run after initialDelaySeconds.
-func newProbeState(p *schemas.Probe, initial bool, started time.Time) *probeState {
+func newProbeState(p *objects.Probe, initial bool, started time.Time) *probeState {
 	return &probeState{probe: p, ok: initial, next: started.Add(time.Duration(p.InitialDelaySeconds) * time.Second)}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // flakyRuntime is a runtime whose daemon can be down; while it is, every
@@ -69,7 +69,7 @@ func agentWithPod(t *testing.T, master *testMaster, dataDir string, rt Runtime, 
 func TestRuntimeDown(t *testing.T) {
 	master := newMaster(t)
 	rt := &flakyRuntime{}
-	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+	p := &store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
 	a := agentWithPod(t, master, filepath.Join(t.TempDir(), "agent"), rt, p)
 	ctx := context.Background()
 	w := newPodWorker(ctx, a, p)

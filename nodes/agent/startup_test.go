@@ -10,7 +10,7 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // execRuntime answers exec probes from a script, by command, and counts
@@ -40,8 +40,8 @@ func (r *execRuntime) StopContainer(context.Context, runtime.PodRef, string, tim
 // restarts the container after failureThreshold failures in a row, as the
 // kubelet does; time is the test's.
 func TestStartupProbe(t *testing.T) {
-	probe := func(cmd string) *schemas.Probe {
-		return &schemas.Probe{Exec: &schemas.ExecAction{Command: []string{cmd}}, TimeoutSeconds: 1, PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
+	probe := func(cmd string) *objects.Probe {
+		return &objects.Probe{Exec: &objects.ExecAction{Command: []string{cmd}}, TimeoutSeconds: 1, PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
@@ -61,8 +61,8 @@ func TestStartupProbe(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.rt = rt
-		c := schemas.Container{Name: "c", Image: "i", StartupProbe: probe("started"), ReadinessProbe: probe("ready"), LivenessProbe: probe("alive")}
-		p := &store.Pod{Namespace: "default", Name: "p", Spec: schemas.PodSpec{Containers: []schemas.Container{c}}}
+		c := objects.Container{Name: "c", Image: "i", StartupProbe: probe("started"), ReadinessProbe: probe("ready"), LivenessProbe: probe("alive")}
+		p := &store.Pod{Namespace: "default", Name: "p", Spec: objects.PodSpec{Containers: []objects.Container{c}}}
 		w := newPodWorker(context.Background(), a, p)
 		w.update(p, &api.NodeAssignment{})
 		st := runtime.PodStatus{IP: "10.244.0.9", Containers: []runtime.ContainerStatus{{Name: "c", ID: "x", State: runtime.StateRunning, StartedAt: t0}}}

@@ -16,7 +16,7 @@ import (
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // TestStatusHidesDataDir: a sync that fails on a file of the node reports
@@ -38,9 +38,9 @@ func TestStatusHidesDataDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "agent", "pods"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &store.Pod{Namespace: "default", Name: "p1", Spec: schemas.PodSpec{
-		Volumes:    []schemas.Volume{{Name: "scratch", EmptyDir: &schemas.EmptyDirVolumeSource{}}},
-		Containers: []schemas.Container{{Name: "c", Image: "i"}}}}
+	p := &store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{
+		Volumes:    []objects.Volume{{Name: "scratch", EmptyDir: &objects.EmptyDirVolumeSource{}}},
+		Containers: []objects.Container{{Name: "c", Image: "i"}}}}
 	ctx := context.Background()
 	if _, err := master.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
 		t.Fatal(err)

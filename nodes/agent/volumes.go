@@ -8,7 +8,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // Mount is one bind mount of a pod's volume into a container.
@@ -39,7 +39,7 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *store.Pod) (map[strin
 		hostPaths[v.Name] = path
 		projected[v.Name] = v.ConfigMap != nil || v.Secret != nil
 		var files map[string][]byte
-		var items []schemas.KeyToPath
+		var items []objects.KeyToPath
 		mode := os.FileMode(0o644)
 		switch {
 		case v.EmptyDir != nil:
@@ -93,10 +93,10 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *store.Pod) (map[strin
 // project writes the selected keys (all keys without items) into the
 // volume directory. The directory itself stays (containers bind-mount it);
 // each file is replaced by a rename, and keys that are gone are removed.
-func project(path string, files map[string][]byte, items []schemas.KeyToPath, mode os.FileMode) error {
+func project(path string, files map[string][]byte, items []objects.KeyToPath, mode os.FileMode) error {
 	if len(items) == 0 {
 		for k := range files {
-			items = append(items, schemas.KeyToPath{Key: k, Path: k})
+			items = append(items, objects.KeyToPath{Key: k, Path: k})
 		}
 	}
 	if err := os.MkdirAll(path, 0o755); err != nil {

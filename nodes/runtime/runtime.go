@@ -24,7 +24,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/berth/berth/nodes/network"
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // DefaultNamespace is the containerd namespace berth's containers live in.
@@ -95,7 +95,7 @@ type Pod struct {
 // Secret references already read, NAME=value in order) and Mounts are the
 // host paths of its volumes.
 type Container struct {
-	Spec   schemas.Container
+	Spec   objects.Container
 	Env    []string
 	Mounts []Mount
 	// SupplementalGroups are added to the process's groups (the pod's

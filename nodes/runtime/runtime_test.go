@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 func TestHelloPod(t *testing.T) {
 	need(t)
 	t.Parallel()
 	pod := testPod("hello-1", Container{
-		Spec: schemas.Container{Name: "web", Image: env.hello},
+		Spec: objects.Container{Name: "web", Image: env.hello},
 		Env:  []string{"VERSION=v1"},
 	})
 	stopAtEnd(t, pod.PodRef)
@@ -107,8 +107,8 @@ func TestContainersShareNetwork(t *testing.T) {
 	need(t)
 	t.Parallel()
 	pod := testPod("shared-1",
-		Container{Spec: schemas.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v2"}},
-		Container{Spec: schemas.Container{Name: "sidecar", Image: env.busybox, Command: []string{"sleep", "3600"}}},
+		Container{Spec: objects.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v2"}},
+		Container{Spec: objects.Container{Name: "sidecar", Image: env.busybox, Command: []string{"sleep", "3600"}}},
 	)
 	stopAtEnd(t, pod.PodRef)
 	st := ensure(t, pod)
@@ -148,7 +148,7 @@ func TestPullErrors(t *testing.T) {
 		{"registry-down", down + "/hello:v1", "connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pod := testPod("pull-"+tc.name, Container{Spec: schemas.Container{Name: "c", Image: tc.image}})
+			pod := testPod("pull-"+tc.name, Container{Spec: objects.Container{Name: "c", Image: tc.image}})
 			stopAtEnd(t, pod.PodRef)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -178,7 +178,7 @@ func TestPullErrors(t *testing.T) {
 func TestCommandNotFound(t *testing.T) {
 	need(t)
 	t.Parallel()
-	pod := testPod("nocmd-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"/no/such/binary"}}})
+	pod := testPod("nocmd-1", Container{Spec: objects.Container{Name: "c", Image: env.busybox, Command: []string{"/no/such/binary"}}})
 	stopAtEnd(t, pod.PodRef)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -210,7 +210,7 @@ func TestCommandNotFound(t *testing.T) {
 func TestRestartPolicyAndLogs(t *testing.T) {
 	need(t)
 	t.Parallel()
-	crash := Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"sh", "-c", "echo run; exit 2"}}}
+	crash := Container{Spec: objects.Container{Name: "c", Image: env.busybox, Command: []string{"sh", "-c", "echo run; exit 2"}}}
 	pod := testPod("crash-1", crash)
 	stopAtEnd(t, pod.PodRef)
 	ensure(t, pod)
@@ -249,7 +249,7 @@ func TestRestartPolicyAndLogs(t *testing.T) {
 	if c := ensure(t, never).Containers[0]; c.State != StateExited || c.Reason != ReasonError || c.Restarts != 0 {
 		t.Errorf("Never: %+v", c)
 	}
-	ok := testPod("done-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"true"}}})
+	ok := testPod("done-1", Container{Spec: objects.Container{Name: "c", Image: env.busybox, Command: []string{"true"}}})
 	ok.RestartPolicy = RestartOnFailure
 	stopAtEnd(t, ok.PodRef)
 	ensure(t, ok)
@@ -262,7 +262,7 @@ func TestRestartPolicyAndLogs(t *testing.T) {
 func TestStopPodGrace(t *testing.T) {
 	need(t)
 	t.Parallel()
-	pod := testPod("stubborn-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox,
+	pod := testPod("stubborn-1", Container{Spec: objects.Container{Name: "c", Image: env.busybox,
 		Command: []string{"sh", "-c", `trap "echo got TERM" TERM; echo ready; while true; do sleep 0.1; done`}}})
 	stopAtEnd(t, pod.PodRef)
 	ensure(t, pod)
@@ -294,7 +294,7 @@ func TestStopPodGrace(t *testing.T) {
 func TestAdoptionAfterRestart(t *testing.T) {
 	need(t)
 	t.Parallel()
-	pod := testPod("adopt-1", Container{Spec: schemas.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v3"}})
+	pod := testPod("adopt-1", Container{Spec: objects.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v3"}})
 	stopAtEnd(t, pod.PodRef)
 	first := ensure(t, pod)
 
@@ -345,13 +345,13 @@ func TestSecurityResourcesMounts(t *testing.T) {
 	}
 	uid, gid, yes, no := int64(1000), int64(2000), true, false
 	pod := testPod("secure-1", Container{
-		Spec: schemas.Container{
+		Spec: objects.Container{
 			Name: "c", Image: env.busybox, Command: []string{"sleep", "3600"}, WorkingDir: "/tmp",
-			Resources: schemas.ResourceRequirements{Limits: schemas.ResourceList{CPU: "500m", Memory: "64Mi"}},
-			SecurityContext: &schemas.SecurityContext{
+			Resources: objects.ResourceRequirements{Limits: objects.ResourceList{CPU: "500m", Memory: "64Mi"}},
+			SecurityContext: &objects.SecurityContext{
 				RunAsUser: &uid, RunAsGroup: &gid, ReadOnlyRootFilesystem: &yes, AllowPrivilegeEscalation: &no,
-				SeccompProfile: &schemas.SeccompProfile{Type: "RuntimeDefault"},
-				Capabilities:   &schemas.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}},
+				SeccompProfile: &objects.SeccompProfile{Type: "RuntimeDefault"},
+				Capabilities:   &objects.Capabilities{Drop: []string{"ALL"}, Add: []string{"NET_BIND_SERVICE"}},
 			},
 		},
 		Mounts:             []Mount{{HostPath: cfgDir, ContainerPath: "/config", ReadOnly: true}},
@@ -387,8 +387,8 @@ func TestSecurityResourcesMounts(t *testing.T) {
 	}
 
 	// Privileged: the agent's own capabilities and the host's devices.
-	priv := testPod("privileged-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"sleep", "3600"},
-		SecurityContext: &schemas.SecurityContext{Privileged: &yes}}})
+	priv := testPod("privileged-1", Container{Spec: objects.Container{Name: "c", Image: env.busybox, Command: []string{"sleep", "3600"},
+		SecurityContext: &objects.SecurityContext{Privileged: &yes}}})
 	stopAtEnd(t, priv.PodRef)
 	ensure(t, priv)
 	status, _ := os.ReadFile("/proc/self/status")
@@ -413,8 +413,8 @@ func TestSecurityResourcesMounts(t *testing.T) {
 
 	// runAsNonRoot with an image that runs as root is refused before
 	// anything runs.
-	root := testPod("nonroot-1", Container{Spec: schemas.Container{Name: "c", Image: env.busybox, Command: []string{"true"},
-		SecurityContext: &schemas.SecurityContext{RunAsNonRoot: &yes}}})
+	root := testPod("nonroot-1", Container{Spec: objects.Container{Name: "c", Image: env.busybox, Command: []string{"true"},
+		SecurityContext: &objects.SecurityContext{RunAsNonRoot: &yes}}})
 	stopAtEnd(t, root.PodRef)
 	st, err := env.rt.EnsurePod(context.Background(), root)
 	var ce *ContainerError
@@ -440,7 +440,7 @@ func TestBackoff(t *testing.T) {
 // is not parallel, so no other test runs while containerd is down.
 func TestDaemonRestart(t *testing.T) {
 	need(t)
-	pod := testPod("survivor-1", Container{Spec: schemas.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v4"}})
+	pod := testPod("survivor-1", Container{Spec: objects.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v4"}})
 	stopAtEnd(t, pod.PodRef)
 	before := ensure(t, pod)
 

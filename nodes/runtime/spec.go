@@ -14,7 +14,7 @@ import (
 	"github.com/containerd/containerd/oci"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // configError is a container whose spec can not be run as written:
@@ -110,7 +110,7 @@ func withNonEmptyArgs(_ context.Context, _ oci.Client, _ *containers.Container, 
 // resourceOpts maps requests and limits onto cgroup settings as the
 // kubelet does: cpu request -> shares, cpu limit -> CFS quota, memory
 // limit -> memory limit. A memory request only matters to the scheduler.
-func resourceOpts(rr schemas.ResourceRequirements) ([]oci.SpecOpts, error) {
+func resourceOpts(rr objects.ResourceRequirements) ([]oci.SpecOpts, error) {
 	var opts []oci.SpecOpts
 	mem, err := rr.Limits.Memory.Value()
 	if err != nil {
@@ -140,7 +140,7 @@ func resourceOpts(rr schemas.ResourceRequirements) ([]oci.SpecOpts, error) {
 	return opts, nil
 }
 
-func securityOpts(sc *schemas.SecurityContext) []oci.SpecOpts {
+func securityOpts(sc *objects.SecurityContext) []oci.SpecOpts {
 	var opts []oci.SpecOpts
 	if sc.Privileged != nil && *sc.Privileged {
 		opts = append(opts, oci.WithPrivileged, oci.WithAllDevicesAllowed, oci.WithHostDevices)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // TestDaemonSupervised: kill -9 of the containerd berth started is noticed
@@ -19,7 +19,7 @@ import (
 // parallel, so no other test runs while containerd is down.
 func TestDaemonSupervised(t *testing.T) {
 	need(t)
-	pod := testPod("survivor-2", Container{Spec: schemas.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v5"}})
+	pod := testPod("survivor-2", Container{Spec: objects.Container{Name: "web", Image: env.hello}, Env: []string{"VERSION=v5"}})
 	stopAtEnd(t, pod.PodRef)
 	before := ensure(t, pod)
 

@@ -1,16 +1,18 @@
-package schemas
+// Package objects holds the Go types of the objects berth accepts. They
+// mirror the CUE schemas in schemas/cue field for field; the loader fills
+// them from the checked value, which already carries every default, so zero
+// values here mean "absent". It is apart from the loader so that what only
+// reads objects (the agent, the controllers, the state) links no CUE.
+package objects
 
 import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
-
-// The Go types of the objects berth accepts. They mirror the CUE schemas in
-// cue/ field for field; the loader fills them from the checked value, which
-// already carries every default, so zero values here mean "absent".
 
 // ObjectMeta is the metadata of every object.
 type ObjectMeta struct {
@@ -428,4 +430,47 @@ func (q *Quantity) UnmarshalJSON(b []byte) error {
 	}
 	*q = Quantity(n.String())
 	return nil
+}
+
+// ObjectID identifies an object: (kind, namespace, name).
+type ObjectID struct {
+	Kind, Namespace, Name string
+}
+
+func (id ObjectID) String() string {
+	if id.Namespace == "" {
+		return id.Kind + " " + id.Name
+	}
+	return id.Kind + " " + id.Namespace + "/" + id.Name
+}
+
+// Matches reports whether labels satisfy the selector, as Kubernetes does.
+func (s LabelSelector) Matches(labels map[string]string) bool {
+	for k, v := range s.MatchLabels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	for _, e := range s.MatchExpressions {
+		v, ok := labels[e.Key]
+		switch e.Operator {
+		case "In":
+			if !ok || !slices.Contains(e.Values, v) {
+				return false
+			}
+		case "NotIn":
+			if ok && slices.Contains(e.Values, v) {
+				return false
+			}
+		case "Exists":
+			if !ok {
+				return false
+			}
+		case "DoesNotExist":
+			if ok {
+				return false
+			}
+		}
+	}
+	return true
 }
