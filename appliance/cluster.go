@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"net"
 	"net/http"
@@ -118,13 +119,13 @@ func (m *Master) bootstrapState(ctx context.Context, ca *pki.CA, adminSecret str
 	}
 	now := time.Now()
 	network := m.cfg.PodNetwork
-	if network == (store.PodNetwork{}) {
-		network = store.DefaultPodNetwork
+	if network == (state.PodNetwork{}) {
+		network = state.DefaultPodNetwork
 	}
-	cmds := []store.Command{
-		store.NewCommand(store.CmdSetCA, store.ClusterCA{CertPEM: ca.CertPEM, EncryptedKey: enc}),
-		store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: m.cfg.Name, URL: m.URL()}),
-		store.NewCommand(store.CmdSetPodNetwork, network),
+	cmds := []state.Command{
+		state.NewCommand(state.CmdSetCA, state.ClusterCA{CertPEM: ca.CertPEM, EncryptedKey: enc}),
+		state.NewCommand(state.CmdSetMasterAPI, state.MasterAPI{ID: m.cfg.Name, URL: m.URL()}),
+		state.NewCommand(state.CmdSetPodNetwork, network),
 	}
 	secrets := make([]string, 3)
 	for i, role := range []auth.Role{auth.RoleAdmin, auth.RoleMasterJoin, auth.RoleAgentJoin} {
@@ -138,7 +139,7 @@ func (m *Master) bootstrapState(ctx context.Context, ca *pki.CA, adminSecret str
 		if err != nil {
 			return "", "", "", err
 		}
-		cmds = append(cmds, store.NewCommand(store.CmdAddToken, t))
+		cmds = append(cmds, state.NewCommand(state.CmdAddToken, t))
 	}
 	if _, err := m.Store.Propose(ctx, cmds); err != nil {
 		return "", "", "", err
@@ -214,7 +215,7 @@ func (c cluster) AddMember(ctx context.Context, req api.MemberRequest) error {
 		if err := c.m.Store.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
 			return err
 		}
-		_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: req.ID, URL: req.APIURL})})
+		_, err := c.m.Store.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetMasterAPI, state.MasterAPI{ID: req.ID, URL: req.APIURL})})
 		c.m.cfg.Logger.Info("master added", "id", req.ID, "raft", req.RaftAddr, "api", req.APIURL)
 		return err
 	})
@@ -267,13 +268,13 @@ func (c cluster) RemoveMember(ctx context.Context, id string) error {
 		if err := c.m.Store.RemoveServer(ctx, id); err != nil {
 			return err
 		}
-		_, err := c.m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetMasterAPI, store.MasterAPI{ID: id})})
+		_, err := c.m.Store.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetMasterAPI, state.MasterAPI{ID: id})})
 		c.m.cfg.Logger.Info("master removed", "id", id)
 		return err
 	})
 }
 
-func (c cluster) Members(st *store.State) ([]api.Member, error) {
+func (c cluster) Members(st *state.State) ([]api.Member, error) {
 	ms, err := c.m.Store.Members()
 	if err != nil {
 		return nil, err
@@ -388,7 +389,7 @@ type backend struct {
 	m *Master
 }
 
-func (b backend) Propose(ctx context.Context, batch []store.Command) (uint64, error) {
+func (b backend) Propose(ctx context.Context, batch []state.Command) (uint64, error) {
 	index, err := b.Store.Propose(ctx, batch)
 	if !errors.Is(err, store.ErrNotLeader) {
 		return index, err

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"maps"
 	"net"
@@ -61,10 +62,10 @@ type Config struct {
 	RepoUsername, RepoPassword string
 	Poll                       time.Duration
 	// PodNetwork sizes a new cluster's pod addresses (zero:
-	// store.DefaultPodNetwork); it is fixed once the cluster exists.
-	PodNetwork store.PodNetwork
+	// state.DefaultPodNetwork); it is fixed once the cluster exists.
+	PodNetwork state.PodNetwork
 	// RevisionHistory is how many revisions the state keeps (0:
-	// store.DefaultRevisionHistory), and the applied one if it is older.
+	// state.DefaultRevisionHistory), and the applied one if it is older.
 	RevisionHistory int
 	ServiceCIDR     netip.Prefix
 	NodeTimeouts    reconcile.NodeTimeouts
@@ -302,7 +303,7 @@ func (m *Master) ensureAdminToken(ctx context.Context, secret string) error {
 			// Same ID, other secret or revoked: a fresh ID keeps history.
 			return fmt.Errorf("admin token %s.… is taken by another or a revoked token; choose another", t.ID)
 		}
-		if _, err := m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddToken, t)}); err != nil {
+		if _, err := m.Store.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddToken, t)}); err != nil {
 			return err
 		}
 	}

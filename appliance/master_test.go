@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +21,6 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/pki"
-	"github.com/berth/berth/appliance/store"
 )
 
 func git(t *testing.T, dir string, args ...string) {
@@ -102,7 +102,7 @@ func TestMasterSyncsAndRestarts(t *testing.T) {
 	c := api.NewClient(m.URL(), m.AdminToken(), api.WithHTTPClient(m.HTTPClient()))
 	eventually(t, "the first revision", func() bool {
 		revs, err := c.Revisions(ctx)
-		return err == nil && len(revs) == 1 && revs[0].Status == store.RevisionApplied && revs[0].Objects == 4
+		return err == nil && len(revs) == 1 && revs[0].Status == state.RevisionApplied && revs[0].Objects == 4
 	})
 	eventually(t, "pods pending for lack of nodes", func() bool {
 		pods, _, err := c.Pods(ctx, "", nil)
@@ -118,7 +118,7 @@ func TestMasterSyncsAndRestarts(t *testing.T) {
 	git(t, repo, "commit", "-q", "-am", "break it")
 	eventually(t, "the rejected revision", func() bool {
 		revs, err := c.Revisions(ctx)
-		return err == nil && len(revs) == 2 && revs[0].Status == store.RevisionRejected && revs[1].Status == store.RevisionApplied &&
+		return err == nil && len(revs) == 2 && revs[0].Status == state.RevisionRejected && revs[1].Status == state.RevisionApplied &&
 			len(revs[0].Diagnostics) == 1 && strings.HasPrefix(revs[0].Diagnostics[0].String(), "app.yaml:11:13: error: spec.replicas")
 	})
 	before := m.Store.State()
@@ -198,8 +198,8 @@ func TestAgentJoinSignsTheAgentsKey(t *testing.T) {
 		t.Fatalf("subject %v", cert.Subject)
 	}
 	// Once node-1 is up, nobody else can join under its name.
-	if _, err := m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdRegisterNode, store.Node{Name: "node-1"}),
-		store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: "node-1", Ready: true, Time: time.Now()})}); err != nil {
+	if _, err := m.Store.Propose(ctx, []state.Command{state.NewCommand(state.CmdRegisterNode, state.Node{Name: "node-1"}),
+		state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "node-1", Ready: true, Time: time.Now()})}); err != nil {
 		t.Fatal(err)
 	}
 	var e *api.Error
@@ -283,7 +283,7 @@ func TestMasterJoinTokenLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Store.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddToken, old)}); err != nil {
+	if _, err := m.Store.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddToken, old)}); err != nil {
 		t.Fatal(err)
 	}
 	resp, err = joinAs(t, m, expired, "m3")

@@ -2,13 +2,13 @@ package appliance
 
 import (
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 )
 
 // A start that fails after the store is open closes it: the appliance
@@ -75,7 +75,7 @@ func TestRestartResumesJoin(t *testing.T) {
 // CIDRs from it, and tells them the range.
 func TestBootstrapPodNetwork(t *testing.T) {
 	ctx := context.Background()
-	pn := store.PodNetwork{CIDR: "10.60.0.0/22", NodeMaskBits: 26}
+	pn := state.PodNetwork{CIDR: "10.60.0.0/22", NodeMaskBits: 26}
 	m, err := Start(ctx, Config{Name: "m0", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true,
 		PodNetwork: pn, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -83,7 +83,7 @@ func TestBootstrapPodNetwork(t *testing.T) {
 	}
 	defer m.Close()
 	admin := api.NewClient(m.URL(), m.AdminToken(), api.WithHTTPClient(m.HTTPClient()))
-	n, err := admin.RegisterNode(ctx, store.Node{Name: "n1"})
+	n, err := admin.RegisterNode(ctx, state.Node{Name: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}

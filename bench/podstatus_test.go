@@ -3,11 +3,11 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"maps"
 	"testing"
 	"time"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -24,26 +24,26 @@ func BenchmarkPodStatusUpdates(b *testing.B) {
 	for _, pods := range []int{10_000, 50_000, 150_000} {
 		b.Run(fmt.Sprintf("pods=%d", pods), func(b *testing.B) {
 			s := podState(b, pods, 250)
-			updates := func(i int) []store.Command {
-				cmds := make([]store.Command, batch)
+			updates := func(i int) []state.Command {
+				cmds := make([]state.Command, batch)
 				for j := range cmds {
 					k := (i*batch + j) % pods
-					cmds[j] = store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: podKey(k),
-						Status: store.PodStatus{Phase: store.PodRunning, Ready: i%2 == 0, IP: "10.244.0.2"}})
+					cmds[j] = state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: podKey(k),
+						Status: state.PodStatus{Phase: state.PodRunning, Ready: i%2 == 0, IP: "10.244.0.2"}})
 				}
 				return cmds
 			}
 			b.Run("memdb", func(b *testing.B) {
 				start := time.Now()
 				for i := range b.N {
-					if err := store.Apply(s, updates(i)); err != nil {
+					if err := state.Apply(s, updates(i)); err != nil {
 						b.Fatal(err)
 					}
 				}
 				b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "updates/s")
 			})
 			b.Run("map-copy", func(b *testing.B) {
-				m := map[string]*store.Pod{}
+				m := map[string]*state.Pod{}
 				for p := range s.Pods.All() {
 					m[p.Key()] = p
 				}
@@ -51,7 +51,7 @@ func BenchmarkPodStatusUpdates(b *testing.B) {
 				for i := range b.N {
 					next := maps.Clone(m)
 					for _, c := range updates(i) {
-						var u store.PodStatusUpdate
+						var u state.PodStatusUpdate
 						if err := json.Unmarshal(c.Payload, &u); err != nil {
 							b.Fatal(err)
 						}
@@ -71,25 +71,25 @@ func podKey(i int) string { return fmt.Sprintf("ns%d/pod-%d", i%50, i) }
 
 // podState is a state of n pods bound round-robin to nodes nodes, built
 // through Apply in large batches.
-func podState(b *testing.B, n, nodes int) *store.State {
+func podState(b *testing.B, n, nodes int) *state.State {
 	b.Helper()
-	s := &store.State{}
-	var cmds []store.Command
+	s := &state.State{}
+	var cmds []state.Command
 	for i := range nodes {
-		cmds = append(cmds, store.NewCommand(store.CmdRegisterNode, store.Node{Name: fmt.Sprintf("node-%d", i), Ready: true}))
+		cmds = append(cmds, state.NewCommand(state.CmdRegisterNode, state.Node{Name: fmt.Sprintf("node-%d", i), Ready: true}))
 	}
-	if err := store.Apply(s, cmds); err != nil {
+	if err := state.Apply(s, cmds); err != nil {
 		b.Fatal(err)
 	}
 	cmds = cmds[:0]
 	for i := range n {
 		ns, _, _ := cutKey(podKey(i))
-		p := store.Pod{Namespace: ns, Name: fmt.Sprintf("pod-%d", i), Deployment: "web", TemplateHash: "h1",
+		p := state.Pod{Namespace: ns, Name: fmt.Sprintf("pod-%d", i), Deployment: "web", TemplateHash: "h1",
 			Labels: map[string]string{"app": "web"}, Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "web:1"}}}}
-		cmds = append(cmds, store.NewCommand(store.CmdCreatePod, p),
-			store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: fmt.Sprintf("node-%d", i%nodes)}))
+		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, p),
+			state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: fmt.Sprintf("node-%d", i%nodes)}))
 		if len(cmds) >= 10_000 || i == n-1 {
-			if err := store.Apply(s, cmds); err != nil {
+			if err := state.Apply(s, cmds); err != nil {
 				b.Fatal(err)
 			}
 			cmds = cmds[:0]

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"os"
 	"os/exec"
 	"slices"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/test/harness"
 )
 
@@ -73,7 +73,7 @@ spec:
 func BenchmarkCommitToRunning(b *testing.B) {
 	env := rolloutEnv(b)
 	c := env.NewCluster(b, map[string]string{"app.yaml": rolloutApp(env.Hello, 0)})
-	waitPods(b, c, func(pods []store.Pod) error { return runningVersion(pods, 0) })
+	waitPods(b, c, func(pods []state.Pod) error { return runningVersion(pods, 0) })
 
 	var commits []time.Duration
 	version := 0
@@ -82,11 +82,11 @@ func BenchmarkCommitToRunning(b *testing.B) {
 		c.Write(map[string]string{"app.yaml": rolloutApp(env.Hello, version)})
 		start := time.Now()
 		c.Commit(fmt.Sprintf("version %d", version))
-		waitPods(b, c, func(pods []store.Pod) error { return runningVersion(pods, version) })
+		waitPods(b, c, func(pods []state.Pod) error { return runningVersion(pods, version) })
 		commits = append(commits, time.Since(start))
 		// Let the old pods go before the next commit, so that each commit
 		// starts from the same 10 running pods.
-		waitPods(b, c, func(pods []store.Pod) error { return onlyVersion(pods, version) })
+		waitPods(b, c, func(pods []state.Pod) error { return onlyVersion(pods, version) })
 	}
 	rss := rssMB(b, c.PID())
 	floor := ctrFloor(b, c.ContainerdSocket(), env.Hello, len(commits))
@@ -111,7 +111,7 @@ func percentile(ds []time.Duration, p int) time.Duration {
 	return s[max(i, 0)]
 }
 
-func version(p store.Pod) string {
+func version(p state.Pod) string {
 	for _, e := range p.Spec.Containers[0].Env {
 		if e.Name == "VERSION" {
 			return e.Value
@@ -122,7 +122,7 @@ func version(p store.Pod) string {
 
 // waitPods watches the pods with blocking queries, so the time a change
 // is seen is the time it was committed, not the next poll's.
-func waitPods(b *testing.B, c *harness.Cluster, done func([]store.Pod) error) {
+func waitPods(b *testing.B, c *harness.Cluster, done func([]state.Pod) error) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -141,10 +141,10 @@ func waitPods(b *testing.B, c *harness.Cluster, done func([]store.Pod) error) {
 }
 
 // runningVersion checks that 10 pods of the version run.
-func runningVersion(pods []store.Pod, v int) error {
+func runningVersion(pods []state.Pod, v int) error {
 	n := 0
 	for _, p := range pods {
-		if version(p) == strconv.Itoa(v) && p.Status.Phase == store.PodRunning && !p.Terminating {
+		if version(p) == strconv.Itoa(v) && p.Status.Phase == state.PodRunning && !p.Terminating {
 			n++
 		}
 	}
@@ -155,7 +155,7 @@ func runningVersion(pods []store.Pod, v int) error {
 }
 
 // onlyVersion checks that no pod of another version is left.
-func onlyVersion(pods []store.Pod, v int) error {
+func onlyVersion(pods []state.Pod, v int) error {
 	for _, p := range pods {
 		if version(p) != strconv.Itoa(v) {
 			return fmt.Errorf("pod %s of version %s is still there", p.Name, version(p))

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"os"
@@ -121,7 +122,7 @@ type berthCluster struct {
 	cfgs   []store.Config
 	// batches[w] is writer w's proposal: one RegisterNode of its own node,
 	// whose payload is storeValueSize bytes of JSON.
-	batches [][]store.Command
+	batches [][]state.Command
 }
 
 func startBerth(b *testing.B, ca *benchCA, members int) *berthCluster {
@@ -152,14 +153,14 @@ func startBerth(b *testing.B, ca *benchCA, members int) *berthCluster {
 	}
 	c.cfgs[0].BindAddr = c.stores[0].Addr()
 	for w := range 64 {
-		node := store.Node{Name: fmt.Sprintf("w%d", w), Labels: map[string]string{"pad": ""}}
+		node := state.Node{Name: fmt.Sprintf("w%d", w), Labels: map[string]string{"pad": ""}}
 		for {
-			cmd := store.NewCommand(store.CmdRegisterNode, node)
+			cmd := state.NewCommand(state.CmdRegisterNode, node)
 			if len(cmd.Payload) >= storeValueSize {
 				if len(cmd.Payload) != storeValueSize {
 					b.Fatalf("payload of %d bytes", len(cmd.Payload))
 				}
-				c.batches = append(c.batches, []store.Command{cmd})
+				c.batches = append(c.batches, []state.Command{cmd})
 				break
 			}
 			node.Labels["pad"] += "x"

@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"encoding/json"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"os"
@@ -48,7 +49,7 @@ func TestBerthYAMLLinkToTokenRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Propose(ctxT(t), []store.Command{store.NewCommand(store.CmdAddRevision, rev)}); err != nil {
+	if _, err := st.Propose(ctxT(t), []state.Command{state.NewCommand(state.CmdAddRevision, rev)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.sync(ctxT(t)); err != nil {
@@ -59,7 +60,7 @@ func TestBerthYAMLLinkToTokenRejected(t *testing.T) {
 		t.Fatalf("revisions %+v", summary(st.State()))
 	}
 	r := revs[1]
-	if r.Commit != c2 || r.Status != store.RevisionRejected || len(r.Diagnostics) != 1 || r.Diagnostics[0].File != "berth.yaml" ||
+	if r.Commit != c2 || r.Status != state.RevisionRejected || len(r.Diagnostics) != 1 || r.Diagnostics[0].File != "berth.yaml" ||
 		!strings.HasPrefix(r.Diagnostics[0].Message, "symlink to ") || st.State().Current().Commit != c1 {
 		t.Fatalf("revision %s %s %v", short(r.Commit), r.Status, r.Diagnostics)
 	}

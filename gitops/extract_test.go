@@ -3,6 +3,7 @@ package gitops
 import (
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas"
 )
 
@@ -95,7 +95,7 @@ func TestExtractRefusesLinksOut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rev.Status != store.RevisionRejected || len(rev.Diagnostics) != 1 || rev.Diagnostics[0].File != tc.at || len(rev.Objects) != 0 {
+			if rev.Status != state.RevisionRejected || len(rev.Diagnostics) != 1 || rev.Diagnostics[0].File != tc.at || len(rev.Objects) != 0 {
 				t.Errorf("revision %s %v", rev.Status, rev.Diagnostics)
 			}
 			t.Log(rev.Diagnostics[0])

@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"os"
@@ -109,24 +110,24 @@ func (u *upstream) commit(msg string) string {
 func (u *upstream) head() string { u.t.Helper(); return u.git("rev-parse", "HEAD") }
 
 // fakeStore is the Proposer: it records batches and applies them with the
-// real store.Apply, as the FSM would.
+// real state.Apply, as the FSM would.
 type fakeStore struct {
 	mu      sync.Mutex
-	state   store.State
-	batches [][]store.Command
+	state   state.State
+	batches [][]state.Command
 	err     error // returned by Propose when set
 	ch      chan struct{}
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{ch: make(chan struct{}, 100)} }
 
-func (f *fakeStore) Propose(_ context.Context, batch []store.Command) (uint64, error) {
+func (f *fakeStore) Propose(_ context.Context, batch []state.Command) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
 		return 0, f.err
 	}
-	if err := store.Apply(&f.state, batch); err != nil {
+	if err := state.Apply(&f.state, batch); err != nil {
 		return 0, err
 	}
 	f.state.Index++
@@ -135,7 +136,7 @@ func (f *fakeStore) Propose(_ context.Context, batch []store.Command) (uint64, e
 	return f.state.Index, nil
 }
 
-func (f *fakeStore) snapshot() *store.State {
+func (f *fakeStore) snapshot() *state.State {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// Apply never writes into the state it starts from, so a copy of the
@@ -145,9 +146,9 @@ func (f *fakeStore) snapshot() *store.State {
 }
 
 // State is what the syncer reads: its last recorded commit.
-func (f *fakeStore) State() *store.State { return f.snapshot() }
+func (f *fakeStore) State() *state.State { return f.snapshot() }
 
-func (f *fakeStore) revisions() []store.Revision { return f.snapshot().Revisions }
+func (f *fakeStore) revisions() []state.Revision { return f.snapshot().Revisions }
 
 func (f *fakeStore) lastCommit() string {
 	r := f.revisions()
@@ -193,7 +194,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 // digests maps object IDs to digests.
-func digests(r store.Revision) map[string]string {
+func digests(r state.Revision) map[string]string {
 	m := map[string]string{}
 	for _, o := range r.Objects {
 		m[o.ID.String()] = o.Digest

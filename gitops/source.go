@@ -1,6 +1,6 @@
 // Package gitops is berth's Git source: it keeps a clone of the config
 // repository, fetches it on a poll interval or when triggered, and turns the
-// tracked branch's newest commit into a store.Revision proposed to Raft.
+// tracked branch's newest commit into a state.Revision proposed to Raft.
 //
 // Git access is go-git only (no git binary at runtime: the appliance image
 // has none). Local paths and file:// URLs are served by go-git's in-process

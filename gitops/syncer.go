@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/schemas/diag"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas"
 )
 
@@ -21,8 +22,8 @@ import (
 // index, and reads the state, whose newest revision says which commit was
 // recorded last. The master passes its store.
 type Proposer interface {
-	Propose(ctx context.Context, batch []store.Command) (uint64, error)
-	State() *store.State
+	Propose(ctx context.Context, batch []state.Command) (uint64, error)
+	State() *state.State
 }
 
 // SyncState is where the syncer stands, for the API.
@@ -53,7 +54,7 @@ type Status struct {
 	Commit string `json:"commit,omitempty"`
 	// CommitStatus is the status Commit was recorded with by this syncer;
 	// empty when it was recorded before Run started.
-	CommitStatus store.RevisionStatus `json:"commitStatus,omitempty"`
+	CommitStatus state.RevisionStatus `json:"commitStatus,omitempty"`
 	// LastSync is when a sync last succeeded, whether or not it found a
 	// new commit.
 	LastSync      time.Time `json:"lastSync,omitzero"`
@@ -117,7 +118,7 @@ func WithTriggerGap(d time.Duration) SyncerOption {
 }
 
 // WithHistoryLimit sets how many revisions the state keeps once a new one
-// is recorded (0: store.DefaultRevisionHistory).
+// is recorded (0: state.DefaultRevisionHistory).
 func WithHistoryLimit(n int) SyncerOption {
 	return func(s *Syncer) { s.history = n }
 }
@@ -281,7 +282,7 @@ func (s *Syncer) sync(ctx context.Context) error {
 	s.setState(Syncing)
 	rev, err := s.next(ctx)
 	if err == nil && rev != nil {
-		_, err = s.prop.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddRevision, rev)})
+		_, err = s.prop.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev)})
 		if err != nil {
 			// Not recorded (or not known to be): the next poll retries.
 			// A proposal that timed out yet committed is recorded twice;
@@ -301,7 +302,7 @@ func (s *Syncer) sync(ctx context.Context) error {
 	if rev != nil {
 		s.status.Commit, s.status.CommitStatus = rev.Commit, rev.Status
 		attrs := []any{"commit", short(rev.Commit), "status", rev.Status, "objects", len(rev.Objects), "author", rev.Author}
-		if rev.Status == store.RevisionRejected {
+		if rev.Status == state.RevisionRejected {
 			attrs = append(attrs, "errors", countErrors(rev.Diagnostics))
 			if len(rev.Diagnostics) > 0 {
 				attrs = append(attrs, "first", rev.Diagnostics[0].String())
@@ -314,7 +315,7 @@ func (s *Syncer) sync(ctx context.Context) error {
 
 // next fetches and returns the revision of a new head, or nil if the head
 // is the last recorded commit.
-func (s *Syncer) next(ctx context.Context) (*store.Revision, error) {
+func (s *Syncer) next(ctx context.Context) (*state.Revision, error) {
 	head, err := s.src.Fetch(ctx)
 	if err != nil {
 		return nil, err
@@ -332,7 +333,7 @@ func (s *Syncer) next(ctx context.Context) (*store.Revision, error) {
 // when the loader found no errors, rejected with its diagnostics
 // otherwise. An error means the commit could not be read at all (not a
 // verdict on its content) and nothing should be recorded.
-func (s *Syncer) Revision(sha string) (*store.Revision, error) {
+func (s *Syncer) Revision(sha string) (*state.Revision, error) {
 	c, err := s.src.CommitInfo(sha)
 	if err != nil {
 		return nil, err
@@ -342,12 +343,12 @@ func (s *Syncer) Revision(sha string) (*store.Revision, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	rev := &store.Revision{
+	rev := &state.Revision{
 		Commit:  c.SHA,
 		Author:  c.Author,
 		Message: c.Message,
 		Time:    c.Time,
-		Status:  store.RevisionApplied,
+		Status:  state.RevisionApplied,
 
 		HistoryLimit: s.history,
 	}
@@ -356,9 +357,9 @@ func (s *Syncer) Revision(sha string) (*store.Revision, error) {
 		if !errors.As(err, &te) {
 			return nil, fmt.Errorf("commit %s: %w", short(sha), err)
 		}
-		rev.Status = store.RevisionRejected
-		rev.Diagnostics = []schemas.Diagnostic{{Severity: schemas.Error, Position: schemas.Position{File: te.Path, Line: 1, Column: 1},
-			Rule: schemas.RuleFile, Message: te.Msg}}
+		rev.Status = state.RevisionRejected
+		rev.Diagnostics = []diag.Diagnostic{{Severity: diag.Error, Position: diag.Position{File: te.Path, Line: 1, Column: 1},
+			Rule: diag.RuleFile, Message: te.Msg}}
 		return rev, nil
 	}
 	// Loading the sub-path from the checkout's root keeps positions
@@ -371,38 +372,38 @@ func (s *Syncer) Revision(sha string) (*store.Revision, error) {
 	rev.Diagnostics = capDiagnostics(res.Diagnostics)
 	if res.Errors() > 0 {
 		// Objects of a rejected commit never run; keep them out of the log.
-		rev.Status = store.RevisionRejected
+		rev.Status = state.RevisionRejected
 		return rev, nil
 	}
 	for _, l := range res.Objects {
 		sum := sha256.Sum256(l.JSON)
-		rev.Objects = append(rev.Objects, store.Object{ID: l.ID(), Digest: hex.EncodeToString(sum[:]), JSON: l.JSON})
+		rev.Objects = append(rev.Objects, state.Object{ID: l.ID(), Digest: hex.EncodeToString(sum[:]), JSON: l.JSON})
 	}
 	return rev, nil
 }
 
-func capDiagnostics(ds []schemas.Diagnostic) []schemas.Diagnostic {
+func capDiagnostics(ds []diag.Diagnostic) []diag.Diagnostic {
 	if len(ds) <= maxDiagnostics {
 		return ds
 	}
-	out := append([]schemas.Diagnostic(nil), ds[:maxDiagnostics-1]...)
+	out := append([]diag.Diagnostic(nil), ds[:maxDiagnostics-1]...)
 	rest := ds[maxDiagnostics-1:]
-	sev := schemas.Warning
+	sev := diag.Warning
 	if countErrors(rest) > 0 {
-		sev = schemas.Error
+		sev = diag.Error
 	}
-	return append(out, schemas.Diagnostic{
+	return append(out, diag.Diagnostic{
 		Severity: sev,
 		Position: rest[0].Position,
-		Rule:     schemas.RuleFile,
+		Rule:     diag.RuleFile,
 		Message:  fmt.Sprintf("%d more problems (%d errors) not shown; run berth validate on this commit for all of them", len(rest), countErrors(rest)),
 	})
 }
 
-func countErrors(ds []schemas.Diagnostic) int {
+func countErrors(ds []diag.Diagnostic) int {
 	n := 0
 	for _, d := range ds {
-		if d.Severity == schemas.Error {
+		if d.Severity == diag.Error {
 			n++
 		}
 	}
@@ -411,7 +412,7 @@ func countErrors(ds []schemas.Diagnostic) int {
 
 // LastCommit is the commit Run should start from: the newest revision's,
 // whatever its status, or "" before the first.
-func LastCommit(st *store.State) string {
+func LastCommit(st *state.State) string {
 	if st == nil || len(st.Revisions) == 0 {
 		return ""
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/schemas/diag"
 	"maps"
 	"os"
 	"os/exec"
@@ -19,9 +21,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-
-	"github.com/berth/berth/appliance/store"
-	"github.com/berth/berth/schemas"
 )
 
 // TestLifecycle walks the operator's story: first sync, a change, a bad
@@ -42,7 +41,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("revisions = %d, want 1", len(revs))
 	}
 	r1 := revs[0]
-	if r1.Commit != c1 || r1.Status != store.RevisionApplied || len(r1.Objects) != 4 {
+	if r1.Commit != c1 || r1.Status != state.RevisionApplied || len(r1.Objects) != 4 {
 		t.Fatalf("first revision: commit %s status %s objects %d; diagnostics %v", r1.Commit, r1.Status, len(r1.Objects), r1.Diagnostics)
 	}
 	if r1.Author != "Ada Lovelace <ada@example.com>" || r1.Message != "hello: first version\n\nWith a body." ||
@@ -74,7 +73,7 @@ func TestLifecycle(t *testing.T) {
 	if n := len(fs.revisions()); n != 1 {
 		t.Fatalf("unchanged head recorded again: %d revisions", n)
 	}
-	if st := s.Status(); st.State != Synced || st.Commit != c1 || st.CommitStatus != store.RevisionApplied || st.Branch != "main" || st.LastSync.IsZero() {
+	if st := s.Status(); st.State != Synced || st.Commit != c1 || st.CommitStatus != state.RevisionApplied || st.Branch != "main" || st.LastSync.IsZero() {
 		t.Errorf("status = %+v", st)
 	}
 
@@ -85,7 +84,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := fs.snapshot()
-	if len(st.Revisions) != 2 || st.Revisions[0].Status != store.RevisionSuperseded || st.Current().Commit != c2 {
+	if len(st.Revisions) != 2 || st.Revisions[0].Status != state.RevisionSuperseded || st.Current().Commit != c2 {
 		t.Fatalf("after c2: %+v", summary(st))
 	}
 	d1, d2 := digests(r1), digests(*st.Current())
@@ -101,7 +100,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	st = fs.snapshot()
 	r3 := st.Revisions[len(st.Revisions)-1]
-	if r3.Commit != c3 || r3.Status != store.RevisionRejected || len(r3.Objects) != 0 {
+	if r3.Commit != c3 || r3.Status != state.RevisionRejected || len(r3.Objects) != 0 {
 		t.Fatalf("bad commit: %+v", summary(st))
 	}
 	if st.Current().Commit != c2 {
@@ -111,7 +110,7 @@ func TestLifecycle(t *testing.T) {
 	if d == nil || d.File != "app.yaml" || d.Line != 11 || d.Column != 13 {
 		t.Fatalf("diagnostics = %v, want an error at app.yaml:11:13", r3.Diagnostics)
 	}
-	if s.Status().CommitStatus != store.RevisionRejected || s.Status().State != Synced {
+	if s.Status().CommitStatus != state.RevisionRejected || s.Status().State != Synced {
 		t.Errorf("status after rejection = %+v", s.Status())
 	}
 
@@ -137,7 +136,7 @@ func TestLifecycle(t *testing.T) {
 	if st.Current().Commit != c5 || !maps.Equal(digests(*st.Current()), d1) {
 		t.Fatalf("after git revert: %+v\n%v\n%v", summary(st), digests(*st.Current()), d1)
 	}
-	want := []store.RevisionStatus{store.RevisionSuperseded, store.RevisionSuperseded, store.RevisionRejected, store.RevisionSuperseded, store.RevisionApplied}
+	want := []state.RevisionStatus{state.RevisionSuperseded, state.RevisionSuperseded, state.RevisionRejected, state.RevisionSuperseded, state.RevisionApplied}
 	if got := statuses(st); !slices.Equal(got, want) {
 		t.Errorf("statuses = %v, want %v", got, want)
 	}
@@ -172,7 +171,7 @@ func TestRunStartsFromLastCommit(t *testing.T) {
 	up.copyExample("")
 	c1 := up.commit("one")
 	s, fs := newTestSyncer(t, up.dir)
-	if _, err := fs.Propose(ctxT(t), []store.Command{store.NewCommand(store.CmdAddRevision, store.Revision{Commit: c1, Status: store.RevisionApplied})}); err != nil {
+	if _, err := fs.Propose(ctxT(t), []state.Command{state.NewCommand(state.CmdAddRevision, state.Revision{Commit: c1, Status: state.RevisionApplied})}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(ctxT(t))
@@ -407,7 +406,7 @@ func TestSubPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := fs.revisions()
-	if len(r) != 1 || r[0].Commit != c1 || r[0].Status != store.RevisionApplied || len(r[0].Objects) != 4 {
+	if len(r) != 1 || r[0].Commit != c1 || r[0].Status != state.RevisionApplied || len(r[0].Objects) != 4 {
 		t.Fatalf("revisions = %+v", summary(fs.snapshot()))
 	}
 	up.edit("deploy/hello/app.yaml", "replicas: 3", `replicas: "three"`)
@@ -417,7 +416,7 @@ func TestSubPath(t *testing.T) {
 	}
 	r = fs.revisions()
 	d := firstError(r[1].Diagnostics)
-	if r[1].Status != store.RevisionRejected || d == nil || d.Position.String() != "deploy/hello/app.yaml:11:13" {
+	if r[1].Status != state.RevisionRejected || d == nil || d.Position.String() != "deploy/hello/app.yaml:11:13" {
 		t.Fatalf("diagnostics = %v", r[1].Diagnostics)
 	}
 
@@ -427,7 +426,7 @@ func TestSubPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = fs2.revisions()
-	if len(r) != 1 || r[0].Status != store.RevisionRejected || firstError(r[0].Diagnostics).File != "nowhere" {
+	if len(r) != 1 || r[0].Status != state.RevisionRejected || firstError(r[0].Diagnostics).File != "nowhere" {
 		t.Fatalf("missing path: %+v", r)
 	}
 
@@ -453,7 +452,7 @@ func TestSubPathReadsRootBerthYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := fs.revisions()
-	if len(r) != 1 || r[0].Commit != c1 || r[0].Status != store.RevisionApplied || len(r[0].Objects) != 1 {
+	if len(r) != 1 || r[0].Commit != c1 || r[0].Status != state.RevisionApplied || len(r[0].Objects) != 1 {
 		t.Fatalf("revisions = %+v %v", summary(fs.snapshot()), r[0].Diagnostics)
 	}
 }
@@ -548,7 +547,7 @@ func TestExtractSymlinks(t *testing.T) {
 	if err := s.sync(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if r := fs.revisions(); len(r) != 1 || r[0].Status != store.RevisionApplied || len(r[0].Objects) != 4 {
+	if r := fs.revisions(); len(r) != 1 || r[0].Status != state.RevisionApplied || len(r[0].Objects) != 4 {
 		t.Fatalf("revisions = %+v", summary(fs.snapshot()))
 	}
 	dir := t.TempDir()
@@ -574,17 +573,17 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-func firstError(ds []schemas.Diagnostic) *schemas.Diagnostic {
+func firstError(ds []diag.Diagnostic) *diag.Diagnostic {
 	for i := range ds {
-		if ds[i].Severity == schemas.Error {
+		if ds[i].Severity == diag.Error {
 			return &ds[i]
 		}
 	}
 	return nil
 }
 
-func statuses(s *store.State) []store.RevisionStatus {
-	var out []store.RevisionStatus
+func statuses(s *state.State) []state.RevisionStatus {
+	var out []state.RevisionStatus
 	for _, r := range s.Revisions {
 		out = append(out, r.Status)
 	}
@@ -593,12 +592,12 @@ func statuses(s *store.State) []store.RevisionStatus {
 
 type revSummary struct {
 	Commit  string
-	Status  store.RevisionStatus
+	Status  state.RevisionStatus
 	Objects int
 	Diags   []string
 }
 
-func summary(s *store.State) []revSummary {
+func summary(s *state.State) []revSummary {
 	var out []revSummary
 	for _, r := range s.Revisions {
 		rs := revSummary{Commit: short(r.Commit), Status: r.Status, Objects: len(r.Objects)}
@@ -641,13 +640,13 @@ func TestCraftedTreeRejected(t *testing.T) {
 			t.Fatal(err)
 		}
 		s, fs := newTestSyncer(t, up.dir)
-		fs.state.Revisions = []store.Revision{{Commit: c1, Status: store.RevisionApplied}}
+		fs.state.Revisions = []state.Revision{{Commit: c1, Status: state.RevisionApplied}}
 		if err := s.sync(ctxT(t)); err != nil {
 			t.Fatalf("%v: %v", tc.names, err)
 		}
 		st := fs.snapshot()
 		r := st.Revisions[len(st.Revisions)-1]
-		if r.Commit != ch.String() || r.Status != store.RevisionRejected || len(r.Diagnostics) != 1 || st.Current().Commit != c1 {
+		if r.Commit != ch.String() || r.Status != state.RevisionRejected || len(r.Diagnostics) != 1 || st.Current().Commit != c1 {
 			t.Fatalf("%v: %+v", tc.names, summary(st))
 		}
 		t.Logf("%v: %s", tc.names, r.Diagnostics[0])
@@ -698,13 +697,13 @@ func TestEmptyCommitRejected(t *testing.T) {
 	up.write(map[string]string{"README.md": "# moved elsewhere\n"})
 	c2 := up.commit("remove everything")
 	s, fs := newTestSyncer(t, up.dir)
-	fs.state.Revisions = []store.Revision{{Commit: c1, Status: store.RevisionApplied}}
+	fs.state.Revisions = []state.Revision{{Commit: c1, Status: state.RevisionApplied}}
 	if err := s.sync(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	st := fs.snapshot()
 	r := st.Revisions[len(st.Revisions)-1]
-	if r.Commit != c2 || r.Status != store.RevisionRejected || len(r.Diagnostics) != 1 || st.Current().Commit != c1 ||
+	if r.Commit != c2 || r.Status != state.RevisionRejected || len(r.Diagnostics) != 1 || st.Current().Commit != c1 ||
 		r.Diagnostics[0].String() != ".:1:1: error: no objects: applying this would remove every object from the cluster; if that is intended, set allowEmpty: true in berth.yaml" {
 		t.Fatalf("%+v", summary(st))
 	}

@@ -2,10 +2,9 @@ package gitops
 
 import (
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"testing"
 	"time"
-
-	"github.com/berth/berth/appliance/store"
 )
 
 // gatedStore holds the first proposal until the test opens the gate, so
@@ -16,7 +15,7 @@ type gatedStore struct {
 	first         bool
 }
 
-func (g *gatedStore) Propose(ctx context.Context, batch []store.Command) (uint64, error) {
+func (g *gatedStore) Propose(ctx context.Context, batch []state.Command) (uint64, error) {
 	if !g.first {
 		g.first = true
 		close(g.entered)

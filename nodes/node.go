@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,7 +22,6 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/pki"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/agent"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/proxy"
@@ -137,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
 	ag, err := agent.New(agent.Config{
 		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), NodeDir: cfg.DataDir, Logger: cfg.Logger,
-		NewRuntime: func(ctx context.Context, node store.Node) (agent.Runtime, error) { return n.newRuntime(ctx, node) },
+		NewRuntime: func(ctx context.Context, node state.Node) (agent.Runtime, error) { return n.newRuntime(ctx, node) },
 		Routes:     syncRoutes,
 	})
 	if err != nil {
@@ -165,7 +165,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 
 // newRuntime builds the pod network on the node's pod CIDR, the runtime,
 // and starts the service proxy: all need the masters' answer first.
-func (n *Node) newRuntime(ctx context.Context, node store.Node) (*runtime.Runtime, error) {
+func (n *Node) newRuntime(ctx context.Context, node state.Node) (*runtime.Runtime, error) {
 	// Reset needs the pod CIDR to tear pods down when no master answers.
 	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, podCIDRFile), []byte(node.PodCIDR+"\n"), 0o600); err != nil {
 		return nil, err

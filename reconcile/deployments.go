@@ -4,13 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"maps"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -26,9 +26,9 @@ import (
 //
 // A stopped pod is marked Terminating for its agent; a pod that no agent
 // will ever stop (unbound, or on a node that is not ready) is deleted.
-func Deployments(s *store.State, d *Desired, now time.Time) []store.Command {
-	var cmds []store.Command
-	owned := map[string][]*store.Pod{} // namespace/deployment -> pods
+func Deployments(s *state.State, d *Desired, now time.Time) []state.Command {
+	var cmds []state.Command
+	owned := map[string][]*state.Pod{} // namespace/deployment -> pods
 	for p := range s.Pods.All() {
 		if p.Deployment != "" {
 			k := p.Namespace + "/" + p.Deployment
@@ -52,10 +52,10 @@ func Deployments(s *store.State, d *Desired, now time.Time) []store.Command {
 	return cmds
 }
 
-func rollout(s *store.State, dep *objects.Deployment, pods []*store.Pod, planned map[string]bool, now time.Time) []store.Command {
+func rollout(s *state.State, dep *objects.Deployment, pods []*state.Pod, planned map[string]bool, now time.Time) []state.Command {
 	hash := TemplateHash(dep.Spec.Template)
 	replicas := int(dep.Spec.Replicas)
-	var live, current, old []*store.Pod
+	var live, current, old []*state.Pod
 	for _, p := range pods {
 		if p.Terminating {
 			continue
@@ -68,11 +68,11 @@ func rollout(s *store.State, dep *objects.Deployment, pods []*store.Pod, planned
 		}
 	}
 	minReady := time.Duration(dep.Spec.MinReadySeconds) * time.Second
-	available := func(p *store.Pod) bool {
+	available := func(p *state.Pod) bool {
 		return p.Status.Ready && !p.Status.ReadySince.IsZero() && now.Sub(p.Status.ReadySince) >= minReady
 	}
-	var cmds []store.Command
-	terminate := func(p *store.Pod) { cmds = append(cmds, stop(s, p)...) }
+	var cmds []state.Command
+	terminate := func(p *state.Pod) { cmds = append(cmds, stop(s, p)...) }
 
 	if dep.Spec.Strategy.Type == "Recreate" {
 		for _, p := range old {
@@ -115,7 +115,7 @@ func rollout(s *store.State, dep *objects.Deployment, pods []*store.Pod, planned
 	return cmds
 }
 
-func terminatingOf(pods []*store.Pod) int {
+func terminatingOf(pods []*state.Pod) int {
 	n := 0
 	for _, p := range pods {
 		if p.Terminating {
@@ -158,11 +158,11 @@ func resolve(v objects.IntOrString, total int, roundUp bool) int {
 
 // scale brings the pods of the current template to exactly replicas,
 // stopping the least settled (not ready, then newest) first.
-func scale(s *store.State, dep *objects.Deployment, hash string, current []*store.Pod, replicas int, planned map[string]bool, now time.Time) []store.Command {
+func scale(s *state.State, dep *objects.Deployment, hash string, current []*state.Pod, replicas int, planned map[string]bool, now time.Time) []state.Command {
 	if n := replicas - len(current); n > 0 {
 		return create(s, dep, hash, n, planned, now)
 	}
-	var cmds []store.Command
+	var cmds []state.Command
 	extra := len(current) - replicas
 	for _, ready := range []bool{false, true} {
 		for i := len(current) - 1; i >= 0 && extra > 0; i-- {
@@ -185,8 +185,8 @@ const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
 // already in the state (perhaps a pod still being removed) or planned
 // earlier in this pass is skipped for the next counter value, so every
 // name in a batch is new by construction, however large the Deployment.
-func create(s *store.State, dep *objects.Deployment, hash string, n int, planned map[string]bool, now time.Time) []store.Command {
-	var cmds []store.Command
+func create(s *state.State, dep *objects.Deployment, hash string, n int, planned map[string]bool, now time.Time) []state.Command {
+	var cmds []state.Command
 	labels := map[string]string{}
 	if dep.Spec.Template.Metadata != nil {
 		maps.Copy(labels, dep.Spec.Template.Metadata.Labels)
@@ -201,16 +201,16 @@ func create(s *store.State, dep *objects.Deployment, hash string, n int, planned
 			v /= uint64(len(suffixAlphabet))
 		}
 		name := fmt.Sprintf("%s-%s-%s", dep.Metadata.Name, hash, id)
-		key := store.PodKey(dep.Metadata.Namespace, name)
+		key := state.PodKey(dep.Metadata.Namespace, name)
 		if s.Pods.Get(key) != nil || planned[key] {
 			continue
 		}
 		planned[key] = true
-		cmds = append(cmds, store.NewCommand(store.CmdCreatePod, store.Pod{
+		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, state.Pod{
 			Namespace: dep.Metadata.Namespace, Name: name,
 			Deployment: dep.Metadata.Name, TemplateHash: hash,
 			Labels: labels, Spec: dep.Spec.Template.Spec,
-			Created: now, Status: store.PodStatus{Phase: store.PodPending, Reason: "Scheduling"},
+			Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
 		}))
 	}
 	return cmds
@@ -218,15 +218,15 @@ func create(s *store.State, dep *objects.Deployment, hash string, n int, planned
 
 // stop asks the pod's agent to stop it, or deletes it outright when no
 // agent will: unbound pods and pods on nodes that are not ready.
-func stop(s *store.State, p *store.Pod) []store.Command {
-	ref := store.PodRef{Key: p.Key()}
+func stop(s *state.State, p *state.Pod) []state.Command {
+	ref := state.PodRef{Key: p.Key()}
 	if n, ok := s.Nodes[p.NodeName]; !ok || !n.Ready {
-		return []store.Command{store.NewCommand(store.CmdDeletePod, ref)}
+		return []state.Command{state.NewCommand(state.CmdDeletePod, ref)}
 	}
 	if p.Terminating {
 		return nil
 	}
-	return []store.Command{store.NewCommand(store.CmdTerminatePod, ref)}
+	return []state.Command{state.NewCommand(state.CmdTerminatePod, ref)}
 }
 
 // DefaultProgressDeadline is Kubernetes' progressDeadlineSeconds.
@@ -238,7 +238,7 @@ const DefaultProgressDeadline = 600 * time.Second
 // Progress is a pod of the current template created or becoming ready; a
 // rollout is complete when replicas pods of it are ready and no other
 // pods remain.
-func RolloutReason(dep *objects.Deployment, pods []*store.Pod, now time.Time) string {
+func RolloutReason(dep *objects.Deployment, pods []*state.Pod, now time.Time) string {
 	hash := TemplateHash(dep.Spec.Template)
 	ready, others := 0, 0
 	var last time.Time

@@ -9,10 +9,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"sort"
 	"sync"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -30,14 +30,14 @@ type Desired struct {
 // decoding a large revision each time cost more than the answers.
 var decoded struct {
 	sync.Mutex
-	objects *store.Object // the first of the revision's objects
+	objects *state.Object // the first of the revision's objects
 	d       *Desired
 }
 
 // DesiredState decodes the applied revision of s; with none, it is empty.
 // The result is shared by every caller of the same revision: it must not be
 // changed.
-func DesiredState(s *store.State) (*Desired, error) {
+func DesiredState(s *state.State) (*Desired, error) {
 	rev := s.Current()
 	if rev == nil {
 		return &Desired{ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{}}, nil
@@ -60,7 +60,7 @@ func DesiredState(s *store.State) (*Desired, error) {
 	return d, nil
 }
 
-func decode(rev *store.Revision) (*Desired, error) {
+func decode(rev *state.Revision) (*Desired, error) {
 	d := &Desired{ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{}}
 	d.Commit = rev.Commit
 	for _, o := range rev.Objects {
@@ -103,7 +103,7 @@ func TemplateHash(t objects.PodTemplateSpec) string {
 	return hex.EncodeToString(sum[:])[:10]
 }
 
-func sortedPods(pods []*store.Pod) []*store.Pod {
+func sortedPods(pods []*state.Pod) []*state.Pod {
 	sort.Slice(pods, func(i, j int) bool {
 		if !pods[i].Created.Equal(pods[j].Created) {
 			return pods[i].Created.Before(pods[j].Created)

@@ -4,19 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/berth/berth/appliance/store"
 )
 
 // Store is what the controllers need of the replicated store.
 type Store interface {
-	State() *store.State
+	State() *state.State
 	Wait(ctx context.Context, afterIndex uint64) (uint64, error)
-	Propose(ctx context.Context, batch []store.Command) (uint64, error)
+	Propose(ctx context.Context, batch []state.Command) (uint64, error)
 }
 
 // Heartbeats are the nodes' last check-ins, in the leader's memory only.
@@ -112,7 +111,7 @@ func (l *Loop) log() *slog.Logger {
 type controller struct {
 	name          string
 	readsRevision bool
-	run           func(*store.State, *Desired) []store.Command
+	run           func(*state.State, *Desired) []state.Command
 }
 
 // pass runs each controller on a fresh snapshot and proposes its commands
@@ -123,12 +122,12 @@ type controller struct {
 // is, still run.
 func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) {
 	for _, c := range []controller{
-		{"nodes", false, func(s *store.State, _ *Desired) []store.Command {
+		{"nodes", false, func(s *state.State, _ *Desired) []state.Command {
 			return Nodes(s, l.Heartbeats.Snapshot(), since, now(), l.Timeouts)
 		}},
-		{"services", true, func(s *store.State, d *Desired) []store.Command { return ServiceIPs(s, d, l.ServiceCIDR) }},
-		{"deployments", true, func(s *store.State, d *Desired) []store.Command { return Deployments(s, d, now()) }},
-		{"scheduler", false, func(s *store.State, _ *Desired) []store.Command { return Schedule(s) }},
+		{"services", true, func(s *state.State, d *Desired) []state.Command { return ServiceIPs(s, d, l.ServiceCIDR) }},
+		{"deployments", true, func(s *state.State, d *Desired) []state.Command { return Deployments(s, d, now()) }},
+		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},
 	} {
 		l.control(ctx, c)
 	}
@@ -162,7 +161,7 @@ func (l *Loop) control(ctx context.Context, c controller) {
 	cmds, refused := plan(s, cmds)
 	seen := map[[sha256.Size]byte]bool{}
 	for _, r := range refused {
-		digest := batchDigest([]store.Command{r.cmd})
+		digest := batchDigest([]state.Command{r.cmd})
 		if !l.refused[c.name][digest] {
 			log.Warn("controller command refused", "controller", c.name, "command", r.cmd.Type, "err", r.err)
 		}
@@ -185,22 +184,22 @@ func (l *Loop) control(ctx context.Context, c controller) {
 
 // refusal is a command Apply refused, and why.
 type refusal struct {
-	cmd store.Command
+	cmd state.Command
 	err error
 }
 
 // plan returns the commands of cmds that apply to s, in order, each after
 // the ones kept before it, and the refused ones.
-func plan(s *store.State, cmds []store.Command) ([]store.Command, []refusal) {
+func plan(s *state.State, cmds []state.Command) ([]state.Command, []refusal) {
 	trial := *s
-	if store.Apply(&trial, cmds) == nil {
+	if state.Apply(&trial, cmds) == nil {
 		return cmds, nil
 	}
 	trial = *s
-	var kept []store.Command
+	var kept []state.Command
 	var refused []refusal
 	for _, c := range cmds {
-		if err := store.Apply(&trial, []store.Command{c}); err != nil {
+		if err := state.Apply(&trial, []state.Command{c}); err != nil {
 			refused = append(refused, refusal{c, err})
 			continue
 		}
@@ -209,7 +208,7 @@ func plan(s *store.State, cmds []store.Command) ([]store.Command, []refusal) {
 	return kept, refused
 }
 
-func batchDigest(cmds []store.Command) [sha256.Size]byte {
+func batchDigest(cmds []state.Command) [sha256.Size]byte {
 	h := sha256.New()
 	for _, c := range cmds {
 		fmt.Fprintf(h, "%s/%d/%d:", c.Type, c.Version, len(c.Payload))

@@ -3,24 +3,24 @@ package reconcile
 import (
 	"bytes"
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
-// memStore is a Store without Raft: Propose applies through store.Apply.
+// memStore is a Store without Raft: Propose applies through state.Apply.
 type memStore struct {
 	mu       sync.Mutex
-	s        store.State
-	proposed [][]store.Command
+	s        state.State
+	proposed [][]state.Command
 }
 
-func (m *memStore) State() *store.State {
+func (m *memStore) State() *state.State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.s
@@ -32,11 +32,11 @@ func (m *memStore) Wait(ctx context.Context, after uint64) (uint64, error) {
 	return after, ctx.Err()
 }
 
-func (m *memStore) Propose(_ context.Context, batch []store.Command) (uint64, error) {
+func (m *memStore) Propose(_ context.Context, batch []state.Command) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.proposed = append(m.proposed, batch)
-	if err := store.Apply(&m.s, batch); err != nil {
+	if err := state.Apply(&m.s, batch); err != nil {
 		return 0, err
 	}
 	m.s.Index++
@@ -51,13 +51,13 @@ func TestUndecodableRevisionStillRunsNodeController(t *testing.T) {
 	m := &memStore{}
 	n := node("n1")
 	n.Ready = true
-	bad := store.Revision{Commit: "bad", Status: store.RevisionApplied, Objects: []store.Object{{
+	bad := state.Revision{Commit: "bad", Status: state.RevisionApplied, Objects: []state.Object{{
 		ID:   objects.ObjectID{Kind: "Deployment", Namespace: "default", Name: "web"},
 		JSON: []byte(`{"spec":{"replicas":"three"}}`),
 	}}}
-	if _, err := m.Propose(context.Background(), []store.Command{
-		store.NewCommand(store.CmdRegisterNode, n),
-		store.NewCommand(store.CmdAddRevision, bad),
+	if _, err := m.Propose(context.Background(), []state.Command{
+		state.NewCommand(state.CmdRegisterNode, n),
+		state.NewCommand(state.CmdAddRevision, bad),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +79,8 @@ func TestRefusedBatchIsNeverWritten(t *testing.T) {
 	m := &memStore{}
 	var logs bytes.Buffer
 	l := &Loop{Store: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	bad := controller{"bad", false, func(*store.State, *Desired) []store.Command {
-		return []store.Command{store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "ns/ghost", NodeName: "n1"})}
+	bad := controller{"bad", false, func(*state.State, *Desired) []state.Command {
+		return []state.Command{state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "ns/ghost", NodeName: "n1"})}
 	}}
 	for range 3 {
 		l.control(context.Background(), bad)
@@ -91,8 +91,8 @@ func TestRefusedBatchIsNeverWritten(t *testing.T) {
 	if n := strings.Count(logs.String(), "controller command refused"); n != 1 {
 		t.Fatalf("the refusal was logged %d times, want once:\n%s", n, logs.String())
 	}
-	good := controller{"good", false, func(*store.State, *Desired) []store.Command {
-		return []store.Command{store.NewCommand(store.CmdRegisterNode, node("n1"))}
+	good := controller{"good", false, func(*state.State, *Desired) []state.Command {
+		return []state.Command{state.NewCommand(state.CmdRegisterNode, node("n1"))}
 	}}
 	l.control(context.Background(), good)
 	if len(m.proposed) != 1 || m.State().Nodes["n1"] == nil {

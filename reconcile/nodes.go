@@ -2,10 +2,9 @@ package reconcile
 
 import (
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"sort"
 	"time"
-
-	"github.com/berth/berth/appliance/store"
 )
 
 // NodeTimeouts are the node lifecycle's clocks.
@@ -28,8 +27,8 @@ var DefaultNodeTimeouts = NodeTimeouts{Grace: 20 * time.Second, Eviction: 30 * t
 // leader has not heard from since it took office counts from since: a beat
 // from an earlier term of this master (or any older one) says nothing about
 // the time it did not lead, when the node beat to another master.
-func Nodes(s *store.State, heartbeats map[string]time.Time, since, now time.Time, t NodeTimeouts) []store.Command {
-	var cmds []store.Command
+func Nodes(s *state.State, heartbeats map[string]time.Time, since, now time.Time, t NodeTimeouts) []state.Command {
+	var cmds []state.Command
 	names := make([]string, 0, len(s.Nodes))
 	for name := range s.Nodes {
 		names = append(names, name)
@@ -42,13 +41,13 @@ func Nodes(s *store.State, heartbeats map[string]time.Time, since, now time.Time
 			last = since
 		}
 		if n.Ready && now.Sub(last) > t.Grace {
-			cmds = append(cmds, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: false, Time: now,
+			cmds = append(cmds, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: false, Time: now,
 				Reason: fmt.Sprintf("no heartbeat for %s", now.Sub(last).Round(time.Second))}))
 			continue
 		}
 		if !n.Ready && now.Sub(n.Transition) > t.Eviction {
 			for p := range s.Pods.OnNode(name) { // in key order
-				cmds = append(cmds, store.NewCommand(store.CmdDeletePod, store.PodRef{Key: p.Key()}))
+				cmds = append(cmds, state.NewCommand(state.CmdDeletePod, state.PodRef{Key: p.Key()}))
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"net/netip"
 	"slices"
 	"sort"
@@ -10,36 +11,35 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
-// harness is a cluster without sockets: controllers propose, store.Apply
+// harness is a cluster without sockets: controllers propose, state.Apply
 // applies, and fake agents move bound pods to ready and remove stopped ones.
 type harness struct {
 	t     *testing.T
-	s     *store.State
+	s     *state.State
 	now   time.Time
 	ipSeq int
 	beats map[string]time.Time
 }
 
-func newHarness(t *testing.T, nodes ...store.Node) *harness {
-	h := &harness{t: t, s: &store.State{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), beats: map[string]time.Time{}}
+func newHarness(t *testing.T, nodes ...state.Node) *harness {
+	h := &harness{t: t, s: &state.State{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), beats: map[string]time.Time{}}
 	for _, n := range nodes {
 		n.Ready = true
-		h.apply(store.NewCommand(store.CmdRegisterNode, n))
+		h.apply(state.NewCommand(state.CmdRegisterNode, n))
 		h.beats[n.Name] = h.now
 	}
 	return h
 }
 
-func (h *harness) apply(cmds ...store.Command) {
+func (h *harness) apply(cmds ...state.Command) {
 	h.t.Helper()
 	if len(cmds) == 0 {
 		return
 	}
-	if err := store.Apply(h.s, cmds); err != nil {
+	if err := state.Apply(h.s, cmds); err != nil {
 		h.t.Fatal(err)
 	}
 	h.s.Index++
@@ -48,16 +48,16 @@ func (h *harness) apply(cmds ...store.Command) {
 // commit records an applied revision holding the given objects.
 func (h *harness) commit(objs ...objects.Object) {
 	h.t.Helper()
-	rev := store.Revision{Commit: fmt.Sprintf("c%d", len(h.s.Revisions)), Status: store.RevisionApplied}
+	rev := state.Revision{Commit: fmt.Sprintf("c%d", len(h.s.Revisions)), Status: state.RevisionApplied}
 	for _, o := range objs {
 		b, err := json.Marshal(o)
 		if err != nil {
 			h.t.Fatal(err)
 		}
 		m := o.GetObjectMeta()
-		rev.Objects = append(rev.Objects, store.Object{ID: objects.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}, JSON: b})
+		rev.Objects = append(rev.Objects, state.Object{ID: objects.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}, JSON: b})
 	}
-	h.apply(store.NewCommand(store.CmdAddRevision, rev))
+	h.apply(state.NewCommand(state.CmdAddRevision, rev))
 }
 
 func (h *harness) desired() *Desired {
@@ -82,19 +82,19 @@ func (h *harness) agents(up ...string) {
 	for _, n := range up {
 		isUp[n] = true
 	}
-	var cmds []store.Command
+	var cmds []state.Command
 	for _, p := range sortedPods(slices.Collect(h.s.Pods.All())) {
 		if p.NodeName == "" || (len(up) > 0 && !isUp[p.NodeName]) {
 			continue
 		}
 		if p.Terminating {
-			cmds = append(cmds, store.NewCommand(store.CmdDeletePod, store.PodRef{Key: p.Key()}))
+			cmds = append(cmds, state.NewCommand(state.CmdDeletePod, state.PodRef{Key: p.Key()}))
 			continue
 		}
 		if !p.Status.Ready {
 			h.ipSeq++
-			cmds = append(cmds, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: p.Key(), Status: store.PodStatus{
-				Phase: store.PodRunning, Ready: true, ReadySince: h.now, IP: fmt.Sprintf("10.244.0.%d", h.ipSeq)}}))
+			cmds = append(cmds, state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: p.Key(), Status: state.PodStatus{
+				Phase: state.PodRunning, Ready: true, ReadySince: h.now, IP: fmt.Sprintf("10.244.0.%d", h.ipSeq)}}))
 		}
 	}
 	h.apply(cmds...)
@@ -130,8 +130,8 @@ func deployment(name string, replicas int32, version string) *objects.Deployment
 	return d
 }
 
-func node(name string) store.Node {
-	return store.Node{Name: name, CPUMilli: 2000, MemoryBytes: 4 << 30, Labels: map[string]string{"kubernetes.io/hostname": name}}
+func node(name string) state.Node {
+	return state.Node{Name: name, CPUMilli: 2000, MemoryBytes: 4 << 30, Labels: map[string]string{"kubernetes.io/hostname": name}}
 }
 
 func TestDeploymentComesUpSpreadAcrossNodes(t *testing.T) {
@@ -428,7 +428,7 @@ func TestServiceIPConflicts(t *testing.T) {
 // stay.
 func TestSchedulerAvoidsDiskPressure(t *testing.T) {
 	h := newHarness(t, node("a"), node("b"))
-	h.apply(store.NewCommand(store.CmdSetDiskPressure, store.NodeDiskPressure{Name: "a", DiskPressure: true}))
+	h.apply(state.NewCommand(state.CmdSetDiskPressure, state.NodeDiskPressure{Name: "a", DiskPressure: true}))
 	h.commit(deployment("web", 3, "1"))
 	h.control()
 	for p := range h.s.Pods.All() {
@@ -495,7 +495,7 @@ func TestRolloutProgressDeadline(t *testing.T) {
 	dep.Spec.ProgressDeadlineSeconds = &ten
 	h.commit(dep)
 	h.control() // new pods created, none ready: their agents never start them
-	pods := func() []*store.Pod { return slices.Collect(h.s.Pods.OfDeployment("default", "web")) }
+	pods := func() []*state.Pod { return slices.Collect(h.s.Pods.OfDeployment("default", "web")) }
 	if r := RolloutReason(dep, pods(), h.now.Add(5*time.Second)); r != "" {
 		t.Fatalf("5 s into the rollout: %q", r)
 	}

@@ -2,12 +2,12 @@ package reconcile
 
 import (
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -19,11 +19,11 @@ import (
 // (spreading replicas), then the lowest share of requested resources, then
 // the name, so the choice is deterministic. Pods that fit nowhere stay
 // pending with a reason.
-func Schedule(s *store.State) []store.Command {
+func Schedule(s *state.State) []state.Command {
 	type load struct{ cpu, mem int64 }
 	used := map[string]*load{}
 	spread := map[string]int{} // node/namespace/deployment -> pods
-	var nodes []*store.Node
+	var nodes []*state.Node
 	for _, n := range s.Nodes {
 		used[n.Name] = &load{}
 		if n.Ready && !n.DiskPressure {
@@ -31,7 +31,7 @@ func Schedule(s *store.State) []store.Command {
 		}
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	var pending []*store.Pod
+	var pending []*state.Pod
 	for p := range s.Pods.All() {
 		if p.NodeName == "" {
 			if !p.Terminating {
@@ -47,12 +47,12 @@ func Schedule(s *store.State) []store.Command {
 		spread[p.NodeName+"/"+p.Namespace+"/"+p.Deployment]++
 	}
 
-	var cmds []store.Command
-	unschedulable := func(p *store.Pod, msg string) {
+	var cmds []state.Command
+	unschedulable := func(p *state.Pod, msg string) {
 		if p.Status.Reason != "Unschedulable" || p.Status.Message != msg {
 			st := p.Status
-			st.Phase, st.Reason, st.Message = store.PodPending, "Unschedulable", msg
-			cmds = append(cmds, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: p.Key(), Status: st}))
+			st.Phase, st.Reason, st.Message = state.PodPending, "Unschedulable", msg
+			cmds = append(cmds, state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: p.Key(), Status: st}))
 		}
 	}
 	for _, p := range sortedPods(pending) {
@@ -62,7 +62,7 @@ func Schedule(s *store.State) []store.Command {
 			continue
 		}
 		cpu, mem := requests(&p.Spec)
-		var best *store.Node
+		var best *state.Node
 		var bestSpread int
 		var bestShare float64
 		unfit := map[string]int{}
@@ -98,7 +98,7 @@ func Schedule(s *store.State) []store.Command {
 		used[best.Name].cpu += cpu
 		used[best.Name].mem += mem
 		spread[best.Name+"/"+p.Namespace+"/"+p.Deployment]++
-		cmds = append(cmds, store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: best.Name}))
+		cmds = append(cmds, state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: best.Name}))
 	}
 	return cmds
 }

@@ -2,10 +2,10 @@ package reconcile
 
 import (
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"net/netip"
 	"sort"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -22,10 +22,10 @@ var DefaultServiceCIDR = netip.MustParsePrefix("10.96.0.0/16")
 // refuses that one command, which the loop reports, and only that Service
 // waits (Kubernetes refuses such a Service: "provided IP is already
 // allocated").
-func ServiceIPs(s *store.State, d *Desired, cidr netip.Prefix) []store.Command {
-	var cmds []store.Command
+func ServiceIPs(s *state.State, d *Desired, cidr netip.Prefix) []state.Command {
+	var cmds []state.Command
 	set := func(key, ip string) {
-		cmds = append(cmds, store.NewCommand(store.CmdSetServiceIP, store.ServiceIP{Key: key, IP: ip}))
+		cmds = append(cmds, state.NewCommand(state.CmdSetServiceIP, state.ServiceIP{Key: key, IP: ip}))
 	}
 	wanted := map[string]bool{}
 	pins := map[netip.Addr]string{} // pinned IP -> the first Service pinning it
@@ -104,7 +104,7 @@ type Endpoint struct {
 // Services computes what every node's proxy should render: for each Service
 // with a ClusterIP, the ready, running pods its selector matches, each at
 // the port targetPort names (a number, or a container port's name).
-func Services(s *store.State, d *Desired) []ServiceView {
+func Services(s *state.State, d *Desired) []ServiceView {
 	var out []ServiceView
 	for _, svc := range d.Services {
 		ip := s.ServiceIPs[svc.Metadata.Namespace+"/"+svc.Metadata.Name]
@@ -112,7 +112,7 @@ func Services(s *store.State, d *Desired) []ServiceView {
 			continue
 		}
 		v := ServiceView{Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name, Type: svc.Spec.Type, ClusterIP: ip}
-		var pods []*store.Pod
+		var pods []*state.Pod
 		if len(svc.Spec.Selector) > 0 {
 			for p := range s.Pods.All() {
 				if p.Namespace == svc.Metadata.Namespace && !p.Terminating && p.Status.Ready && p.Status.IP != "" && selects(svc.Spec.Selector, p.Labels) {

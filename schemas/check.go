@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"math"
 	"regexp"
 	"strconv"
@@ -23,7 +24,7 @@ const maxNodes = 200_000
 type checker struct {
 	file   string
 	files  map[*yaml.Node]string // per-node files, for CUE objects
-	diags  []Diagnostic
+	diags  []diag.Diagnostic
 	object string
 	path   []string
 	budget int
@@ -38,12 +39,12 @@ type checker struct {
 
 func newChecker(file string) *checker { return &checker{file: file, budget: maxNodes} }
 
-func (c *checker) pos(n *yaml.Node) Position {
+func (c *checker) pos(n *yaml.Node) diag.Position {
 	file := c.file
 	if f, ok := c.files[n]; ok {
 		file = f
 	}
-	return Position{File: file, Line: n.Line, Column: n.Column}
+	return diag.Position{File: file, Line: n.Line, Column: n.Column}
 }
 
 func (c *checker) pathString() string {
@@ -66,7 +67,7 @@ func (c *checker) errorf(n *yaml.Node, rule, format string, args ...any) {
 	if p := c.pathString(); p != "" {
 		msg = p + ": " + msg
 	}
-	c.diags = append(c.diags, Diagnostic{Severity: Error, Position: c.pos(n), Rule: rule, Message: msg, Object: c.object})
+	c.diags = append(c.diags, diag.Diagnostic{Severity: diag.Error, Position: c.pos(n), Rule: rule, Message: msg, Object: c.object})
 }
 
 // deref follows aliases and charges the node budget.
@@ -77,7 +78,7 @@ func (c *checker) deref(n *yaml.Node) (*yaml.Node, bool) {
 	c.budget--
 	if c.budget == 0 {
 		c.quiet = 0
-		c.errorf(n, RuleSyntax, "document expands to more than %d nodes (YAML aliases?)", maxNodes)
+		c.errorf(n, diag.RuleSyntax, "document expands to more than %d nodes (YAML aliases?)", maxNodes)
 	}
 	return n, c.budget > 0
 }
@@ -176,29 +177,29 @@ func (c *checker) value(s *schema, n, key *yaml.Node) any {
 	switch n.Kind {
 	case yaml.MappingNode:
 		if s.kinds&kStruct == 0 {
-			c.errorf(n, RuleSchema, "got a struct, want %s", s.describe())
+			c.errorf(n, diag.RuleSchema, "got a struct, want %s", s.describe())
 			return nil
 		}
 		return c.structValue(s, n, key)
 	case yaml.SequenceNode:
 		if s.kinds&kList == 0 {
-			c.errorf(n, RuleSchema, "got a list, want %s", s.describe())
+			c.errorf(n, diag.RuleSchema, "got a list, want %s", s.describe())
 			return nil
 		}
 		return c.listValue(s, n)
 	}
 	v, k, err := scalar(n)
 	if err != nil {
-		c.errorf(n, RuleSchema, "%v", err)
+		c.errorf(n, diag.RuleSchema, "%v", err)
 		return nil
 	}
 	if s.kinds&k == 0 {
-		c.errorf(n, RuleSchema, "got %s, want %s", show(n), s.describe())
+		c.errorf(n, diag.RuleSchema, "got %s, want %s", show(n), s.describe())
 		return nil
 	}
 	for _, ck := range s.checks {
 		if !ck.holds(v) {
-			c.errorf(n, RuleSchema, "invalid value %s: want %s", show(n), s.describe())
+			c.errorf(n, diag.RuleSchema, "invalid value %s: want %s", show(n), s.describe())
 			return nil
 		}
 	}
@@ -295,10 +296,10 @@ func (c *checker) disjunction(s *schema, n, key *yaml.Node) any {
 	c.failed = failed
 	if words, ok := s.literals(); ok && n.Kind == yaml.ScalarNode {
 		// Values Kubernetes may know (SCTP, Always…) that berth does not.
-		c.errorf(n, RuleSchema, "berth does not support %s here; it supports %s", show(n), words)
+		c.errorf(n, diag.RuleSchema, "berth does not support %s here; it supports %s", show(n), words)
 		return nil
 	}
-	c.errorf(n, RuleSchema, "got %s, want %s", show(n), s.describe())
+	c.errorf(n, diag.RuleSchema, "got %s, want %s", show(n), s.describe())
 	return nil
 }
 
@@ -337,7 +338,7 @@ func (s *schema) literals() (string, bool) {
 
 func (c *checker) listValue(s *schema, n *yaml.Node) any {
 	if len(n.Content) < s.minItems {
-		c.errorf(n, RuleSchema, "needs at least %d item(s)", s.minItems)
+		c.errorf(n, diag.RuleSchema, "needs at least %d item(s)", s.minItems)
 	}
 	out := make([]any, 0, len(n.Content))
 	for i, el := range n.Content {
@@ -368,7 +369,7 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
-			c.errorf(k, RuleSchema, "field names must be strings, got %s", show(k))
+			c.errorf(k, diag.RuleSchema, "field names must be strings, got %s", show(k))
 			continue
 		}
 		name := k.Value
@@ -381,7 +382,7 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		}
 		if first != nil {
 			// yaml.v3 reports duplicate keys only when decoding into Go maps.
-			c.errorf(k, RuleSyntax, "field is set twice; first at line %d", first.Line)
+			c.errorf(k, diag.RuleSyntax, "field is set twice; first at line %d", first.Line)
 			c.path = c.path[:len(c.path)-1]
 			continue
 		}
@@ -397,7 +398,7 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 				out[name] = c.value(p.val, v, k)
 			}
 		} else {
-			c.errorf(k, RuleSchema, "%s%s", c.unknownField(s, name), suggest(name, fields))
+			c.errorf(k, diag.RuleSchema, "%s%s", c.unknownField(s, name), suggest(name, fields))
 		}
 		c.path = c.path[:len(c.path)-1]
 		if c.budget <= 0 {
@@ -421,7 +422,7 @@ func (c *checker) structValue(s *schema, n, key *yaml.Node) any {
 		if present := mapGet(n, f.name); present != nil {
 			at = present // present but null
 		}
-		c.errorf(at, RuleSchema, "missing required field %q", f.name)
+		c.errorf(at, diag.RuleSchema, "missing required field %q", f.name)
 	}
 	return out
 }

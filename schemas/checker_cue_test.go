@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	stderrors "errors"
+	"github.com/berth/berth/schemas/diag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -66,7 +67,7 @@ func (r *cueReference) check(def, src string) (_ []byte, err error) {
 }
 
 // ours runs the compiled checker on the same document.
-func ours(t testing.TB, def string, n *yaml.Node) ([]byte, []Diagnostic) {
+func ours(t testing.TB, def string, n *yaml.Node) ([]byte, []diag.Diagnostic) {
 	schemas, err := schemaSet()
 	if err != nil {
 		t.Fatal(err)

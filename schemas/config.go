@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"io"
 	"io/fs"
 	"strings"
@@ -35,32 +36,32 @@ type config struct {
 	// ignoreKinds; the hits say which entries matched anything, for the
 	// warnings about those that did not. The walk marks globs from one
 	// goroutine, the parallel checks mark kinds.
-	pos                    map[string][]Position
+	pos                    map[string][]diag.Position
 	includeHit, excludeHit []bool
 	kindHit                []atomic.Bool
 }
 
 func newConfig(file string) *config {
-	return &config{file: file, pos: map[string][]Position{}}
+	return &config{file: file, pos: map[string][]diag.Position{}}
 }
 
 // readConfig reads berth.yaml through the gate, checked against #RepoConfig
 // like any spec. A nil config means berth.yaml is invalid (or a link out of
 // the repository) and nothing below it is read: what to read is exactly
 // what it got wrong.
-func readConfig(o *options, g *gate, arg string) (*config, []Diagnostic) {
+func readConfig(o *options, g *gate, arg string) (*config, []diag.Diagnostic) {
 	display := displayPath(arg, configFile)
 	if _, err := g.root.Lstat(configFile); errors.Is(err, fs.ErrNotExist) {
 		return newConfig(""), nil
 	}
 	b, d := readFile(o, g, configFile, display)
 	if d != nil {
-		return nil, []Diagnostic{*d}
+		return nil, []diag.Diagnostic{*d}
 	}
 	cfg := newConfig(display)
 	var n yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&n); err != nil && err != io.EOF {
-		return nil, []Diagnostic{yamlSyntax(display, b, err)}
+		return nil, []diag.Diagnostic{yamlSyntax(display, b, err)}
 	}
 	if len(n.Content) == 0 {
 		return cfg, nil
@@ -74,14 +75,14 @@ func readConfig(o *options, g *gate, arg string) (*config, []Diagnostic) {
 	v := c.value(schemas["#RepoConfig"], n.Content[0], nil)
 	if len(c.diags) > 0 {
 		for i := range c.diags {
-			c.diags[i].Rule = RuleConfig
+			c.diags[i].Rule = diag.RuleConfig
 			c.diags[i].Message = "berth.yaml: " + c.diags[i].Message
 		}
 		return nil, c.diags
 	}
 	js, _ := json.Marshal(v)
 	if err := json.Unmarshal(js, cfg); err != nil {
-		return nil, []Diagnostic{fileDiag(display, "internal error: %v", err)}
+		return nil, []diag.Diagnostic{fileDiag(display, "internal error: %v", err)}
 	}
 	for _, field := range []string{"include", "exclude", "ignoreKinds"} {
 		if list := mapGet(n.Content[0], field); list != nil {
@@ -96,7 +97,7 @@ func readConfig(o *options, g *gate, arg string) (*config, []Diagnostic) {
 	for field, globs := range map[string][]string{"include": cfg.Include, "exclude": cfg.Exclude} {
 		for i, g := range globs {
 			if !doublestar.ValidatePattern(g) {
-				return nil, []Diagnostic{{Severity: Error, Position: cfg.at(field, i), Rule: RuleConfig,
+				return nil, []diag.Diagnostic{{Severity: diag.Error, Position: cfg.at(field, i), Rule: diag.RuleConfig,
 					Message: fmt.Sprintf("berth.yaml: invalid glob %s", Excerpt(g))}}
 			}
 		}
@@ -108,11 +109,11 @@ func readConfig(o *options, g *gate, arg string) (*config, []Diagnostic) {
 }
 
 // at is where berth.yaml sets entry i of field.
-func (c *config) at(field string, i int) Position {
+func (c *config) at(field string, i int) diag.Position {
 	if i < len(c.pos[field]) {
 		return c.pos[field][i]
 	}
-	return Position{File: c.file, Line: 1, Column: 1}
+	return diag.Position{File: c.file, Line: 1, Column: 1}
 }
 
 func (c *config) included(rel string) bool {
@@ -163,10 +164,10 @@ func (c *config) ignoresKind(apiVersion, kind string) bool {
 
 // unused warns of each entry that matched nothing: a glob with a typo, or
 // a directory that moved, silently loads less (or more) than intended.
-func (c *config) unused() []Diagnostic {
-	var out []Diagnostic
+func (c *config) unused() []diag.Diagnostic {
+	var out []diag.Diagnostic
 	warn := func(field string, i int, format string, args ...any) {
-		out = append(out, Diagnostic{Severity: Warning, Position: c.at(field, i), Rule: RuleConfig, Message: "berth.yaml: " + fmt.Sprintf(format, args...)})
+		out = append(out, diag.Diagnostic{Severity: diag.Warning, Position: c.at(field, i), Rule: diag.RuleConfig, Message: "berth.yaml: " + fmt.Sprintf(format, args...)})
 	}
 	for i, g := range c.Include {
 		if !c.includeHit[i] {
@@ -189,11 +190,11 @@ func (c *config) unused() []Diagnostic {
 // empty is the error for a repository without objects: applying it would
 // remove every object from the cluster, which a deleted directory or an
 // include that no longer matches does as surely as intent does.
-func (c *config) empty(dir string) Diagnostic {
+func (c *config) empty(dir string) diag.Diagnostic {
 	at := c.file
 	if at == "" {
 		at = dir
 	}
-	return Diagnostic{Severity: Error, Position: Position{File: at, Line: 1, Column: 1}, Rule: RuleConfig,
+	return diag.Diagnostic{Severity: diag.Error, Position: diag.Position{File: at, Line: 1, Column: 1}, Rule: diag.RuleConfig,
 		Message: "no objects: applying this would remove every object from the cluster; if that is intended, set allowEmpty: true in berth.yaml"}
 }

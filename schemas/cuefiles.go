@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"strconv"
 	"strings"
 
@@ -53,17 +54,17 @@ func loadCUE(cfg *config, displays []string, srcs [][]byte) fileResult {
 		f, err := parser.ParseFile(displays[i], b, parser.ParseComments)
 		if err != nil {
 			// Later parse errors of a file are mostly echoes of the first.
-			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, displays[i], cue.Value{})[0])
+			fr.diags = append(fr.diags, cueDiags(err, diag.RuleSyntax, displays[i], cue.Value{})[0])
 			continue
 		}
 		for imp := range f.ImportSpecs() {
 			if path, _ := strconv.Unquote(imp.Path.Value); strings.Contains(strings.Split(path, "/")[0], ".") {
-				fr.diags = append(fr.diags, Diagnostic{Severity: Error, Position: cuePos(imp.Pos(), displays[i]), Rule: RuleSyntax,
+				fr.diags = append(fr.diags, diag.Diagnostic{Severity: diag.Error, Position: cuePos(imp.Pos(), displays[i]), Rule: diag.RuleSyntax,
 					Message: fmt.Sprintf("import %s: only CUE's standard library can be imported; config repos have no CUE modules", Excerpt(path))})
 			}
 		}
 		if err := inst.AddSyntax(f); err != nil {
-			fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, displays[i], cue.Value{})...)
+			fr.diags = append(fr.diags, cueDiags(err, diag.RuleSyntax, displays[i], cue.Value{})...)
 		}
 	}
 	if len(fr.diags) > 0 || len(inst.Files) == 0 {
@@ -71,7 +72,7 @@ func loadCUE(cfg *config, displays []string, srcs [][]byte) fileResult {
 	}
 	v := cuecontext.New().BuildInstance(inst)
 	if err := v.Err(); err != nil {
-		fr.diags = append(fr.diags, cueDiags(err, RuleSyntax, displays[0], v)...)
+		fr.diags = append(fr.diags, cueDiags(err, diag.RuleSyntax, displays[0], v)...)
 		return fr
 	}
 	w := &cueWalker{fallback: displays[0], root: v}
@@ -100,12 +101,12 @@ type cueWalker struct {
 	root     cue.Value
 	fallback string
 	objects  []cueObject
-	diags    []Diagnostic
+	diags    []diag.Diagnostic
 }
 
 func (w *cueWalker) walk(v cue.Value, depth int) {
 	if depth > cueMaxDepth {
-		w.diags = append(w.diags, Diagnostic{Severity: Error, Position: cuePos(v.Pos(), w.fallback), Rule: RuleIncomplete,
+		w.diags = append(w.diags, diag.Diagnostic{Severity: diag.Error, Position: cuePos(v.Pos(), w.fallback), Rule: diag.RuleIncomplete,
 			Message: fmt.Sprintf("%s: nested more than %d levels deep; objects must be reachable in fewer", valuePath(v), cueMaxDepth)})
 		return
 	}
@@ -117,7 +118,7 @@ func (w *cueWalker) walk(v cue.Value, depth int) {
 		}
 		it, err := v.Fields()
 		if err != nil {
-			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback, w.root)...)
+			w.diags = append(w.diags, cueDiags(err, diag.RuleIncomplete, w.fallback, w.root)...)
 			return
 		}
 		for it.Next() {
@@ -126,7 +127,7 @@ func (w *cueWalker) walk(v cue.Value, depth int) {
 	case cue.ListKind:
 		it, err := v.List()
 		if err != nil {
-			w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback, w.root)...)
+			w.diags = append(w.diags, cueDiags(err, diag.RuleIncomplete, w.fallback, w.root)...)
 			return
 		}
 		for it.Next() {
@@ -137,13 +138,13 @@ func (w *cueWalker) walk(v cue.Value, depth int) {
 
 func (w *cueWalker) object(v cue.Value) {
 	if err := v.Validate(cue.Concrete(true)); err != nil {
-		w.diags = append(w.diags, cueDiags(err, RuleIncomplete, w.fallback, w.root)...)
+		w.diags = append(w.diags, cueDiags(err, diag.RuleIncomplete, w.fallback, w.root)...)
 		return
 	}
 	obj := cueObject{file: cuePos(v.Pos(), w.fallback).File, files: map[*yaml.Node]string{}}
 	n, err := obj.render(v)
 	if err != nil {
-		w.diags = append(w.diags, Diagnostic{Severity: Error, Position: cuePos(v.Pos(), w.fallback), Rule: RuleIncomplete, Message: fmt.Sprintf("%s: %v", valuePath(v), err)})
+		w.diags = append(w.diags, diag.Diagnostic{Severity: diag.Error, Position: cuePos(v.Pos(), w.fallback), Rule: diag.RuleIncomplete, Message: fmt.Sprintf("%s: %v", valuePath(v), err)})
 		return
 	}
 	obj.node = n
@@ -236,18 +237,18 @@ func valuePath(v cue.Value) string {
 	return cuePath(labels)
 }
 
-func cuePos(p token.Pos, fallback string) Position {
+func cuePos(p token.Pos, fallback string) diag.Position {
 	if !p.IsValid() || p.Filename() == "" {
-		return Position{File: fallback, Line: 1, Column: 1}
+		return diag.Position{File: fallback, Line: 1, Column: 1}
 	}
-	return Position{File: p.Filename(), Line: p.Line(), Column: p.Column()}
+	return diag.Position{File: p.Filename(), Line: p.Line(), Column: p.Column()}
 }
 
 // cueDiags turns CUE errors into diagnostics at the first of their positions
 // that is in the user's files. An error without one (a reference cycle) is
 // placed where its path leads in root, when root is given.
-func cueDiags(err error, rule, fallback string, root cue.Value) []Diagnostic {
-	var out []Diagnostic
+func cueDiags(err error, rule, fallback string, root cue.Value) []diag.Diagnostic {
+	var out []diag.Diagnostic
 	seen := map[string]bool{}
 	for _, e := range errors.Errors(err) {
 		positions := append([]token.Pos{e.Position()}, e.InputPositions()...)
@@ -256,7 +257,7 @@ func cueDiags(err error, rule, fallback string, root cue.Value) []Diagnostic {
 				positions = append(positions, root.LookupPath(p).Pos())
 			}
 		}
-		pos := Position{File: fallback, Line: 1, Column: 1}
+		pos := diag.Position{File: fallback, Line: 1, Column: 1}
 		for _, p := range positions {
 			if p.IsValid() && p.Filename() != "" {
 				pos = cuePos(p, fallback)
@@ -274,7 +275,7 @@ func cueDiags(err error, rule, fallback string, root cue.Value) []Diagnostic {
 		}
 		if key := pos.String() + msg; !seen[key] {
 			seen[key] = true
-			out = append(out, Diagnostic{Severity: Error, Position: pos, Rule: rule, Message: msg})
+			out = append(out, diag.Diagnostic{Severity: diag.Error, Position: pos, Rule: rule, Message: msg})
 		}
 	}
 	return out

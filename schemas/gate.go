@@ -3,6 +3,7 @@ package schemas
 import (
 	"errors"
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"io/fs"
 	"os"
 	"path"
@@ -44,7 +45,7 @@ func (g *gate) refused(err error) bool { return err != nil && errors.Is(err, g.e
 
 // outside is the diagnostic for a link that leads out of the repository,
 // at the link's own path.
-func (g *gate) outside(name, display string) Diagnostic {
+func (g *gate) outside(name, display string) diag.Diagnostic {
 	target, _ := g.root.Readlink(name)
 	return fileDiag(display, "%s", OutsideLinkMessage(target))
 }
@@ -64,7 +65,7 @@ type source struct {
 	gate         *gate   // nil for a file argument
 	cfg          *config // nil for a file argument, or when berth.yaml is invalid
 	first, limit int     // its tasks, as indexes into Load's
-	diags        []Diagnostic
+	diags        []diag.Diagnostic
 }
 
 // collect walks one path argument into tasks, appended to tasks.
@@ -77,7 +78,7 @@ func collect(o *options, arg string, tasks *[]task) *source {
 	}
 	fi, err := os.Stat(abs)
 	if err != nil {
-		src.diags = []Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
+		src.diags = []diag.Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
 		return src
 	}
 	if !fi.IsDir() {
@@ -98,7 +99,7 @@ func collect(o *options, arg string, tasks *[]task) *source {
 		sub, src.sub = filepath.ToSlash(rel), rel != "."
 	}
 	if src.gate, err = openGate(root); err != nil {
-		src.diags = []Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
+		src.diags = []diag.Diagnostic{fileDiag(arg, "cannot read: %v", unwrapPathError(err))}
 		return src
 	}
 	rootArg := arg // the root as the user would name it
@@ -244,11 +245,11 @@ func (w *walker) add(p, display string) {
 // verdict is what only the whole of a directory argument shows, once its
 // tasks have run: berth.yaml entries that matched nothing, and a
 // repository without objects.
-func (src *source) verdict(out []fileResult) []Diagnostic {
+func (src *source) verdict(out []fileResult) []diag.Diagnostic {
 	if src.cfg == nil {
 		return nil
 	}
-	var diags []Diagnostic
+	var diags []diag.Diagnostic
 	if !src.sub {
 		diags = src.cfg.unused()
 	}
@@ -269,10 +270,10 @@ func (src *source) verdict(out []fileResult) []Diagnostic {
 	return diags
 }
 
-func countErrors(ds []Diagnostic) int {
+func countErrors(ds []diag.Diagnostic) int {
 	n := 0
 	for _, d := range ds {
-		if d.Severity == Error {
+		if d.Severity == diag.Error {
 			n++
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"github.com/berth/berth/schemas/objects"
 	"io"
 	"io/fs"
@@ -36,7 +37,7 @@ const maxDiagnosticsPerFile = 100
 type Loaded struct {
 	Object objects.Object
 	// Pos is where the object starts in the user's files.
-	Pos Position
+	Pos diag.Position
 	// JSON is the object with every default applied, with sorted keys: the
 	// same objects give the same bytes.
 	JSON []byte
@@ -59,18 +60,18 @@ func idOf(o objects.Object) objects.ObjectID {
 // Result is what a load found.
 type Result struct {
 	Objects     []Loaded
-	Diagnostics []Diagnostic
+	Diagnostics []diag.Diagnostic
 	// Files lists every file read, as diagnostics name them.
 	Files []string
 }
 
 // Errors counts diagnostics of severity error.
-func (r *Result) Errors() int { return r.count(Error) }
+func (r *Result) Errors() int { return r.count(diag.Error) }
 
 // Warnings counts diagnostics of severity warning.
-func (r *Result) Warnings() int { return r.count(Warning) }
+func (r *Result) Warnings() int { return r.count(diag.Warning) }
 
-func (r *Result) count(s Severity) int {
+func (r *Result) count(s diag.Severity) int {
 	n := 0
 	for _, d := range r.Diagnostics {
 		if d.Severity == s {
@@ -169,12 +170,12 @@ type task interface {
 
 type fileResult struct {
 	docs  []*document
-	diags []Diagnostic
+	diags []diag.Diagnostic
 }
 
 // document is one object candidate with what the cross-object checks need.
 type document struct {
-	pos   Position
+	pos   diag.Position
 	obj   objects.Object // nil when it failed its schema
 	json  []byte
 	facts facts
@@ -198,13 +199,13 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-func fileDiag(file, format string, args ...any) Diagnostic {
-	return Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleFile, Message: fmt.Sprintf(format, args...)}
+func fileDiag(file, format string, args ...any) diag.Diagnostic {
+	return diag.Diagnostic{Severity: diag.Error, Position: diag.Position{File: file, Line: 1, Column: 1}, Rule: diag.RuleFile, Message: fmt.Sprintf(format, args...)}
 }
 
 // readFile reads a spec file through g (directly when g is nil: a file the
 // user named), refusing what is too large or not text.
-func readFile(o *options, g *gate, name, display string) ([]byte, *Diagnostic) {
+func readFile(o *options, g *gate, name, display string) ([]byte, *diag.Diagnostic) {
 	var f *os.File
 	var err error
 	if g != nil {
@@ -263,11 +264,11 @@ func readFile(o *options, g *gate, name, display string) ([]byte, *Diagnostic) {
 }
 
 // offsetPos turns a byte offset into a line and column.
-func offsetPos(file string, b []byte, off int) Position {
+func offsetPos(file string, b []byte, off int) diag.Position {
 	off = min(off, len(b))
 	line := 1 + bytes.Count(b[:off], []byte{'\n'})
 	col := off - bytes.LastIndexByte(b[:off], '\n')
-	return Position{File: file, Line: line, Column: col}
+	return diag.Position{File: file, Line: line, Column: col}
 }
 
 // fileTask loads one YAML or JSON file.
@@ -284,7 +285,7 @@ func (t *fileTask) files() []string { return []string{t.display} }
 func (t *fileTask) run() fileResult {
 	b, d := readFile(t.o, t.g, t.name, t.display)
 	if d != nil {
-		return fileResult{diags: []Diagnostic{*d}}
+		return fileResult{diags: []diag.Diagnostic{*d}}
 	}
 	return loadYAML(t.cfg, t.display, b, strings.EqualFold(filepath.Ext(t.name), ".json"))
 }
@@ -295,7 +296,7 @@ func loadYAML(cfg *config, display string, b []byte, isJSON bool) fileResult {
 	var fr fileResult
 	if isJSON {
 		if d := jsonSyntax(display, b); d != nil {
-			return fileResult{diags: []Diagnostic{*d}}
+			return fileResult{diags: []diag.Diagnostic{*d}}
 		}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
@@ -315,7 +316,7 @@ func loadYAML(cfg *config, display string, b []byte, isJSON bool) fileResult {
 		}
 		docs++
 		if at, err := expandMerges(&n); err != nil {
-			fr.diags = append(fr.diags, Diagnostic{Severity: Error, Position: Position{File: display, Line: at.Line, Column: at.Column}, Rule: RuleSyntax, Message: err.Error()})
+			fr.diags = append(fr.diags, diag.Diagnostic{Severity: diag.Error, Position: diag.Position{File: display, Line: at.Line, Column: at.Column}, Rule: diag.RuleSyntax, Message: err.Error()})
 			continue
 		}
 		doc, diags := loadDocument(cfg, display, &n, nil)
@@ -324,13 +325,13 @@ func loadYAML(cfg *config, display string, b []byte, isJSON bool) fileResult {
 			fr.docs = append(fr.docs, doc)
 		}
 		if len(fr.diags) > maxDiagnosticsPerFile {
-			fr.diags = append(fr.diags[:maxDiagnosticsPerFile], Diagnostic{Severity: Error, Position: fr.diags[maxDiagnosticsPerFile].Position, Rule: RuleFile,
+			fr.diags = append(fr.diags[:maxDiagnosticsPerFile], diag.Diagnostic{Severity: diag.Error, Position: fr.diags[maxDiagnosticsPerFile].Position, Rule: diag.RuleFile,
 				Message: fmt.Sprintf("more than %d problems in this file; stopped reading it", maxDiagnosticsPerFile)})
 			break
 		}
 	}
 	if docs == 0 && len(fr.diags) == 0 {
-		fr.diags = append(fr.diags, Diagnostic{Severity: Warning, Position: Position{File: display, Line: 1, Column: 1}, Rule: RuleKind, Message: "file holds no documents"})
+		fr.diags = append(fr.diags, diag.Diagnostic{Severity: diag.Warning, Position: diag.Position{File: display, Line: 1, Column: 1}, Rule: diag.RuleKind, Message: "file holds no documents"})
 	}
 	return fr
 }
@@ -351,7 +352,7 @@ func trailingEmpty(doc *yaml.Node, b []byte) bool {
 
 // jsonSyntax reports a JSON syntax error at its line and column; yaml.v3
 // would accept some invalid JSON (trailing commas) and word others oddly.
-func jsonSyntax(file string, b []byte) *Diagnostic {
+func jsonSyntax(file string, b []byte) *diag.Diagnostic {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	var v json.RawMessage
 	err := dec.Decode(&v)
@@ -359,7 +360,7 @@ func jsonSyntax(file string, b []byte) *Diagnostic {
 		if _, err2 := dec.Token(); err2 == io.EOF {
 			return nil
 		}
-		d := Diagnostic{Severity: Error, Position: offsetPos(file, b, int(dec.InputOffset())), Rule: RuleSyntax, Message: "JSON file holds more than one value; use a list in a YAML file for several objects"}
+		d := diag.Diagnostic{Severity: diag.Error, Position: offsetPos(file, b, int(dec.InputOffset())), Rule: diag.RuleSyntax, Message: "JSON file holds more than one value; use a list in a YAML file for several objects"}
 		return &d
 	}
 	off := len(b)
@@ -371,7 +372,7 @@ func jsonSyntax(file string, b []byte) *Diagnostic {
 	if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 		msg = "unexpected end of JSON input"
 	}
-	d := Diagnostic{Severity: Error, Position: offsetPos(file, b, max(off, 0)), Rule: RuleSyntax, Message: "invalid JSON: " + libraryMessage(msg)}
+	d := diag.Diagnostic{Severity: diag.Error, Position: offsetPos(file, b, max(off, 0)), Rule: diag.RuleSyntax, Message: "invalid JSON: " + libraryMessage(msg)}
 	return &d
 }
 
@@ -380,8 +381,8 @@ var yamlLine = regexp.MustCompile(`line (\d+): `)
 // yamlSyntax positions a YAML syntax error. yaml.v3 gives at best a line, so
 // the file is parsed again with goccy/go-yaml, whose errors carry a line and
 // column; this costs nothing on the path of valid files.
-func yamlSyntax(file string, b []byte, err error) Diagnostic {
-	d := Diagnostic{Severity: Error, Position: Position{File: file, Line: 1, Column: 1}, Rule: RuleSyntax}
+func yamlSyntax(file string, b []byte, err error) diag.Diagnostic {
+	d := diag.Diagnostic{Severity: diag.Error, Position: diag.Position{File: file, Line: 1, Column: 1}, Rule: diag.RuleSyntax}
 	if strings.Contains(err.Error(), "exceeded max depth") {
 		// goccy takes seconds on such input and says less.
 		d.Message = "invalid YAML: " + libraryMessage(strings.TrimPrefix(err.Error(), "yaml: "))
@@ -445,7 +446,7 @@ func newObject(kind string) objects.Object {
 
 // loadDocument checks one YAML document node (or one CUE object rendered as
 // one) and returns it with its facts, or nil when it is not an object.
-func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.Node]string) (*document, []Diagnostic) {
+func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.Node]string) (*document, []diag.Diagnostic) {
 	c := newChecker(file)
 	c.files = nodeFiles
 	root := n
@@ -461,11 +462,11 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	at := c.pos(root)
 	switch {
 	case root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null":
-		return nil, []Diagnostic{{Severity: Warning, Position: at, Rule: RuleKind, Message: "empty document"}}
+		return nil, []diag.Diagnostic{{Severity: diag.Warning, Position: at, Rule: diag.RuleKind, Message: "empty document"}}
 	case root.Kind == yaml.SequenceNode:
-		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "document is a list, not an object; write one object per document, separated by ---"}}
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: at, Rule: diag.RuleKind, Message: "document is a list, not an object; write one object per document, separated by ---"}}
 	case root.Kind != yaml.MappingNode:
-		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: fmt.Sprintf("document is %s, not an object with apiVersion and kind", show(root))}}
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: at, Rule: diag.RuleKind, Message: fmt.Sprintf("document is %s, not an object with apiVersion and kind", show(root))}}
 	}
 	apiVersion, kind := scalarString(mapGet(root, "apiVersion")), scalarString(mapGet(root, "kind"))
 	if kind == nil && isKustomization(file) {
@@ -476,7 +477,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		}
 	}
 	if kind == nil {
-		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "object has no kind"}}
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: at, Rule: diag.RuleKind, Message: "object has no kind"}}
 	}
 	// Before apiVersion is required: a kind berth.yaml skips is none of
 	// berth's business, however it is written.
@@ -488,14 +489,14 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		return nil, nil
 	}
 	if apiVersion == nil {
-		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleKind, Message: "object has no apiVersion"}}
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: at, Rule: diag.RuleKind, Message: "object has no apiVersion"}}
 	}
 	ks, ok := kindSchemas[kind.Value]
 	if !ok {
-		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind, Message: unsupportedKind(apiVersion.Value, kind.Value)}}
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: c.pos(kind), Rule: diag.RuleKind, Message: unsupportedKind(apiVersion.Value, kind.Value)}}
 	}
 	if apiVersion.Value != ks.apiVersion {
-		return nil, []Diagnostic{{Severity: Error, Position: c.pos(apiVersion), Rule: RuleKind,
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: c.pos(apiVersion), Rule: diag.RuleKind,
 			Message: fmt.Sprintf("%s is served as apiVersion %q, not %s", kind.Value, ks.apiVersion, Excerpt(apiVersion.Value))}}
 	}
 	schemas, err := schemaSet()
@@ -520,7 +521,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	}
 	if err != nil {
 		// The schema admitted what the Go types cannot hold: a defect here.
-		return nil, []Diagnostic{{Severity: Error, Position: at, Rule: RuleSchema, Object: c.object, Message: "internal error: " + err.Error()}}
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: at, Rule: diag.RuleSchema, Object: c.object, Message: "internal error: " + err.Error()}}
 	}
 	return doc, objectChecks(c, doc, root)
 }
@@ -621,7 +622,7 @@ func encodeValue(v any) ([]byte, error) {
 
 // identity reads kind, namespace and name even from an object that fails its
 // schema, so one bad field does not also cause "not defined" errors elsewhere.
-func identity(c *checker, kind string, root *yaml.Node) (objects.ObjectID, Position) {
+func identity(c *checker, kind string, root *yaml.Node) (objects.ObjectID, diag.Position) {
 	id := objects.ObjectID{Kind: kind}
 	pos := c.pos(root)
 	if meta := mapGet(root, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {

@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"github.com/berth/berth/schemas/objects"
 	"os"
 	"path/filepath"
@@ -467,9 +468,9 @@ func TestServiceClusterIPChecks(t *testing.T) {
 		"c.yaml": svc("c", "300.1.1.1"),
 		"d.yaml": svc("d", "10.96.0.51"),
 	})
-	var errs []Diagnostic // the selectors' warnings aside
+	var errs []diag.Diagnostic // the selectors' warnings aside
 	for _, d := range res.Diagnostics {
-		if d.Severity == Error {
+		if d.Severity == diag.Error {
 			errs = append(errs, d)
 		}
 	}
@@ -545,7 +546,7 @@ data:
     Y29sdW1ucw==
 `})
 	for _, d := range res.Diagnostics {
-		if d.Severity == Error {
+		if d.Severity == diag.Error {
 			t.Errorf("%s", d)
 		}
 	}

@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"github.com/berth/berth/schemas/objects"
 	"net/netip"
 	"slices"
@@ -16,7 +17,7 @@ import (
 // positions taken while its YAML tree is still at hand.
 type facts struct {
 	id      objects.ObjectID
-	namePos Position
+	namePos diag.Position
 	failed  bool // the object failed its schema: known by name only
 
 	refs []ref           // ConfigMaps and Secrets the object's pods need
@@ -26,28 +27,28 @@ type facts struct {
 	podPorts  map[string]bool   // named container ports of a Deployment's pods
 
 	selector    map[string]string // a Service's selector
-	selectorPos Position
+	selectorPos diag.Position
 	targetPorts []namedPort // a Service's named targetPorts
 	clusterIP   netip.Addr  // a Service's pinned ClusterIP, if valid
-	clusterPos  Position
+	clusterPos  diag.Position
 }
 
 type ref struct {
 	kind, name, key string
 	optional        bool
-	pos             Position
+	pos             diag.Position
 }
 
 type namedPort struct {
 	name string
-	pos  Position
+	pos  diag.Position
 }
 
 // at returns the position of the node at path (string keys, int indexes).
 // Where the path ends early, what is missing is missing from the deepest
 // mapping on the way: the position is that mapping's key (spec: for a
 // missing spec.selector), or the mapping itself when it has none.
-func (c *checker) at(n *yaml.Node, path ...any) Position {
+func (c *checker) at(n *yaml.Node, path ...any) diag.Position {
 	var key *yaml.Node // the key n was reached by, if a mapping's
 	for _, p := range path {
 		var next, nextKey *yaml.Node
@@ -76,11 +77,11 @@ func (c *checker) at(n *yaml.Node, path ...any) Position {
 type report struct {
 	c     *checker
 	root  *yaml.Node
-	diags []Diagnostic
+	diags []diag.Diagnostic
 }
 
-func (r *report) add(sev Severity, rule string, path []any, format string, args ...any) {
-	r.diags = append(r.diags, Diagnostic{Severity: sev, Position: r.c.at(r.root, path...), Rule: rule,
+func (r *report) add(sev diag.Severity, rule string, path []any, format string, args ...any) {
+	r.diags = append(r.diags, diag.Diagnostic{Severity: sev, Position: r.c.at(r.root, path...), Rule: rule,
 		Message: pathText(path) + ": " + fmt.Sprintf(format, args...), Object: r.c.object})
 }
 
@@ -106,7 +107,7 @@ func join(path []any, more ...any) []any {
 
 // objectChecks runs the checks that need one object only, beyond what its
 // schema says, and fills doc.facts for crossCheck.
-func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
+func objectChecks(c *checker, doc *document, root *yaml.Node) []diag.Diagnostic {
 	r := &report{c: c, root: root}
 	f := &doc.facts
 	switch o := doc.obj.(type) {
@@ -117,7 +118,7 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
 		}
 		for k := range o.BinaryData {
 			if f.keys[k] {
-				r.add(Error, RuleUnique, []any{"binaryData", k}, "key %s is also in data", Excerpt(k))
+				r.add(diag.Error, diag.RuleUnique, []any{"binaryData", k}, "key %s is also in data", Excerpt(k))
 			}
 			f.keys[k] = true
 		}
@@ -125,7 +126,7 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []Diagnostic {
 		f.keys = map[string]bool{}
 		for _, k := range sortedKeys(o.Data) {
 			if _, err := base64.StdEncoding.DecodeString(o.Data[k]); err != nil {
-				r.add(Error, RuleSchema, []any{"data", k}, "value is not valid base64: %v", err)
+				r.add(diag.Error, diag.RuleSchema, []any{"data", k}, "value is not valid base64: %v", err)
 			}
 			f.keys[k] = true
 		}
@@ -157,12 +158,12 @@ func deploymentChecks(r *report, f *facts, d *objects.Deployment) {
 	}
 	f.podLabels = labels
 	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
-		r.add(Error, RuleSelector, []any{"spec", "selector"}, "must not be empty: a Deployment selects its pods by label")
+		r.add(diag.Error, diag.RuleSelector, []any{"spec", "selector"}, "must not be empty: a Deployment selects its pods by label")
 	} else if !sel.Matches(labels) {
-		r.add(Error, RuleSelector, []any{"spec", "selector"}, "does not match the pod template's labels (spec.template.metadata.labels %s)", showLabels(labels))
+		r.add(diag.Error, diag.RuleSelector, []any{"spec", "selector"}, "does not match the pod template's labels (spec.template.metadata.labels %s)", showLabels(labels))
 	}
 	if ru := d.Spec.Strategy.RollingUpdate; ru != nil && isZero(ru.MaxSurge) && isZero(ru.MaxUnavailable) {
-		r.add(Error, RuleSchema, []any{"spec", "strategy", "rollingUpdate"}, "maxSurge and maxUnavailable cannot both be 0: the rollout could never make progress")
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", "strategy", "rollingUpdate"}, "maxSurge and maxUnavailable cannot both be 0: the rollout could never make progress")
 	}
 	podChecks(r, f, []any{"spec", "template", "spec"}, &d.Spec.Template.Spec)
 }
@@ -194,7 +195,7 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		sa, saField = p.DeprecatedServiceAccount, "serviceAccount"
 	}
 	if p.ServiceAccountName != "" && p.DeprecatedServiceAccount != "" && p.ServiceAccountName != p.DeprecatedServiceAccount {
-		r.add(Error, RuleSchema, join(at, "serviceAccount"), "names %s, but serviceAccountName names %s", Excerpt(p.DeprecatedServiceAccount), Excerpt(p.ServiceAccountName))
+		r.add(diag.Error, diag.RuleSchema, join(at, "serviceAccount"), "names %s, but serviceAccountName names %s", Excerpt(p.DeprecatedServiceAccount), Excerpt(p.ServiceAccountName))
 	}
 	if sa != "" && sa != "default" { // every namespace has "default"
 		f.refs = append(f.refs, ref{kind: "ServiceAccount", name: sa, pos: r.c.at(r.root, join(at, saField)...)})
@@ -203,7 +204,7 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 	for i, v := range p.Volumes {
 		vp := join(at, "volumes", i)
 		if volumes[v.Name] {
-			r.add(Error, RuleUnique, join(vp, "name"), "volume name %s is used twice", Excerpt(v.Name))
+			r.add(diag.Error, diag.RuleUnique, join(vp, "name"), "volume name %s is used twice", Excerpt(v.Name))
 		}
 		volumes[v.Name] = true
 		sources := 0
@@ -221,7 +222,7 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 			sources++
 		}
 		if sources != 1 {
-			r.add(Error, RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir (has %d)", sources)
+			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir (has %d)", sources)
 		}
 	}
 	containers := map[string]bool{}
@@ -229,7 +230,7 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 	for i, ct := range p.Containers {
 		cp := join(at, "containers", i)
 		if containers[ct.Name] {
-			r.add(Error, RuleUnique, join(cp, "name"), "container name %s is used twice", Excerpt(ct.Name))
+			r.add(diag.Error, diag.RuleUnique, join(cp, "name"), "container name %s is used twice", Excerpt(ct.Name))
 		}
 		containers[ct.Name] = true
 		own := map[string]bool{}
@@ -238,7 +239,7 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 				continue
 			}
 			if other, dup := portOwner[port.Name]; dup {
-				r.add(Error, RuleUnique, join(cp, "ports", j, "name"), "port name %s is already used by container %s; port names must be unique in a pod", Excerpt(port.Name), Excerpt(other))
+				r.add(diag.Error, diag.RuleUnique, join(cp, "ports", j, "name"), "port name %s is already used by container %s; port names must be unique in a pod", Excerpt(port.Name), Excerpt(other))
 			}
 			portOwner[port.Name] = ct.Name
 			own[port.Name] = true
@@ -250,7 +251,7 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		for j, e := range ct.EnvFrom {
 			at := join(cp, "envFrom", j)
 			if (e.ConfigMapRef == nil) == (e.SecretRef == nil) {
-				r.add(Error, RuleSchema, at, "needs exactly one of configMapRef, secretRef")
+				r.add(diag.Error, diag.RuleSchema, at, "needs exactly one of configMapRef, secretRef")
 				continue
 			}
 			kind, o, field := "ConfigMap", e.ConfigMapRef, "configMapRef"
@@ -263,10 +264,10 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		for j, m := range ct.VolumeMounts {
 			mp := join(cp, "volumeMounts", j)
 			if !volumes[m.Name] {
-				r.add(Error, RuleReference, join(mp, "name"), "no volume named %s in spec.volumes", Excerpt(m.Name))
+				r.add(diag.Error, diag.RuleReference, join(mp, "name"), "no volume named %s in spec.volumes", Excerpt(m.Name))
 			}
 			if mounts[m.MountPath] {
-				r.add(Error, RuleUnique, join(mp, "mountPath"), "%s is mounted twice", shown(m.MountPath))
+				r.add(diag.Error, diag.RuleUnique, join(mp, "mountPath"), "%s is mounted twice", shown(m.MountPath))
 			}
 			mounts[m.MountPath] = true
 		}
@@ -274,14 +275,14 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		probeChecks(r, join(cp, "readinessProbe"), ct.ReadinessProbe, own)
 		probeChecks(r, join(cp, "startupProbe"), ct.StartupProbe, own)
 		if sc := ct.SecurityContext; sc != nil && sc.Privileged != nil && *sc.Privileged && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation {
-			r.add(Error, RuleSchema, join(cp, "securityContext", "allowPrivilegeEscalation"), "cannot be false for a privileged container, as in Kubernetes")
+			r.add(diag.Error, diag.RuleSchema, join(cp, "securityContext", "allowPrivilegeEscalation"), "cannot be false for a privileged container, as in Kubernetes")
 		}
 		for _, pr := range []struct {
 			name string
 			p    *objects.Probe
 		}{{"livenessProbe", ct.LivenessProbe}, {"startupProbe", ct.StartupProbe}} {
 			if pr.p != nil && pr.p.SuccessThreshold != 1 {
-				r.add(Error, RuleSchema, join(cp, pr.name, "successThreshold"), "must be 1 for a %s, as in Kubernetes", pr.name)
+				r.add(diag.Error, diag.RuleSchema, join(cp, pr.name, "successThreshold"), "must be 1 for a %s, as in Kubernetes", pr.name)
 			}
 		}
 	}
@@ -298,11 +299,11 @@ func envChecks(r *report, f *facts, at []any, e objects.EnvVar) {
 		return
 	}
 	if e.Value != "" {
-		r.add(Error, RuleSchema, at, "value and valueFrom cannot both be set")
+		r.add(diag.Error, diag.RuleSchema, at, "value and valueFrom cannot both be set")
 	}
 	vf := e.ValueFrom
 	if (vf.ConfigMapKeyRef == nil) == (vf.SecretKeyRef == nil) {
-		r.add(Error, RuleSchema, join(at, "valueFrom"), "needs exactly one of configMapKeyRef, secretKeyRef")
+		r.add(diag.Error, diag.RuleSchema, join(at, "valueFrom"), "needs exactly one of configMapKeyRef, secretKeyRef")
 		return
 	}
 	kind, sel, field := "ConfigMap", vf.ConfigMapKeyRef, "configMapKeyRef"
@@ -331,11 +332,11 @@ func probeChecks(r *report, at []any, p *objects.Probe, ports map[string]bool) {
 		handlers++
 	}
 	if handlers != 1 {
-		r.add(Error, RuleSchema, at, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
+		r.add(diag.Error, diag.RuleSchema, at, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
 		return
 	}
 	if port != nil && port.IsString && !ports[port.Str] {
-		r.add(Error, RuleReference, portPath, "this container has no port named %s", Excerpt(port.Str))
+		r.add(diag.Error, diag.RuleReference, portPath, "this container has no port named %s", Excerpt(port.Str))
 	}
 }
 
@@ -343,13 +344,13 @@ func serviceChecks(r *report, f *facts, s *objects.Service) {
 	f.selector = s.Spec.Selector
 	f.selectorPos = r.c.at(r.root, "spec", "selector")
 	if len(s.Spec.Selector) == 0 {
-		r.add(Warning, RuleSelector, []any{"spec"}, "no selector: berth has no manual Endpoints, so this Service will route nowhere")
+		r.add(diag.Warning, diag.RuleSelector, []any{"spec"}, "no selector: berth has no manual Endpoints, so this Service will route nowhere")
 	}
 	if ip := s.Spec.ClusterIP; ip != "" {
 		// The schema's pattern lets 300.1.1.1 through; the masters would
 		// then fail to assign it on every pass.
 		if a, err := netip.ParseAddr(ip); err != nil || !a.Is4() {
-			r.add(Error, RuleSchema, []any{"spec", "clusterIP"}, "clusterIP %s is not an IPv4 address", Excerpt(ip))
+			r.add(diag.Error, diag.RuleSchema, []any{"spec", "clusterIP"}, "clusterIP %s is not an IPv4 address", Excerpt(ip))
 		} else {
 			f.clusterIP, f.clusterPos = a, r.c.at(r.root, "spec", "clusterIP")
 		}
@@ -359,19 +360,19 @@ func serviceChecks(r *report, f *facts, s *objects.Service) {
 	for i, p := range s.Spec.Ports {
 		pp := []any{"spec", "ports", i}
 		if len(s.Spec.Ports) > 1 && p.Name == "" {
-			r.add(Error, RuleSchema, pp, "a Service with several ports must name each of them")
+			r.add(diag.Error, diag.RuleSchema, pp, "a Service with several ports must name each of them")
 		}
 		if p.Name != "" && names[p.Name] {
-			r.add(Error, RuleUnique, join(pp, "name"), "port name %s is used twice", Excerpt(p.Name))
+			r.add(diag.Error, diag.RuleUnique, join(pp, "name"), "port name %s is used twice", Excerpt(p.Name))
 		}
 		names[p.Name] = true
 		key := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
 		if ports[key] {
-			r.add(Error, RuleUnique, join(pp, "port"), "port %s is declared twice", key)
+			r.add(diag.Error, diag.RuleUnique, join(pp, "port"), "port %s is declared twice", key)
 		}
 		ports[key] = true
 		if p.NodePort != 0 && s.Spec.Type != "NodePort" {
-			r.add(Error, RuleSchema, join(pp, "nodePort"), "nodePort is only allowed when spec.type is NodePort")
+			r.add(diag.Error, diag.RuleSchema, join(pp, "nodePort"), "nodePort is only allowed when spec.type is NodePort")
 		}
 		if p.TargetPort != nil && p.TargetPort.IsString {
 			f.targetPorts = append(f.targetPorts, namedPort{name: p.TargetPort.Str, pos: r.c.at(r.root, join(pp, "targetPort")...)})
@@ -382,8 +383,8 @@ func serviceChecks(r *report, f *facts, s *objects.Service) {
 // crossCheck finds what only the whole repository shows: duplicates,
 // references to ConfigMaps and Secrets it does not define, and Services
 // whose named target ports no selected pod declares.
-func crossCheck(docs []*document) []Diagnostic {
-	var diags []Diagnostic
+func crossCheck(docs []*document) []diag.Diagnostic {
+	var diags []diag.Diagnostic
 	byID := map[objects.ObjectID]*document{}
 	namespaces := map[string]bool{"default": true}
 	pinned := map[netip.Addr]*facts{} // Services by pinned ClusterIP
@@ -408,9 +409,9 @@ func crossCheck(docs []*document) []Diagnostic {
 			continue
 		}
 		if first, dup := byID[d.facts.id]; dup {
-			diags = append(diags, Diagnostic{Severity: Error, Position: d.facts.namePos, Rule: RuleDuplicate, Object: display(d.facts.id),
+			diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: d.facts.namePos, Rule: diag.RuleDuplicate, Object: display(d.facts.id),
 				Message: fmt.Sprintf("%s is defined twice; first at %s", display(d.facts.id), first.facts.namePos),
-				Related: []Related{{Position: first.facts.namePos, Message: "first definition"}}})
+				Related: []diag.Related{{Position: first.facts.namePos, Message: "first definition"}}})
 			continue
 		}
 		byID[d.facts.id] = d
@@ -424,7 +425,7 @@ func crossCheck(docs []*document) []Diagnostic {
 			continue
 		}
 		if ns := f.id.Namespace; ns != "" && !namespaces[ns] {
-			diags = append(diags, Diagnostic{Severity: Warning, Position: f.namePos, Rule: RuleReference, Object: display(f.id),
+			diags = append(diags, diag.Diagnostic{Severity: diag.Warning, Position: f.namePos, Rule: diag.RuleReference, Object: display(f.id),
 				Message: fmt.Sprintf("namespace %s is not defined in the repository; add a Namespace object for it", Excerpt(ns))})
 		}
 		for _, rf := range f.refs {
@@ -432,12 +433,12 @@ func crossCheck(docs []*document) []Diagnostic {
 			switch {
 			case rf.optional:
 			case target == nil:
-				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: display(f.id),
+				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("%s %s is not defined in namespace %s (mark the reference optional: true if it may be absent)", rf.kind, Excerpt(rf.name), Excerpt(f.id.Namespace))})
 			case rf.key != "" && !target.facts.failed && !target.facts.keys[rf.key]:
-				diags = append(diags, Diagnostic{Severity: Error, Position: rf.pos, Rule: RuleReference, Object: display(f.id),
+				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("%s %s has no key %s", rf.kind, Excerpt(rf.name), Excerpt(rf.key)),
-					Related: []Related{{Position: target.facts.namePos, Message: rf.kind + " defined here"}}})
+					Related: []diag.Related{{Position: target.facts.namePos, Message: rf.kind + " defined here"}}})
 			}
 		}
 		if f.id.Kind == "Service" && len(f.selector) > 0 {
@@ -445,9 +446,9 @@ func crossCheck(docs []*document) []Diagnostic {
 		}
 		if f.clusterIP.IsValid() {
 			if first := pinned[f.clusterIP]; first != nil {
-				diags = append(diags, Diagnostic{Severity: Error, Position: f.clusterPos, Rule: RuleDuplicate, Object: display(f.id),
+				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: f.clusterPos, Rule: diag.RuleDuplicate, Object: display(f.id),
 					Message: fmt.Sprintf("clusterIP %s is pinned by %s too; a ClusterIP belongs to one Service", f.clusterIP, display(first.id)),
-					Related: []Related{{Position: first.clusterPos, Message: "pinned first here"}}})
+					Related: []diag.Related{{Position: first.clusterPos, Message: "pinned first here"}}})
 			} else {
 				pinned[f.clusterIP] = f
 			}
@@ -462,7 +463,7 @@ type nsDeployments struct {
 	anyFailed bool     // one failed: its labels are unknown
 }
 
-func serviceTargets(svc *facts, deps *nsDeployments) []Diagnostic {
+func serviceTargets(svc *facts, deps *nsDeployments) []diag.Diagnostic {
 	var selected []*facts
 	if deps != nil {
 		if deps.anyFailed {
@@ -475,17 +476,17 @@ func serviceTargets(svc *facts, deps *nsDeployments) []Diagnostic {
 		}
 	}
 	if len(selected) == 0 {
-		return []Diagnostic{{Severity: Warning, Position: svc.selectorPos, Rule: RuleSelector, Object: display(svc.id),
+		return []diag.Diagnostic{{Severity: diag.Warning, Position: svc.selectorPos, Rule: diag.RuleSelector, Object: display(svc.id),
 			Message: fmt.Sprintf("spec.selector %s matches no Deployment's pods in namespace %s", showLabels(svc.selector), Excerpt(svc.id.Namespace))}}
 	}
-	var diags []Diagnostic
+	var diags []diag.Diagnostic
 	for _, tp := range svc.targetPorts {
 		found := false
 		for _, d := range selected {
 			found = found || d.podPorts[tp.name]
 		}
 		if !found {
-			diags = append(diags, Diagnostic{Severity: Warning, Position: tp.pos, Rule: RuleTargetPort, Object: display(svc.id),
+			diags = append(diags, diag.Diagnostic{Severity: diag.Warning, Position: tp.pos, Rule: diag.RuleTargetPort, Object: display(svc.id),
 				Message: fmt.Sprintf("targetPort %s is not a named port of any container this Service selects", Excerpt(tp.name))})
 		}
 	}

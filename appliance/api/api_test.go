@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"net"
@@ -37,13 +38,13 @@ func newBackend(t testing.TB) *store.Store {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var cmds []store.Command
+	var cmds []state.Command
 	for secret, role := range map[string]auth.Role{token: auth.RoleAdmin, readOnly: auth.RoleReadOnly} {
 		tok, err := auth.FromSecret(secret, role, "test", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmds = append(cmds, store.NewCommand(store.CmdAddToken, tok))
+		cmds = append(cmds, state.NewCommand(state.CmdAddToken, tok))
 	}
 	if _, err := st.Propose(context.Background(), cmds); err != nil {
 		t.Fatal(err)
@@ -128,21 +129,21 @@ func TestMalformedRequests(t *testing.T) {
 func TestAgentFlow(t *testing.T) {
 	c, b := newTestAPI(t)
 	ctx := context.Background()
-	if n, err := c.RegisterNode(ctx, store.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil || n.PodCIDR == "" {
+	if n, err := c.RegisterNode(ctx, state.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil || n.PodCIDR == "" {
 		t.Fatal(err)
 	}
 	cm := objects.ConfigMap{Data: map[string]string{"k": "v"}}
 	cm.APIVersion, cm.Kind, cm.Metadata = "v1", "ConfigMap", objects.ObjectMeta{Name: "cfg", Namespace: "default"}
 	other := cm
 	other.Metadata.Name = "unrelated"
-	rev := store.Revision{Commit: "abc", Status: store.RevisionApplied}
+	rev := state.Revision{Commit: "abc", Status: state.RevisionApplied}
 	for _, o := range []objects.Object{&cm, &other} {
-		rev.Objects = append(rev.Objects, store.Object{ID: objects.ObjectID{Kind: "ConfigMap", Namespace: "default", Name: o.GetObjectMeta().Name}, JSON: mustJSON(t, o)})
+		rev.Objects = append(rev.Objects, state.Object{ID: objects.ObjectID{Kind: "ConfigMap", Namespace: "default", Name: o.GetObjectMeta().Name}, JSON: mustJSON(t, o)})
 	}
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i",
+	pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i",
 		Env: []objects.EnvVar{{Name: "A", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "k"}}}}}}}}
-	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdAddRevision, rev), store.NewCommand(store.CmdCreatePod, pod),
-		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
+	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev), state.NewCommand(state.CmdCreatePod, pod),
+		state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -152,7 +153,7 @@ func TestAgentFlow(t *testing.T) {
 	}
 	// Other nodes' pods are reached through their addresses; one known by
 	// a host name gets no route.
-	for _, n := range []store.Node{{Name: "n2", Address: "10.0.0.2:10250"}, {Name: "n3", Address: "worker-3:10250"}} {
+	for _, n := range []state.Node{{Name: "n2", Address: "10.0.0.2:10250"}, {Name: "n3", Address: "worker-3:10250"}} {
 		if _, err := c.RegisterNode(ctx, n); err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +169,7 @@ func TestAgentFlow(t *testing.T) {
 		done <- a
 	}()
 	time.Sleep(50 * time.Millisecond)
-	if err := c.SetPodStatus(ctx, "default", "p1", store.PodStatus{Phase: store.PodRunning, Ready: true, IP: "10.244.0.5"}); err != nil {
+	if err := c.SetPodStatus(ctx, "default", "p1", state.PodStatus{Phase: state.PodRunning, Ready: true, IP: "10.244.0.5"}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -282,10 +283,10 @@ func TestClientLeavesASilentMaster(t *testing.T) {
 func TestHeartbeatProblem(t *testing.T) {
 	c, b := newTestAPI(t)
 	ctx := context.Background()
-	if _, err := c.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+	if _, err := c.RegisterNode(ctx, state.Node{Name: "n1"}); err != nil {
 		t.Fatal(err)
 	}
-	node := func() *store.Node { return b.State().Nodes["n1"] }
+	node := func() *state.Node { return b.State().Nodes["n1"] }
 	if err := c.Heartbeat(ctx, "n1", Heartbeat{}); err != nil || !node().Ready {
 		t.Fatalf("plain heartbeat: %v, ready %v", err, node().Ready)
 	}
@@ -312,13 +313,13 @@ func TestWatchWakesOnlyForItsOwnAnswer(t *testing.T) {
 	c, b := newTestAPI(t)
 	ctx := context.Background()
 	for _, n := range []string{"n1", "n2"} {
-		if _, err := c.RegisterNode(ctx, store.Node{Name: n}); err != nil {
+		if _, err := c.RegisterNode(ctx, state.Node{Name: n}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
-	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdCreatePod, pod),
-		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
+	pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
+	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdCreatePod, pod),
+		state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 		t.Fatal(err)
 	}
 	_, index, err := c.NodePods(ctx, "n1", &Watch{Index: 0, Wait: time.Second})
@@ -327,14 +328,14 @@ func TestWatchWakesOnlyForItsOwnAnswer(t *testing.T) {
 	}
 	go func() {
 		time.Sleep(200 * time.Millisecond) // elsewhere: n2's readiness
-		b.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: "n2", Ready: false, Time: time.Now()})})
+		b.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "n2", Ready: false, Time: time.Now()})})
 		time.Sleep(600 * time.Millisecond) // n1's own pod
-		b.Propose(ctx, []store.Command{store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: "default/p1", Status: store.PodStatus{Phase: store.PodRunning}})})
+		b.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: "default/p1", Status: state.PodStatus{Phase: state.PodRunning}})})
 	}()
 	start := time.Now()
 	a, _, err := c.NodePods(ctx, "n1", &Watch{Index: index, Wait: 5 * time.Second})
 	took := time.Since(start)
-	if err != nil || len(a.Pods) != 1 || a.Pods[0].Status.Phase != store.PodRunning {
+	if err != nil || len(a.Pods) != 1 || a.Pods[0].Status.Phase != state.PodRunning {
 		t.Fatalf("the watch answered after %s with %+v (%v), want the pod's new status", took, a, err)
 	}
 	if took < 700*time.Millisecond {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,7 +37,7 @@ func identityOf(r *http.Request) Identity {
 
 // authenticate finds who sent r: a client certificate signed by the
 // cluster CA (agents, masters) or a bearer token kept in the state.
-func (s *Server) authenticate(r *http.Request, st *store.State) (Identity, error) {
+func (s *Server) authenticate(r *http.Request, st *state.State) (Identity, error) {
 	if r.TLS != nil {
 		if cn, orgs, ok := pki.Identity(r.TLS); ok {
 			switch {
@@ -79,45 +80,45 @@ func tokenRefused(err error) error {
 
 // policy decides whether an identity may make a request; handlers check
 // what depends on the body (a node registering itself) themselves.
-type policy func(id Identity, r *http.Request, st *store.State) bool
+type policy func(id Identity, r *http.Request, st *state.State) bool
 
 // readers: people's tokens and masters. Agents read only what is theirs.
-func readers(id Identity, _ *http.Request, _ *store.State) bool {
+func readers(id Identity, _ *http.Request, _ *state.State) bool {
 	return id.Role == auth.RoleAdmin || id.Role == auth.RoleReadOnly || id.Role == RoleMaster
 }
 
 // admins: admin tokens only.
-func admins(id Identity, _ *http.Request, _ *store.State) bool { return id.Role == auth.RoleAdmin }
+func admins(id Identity, _ *http.Request, _ *state.State) bool { return id.Role == auth.RoleAdmin }
 
 // masters: other masters' certificates only.
-func masters(id Identity, _ *http.Request, _ *store.State) bool { return id.Role == RoleMaster }
+func masters(id Identity, _ *http.Request, _ *state.State) bool { return id.Role == RoleMaster }
 
 // joining allows a join token of the role.
 func joining(role auth.Role) policy {
-	return func(id Identity, _ *http.Request, _ *store.State) bool { return id.Role == role }
+	return func(id Identity, _ *http.Request, _ *state.State) bool { return id.Role == role }
 }
 
 // self allows admins, and the agent of the node the path names.
-func self(id Identity, r *http.Request, _ *store.State) bool {
+func self(id Identity, r *http.Request, _ *state.State) bool {
 	return id.Role == auth.RoleAdmin || id.Role == RoleNode && id.Name == r.PathValue("name")
 }
 
 // anyAgent allows admins and every agent (what handlers narrow down).
-func anyAgent(id Identity, _ *http.Request, _ *store.State) bool {
+func anyAgent(id Identity, _ *http.Request, _ *state.State) bool {
 	return id.Role == auth.RoleAdmin || id.Role == RoleNode
 }
 
 // proxies: what every node's service proxy reads, and people.
-func proxies(id Identity, r *http.Request, st *store.State) bool {
+func proxies(id Identity, r *http.Request, st *state.State) bool {
 	return id.Role == RoleNode || readers(id, r, st)
 }
 
 // podOwner allows admins, and the agent of the node the pod is bound to.
-func podOwner(id Identity, r *http.Request, st *store.State) bool {
+func podOwner(id Identity, r *http.Request, st *state.State) bool {
 	if id.Role == auth.RoleAdmin {
 		return true
 	}
-	p := st.Pods.Get(store.PodKey(r.PathValue("namespace"), r.PathValue("pod")))
+	p := st.Pods.Get(state.PodKey(r.PathValue("namespace"), r.PathValue("pod")))
 	// A pod that is gone answers 404 to its agent, which retries deletes.
 	return id.Role == RoleNode && (p == nil || p.NodeName == id.Name)
 }

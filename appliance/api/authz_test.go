@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/pki"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -38,7 +38,7 @@ func TestRoles(t *testing.T) {
 	if _, err := ro.CreateToken(ctx, TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
 		t.Errorf("read-only creating a token: %v, want 403", err)
 	}
-	if _, err := admin.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+	if _, err := admin.RegisterNode(ctx, state.Node{Name: "n1"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := ro.NodePods(ctx, "n1", nil); code(err) != http.StatusForbidden {
@@ -115,25 +115,25 @@ func TestAgentCertificates(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []*Client{n1, n2} {
 		name := map[*Client]string{n1: "n1", n2: "n2"}[c]
-		if _, err := c.RegisterNode(ctx, store.Node{Name: name}); err != nil {
+		if _, err := c.RegisterNode(ctx, state.Node{Name: name}); err != nil {
 			t.Fatalf("register %s: %v", name, err)
 		}
 	}
-	if _, err := n1.RegisterNode(ctx, store.Node{Name: "n2"}); code(err) != http.StatusForbidden {
+	if _, err := n1.RegisterNode(ctx, state.Node{Name: "n2"}); code(err) != http.StatusForbidden {
 		t.Errorf("n1 registering as n2: %v, want 403", err)
 	}
 	secret := objects.Secret{StringData: map[string]string{"pw": "x"}}
 	secret.APIVersion, secret.Kind, secret.Metadata = "v1", "Secret", objects.ObjectMeta{Name: "s2", Namespace: "default"}
-	rev := store.Revision{Commit: "abc", Status: store.RevisionApplied, Objects: []store.Object{
+	rev := state.Revision{Commit: "abc", Status: state.RevisionApplied, Objects: []state.Object{
 		{ID: objects.ObjectID{Kind: "Secret", Namespace: "default", Name: "s2"}, JSON: mustJSON(t, &secret)}}}
-	pod := func(name, node string, secretName string) []store.Command {
-		p := store.Pod{Namespace: "default", Name: name, Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
+	pod := func(name, node string, secretName string) []state.Command {
+		p := state.Pod{Namespace: "default", Name: name, Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
 		if secretName != "" {
 			p.Spec.Containers[0].Env = []objects.EnvVar{{Name: "PW", ValueFrom: &objects.EnvVarSource{SecretKeyRef: &objects.KeySelector{Name: secretName, Key: "pw"}}}}
 		}
-		return []store.Command{store.NewCommand(store.CmdCreatePod, p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/" + name, NodeName: node})}
+		return []state.Command{state.NewCommand(state.CmdCreatePod, p), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/" + name, NodeName: node})}
 	}
-	cmds := append([]store.Command{store.NewCommand(store.CmdAddRevision, rev)}, pod("p1", "n1", "")...)
+	cmds := append([]state.Command{state.NewCommand(state.CmdAddRevision, rev)}, pod("p1", "n1", "")...)
 	if _, err := b.Propose(ctx, append(cmds, pod("p2", "n2", "s2")...)); err != nil {
 		t.Fatal(err)
 	}
@@ -151,10 +151,10 @@ func TestAgentCertificates(t *testing.T) {
 	if _, _, err := n1.Pods(ctx, "", nil); code(err) != http.StatusForbidden {
 		t.Errorf("agent listing every pod: %v, want 403", err)
 	}
-	if err := n1.SetPodStatus(ctx, "default", "p2", store.PodStatus{Phase: store.PodRunning}); code(err) != http.StatusForbidden {
+	if err := n1.SetPodStatus(ctx, "default", "p2", state.PodStatus{Phase: state.PodRunning}); code(err) != http.StatusForbidden {
 		t.Errorf("n1 reporting n2's pod: %v, want 403", err)
 	}
-	if err := n1.SetPodStatus(ctx, "default", "p1", store.PodStatus{Phase: store.PodRunning}); err != nil {
+	if err := n1.SetPodStatus(ctx, "default", "p1", state.PodStatus{Phase: state.PodRunning}); err != nil {
 		t.Errorf("n1 reporting its own pod: %v", err)
 	}
 	if err := n1.Heartbeat(ctx, "n2", Heartbeat{}); code(err) != http.StatusForbidden {

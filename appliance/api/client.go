@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 )
 
@@ -234,18 +234,18 @@ func (c *Client) Revisions(ctx context.Context) ([]RevisionSummary, error) {
 	return v, err
 }
 
-func (c *Client) Nodes(ctx context.Context) ([]store.Node, error) {
-	v, _, err := get[[]store.Node](ctx, c, "/v1/nodes", nil)
+func (c *Client) Nodes(ctx context.Context) ([]state.Node, error) {
+	v, _, err := get[[]state.Node](ctx, c, "/v1/nodes", nil)
 	return v, err
 }
 
 // Pods lists pods; node filters to one node's when non-empty.
-func (c *Client) Pods(ctx context.Context, node string, w *Watch) ([]store.Pod, uint64, error) {
+func (c *Client) Pods(ctx context.Context, node string, w *Watch) ([]state.Pod, uint64, error) {
 	path := "/v1/pods"
 	if node != "" {
 		path += "?node=" + url.QueryEscape(node)
 	}
-	return get[[]store.Pod](ctx, c, path, w)
+	return get[[]state.Pod](ctx, c, path, w)
 }
 
 func (c *Client) Deployments(ctx context.Context) ([]DeploymentStatus, error) {
@@ -264,8 +264,8 @@ func (c *Client) NodePods(ctx context.Context, node string, w *Watch) (NodeAssig
 
 // RegisterNode adds or updates the node and returns it as the masters keep
 // it, with its pod CIDR.
-func (c *Client) RegisterNode(ctx context.Context, n store.Node) (store.Node, error) {
-	var out store.Node
+func (c *Client) RegisterNode(ctx context.Context, n state.Node) (state.Node, error) {
+	var out state.Node
 	_, err := c.do(ctx, http.MethodPost, "/v1/nodes", nil, n, &out)
 	return out, err
 }
@@ -283,7 +283,7 @@ func (c *Client) Heartbeat(ctx context.Context, node string, hb Heartbeat) error
 	return err
 }
 
-func (c *Client) SetPodStatus(ctx context.Context, namespace, name string, st store.PodStatus) error {
+func (c *Client) SetPodStatus(ctx context.Context, namespace, name string, st state.PodStatus) error {
 	_, err := c.do(ctx, http.MethodPut, "/v1/pods/"+url.PathEscape(namespace)+"/"+url.PathEscape(name)+"/status", nil, st, nil)
 	return err
 }

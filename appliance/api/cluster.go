@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"net"
 	"net/http"
@@ -64,7 +65,7 @@ type Cluster interface {
 	Join(ctx context.Context, role auth.Role, req JoinRequest) (JoinResponse, error)
 	AddMember(ctx context.Context, req MemberRequest) error
 	RemoveMember(ctx context.Context, id string) error
-	Members(st *store.State) ([]Member, error)
+	Members(st *state.State) ([]Member, error)
 	// VerifyLeader fails unless this master leads (store.ErrNotLeader) or
 	// can no longer confirm it does (a partitioned old leader).
 	VerifyLeader(ctx context.Context) error
@@ -80,16 +81,16 @@ type Cluster interface {
 
 func (s *Server) clusterRoutes() {
 	c := s.cfg.Cluster
-	s.route("POST /v1/join/master", joining(auth.RoleMasterJoin), func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	s.route("POST /v1/join/master", joining(auth.RoleMasterJoin), func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		return s.join(r, auth.RoleMasterJoin)
 	})
-	s.route("POST /v1/join/agent", joining(auth.RoleAgentJoin), func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	s.route("POST /v1/join/agent", joining(auth.RoleAgentJoin), func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		return s.join(r, auth.RoleAgentJoin)
 	})
-	s.route("GET /v1/members", readers, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	s.route("GET /v1/members", readers, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		return c.Members(st)
 	})
-	s.route("POST /v1/members", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	s.route("POST /v1/members", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		var req MemberRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
@@ -99,17 +100,17 @@ func (s *Server) clusterRoutes() {
 		}
 		return map[string]bool{"ok": true}, unavailable(c.AddMember(r.Context(), req))
 	})
-	s.route("DELETE /v1/members/{existing}", func(id Identity, r *http.Request, st *store.State) bool {
+	s.route("DELETE /v1/members/{existing}", func(id Identity, r *http.Request, st *state.State) bool {
 		return id.Role == auth.RoleAdmin || id.Role == RoleMaster && id.Name == r.PathValue("existing")
-	}, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	}, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		if _, ok := st.MasterAPIs[r.PathValue("existing")]; !ok {
 			return nil, errorf(http.StatusNotFound, "no master %q", r.PathValue("existing"))
 		}
 		s.cfg.Logger.Info("removing master", "id", r.PathValue("existing"), "by", identityOf(r).Name)
 		return map[string]bool{"ok": true}, unavailable(c.RemoveMember(r.Context(), r.PathValue("existing")))
 	})
-	s.route("POST /v1/internal/propose", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-		var batch []store.Command
+	s.route("POST /v1/internal/propose", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+		var batch []state.Command
 		if err := decodeBody(r, &batch); err != nil {
 			return nil, err
 		}
@@ -125,21 +126,21 @@ func (s *Server) clusterRoutes() {
 		}
 		return map[string]uint64{"index": index}, nil
 	})
-	s.route("POST /v1/internal/members", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	s.route("POST /v1/internal/members", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		var req MemberRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return map[string]bool{"ok": true}, unavailable(c.AddMember(r.Context(), req))
 	})
-	s.route("POST /v1/internal/members/remove", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	s.route("POST /v1/internal/members/remove", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		var req MemberRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return map[string]bool{"ok": true}, unavailable(c.RemoveMember(r.Context(), req.ID))
 	})
-	s.route("POST /v1/internal/heartbeat/{name}", masters, func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+	s.route("POST /v1/internal/heartbeat/{name}", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		hb, err := decodeHeartbeat(r)
 		if err != nil {
 			return nil, err
@@ -176,8 +177,8 @@ func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
 	// use past the token's last, so of two joins with one single-use token
 	// that both got this far, exactly one is answered. A join refused
 	// above spends nothing.
-	use := store.TokenUse{ID: identityOf(r).Name, Time: time.Now()}
-	if _, err := s.cfg.Backend.Propose(r.Context(), []store.Command{store.NewCommand(store.CmdUseToken, use)}); err != nil {
+	use := state.TokenUse{ID: identityOf(r).Name, Time: time.Now()}
+	if _, err := s.cfg.Backend.Propose(r.Context(), []state.Command{state.NewCommand(state.CmdUseToken, use)}); err != nil {
 		if errors.Is(err, store.ErrRejected) {
 			return nil, tokenRefused(err)
 		}

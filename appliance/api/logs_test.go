@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -33,15 +33,15 @@ func TestLogsRelayChecksContainer(t *testing.T) {
 	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{},
 		NodeTLS: node.Client().Transport.(*http.Transport).TLSClientConfig}))
 	t.Cleanup(srv.Close)
-	pod := func(name string, containers ...string) []store.Command {
-		p := store.Pod{Namespace: "default", Name: name}
+	pod := func(name string, containers ...string) []state.Command {
+		p := state.Pod{Namespace: "default", Name: name}
 		for _, c := range containers {
 			p.Spec.Containers = append(p.Spec.Containers, objects.Container{Name: c, Image: "i"})
 		}
-		return []store.Command{store.NewCommand(store.CmdCreatePod, p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})}
+		return []state.Command{state.NewCommand(state.CmdCreatePod, p), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: "n1"})}
 	}
-	cmds := []store.Command{store.NewCommand(store.CmdAddRevision, store.Revision{Commit: "abc", Status: store.RevisionApplied}),
-		store.NewCommand(store.CmdRegisterNode, store.Node{Name: "n1", Address: strings.TrimPrefix(node.URL, "https://")})}
+	cmds := []state.Command{state.NewCommand(state.CmdAddRevision, state.Revision{Commit: "abc", Status: state.RevisionApplied}),
+		state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n1", Address: strings.TrimPrefix(node.URL, "https://")})}
 	cmds = append(cmds, pod("web-1", "web", "sidecar")...)
 	if _, err := b.Propose(context.Background(), append(cmds, pod("db-1", "db")...)); err != nil {
 		t.Fatal(err)

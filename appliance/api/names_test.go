@@ -3,11 +3,11 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"strings"
 	"testing"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -16,12 +16,12 @@ import (
 func TestNamesAreChecked(t *testing.T) {
 	c, b := newTestAPI(t)
 	ctx := context.Background()
-	if _, err := c.RegisterNode(ctx, store.Node{Name: "n1", Address: "node-1.example:10250"}); err != nil {
+	if _, err := c.RegisterNode(ctx, state.Node{Name: "n1", Address: "node-1.example:10250"}); err != nil {
 		t.Fatal(err)
 	}
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "web", Image: "i"}}}}
-	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdCreatePod, pod),
-		store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
+	pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "web", Image: "i"}}}}
+	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdCreatePod, pod),
+		state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 		t.Fatal(err)
 	}
 	before := len(b.State().Nodes)
@@ -74,9 +74,9 @@ func jsonQuote(s string) string {
 func TestDeleteNode(t *testing.T) {
 	c, b := newTestAPI(t)
 	ctx := context.Background()
-	pod := store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "web", Image: "i"}}}}
-	if _, err := b.Propose(ctx, []store.Command{store.NewCommand(store.CmdRegisterNode, store.Node{Name: "../../etc"}),
-		store.NewCommand(store.CmdCreatePod, pod), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: "default/p1", NodeName: "../../etc"})}); err != nil {
+	pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "web", Image: "i"}}}}
+	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdRegisterNode, state.Node{Name: "../../etc"}),
+		state.NewCommand(state.CmdCreatePod, pod), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "../../etc"})}); err != nil {
 		t.Fatal(err)
 	}
 	var e *Error

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/schemas/diag"
 	"net"
 	"net/http"
 	"net/netip"
@@ -9,9 +11,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
-	"github.com/berth/berth/schemas"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -37,9 +37,9 @@ type RevisionSummary struct {
 	Author      string               `json:"author"`
 	Message     string               `json:"message"`
 	Time        time.Time            `json:"time"`
-	Status      store.RevisionStatus `json:"status"`
+	Status      state.RevisionStatus `json:"status"`
 	Objects     int                  `json:"objects"`
-	Diagnostics []schemas.Diagnostic `json:"diagnostics,omitempty"`
+	Diagnostics []diag.Diagnostic    `json:"diagnostics,omitempty"`
 }
 
 // DeploymentStatus is a Deployment of the applied revision and its pods.
@@ -62,7 +62,7 @@ type DeploymentStatus struct {
 // namespace/name. It carries no index (the X-Berth-Index header does), so
 // that equal assignments are equal answers.
 type NodeAssignment struct {
-	Pods       []store.Pod                   `json:"pods"`
+	Pods       []state.Pod                   `json:"pods"`
 	ConfigMaps map[string]*objects.ConfigMap `json:"configMaps"`
 	Secrets    map[string]*objects.Secret    `json:"secrets"`
 	// Routes lead to the other nodes' pods: each node's pod CIDR through
@@ -80,7 +80,7 @@ type PodRoute struct {
 // podRoutes lists the routes to every node but name that has a pod CIDR
 // and an IP address (a node that advertises a host name gets none: routes
 // need an address on the nodes' shared network).
-func podRoutes(st *store.State, name string) []PodRoute {
+func podRoutes(st *state.State, name string) []PodRoute {
 	out := []PodRoute{}
 	for _, n := range st.Nodes {
 		host, _, err := net.SplitHostPort(n.Address)
@@ -93,7 +93,7 @@ func podRoutes(st *store.State, name string) []PodRoute {
 	return out
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	out := Status{Index: st.Index, Sync: SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: st.Pods.Len(), Host: s.cfg.Host}
 	if s.cfg.Sync != nil {
 		out.Sync = s.cfg.Sync()
@@ -122,7 +122,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *store.State)
 	return out, nil
 }
 
-func (s *Server) revisions(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) revisions(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	out := []RevisionSummary{}
 	for i := len(st.Revisions) - 1; i >= 0; i-- {
 		rev := st.Revisions[i]
@@ -132,8 +132,8 @@ func (s *Server) revisions(w http.ResponseWriter, r *http.Request, st *store.Sta
 	return out, nil
 }
 
-func (s *Server) nodes(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	out := []*store.Node{}
+func (s *Server) nodes(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	out := []*state.Node{}
 	for _, n := range st.Nodes {
 		out = append(out, n)
 	}
@@ -141,8 +141,8 @@ func (s *Server) nodes(w http.ResponseWriter, r *http.Request, st *store.State) 
 	return out, nil
 }
 
-func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	var n store.Node
+func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	var n state.Node
 	if err := decodeBody(r, &n); err != nil {
 		return nil, err
 	}
@@ -158,8 +158,8 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *store.
 		return nil, errorf(http.StatusForbidden, "node %q may only register itself, not %q", id.Name, n.Name)
 	}
 	now := time.Now()
-	if err := s.propose(r, store.NewCommand(store.CmdRegisterNode, n),
-		store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: n.Name, Ready: true, Time: now})); err != nil {
+	if err := s.propose(r, state.NewCommand(state.CmdRegisterNode, n),
+		state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: n.Name, Ready: true, Time: now})); err != nil {
 		return nil, err
 	}
 	if err := s.beat(r, s.cfg.Backend.State(), n.Name, Heartbeat{}); err != nil {
@@ -201,7 +201,7 @@ func decodeHeartbeat(r *http.Request) (Heartbeat, error) {
 
 // beat records a heartbeat where the node lifecycle controller runs: in
 // the leader's memory, as Nomad keeps them. A follower relays it.
-func (s *Server) beat(r *http.Request, st *store.State, name string, hb Heartbeat) error {
+func (s *Server) beat(r *http.Request, st *state.State, name string, hb Heartbeat) error {
 	if s.cfg.Cluster != nil && !s.cfg.Cluster.IsLeader() {
 		return unavailable(s.cfg.Cluster.Forward(r.Context(), "/v1/internal/heartbeat/"+url.PathEscape(name), hb))
 	}
@@ -209,21 +209,21 @@ func (s *Server) beat(r *http.Request, st *store.State, name string, hb Heartbea
 	s.cfg.Heartbeats.Beat(name, now)
 	n, ok := st.Nodes[name]
 	if ok && n.DiskPressure != hb.DiskPressure {
-		if err := s.propose(r, store.NewCommand(store.CmdSetDiskPressure, store.NodeDiskPressure{Name: name, DiskPressure: hb.DiskPressure})); err != nil {
+		if err := s.propose(r, state.NewCommand(state.CmdSetDiskPressure, state.NodeDiskPressure{Name: name, DiskPressure: hb.DiskPressure})); err != nil {
 			return err
 		}
 	}
 	switch {
 	case !ok:
 	case hb.Problem == "" && !n.Ready:
-		return s.propose(r, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: true, Time: now}))
+		return s.propose(r, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: true, Time: now}))
 	case hb.Problem != "" && (n.Ready || n.Reason != hb.Problem):
-		return s.propose(r, store.NewCommand(store.CmdSetNodeReady, store.NodeReady{Name: name, Ready: false, Time: now, Reason: hb.Problem}))
+		return s.propose(r, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: false, Time: now, Reason: hb.Problem}))
 	}
 	return nil
 }
 
-func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	name := r.PathValue("name")
 	if _, ok := st.Nodes[name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q; register it first", name)
@@ -235,7 +235,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, st *store.Sta
 	return map[string]bool{"ok": true}, s.beat(r, st, name, hb)
 }
 
-func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	name := r.PathValue("name")
 	if _, ok := st.Nodes[name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q", name)
@@ -244,7 +244,7 @@ func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *store.Stat
 	if err != nil {
 		return nil, err
 	}
-	out := NodeAssignment{Pods: []store.Pod{}, ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{},
+	out := NodeAssignment{Pods: []state.Pod{}, ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{},
 		Routes: podRoutes(st, name)}
 	for p := range st.Pods.OnNode(name) {
 		out.Pods = append(out.Pods, *p)
@@ -303,9 +303,9 @@ func references(spec *objects.PodSpec) []reference {
 	return out
 }
 
-func (s *Server) pods(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) pods(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	q := r.URL.Query()
-	out := []*store.Pod{}
+	out := []*state.Pod{}
 	pods := st.Pods.All()
 	if node := q.Get("node"); node != "" {
 		pods = st.Pods.OnNode(node)
@@ -318,9 +318,9 @@ func (s *Server) pods(w http.ResponseWriter, r *http.Request, st *store.State) (
 	return out, nil
 }
 
-func (s *Server) podStatus(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	key := store.PodKey(r.PathValue("namespace"), r.PathValue("pod"))
-	var ps store.PodStatus
+func (s *Server) podStatus(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	key := state.PodKey(r.PathValue("namespace"), r.PathValue("pod"))
+	var ps state.PodStatus
 	if err := decodeBody(r, &ps); err != nil {
 		return nil, err
 	}
@@ -331,13 +331,13 @@ func (s *Server) podStatus(w http.ResponseWriter, r *http.Request, st *store.Sta
 	if err := checkPodStatus(p, ps); err != nil {
 		return nil, err
 	}
-	return map[string]bool{"ok": true}, s.propose(r, store.NewCommand(store.CmdSetPodStatus, store.PodStatusUpdate{Key: key, Status: ps}))
+	return map[string]bool{"ok": true}, s.propose(r, state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: key, Status: ps}))
 }
 
 // checkPodStatus checks what of an agent's report reaches other places: the
 // pod IP (the service proxies' rules on every node) and the containers'
 // names, which must be the pod's.
-func checkPodStatus(p *store.Pod, ps store.PodStatus) error {
+func checkPodStatus(p *state.Pod, ps state.PodStatus) error {
 	if ps.IP != "" {
 		if _, err := netip.ParseAddr(ps.IP); err != nil {
 			return errorf(http.StatusBadRequest, "invalid pod IP %q", ps.IP)
@@ -355,12 +355,12 @@ func checkPodStatus(p *store.Pod, ps store.PodStatus) error {
 // Deployments then recreate on the other nodes. An agent that still runs
 // registers its node again at its next heartbeat, as a kubelet does: to
 // retire a machine, stop its agent first.
-func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	name := r.PathValue("existing")
 	if _, ok := st.Nodes[name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q", name)
 	}
-	if err := s.propose(r, store.NewCommand(store.CmdRemoveNode, store.NodeRef{Name: name})); err != nil {
+	if err := s.propose(r, state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: name})); err != nil {
 		return nil, err
 	}
 	s.cfg.Logger.Info("node removed", "node", name, "by", identityOf(r).Name)
@@ -370,20 +370,20 @@ func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *store.St
 // deletePod stops a running pod gracefully (its Deployment replaces it, as
 // `kubectl delete pod` does) and removes a pod already stopping; agents call
 // it once they have stopped a terminating pod.
-func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
-	key := store.PodKey(r.PathValue("namespace"), r.PathValue("pod"))
+func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	key := state.PodKey(r.PathValue("namespace"), r.PathValue("pod"))
 	p := st.Pods.Get(key)
 	if p == nil {
 		return nil, errorf(http.StatusNotFound, "no pod %s", key)
 	}
-	t := store.CmdTerminatePod
+	t := state.CmdTerminatePod
 	if p.Terminating || p.NodeName == "" {
-		t = store.CmdDeletePod
+		t = state.CmdDeletePod
 	}
-	return map[string]bool{"ok": true}, s.propose(r, store.NewCommand(t, store.PodRef{Key: key}))
+	return map[string]bool{"ok": true}, s.propose(r, state.NewCommand(t, state.PodRef{Key: key}))
 }
 
-func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	d, err := reconcile.DesiredState(st)
 	if err != nil {
 		return nil, err
@@ -415,7 +415,7 @@ func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *store.S
 	return out, nil
 }
 
-func (s *Server) services(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) services(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	d, err := reconcile.DesiredState(st)
 	if err != nil {
 		return nil, err

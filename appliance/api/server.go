@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"net"
@@ -23,15 +24,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berth/berth/appliance/httpserve"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 )
 
 // Backend is the replicated store as the API needs it.
 type Backend interface {
-	State() *store.State
+	State() *state.State
 	Wait(ctx context.Context, afterIndex uint64) (uint64, error)
-	Propose(ctx context.Context, batch []store.Command) (uint64, error)
+	Propose(ctx context.Context, batch []state.Command) (uint64, error)
 }
 
 // SyncStatus reports the Git source's state for /v1/status.
@@ -169,7 +169,7 @@ func errorf(code int, format string, args ...any) error {
 }
 
 // handler answers with a value to encode as JSON, or an error.
-type handler func(w http.ResponseWriter, r *http.Request, st *store.State) (any, error)
+type handler func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error)
 
 // route registers an authenticated /v1 handler with its access policy,
 // blocking-query support, metrics and JSON errors.
@@ -313,7 +313,7 @@ func decodeBody(r *http.Request, v any) error {
 	return nil
 }
 
-func (s *Server) propose(r *http.Request, cmds ...store.Command) error {
+func (s *Server) propose(r *http.Request, cmds ...state.Command) error {
 	if _, err := s.cfg.Backend.Propose(r.Context(), cmds); err != nil {
 		return errorf(http.StatusServiceUnavailable, "cannot commit: %v", err)
 	}
@@ -333,7 +333,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // power reboots or powers off an appliance master.
-func (s *Server) power(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) power(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	action := r.PathValue("action")
 	if action != "reboot" && action != "poweroff" {
 		return nil, errorf(http.StatusNotFound, "no system action %q (reboot, poweroff)", action)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"sort"
 	"strings"
@@ -8,7 +9,6 @@ import (
 	"unicode"
 
 	"github.com/berth/berth/appliance/auth"
-	"github.com/berth/berth/appliance/store"
 )
 
 // TokenRequest asks for a new token.
@@ -34,7 +34,7 @@ type NewToken struct {
 // prints in a table.
 const maxDescription = 200
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	var req TokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *store.S
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
-	if err := s.propose(r, store.NewCommand(store.CmdAddToken, t)); err != nil {
+	if err := s.propose(r, state.NewCommand(state.CmdAddToken, t)); err != nil {
 		return nil, err
 	}
 	t.Hash = ""
@@ -69,7 +69,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *store.S
 }
 
 // listTokens lists tokens without their hashes.
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	out := []auth.Token{}
 	for _, t := range st.Tokens {
 		t.Hash = ""
@@ -79,12 +79,12 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, st *store.St
 	return out, nil
 }
 
-func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, st *store.State) (any, error) {
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	id := r.PathValue("id")
 	if _, ok := st.Tokens[id]; !ok {
 		return nil, errorf(http.StatusNotFound, "no token %q", id)
 	}
-	if err := s.propose(r, store.NewCommand(store.CmdRevokeToken, store.TokenRef{ID: id})); err != nil {
+	if err := s.propose(r, state.NewCommand(state.CmdRevokeToken, state.TokenRef{ID: id})); err != nil {
 		return nil, err
 	}
 	s.cfg.Logger.Info("token revoked", "id", id, "by", identityOf(r).Name)

@@ -47,7 +47,7 @@ type Token struct {
 	Created     time.Time `json:"created"`
 	Expires     time.Time `json:"expires,omitzero"` // zero: never
 	// Uses is how many joins a join token allows (0: any number); Used
-	// counts those made. The FSM counts them (store.CmdUseToken) before a
+	// counts those made. The FSM counts them (state.CmdUseToken) before a
 	// join is answered, so no two joins can share a single use.
 	Uses    int  `json:"uses,omitempty"`
 	Used    int  `json:"used,omitempty"`

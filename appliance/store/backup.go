@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"os"
 
@@ -16,7 +17,7 @@ import (
 )
 
 // A backup file is a header line, the state exactly as Raft's snapshot
-// store holds it (see writeSnapshot), and a trailer line with the SHA-256
+// store holds it (see WriteSnapshot), and a trailer line with the SHA-256
 // of everything before it. The checksum is what tells a flipped byte inside
 // a string from a valid state; the JSON parser alone would take it.
 const (
@@ -179,7 +180,7 @@ func (s *Store) spoolBackup(r io.Reader) (*os.File, backupHeader, error) {
 	}
 	// The same reader the FSM restores with, so that what passes here
 	// cannot fail inside Raft.
-	if _, err := readSnapshot(bufio.NewReader(f)); err != nil {
+	if _, err := state.ReadSnapshot(bufio.NewReader(f)); err != nil {
 		return f, hdr, err
 	}
 	_, err = f.Seek(0, io.SeekStart)

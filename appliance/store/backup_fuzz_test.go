@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"io"
 	"os"
 	"testing"
@@ -26,10 +28,10 @@ func backupFile(t testing.TB, state []byte) []byte {
 	return append(append(body, trailer...), '\n')
 }
 
-func snapshotOf(t testing.TB, s *State) []byte {
+func snapshotOf(t testing.TB, s *state.State) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, s); err != nil {
+	if err := state.WriteSnapshot(&buf, s); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -38,22 +40,22 @@ func snapshotOf(t testing.TB, s *State) []byte {
 // FuzzReadSnapshot: any bytes give a state or an error, never a panic, and
 // a state that reads back writes out the same way again.
 func FuzzReadSnapshot(f *testing.F) {
-	f.Add(snapshotOf(f, filledState()))
-	f.Add(snapshotOf(f, &State{}))
+	f.Add(snapshotOf(f, statetest.Filled()))
+	f.Add(snapshotOf(f, &state.State{}))
 	for _, s := range []string{"", "\n", `{"format":"berth-state","version":1}`, `{"format":"berth-state","version":1}` + "\n{}",
 		`{"format":"berth-state","version":2}` + "\n{}", `{"format":"berth-state","version":1}` + "\n" + `{"nodes":{"a":null}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := readSnapshot(bytes.NewReader(data))
+		s, err := state.ReadSnapshot(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
-		again, err := readSnapshot(bytes.NewReader(snapshotOf(t, s)))
+		again, err := state.ReadSnapshot(bytes.NewReader(snapshotOf(t, s)))
 		if err != nil {
 			t.Fatalf("a state read from a snapshot does not read back: %v", err)
 		}
-		if !bytes.Equal(encoded(t, s), encoded(t, again)) {
+		if !bytes.Equal(statetest.Encoded(t, s), statetest.Encoded(t, again)) {
 			t.Fatal("a state changed through write and read")
 		}
 	})
@@ -63,7 +65,7 @@ func FuzzReadSnapshot(f *testing.F) {
 // an error or, only when whole and checksummed, the state it frames,
 // never a panic.
 func FuzzBackupFile(f *testing.F) {
-	good := backupFile(f, snapshotOf(f, filledState()))
+	good := backupFile(f, snapshotOf(f, statetest.Filled()))
 	f.Add(good)
 	f.Add(good[:len(good)-1])
 	f.Add(append(bytes.Clone(good), 'x'))

@@ -11,6 +11,8 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"log/slog"
 	"math/big"
 	"net"
@@ -189,12 +191,12 @@ func commitRevisions(t *testing.T, leader *member, prefix string, n int) uint64 
 	t.Helper()
 	var index uint64
 	for i := range n {
-		index = propose(t, leader.Store, NewCommand(CmdAddRevision, Revision{Commit: fmt.Sprintf("%s%d", prefix, i), Status: RevisionRejected, Time: t0}))
+		index = propose(t, leader.Store, state.NewCommand(state.CmdAddRevision, state.Revision{Commit: fmt.Sprintf("%s%d", prefix, i), Status: state.RevisionRejected, Time: statetest.T0}))
 	}
 	return index
 }
 
-func commits(s *State) []string {
+func commits(s *state.State) []string {
 	var out []string
 	for _, r := range s.Revisions {
 		out = append(out, r.Commit)
@@ -241,7 +243,7 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("AddVoter of a second ID on one address = %v", err)
 	}
 	follower := others(ms, leader)[0]
-	if _, err := follower.Propose(context.Background(), []Command{NewCommand(CmdRegisterNode, Node{Name: "n"})}); !errors.Is(err, ErrNotLeader) {
+	if _, err := follower.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n"})}); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("Propose on a follower = %v", err)
 	}
 	if err := follower.AddVoter(context.Background(), "m9", "127.0.0.1:1"); !errors.Is(err, ErrNotLeader) {
@@ -323,7 +325,7 @@ func TestClusterSnapshotInstall(t *testing.T) {
 	lagging.open(t)
 	waitIndex(t, index, lagging)
 	// 205 revisions, of which the state keeps the newest hundred.
-	if got, want := commits(lagging.State()), commits(leader.State()); !slices.Equal(got, want) || len(got) != DefaultRevisionHistory || got[len(got)-1] != want[len(want)-1] {
+	if got, want := commits(lagging.State()), commits(leader.State()); !slices.Equal(got, want) || len(got) != state.DefaultRevisionHistory || got[len(got)-1] != want[len(want)-1] {
 		t.Fatalf("caught-up member has %d revisions, want %d", len(got), len(want))
 	}
 }
@@ -460,7 +462,7 @@ func TestClusterSnapshotSaveRestore(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "refusing the snapshot") || !strings.Contains(err.Error(), want) {
 			t.Fatalf("RestoreSnapshot of a %s = %v, want an error with %q", name, err, want)
 		}
-		if got := leader.State(); !sameState(got, changed) {
+		if got := leader.State(); !statetest.Same(got, changed) {
 			t.Fatalf("a refused %s changed the state", name)
 		}
 	}
@@ -494,7 +496,7 @@ func TestClusterSnapshotSaveRestore(t *testing.T) {
 			got := m.State()
 			if got.Index > changed.Index {
 				got.Index = saved.Index
-				if sameState(got, saved) {
+				if statetest.Same(got, saved) {
 					break
 				}
 			}

@@ -5,9 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
-	"maps"
-	"slices"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
@@ -17,7 +16,7 @@ import (
 // published state (Apply works on a copy), so readers and snapshots use it
 // without a lock; next is closed when a newer state replaces it.
 type published struct {
-	state *State
+	state *state.State
 	next  chan struct{}
 }
 
@@ -33,8 +32,7 @@ type fsm struct {
 }
 
 func newFSM() *fsm {
-	s := &State{}
-	s.init()
+	s := state.New()
 	f := &fsm{halted: make(chan struct{})}
 	f.cur.Store(&published{state: s, next: make(chan struct{})})
 	return f
@@ -50,7 +48,7 @@ func (f *fsm) halting(index uint64, err error) error {
 }
 
 // publish makes s current and wakes everyone waiting on the state before.
-func (f *fsm) publish(s *State) {
+func (f *fsm) publish(s *state.State) {
 	old := f.cur.Swap(&published{state: s, next: make(chan struct{})})
 	close(old.next)
 }
@@ -71,8 +69,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	// A shallow copy suffices: Apply copies whatever it changes.
 	next := *f.cur.Load().state
-	if err := Apply(&next, batch); err != nil {
-		if errors.Is(err, ErrUnknownCommand) {
+	if err := state.Apply(&next, batch); err != nil {
+		if errors.Is(err, state.ErrUnknownCommand) {
 			// The members that know it applied it: going on past it would
 			// serve a state they do not have.
 			return f.halting(l.Index, err)
@@ -84,8 +82,8 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return nil
 }
 
-func decodeBatch(data []byte) ([]Command, error) {
-	var batch []Command
+func decodeBatch(data []byte) ([]state.Command, error) {
+	var batch []state.Command
 	if err := json.Unmarshal(data, &batch); err != nil {
 		return nil, fmt.Errorf("decoding batch: %w", err)
 	}
@@ -108,7 +106,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // have higher Raft indexes, so Index stays monotonic.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, err := readSnapshot(bufio.NewReader(rc))
+	s, err := state.ReadSnapshot(bufio.NewReader(rc))
 	if err != nil {
 		return err
 	}
@@ -119,11 +117,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ state *State }
+type fsmSnapshot struct{ state *state.State }
 
 func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	w := bufio.NewWriter(sink)
-	err := writeSnapshot(w, s.state)
+	err := state.WriteSnapshot(w, s.state)
 	if err == nil {
 		err = w.Flush()
 	}
@@ -135,231 +133,3 @@ func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (fsmSnapshot) Release() {}
-
-// A snapshot is a header line, then the State exactly as json.Marshal
-// writes it, produced and read one revision, node or pod at a time so
-// neither side holds the whole encoding in memory.
-const (
-	snapshotFormat  = "berth-state"
-	snapshotVersion = 1
-)
-
-type snapshotHeader struct {
-	Format  string `json:"format"`
-	Version int    `json:"version"`
-}
-
-// jsonWriter keeps the first error so writeSnapshot reads straight through.
-type jsonWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (w *jsonWriter) raw(s string) {
-	if w.err == nil {
-		_, w.err = io.WriteString(w.w, s)
-	}
-}
-
-func (w *jsonWriter) value(v any) {
-	if w.err != nil {
-		return
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		w.err = err
-		return
-	}
-	_, w.err = w.w.Write(b)
-}
-
-func writeSnapshot(out io.Writer, s *State) error {
-	w := &jsonWriter{w: out}
-	w.value(snapshotHeader{Format: snapshotFormat, Version: snapshotVersion})
-	w.raw("\n{\"index\":")
-	w.value(s.Index)
-	w.raw(",\"revisions\":")
-	if s.Revisions == nil {
-		w.raw("null")
-	} else {
-		w.raw("[")
-		for i, r := range s.Revisions {
-			if i > 0 {
-				w.raw(",")
-			}
-			w.value(r)
-		}
-		w.raw("]")
-	}
-	w.raw(",\"nodes\":")
-	writeMap(w, s.Nodes)
-	w.raw(",\"pods\":{")
-	first := true
-	for p := range s.Pods.All() {
-		if !first {
-			w.raw(",")
-		}
-		first = false
-		w.value(p.Key())
-		w.raw(":")
-		w.value(p)
-	}
-	w.raw("}")
-	w.raw(",\"serviceIPs\":")
-	w.value(s.ServiceIPs)
-	w.raw(",\"tokens\":")
-	w.value(s.Tokens)
-	if s.CA != nil {
-		w.raw(",\"ca\":")
-		w.value(s.CA)
-	}
-	w.raw(",\"masterAPIs\":")
-	w.value(s.MasterAPIs)
-	if s.PodNetwork != nil {
-		w.raw(",\"podNetwork\":")
-		w.value(s.PodNetwork)
-	}
-	w.raw("}\n")
-	return w.err
-}
-
-// writeMap writes m as json.Marshal would, keys sorted.
-func writeMap[V any](w *jsonWriter, m map[string]V) {
-	if m == nil {
-		w.raw("null")
-		return
-	}
-	w.raw("{")
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		if i > 0 {
-			w.raw(",")
-		}
-		w.value(k)
-		w.raw(":")
-		w.value(m[k])
-	}
-	w.raw("}")
-}
-
-func readSnapshot(r io.Reader) (*State, error) {
-	dec := json.NewDecoder(r)
-	var h snapshotHeader
-	if err := dec.Decode(&h); err != nil {
-		return nil, fmt.Errorf("snapshot header: %w", err)
-	}
-	if h.Format != snapshotFormat {
-		return nil, fmt.Errorf("not a berth state snapshot (format %q)", h.Format)
-	}
-	if h.Version != snapshotVersion {
-		return nil, fmt.Errorf("snapshot format version %d is unknown (this master reads %d)", h.Version, snapshotVersion)
-	}
-	s := &State{}
-	if err := readDelim(dec, '{'); err != nil {
-		return nil, err
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("snapshot: %w", err)
-		}
-		switch key := tok.(string); key {
-		case "index":
-			err = dec.Decode(&s.Index)
-		case "revisions":
-			s.Revisions, err = readArray[Revision](dec)
-		case "nodes":
-			s.Nodes, err = readObject[*Node](dec)
-		case "pods":
-			var pods map[string]*Pod
-			if pods, err = readObject[*Pod](dec); err == nil {
-				s.Pods, err = podTableOf(pods)
-			}
-		case "serviceIPs":
-			err = dec.Decode(&s.ServiceIPs)
-		case "tokens":
-			err = dec.Decode(&s.Tokens)
-		case "ca":
-			err = dec.Decode(&s.CA)
-		case "masterAPIs":
-			err = dec.Decode(&s.MasterAPIs)
-		case "podNetwork":
-			err = dec.Decode(&s.PodNetwork)
-		default:
-			err = fmt.Errorf("unknown field %q", key)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("snapshot state: %w", err)
-		}
-	}
-	if err := readDelim(dec, '}'); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("snapshot: data after the state")
-	}
-	// Apply dereferences every node and pod.
-	for k, n := range s.Nodes {
-		if n == nil {
-			return nil, fmt.Errorf("snapshot state: node %q is null", k)
-		}
-	}
-	s.init()
-	return s, nil
-}
-
-func readDelim(dec *json.Decoder, want json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	if tok != want {
-		return fmt.Errorf("snapshot: found %v where %v belongs", tok, want)
-	}
-	return nil
-}
-
-// readArray reads a JSON array (or null) one element at a time.
-func readArray[T any](dec *json.Decoder) ([]T, error) {
-	tok, err := dec.Token()
-	if err != nil || tok == nil {
-		return nil, err
-	}
-	if tok != json.Delim('[') {
-		return nil, fmt.Errorf("found %v where an array belongs", tok)
-	}
-	var out []T
-	for dec.More() {
-		var v T
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	_, err = dec.Token() // the closing ], which Token checks
-	return out, err
-}
-
-// readObject reads a JSON object (or null) one member at a time.
-func readObject[V any](dec *json.Decoder) (map[string]V, error) {
-	tok, err := dec.Token()
-	if err != nil || tok == nil {
-		return nil, err
-	}
-	if tok != json.Delim('{') {
-		return nil, fmt.Errorf("found %v where an object belongs", tok)
-	}
-	out := map[string]V{}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		var v V
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		out[key.(string)] = v
-	}
-	_, err = dec.Token() // the closing }
-	return out, err
-}

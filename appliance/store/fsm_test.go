@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"io"
 	"strings"
 	"testing"
@@ -22,7 +24,7 @@ func applyLog(f *fsm, index uint64, data []byte) error {
 	return resp.(error)
 }
 
-func encodeBatch(t testing.TB, batch ...Command) []byte {
+func encodeBatch(t testing.TB, batch ...state.Command) []byte {
 	b, err := json.Marshal(batch)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +35,7 @@ func encodeBatch(t testing.TB, batch ...Command) []byte {
 // clusterFSM is an FSM holding cluster's state at index 10.
 func clusterFSM(t testing.TB) *fsm {
 	f := newFSM()
-	s := cluster(t)
+	s := statetest.Cluster(t)
 	s.Index = 10
 	f.publish(s)
 	return f
@@ -43,16 +45,16 @@ func TestFSMApply(t *testing.T) {
 	t.Parallel()
 	f := clusterFSM(t)
 	before := f.cur.Load()
-	kept := encoded(t, before.state)
+	kept := statetest.Encoded(t, before.state)
 
-	if err := applyLog(f, 11, encodeBatch(t, NewCommand(CmdCreatePod, testPod("ns", "a")))); err == nil || !strings.Contains(err.Error(), "pod ns/a exists") {
+	if err := applyLog(f, 11, encodeBatch(t, state.NewCommand(state.CmdCreatePod, statetest.Pod("ns", "a")))); err == nil || !strings.Contains(err.Error(), "pod ns/a exists") {
 		t.Fatalf("Apply = %v, want the FSM's error as the response", err)
 	}
 	if f.cur.Load() != before {
 		t.Fatal("a rejected batch published a new state")
 	}
 
-	if err := applyLog(f, 12, encodeBatch(t, NewCommand(CmdDeletePod, PodRef{Key: "ns/a"}))); err != nil {
+	if err := applyLog(f, 12, encodeBatch(t, state.NewCommand(state.CmdDeletePod, state.PodRef{Key: "ns/a"}))); err != nil {
 		t.Fatal(err)
 	}
 	now := f.cur.Load().state
@@ -64,16 +66,16 @@ func TestFSMApply(t *testing.T) {
 	default:
 		t.Fatal("an apply did not wake the waiters of the previous state")
 	}
-	if !bytes.Equal(encoded(t, before.state), kept) {
+	if !bytes.Equal(statetest.Encoded(t, before.state), kept) {
 		t.Fatal("Apply changed a published state")
 	}
 }
 
 func TestSnapshotIsStateJSON(t *testing.T) {
 	t.Parallel()
-	s := filledState()
+	s := statetest.Filled()
 	var buf bytes.Buffer
-	if err := writeSnapshot(&buf, s); err != nil {
+	if err := state.WriteSnapshot(&buf, s); err != nil {
 		t.Fatal(err)
 	}
 	header, body, _ := bytes.Cut(buf.Bytes(), []byte("\n"))
@@ -88,15 +90,15 @@ func TestSnapshotIsStateJSON(t *testing.T) {
 		t.Fatalf("the snapshot body differs from json.Marshal(State): a field is missing\n got %s\nwant %s", body, want)
 	}
 
-	got, err := readSnapshot(&buf)
+	got, err := state.ReadSnapshot(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var viaJSON State
+	var viaJSON state.State
 	if err := json.Unmarshal(want, &viaJSON); err != nil {
 		t.Fatal(err)
 	}
-	if !sameState(got, &viaJSON) {
+	if !statetest.Same(got, &viaJSON) {
 		t.Fatal("reading a snapshot differs from json.Unmarshal of the state")
 	}
 }
@@ -116,7 +118,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := g.Restore(io.NopCloser(&sink.buf)); err != nil {
 		t.Fatal(err)
 	}
-	if !sameState(f.cur.Load().state, g.cur.Load().state) {
+	if !statetest.Same(f.cur.Load().state, g.cur.Load().state) {
 		t.Fatal("restored state differs")
 	}
 }
@@ -124,7 +126,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 func TestRestoreRejects(t *testing.T) {
 	t.Parallel()
 	var good bytes.Buffer
-	if err := writeSnapshot(&good, cluster(t)); err != nil {
+	if err := state.WriteSnapshot(&good, statetest.Cluster(t)); err != nil {
 		t.Fatal(err)
 	}
 	header, body, _ := strings.Cut(good.String(), "\n")
@@ -172,16 +174,16 @@ func (s *memSink) Cancel() error               { return errors.New("cancelled") 
 // FuzzFSMApply feeds arbitrary log entries to the FSM: no panic, and a
 // rejected entry leaves the state exactly as it was.
 func FuzzFSMApply(f *testing.F) {
-	for _, batch := range [][]Command{
-		{NewCommand(CmdAddRevision, Revision{Commit: "c9", Status: RevisionApplied, Objects: []Object{{Digest: "d", JSON: json.RawMessage(`{}`)}}})},
-		{NewCommand(CmdRegisterNode, Node{Name: "n9"}), NewCommand(CmdSetNodeReady, NodeReady{Name: "n9", Ready: true})},
-		{NewCommand(CmdCreatePod, testPod("ns", "c")), NewCommand(CmdBindPod, PodBinding{Key: "ns/c", NodeName: "n2"})},
-		{NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/a", Status: PodStatus{Phase: PodRunning}}), NewCommand(CmdTerminatePod, PodRef{Key: "ns/a"})},
-		{NewCommand(CmdDeletePod, PodRef{Key: "ns/a"}), NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/web", IP: ""})},
-		{NewCommand(CmdSetServiceIP, ServiceIP{Key: "ns/api", IP: "10.96.0.10"})},
-		{NewCommand(CmdAddToken, auth.Token{ID: "j9", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}), NewCommand(CmdUseToken, TokenUse{ID: "j9", Time: t0})},
-		{NewCommand(CmdRemoveNode, NodeRef{Name: "n1"})},
-		{{Version: 2, Type: CmdDeletePod, Payload: json.RawMessage(`{}`)}},
+	for _, batch := range [][]state.Command{
+		{state.NewCommand(state.CmdAddRevision, state.Revision{Commit: "c9", Status: state.RevisionApplied, Objects: []state.Object{{Digest: "d", JSON: json.RawMessage(`{}`)}}})},
+		{state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n9"}), state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "n9", Ready: true})},
+		{state.NewCommand(state.CmdCreatePod, statetest.Pod("ns", "c")), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "ns/c", NodeName: "n2"})},
+		{state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: "ns/a", Status: state.PodStatus{Phase: state.PodRunning}}), state.NewCommand(state.CmdTerminatePod, state.PodRef{Key: "ns/a"})},
+		{state.NewCommand(state.CmdDeletePod, state.PodRef{Key: "ns/a"}), state.NewCommand(state.CmdSetServiceIP, state.ServiceIP{Key: "ns/web", IP: ""})},
+		{state.NewCommand(state.CmdSetServiceIP, state.ServiceIP{Key: "ns/api", IP: "10.96.0.10"})},
+		{state.NewCommand(state.CmdAddToken, auth.Token{ID: "j9", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}), state.NewCommand(state.CmdUseToken, state.TokenUse{ID: "j9", Time: statetest.T0})},
+		{state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: "n1"})},
+		{{Version: 2, Type: state.CmdDeletePod, Payload: json.RawMessage(`{}`)}},
 	} {
 		f.Add(encodeBatch(f, batch...))
 	}
@@ -191,9 +193,9 @@ func FuzzFSMApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fm := clusterFSM(t)
 		before := fm.cur.Load()
-		kept := encoded(t, before.state)
+		kept := statetest.Encoded(t, before.state)
 		err := applyLog(fm, 11, data)
-		if !bytes.Equal(encoded(t, before.state), kept) {
+		if !bytes.Equal(statetest.Encoded(t, before.state), kept) {
 			t.Fatal("Apply changed a published state")
 		}
 		after := fm.cur.Load()

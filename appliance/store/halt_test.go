@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"strings"
 	"testing"
 )
@@ -14,10 +15,12 @@ import (
 func TestUnknownCommandHaltsTheMember(t *testing.T) {
 	s := openLeader(t, t.TempDir(), true)
 	ctx := context.Background()
-	node := func(name string) Command { return NewCommand(CmdRegisterNode, Node{Name: name}) }
+	node := func(name string) state.Command {
+		return state.NewCommand(state.CmdRegisterNode, state.Node{Name: name})
+	}
 
-	skip := Command{Version: CommandVersion, Type: "FromTheFuture", Payload: json.RawMessage(`{}`), Ignorable: true}
-	if _, err := s.Propose(ctx, []Command{skip, node("a")}); err != nil {
+	skip := state.Command{Version: state.CommandVersion, Type: "FromTheFuture", Payload: json.RawMessage(`{}`), Ignorable: true}
+	if _, err := s.Propose(ctx, []state.Command{skip, node("a")}); err != nil {
 		t.Fatalf("a batch with an ignorable unknown command: %v", err)
 	}
 	select {
@@ -26,8 +29,8 @@ func TestUnknownCommandHaltsTheMember(t *testing.T) {
 	default:
 	}
 
-	future := Command{Version: CommandVersion, Type: "FromTheFuture", Payload: json.RawMessage(`{}`)}
-	if _, err := s.Propose(ctx, []Command{node("b"), future}); err == nil {
+	future := state.Command{Version: state.CommandVersion, Type: "FromTheFuture", Payload: json.RawMessage(`{}`)}
+	if _, err := s.Propose(ctx, []state.Command{node("b"), future}); err == nil {
 		t.Fatal("a batch with an unknown command applied")
 	}
 	select {
@@ -35,12 +38,12 @@ func TestUnknownCommandHaltsTheMember(t *testing.T) {
 	default:
 		t.Fatal("not halted after an unknown command")
 	}
-	if err := s.HaltError(); !errors.Is(err, ErrUnknownCommand) || !strings.Contains(err.Error(), `"FromTheFuture"`) {
+	if err := s.HaltError(); !errors.Is(err, state.ErrUnknownCommand) || !strings.Contains(err.Error(), `"FromTheFuture"`) {
 		t.Fatalf("halt error %v", err)
 	}
 	// Nothing after it applies: the state stays where the log was good.
-	newer := Command{Version: CommandVersion + 1, Type: CmdRegisterNode, Payload: json.RawMessage(`{"name":"c"}`)}
-	for _, batch := range [][]Command{{node("c")}, {newer}} {
+	newer := state.Command{Version: state.CommandVersion + 1, Type: state.CmdRegisterNode, Payload: json.RawMessage(`{"name":"c"}`)}
+	for _, batch := range [][]state.Command{{node("c")}, {newer}} {
 		if _, err := s.Propose(ctx, batch); err == nil {
 			t.Fatalf("batch %s applied after the halt", batch[0].Type)
 		}

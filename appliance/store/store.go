@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"os"
@@ -248,7 +249,7 @@ func restoreNewest(f *fsm, logs raft.LogStore, snaps raft.SnapshotStore, snapDir
 // Propose commits batch through Raft and returns the index at which it
 // applied. A batch the FSM refuses returns an ErrRejected error. If ctx ends
 // first, the batch may still commit.
-func (s *Store) Propose(ctx context.Context, batch []Command) (uint64, error) {
+func (s *Store) Propose(ctx context.Context, batch []state.Command) (uint64, error) {
 	if len(batch) == 0 {
 		return 0, errors.New("store: empty batch")
 	}
@@ -290,7 +291,7 @@ func (s *Store) raftError(err error) error {
 // State returns the current state. Every reader shares it and nothing
 // changes it (each applied batch makes a new one, see Apply), so it is read
 // without a lock and without copying; callers must not write to it.
-func (s *Store) State() *State {
+func (s *Store) State() *state.State {
 	return s.fsm.cur.Load().state
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"io"
 	"log/slog"
 	"os"
@@ -47,7 +49,7 @@ func openLeader(t testing.TB, dir string, bootstrap bool) *Store {
 	}
 }
 
-func propose(t testing.TB, s *Store, batch ...Command) uint64 {
+func propose(t testing.TB, s *Store, batch ...state.Command) uint64 {
 	t.Helper()
 	index, err := s.Propose(context.Background(), batch)
 	if err != nil {
@@ -59,13 +61,13 @@ func propose(t testing.TB, s *Store, batch ...Command) uint64 {
 // populate proposes one batch per command kind and returns the last index.
 func populate(t testing.TB, s *Store, prefix string) uint64 {
 	t.Helper()
-	propose(t, s, NewCommand(CmdAddRevision, Revision{Commit: prefix + "c1", Status: RevisionApplied, Time: t0}))
-	propose(t, s, NewCommand(CmdRegisterNode, Node{Name: prefix + "n1", Labels: map[string]string{"zone": "a"}}),
-		NewCommand(CmdSetNodeReady, NodeReady{Name: prefix + "n1", Ready: true, Time: t0}))
-	propose(t, s, NewCommand(CmdCreatePod, testPod(prefix+"ns", "a")), NewCommand(CmdCreatePod, testPod(prefix+"ns", "b")))
-	propose(t, s, NewCommand(CmdBindPod, PodBinding{Key: prefix + "ns/a", NodeName: prefix + "n1"}))
-	propose(t, s, NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: prefix + "ns/a", Status: PodStatus{Phase: PodRunning, Ready: true, ReadySince: t0}}))
-	return propose(t, s, NewCommand(CmdDeletePod, PodRef{Key: prefix + "ns/b"}), NewCommand(CmdSetServiceIP, ServiceIP{Key: prefix + "ns/web", IP: "10.96.0." + fmt.Sprint(len(prefix)+1)}))
+	propose(t, s, state.NewCommand(state.CmdAddRevision, state.Revision{Commit: prefix + "c1", Status: state.RevisionApplied, Time: statetest.T0}))
+	propose(t, s, state.NewCommand(state.CmdRegisterNode, state.Node{Name: prefix + "n1", Labels: map[string]string{"zone": "a"}}),
+		state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: prefix + "n1", Ready: true, Time: statetest.T0}))
+	propose(t, s, state.NewCommand(state.CmdCreatePod, statetest.Pod(prefix+"ns", "a")), state.NewCommand(state.CmdCreatePod, statetest.Pod(prefix+"ns", "b")))
+	propose(t, s, state.NewCommand(state.CmdBindPod, state.PodBinding{Key: prefix + "ns/a", NodeName: prefix + "n1"}))
+	propose(t, s, state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: prefix + "ns/a", Status: state.PodStatus{Phase: state.PodRunning, Ready: true, ReadySince: statetest.T0}}))
+	return propose(t, s, state.NewCommand(state.CmdDeletePod, state.PodRef{Key: prefix + "ns/b"}), state.NewCommand(state.CmdSetServiceIP, state.ServiceIP{Key: prefix + "ns/web", IP: "10.96.0." + fmt.Sprint(len(prefix)+1)}))
 }
 
 func TestStoreProposeAndRead(t *testing.T) {
@@ -78,15 +80,15 @@ func TestStoreProposeAndRead(t *testing.T) {
 		st.Pods.Get("ns/a").NodeName != "n1" || st.Pods.Get("ns/b") != nil || st.ServiceIPs["ns/web"] != "10.96.0.1" {
 		t.Fatalf("state after proposals: %+v", st)
 	}
-	before := encoded(t, s.State())
-	_, err := s.Propose(context.Background(), []Command{
-		NewCommand(CmdDeletePod, PodRef{Key: "ns/a"}),
-		NewCommand(CmdBindPod, PodBinding{Key: "ns/a", NodeName: "ghost"}),
+	before := statetest.Encoded(t, s.State())
+	_, err := s.Propose(context.Background(), []state.Command{
+		state.NewCommand(state.CmdDeletePod, state.PodRef{Key: "ns/a"}),
+		state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "ns/a", NodeName: "ghost"}),
 	})
 	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "command 1 (BindPod)") {
 		t.Fatalf("Propose of a bad batch = %v", err)
 	}
-	if got := s.State(); !bytes.Equal(encoded(t, got), before) {
+	if got := s.State(); !bytes.Equal(statetest.Encoded(t, got), before) {
 		t.Fatalf("a rejected batch changed the state (Index %d)", got.Index)
 	}
 	if _, err := s.Propose(context.Background(), nil); err == nil {
@@ -100,7 +102,7 @@ func TestStoreProposeAndRead(t *testing.T) {
 func TestStoreSingleUseTokenRace(t *testing.T) {
 	t.Parallel()
 	s := openLeader(t, t.TempDir(), true)
-	propose(t, s, NewCommand(CmdAddToken, auth.Token{ID: "once", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}))
+	propose(t, s, state.NewCommand(state.CmdAddToken, auth.Token{ID: "once", Hash: "h", Role: auth.RoleMasterJoin, Uses: 1}))
 	const joins = 16
 	var (
 		wg        sync.WaitGroup
@@ -108,7 +110,7 @@ func TestStoreSingleUseTokenRace(t *testing.T) {
 	)
 	for range joins {
 		wg.Go(func() {
-			_, err := s.Propose(context.Background(), []Command{NewCommand(CmdUseToken, TokenUse{ID: "once", Time: time.Now()})})
+			_, err := s.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdUseToken, state.TokenUse{ID: "once", Time: time.Now()})})
 			switch {
 			case err == nil:
 				won.Add(1)
@@ -128,7 +130,7 @@ func TestStoreSingleUseTokenRace(t *testing.T) {
 func TestStoreWait(t *testing.T) {
 	t.Parallel()
 	s := openLeader(t, t.TempDir(), true)
-	index := propose(t, s, NewCommand(CmdRegisterNode, Node{Name: "n1"}))
+	index := propose(t, s, state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n1"}))
 
 	if got, err := s.Wait(context.Background(), index-1); err != nil || got != index {
 		t.Fatalf("Wait for a past index = %d, %v", got, err)
@@ -148,7 +150,7 @@ func TestStoreWait(t *testing.T) {
 		}
 		woke <- got
 	}()
-	next := propose(t, s, NewCommand(CmdSetNodeReady, NodeReady{Name: "n1", Ready: true}))
+	next := propose(t, s, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "n1", Ready: true}))
 	select {
 	case got := <-woke:
 		if got != next {
@@ -165,7 +167,7 @@ func TestStoreWait(t *testing.T) {
 	if leading, _ := s.Leadership(); leading {
 		t.Fatal("a closed store leads")
 	}
-	if _, err := s.Propose(context.Background(), []Command{NewCommand(CmdDeletePod, PodRef{Key: "x/y"})}); !errors.Is(err, ErrClosed) {
+	if _, err := s.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdDeletePod, state.PodRef{Key: "x/y"})}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Propose after Close = %v", err)
 	}
 }
@@ -178,7 +180,7 @@ func TestStoreNotLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	_, err = s.Propose(context.Background(), []Command{NewCommand(CmdRegisterNode, Node{Name: "n1"})})
+	_, err = s.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n1"})})
 	if !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("Propose on a follower = %v, want ErrNotLeader", err)
 	}
@@ -199,7 +201,7 @@ func TestStoreRestart(t *testing.T) {
 
 	// From the log alone. Bootstrap is set again and must be ignored.
 	s = openLeader(t, dir, true)
-	if got := s.State(); !sameState(got, want) {
+	if got := s.State(); !statetest.Same(got, want) {
 		t.Fatalf("after restart:\n got %+v\nwant %+v", got, want)
 	}
 
@@ -216,14 +218,14 @@ func TestStoreRestart(t *testing.T) {
 		t.Fatalf("snapshots on disk: %v", snaps)
 	}
 	s = openLeader(t, dir, false)
-	if got := s.State(); !sameState(got, want) {
+	if got := s.State(); !statetest.Same(got, want) {
 		t.Fatalf("after restart from a snapshot:\n got %+v\nwant %+v", got, want)
 	}
 }
 
 // snapshotted leaves dir with a snapshot and a few entries after it, and
 // returns the state and the snapshot's directory.
-func snapshotted(t *testing.T) (dir string, want *State, snapDir string) {
+func snapshotted(t *testing.T) (dir string, want *state.State, snapDir string) {
 	t.Helper()
 	dir = t.TempDir()
 	s := openLeader(t, dir, true)
@@ -314,7 +316,7 @@ func TestStoreCompactedLog(t *testing.T) {
 	dir, want, _ := snapshotted(t)
 	compact(t, dir)
 	s := openLeader(t, dir, false)
-	if got := s.State(); !sameState(got, want) {
+	if got := s.State(); !statetest.Same(got, want) {
 		t.Fatalf("after restart from a snapshot and a compacted log:\n got %+v\nwant %+v", got, want)
 	}
 }
@@ -375,12 +377,12 @@ func TestStoreLocked(t *testing.T) {
 // of one SetPodStatus command with a 256-byte payload, fsynced by bolt.
 func BenchmarkPropose(b *testing.B) {
 	s := openLeader(b, b.TempDir(), true)
-	propose(b, s, NewCommand(CmdCreatePod, testPod("ns", "a")))
-	status := PodStatus{Phase: PodRunning, Ready: true, Reason: "ContainerCreating"}
-	for len(NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/a", Status: status}).Payload) < 256 {
+	propose(b, s, state.NewCommand(state.CmdCreatePod, statetest.Pod("ns", "a")))
+	status := state.PodStatus{Phase: state.PodRunning, Ready: true, Reason: "ContainerCreating"}
+	for len(state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: "ns/a", Status: status}).Payload) < 256 {
 		status.Message += "x"
 	}
-	batch := []Command{NewCommand(CmdSetPodStatus, PodStatusUpdate{Key: "ns/a", Status: status})}
+	batch := []state.Command{state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: "ns/a", Status: status})}
 
 	for _, proposers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("proposers=%d", proposers), func(b *testing.B) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/berth/berth/appliance"
-	"github.com/berth/berth/appliance/store"
 )
 
 // `berth delete node` removes a node through a real master, the one
@@ -29,7 +29,7 @@ func TestDeleteNode(t *testing.T) {
 	}
 	defer m.Close()
 	for _, name := range []string{"n1", "../../etc"} {
-		if _, err := m.Store.Propose(context.Background(), []store.Command{store.NewCommand(store.CmdRegisterNode, store.Node{Name: name})}); err != nil {
+		if _, err := m.Store.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdRegisterNode, state.Node{Name: name})}); err != nil {
 			t.Fatal(err)
 		}
 	}

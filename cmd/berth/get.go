@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"strings"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/reconcile"
 )
 
@@ -99,7 +99,7 @@ func printItems(w io.Writer, kind, output string, items any) error {
 	switch kind {
 	case "nodes":
 		row("NAME", "STATUS", "ADDRESS", "POD CIDR", "CPU", "MEMORY", "REASON")
-		for _, n := range items.([]store.Node) {
+		for _, n := range items.([]state.Node) {
 			status := "Ready"
 			if !n.Ready {
 				status = "NotReady"
@@ -115,7 +115,7 @@ func printItems(w io.Writer, kind, output string, items any) error {
 		} else {
 			row("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE")
 		}
-		for _, p := range items.([]store.Pod) {
+		for _, p := range items.([]state.Pod) {
 			ready := 0
 			for _, c := range p.Status.Containers {
 				if c.Ready {
@@ -160,7 +160,7 @@ func printItems(w io.Writer, kind, output string, items any) error {
 	return nil
 }
 
-func podStatusWord(p store.Pod) string {
+func podStatusWord(p state.Pod) string {
 	switch {
 	case p.Terminating:
 		return "Terminating"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"os"
 	"strings"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/appliance"
-	"github.com/berth/berth/appliance/store"
 )
 
 // repoFlags say which config repository a master follows, for `berth
@@ -27,7 +27,7 @@ func (f *repoFlags) add(cmd *cobra.Command, repoHelp string) {
 	cmd.Flags().StringVar(&f.branch, "branch", "", "branch to follow (default: the remote's HEAD)")
 	cmd.Flags().StringVar(&f.path, "path", "", "directory of the repository to read (default: its root)")
 	cmd.Flags().DurationVar(&f.poll, "poll", 15*time.Second, "how often to fetch the repository")
-	cmd.Flags().IntVar(&f.history, "revision-history", store.DefaultRevisionHistory, "how many revisions the cluster keeps (and the applied one, if older)")
+	cmd.Flags().IntVar(&f.history, "revision-history", state.DefaultRevisionHistory, "how many revisions the cluster keeps (and the applied one, if older)")
 	cmd.Flags().StringVar(&f.username, "repo-username", "", "user name for an http(s) repository (basic auth)")
 	cmd.Flags().StringVar(&f.passwordFile, "repo-password-file", "", "file holding the password or access token for an http(s) repository (a file, so that it shows in no process list)")
 	cmd.Flags().StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the push webhook's secret: POST /v1/webhook then needs X-Hub-Signature-256 (GitHub), X-Gitlab-Token (GitLab) or X-Berth-Signature-256 made with it")
@@ -39,7 +39,7 @@ func (f *repoFlags) apply(cfg *appliance.Config) error {
 	cfg.Repo, cfg.Branch, cfg.Path, cfg.Poll, cfg.RepoUsername = f.repo, f.branch, f.path, f.poll, f.username
 	cfg.WebhookAllowUnsigned = f.webhookAllowUnsigned
 	if f.history < 0 {
-		return fmt.Errorf("--revision-history %d: want a count (0 for the default, %d)", f.history, store.DefaultRevisionHistory)
+		return fmt.Errorf("--revision-history %d: want a count (0 for the default, %d)", f.history, state.DefaultRevisionHistory)
 	}
 	cfg.RevisionHistory = f.history
 	var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,16 +17,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
 )
 
 // Master is the masters' API as the agent uses it (api.Client has it).
 type Master interface {
-	RegisterNode(ctx context.Context, n store.Node) (store.Node, error)
+	RegisterNode(ctx context.Context, n state.Node) (state.Node, error)
 	Heartbeat(ctx context.Context, node string, hb api.Heartbeat) error
 	NodePods(ctx context.Context, node string, w *api.Watch) (api.NodeAssignment, uint64, error)
-	SetPodStatus(ctx context.Context, namespace, name string, st store.PodStatus) error
+	SetPodStatus(ctx context.Context, namespace, name string, st state.PodStatus) error
 	DeletePod(ctx context.Context, namespace, name string) error
 }
 
@@ -46,11 +46,11 @@ type Runtime interface {
 type Config struct {
 	// Node is what the agent registers: name, address of its log server,
 	// labels and capacity (see NodeInfo).
-	Node   store.Node
+	Node   state.Node
 	Master Master
 	// NewRuntime builds the runtime once the masters have registered the
 	// node: the pod network needs its pod CIDR and the cluster's range.
-	NewRuntime func(ctx context.Context, node store.Node) (Runtime, error)
+	NewRuntime func(ctx context.Context, node state.Node) (Runtime, error)
 	// DataDir holds the pods' volumes.
 	DataDir string
 	// NodeDir is the node's data dir, DataDir's by default: pod statuses
@@ -173,7 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // register retries until the masters answer: an agent may start first.
-func (a *Agent) register(ctx context.Context) (store.Node, error) {
+func (a *Agent) register(ctx context.Context) (state.Node, error) {
 	for {
 		n, err := a.cfg.Master.RegisterNode(ctx, a.cfg.Node)
 		if err == nil {
@@ -181,7 +181,7 @@ func (a *Agent) register(ctx context.Context) (store.Node, error) {
 		}
 		a.log.Warn("registering node", "err", err)
 		if !sleepCtx(ctx, a.cfg.Retry) {
-			return store.Node{}, ctx.Err()
+			return state.Node{}, ctx.Err()
 		}
 	}
 }

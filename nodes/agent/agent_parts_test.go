@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -26,7 +26,7 @@ func assignment() *api.NodeAssignment {
 }
 
 func TestResolveEnv(t *testing.T) {
-	p := &store.Pod{Namespace: "ns", Name: "p"}
+	p := &state.Pod{Namespace: "ns", Name: "p"}
 	c := &objects.Container{Env: []objects.EnvVar{
 		{Name: "PLAIN", Value: "1"},
 		{Name: "G", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "greeting"}}},
@@ -47,7 +47,7 @@ func TestResolveEnv(t *testing.T) {
 func TestPrepareVolumes(t *testing.T) {
 	root := t.TempDir()
 	mode := int32(0o640)
-	p := &store.Pod{Namespace: "ns", Name: "p", Spec: objects.PodSpec{
+	p := &state.Pod{Namespace: "ns", Name: "p", Spec: objects.PodSpec{
 		Volumes: []objects.Volume{
 			{Name: "site", ConfigMap: &objects.ConfigMapVolumeSource{Name: "cfg", Items: []objects.KeyToPath{{Key: "index.html", Path: "html/index.html"}}, DefaultMode: &mode}},
 			{Name: "creds", Secret: &objects.SecretVolumeSource{SecretName: "creds"}},
@@ -176,7 +176,7 @@ func TestRouteSync(t *testing.T) {
 // every sync, follows no link that a container planted in one out of it.
 func TestVolumesStayInside(t *testing.T) {
 	root, outside := t.TempDir(), t.TempDir()
-	p := &store.Pod{Namespace: "ns", Name: "p", Spec: objects.PodSpec{
+	p := &state.Pod{Namespace: "ns", Name: "p", Spec: objects.PodSpec{
 		Volumes: []objects.Volume{
 			{Name: "site", ConfigMap: &objects.ConfigMapVolumeSource{Name: "cfg", Items: []objects.KeyToPath{{Key: "index.html", Path: "html/index.html"}}}},
 			{Name: "creds", Secret: &objects.SecretVolumeSource{SecretName: "creds"}},
@@ -212,7 +212,7 @@ func TestVolumesStayInside(t *testing.T) {
 // winning and env winning over all; a missing source is a config error
 // unless optional.
 func TestResolveEnvFrom(t *testing.T) {
-	p := &store.Pod{Namespace: "ns", Name: "p"}
+	p := &state.Pod{Namespace: "ns", Name: "p"}
 	a := assignment()
 	a.ConfigMaps["ns/more"] = &objects.ConfigMap{Data: map[string]string{"greeting": "hello", "bad key": "x", "1ST": "y"}}
 	c := &objects.Container{

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -33,7 +33,7 @@ func TestDiskPressure(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(data, unix.MNT_DETACH) })
 
 	master := newMaster(t)
-	p := &store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{
+	p := &state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{
 		Volumes:    []objects.Volume{{Name: "cfg", ConfigMap: &objects.ConfigMapVolumeSource{Name: "settings"}}},
 		Containers: []objects.Container{{Name: "c", Image: "i", VolumeMounts: []objects.VolumeMount{{Name: "cfg", MountPath: "/etc/cfg"}}}}}}
 	a := agentWithPod(t, master, data, &flakyRuntime{}, p)
@@ -45,14 +45,14 @@ func TestDiskPressure(t *testing.T) {
 	w := newPodWorker(ctx, a, p)
 	w.update(p, settings("one"))
 	w.sync(ctx)
-	state := func() (*store.Pod, *store.Node) {
+	snapshot := func() (*state.Pod, *state.Node) {
 		s := master.st.State()
 		return s.Pods.Get(p.Key()), s.Nodes["n1"]
 	}
 	if err := a.beat(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if pod, node := state(); !pod.Status.Ready || node.DiskPressure {
+	if pod, node := snapshot(); !pod.Status.Ready || node.DiskPressure {
 		t.Fatalf("with room: pod ready %v (%s %s), node disk pressure %v", pod.Status.Ready, pod.Status.Reason, pod.Status.Message, node.DiskPressure)
 	}
 
@@ -77,8 +77,8 @@ func TestDiskPressure(t *testing.T) {
 	if err := a.beat(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pod, node := state()
-	if !pod.Status.Ready || pod.Status.Phase != store.PodRunning {
+	pod, node := snapshot()
+	if !pod.Status.Ready || pod.Status.Phase != state.PodRunning {
 		t.Errorf("disk full: the running pod's status changed to %s ready=%v %s %q", pod.Status.Phase, pod.Status.Ready, pod.Status.Reason, pod.Status.Message)
 	}
 	if !node.DiskPressure || !node.Ready {
@@ -105,7 +105,7 @@ func TestDiskPressure(t *testing.T) {
 	if err := a.beat(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, node := state(); node.DiskPressure {
+	if _, node := snapshot(); node.DiskPressure {
 		t.Error("room again: the node still reports DiskPressure")
 	}
 }

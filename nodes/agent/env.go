@@ -6,12 +6,12 @@ package agent
 import (
 	"encoding/base64"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"maps"
 	"regexp"
 	"slices"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -26,7 +26,7 @@ func (e *configError) Error() string { return e.msg }
 // the kubelet: envFrom's keys come first, sorted per source, a later source
 // overriding an earlier one; env overrides them all; a key that is no valid
 // variable name is left out.
-func resolveEnv(a *api.NodeAssignment, p *store.Pod, c *objects.Container) ([]string, error) {
+func resolveEnv(a *api.NodeAssignment, p *state.Pod, c *objects.Container) ([]string, error) {
 	var names []string
 	values := map[string]string{}
 	set := func(name, v string) {

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/pki"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"
@@ -55,15 +55,15 @@ func TestLogsRoute(t *testing.T) {
 	}
 	t.Cleanup(func() { rt.Close() })
 
-	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: api.NewClient("https://127.0.0.1:1", ""), DataDir: filepath.Join(dir, "agent"),
-		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil }, Logger: discard})
+	a, err := New(Config{Node: state.Node{Name: "n1"}, Master: api.NewClient("https://127.0.0.1:1", ""), DataDir: filepath.Join(dir, "agent"),
+		NewRuntime: func(context.Context, state.Node) (Runtime, error) { return rt, nil }, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.rt = rt
 	close(a.ready)
 	pod := func(name string, containers ...string) runtime.PodRef {
-		p := &store.Pod{Namespace: "default", Name: name, Created: time.Unix(1700000000, 0)}
+		p := &state.Pod{Namespace: "default", Name: name, Created: time.Unix(1700000000, 0)}
 		for _, c := range containers {
 			p.Spec.Containers = append(p.Spec.Containers, objects.Container{Name: c, Image: "i"})
 		}

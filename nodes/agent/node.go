@@ -3,21 +3,20 @@ package agent
 import (
 	"bufio"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"os"
 	goruntime "runtime"
 	"strconv"
 	"strings"
-
-	"github.com/berth/berth/appliance/store"
 )
 
 // NodeInfo describes this machine for registration: its capacity (all
 // CPUs, MemTotal) and the well-known labels Kubernetes nodes carry, plus
 // extra labels. address is where the agent's log server listens.
-func NodeInfo(name, address string, extra map[string]string) (store.Node, error) {
+func NodeInfo(name, address string, extra map[string]string) (state.Node, error) {
 	mem, err := memTotal("/proc/meminfo")
 	if err != nil {
-		return store.Node{}, err
+		return state.Node{}, err
 	}
 	labels := map[string]string{
 		"kubernetes.io/hostname": name,
@@ -27,7 +26,7 @@ func NodeInfo(name, address string, extra map[string]string) (store.Node, error)
 	for k, v := range extra {
 		labels[k] = v
 	}
-	return store.Node{Name: name, Address: address, Labels: labels,
+	return state.Node{Name: name, Address: address, Labels: labels,
 		CPUMilli: int64(goruntime.NumCPU()) * 1000, MemoryBytes: mem}, nil
 }
 

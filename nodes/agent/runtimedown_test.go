@@ -3,13 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -43,20 +43,20 @@ func (f *flakyRuntime) EnsurePod(ctx context.Context, p runtime.Pod) (runtime.Po
 
 // agentWithPod is the agent of node n1, registered with master, its
 // runtime rt up and running, and pod p bound to n1.
-func agentWithPod(t *testing.T, master *testMaster, dataDir string, rt Runtime, p *store.Pod) *Agent {
+func agentWithPod(t *testing.T, master *testMaster, dataDir string, rt Runtime, p *state.Pod) *Agent {
 	t.Helper()
-	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: dataDir,
-		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil },
+	a, err := New(Config{Node: state.Node{Name: "n1"}, Master: master, DataDir: dataDir,
+		NewRuntime: func(context.Context, state.Node) (Runtime, error) { return rt, nil },
 		Logger:     slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.rt = rt
 	close(a.ready)
-	if _, err := master.RegisterNode(context.Background(), store.Node{Name: "n1"}); err != nil {
+	if _, err := master.RegisterNode(context.Background(), state.Node{Name: "n1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := master.propose(store.NewCommand(store.CmdCreatePod, *p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
+	if err := master.propose(state.NewCommand(state.CmdCreatePod, *p), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -69,12 +69,12 @@ func agentWithPod(t *testing.T, master *testMaster, dataDir string, rt Runtime, 
 func TestRuntimeDown(t *testing.T) {
 	master := newMaster(t)
 	rt := &flakyRuntime{}
-	p := &store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
+	p := &state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
 	a := agentWithPod(t, master, filepath.Join(t.TempDir(), "agent"), rt, p)
 	ctx := context.Background()
 	w := newPodWorker(ctx, a, p)
 	w.update(p, &api.NodeAssignment{})
-	state := func() (*store.Pod, *store.Node) {
+	snapshot := func() (*state.Pod, *state.Node) {
 		s := master.st.State()
 		return s.Pods.Get(p.Key()), s.Nodes["n1"]
 	}
@@ -82,7 +82,7 @@ func TestRuntimeDown(t *testing.T) {
 	if err := a.beat(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if pod, node := state(); !pod.Status.Ready || !node.Ready {
+	if pod, node := snapshot(); !pod.Status.Ready || !node.Ready {
 		t.Fatalf("runtime up: pod ready %v (%s), node ready %v", pod.Status.Ready, pod.Status.Reason, node.Ready)
 	}
 
@@ -91,7 +91,7 @@ func TestRuntimeDown(t *testing.T) {
 	if err := a.beat(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pod, node := state()
+	pod, node := snapshot()
 	if !pod.Status.Ready || pod.Status.Reason != "" {
 		t.Errorf("runtime down: the pod's status changed to ready %v, %s %q", pod.Status.Ready, pod.Status.Reason, pod.Status.Message)
 	}
@@ -104,7 +104,7 @@ func TestRuntimeDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.sync(ctx)
-	if pod, node := state(); !pod.Status.Ready || !node.Ready || node.Reason != "" {
+	if pod, node := snapshot(); !pod.Status.Ready || !node.Ready || node.Reason != "" {
 		t.Errorf("runtime back: pod ready %v, node ready %v (%q)", pod.Status.Ready, node.Ready, node.Reason)
 	}
 }

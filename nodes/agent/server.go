@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,7 +12,6 @@ import (
 	"github.com/containerd/containerd/errdefs"
 
 	"github.com/berth/berth/appliance/pki"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/names"
 )
@@ -107,7 +107,7 @@ func (a *Agent) logRequest(r *http.Request) (logRequest, int, error) {
 
 // pod finds a pod this agent runs, as the masters last described it, and
 // its runtime identity.
-func (a *Agent) pod(namespace, name string) (*store.Pod, runtime.PodRef, bool) {
+func (a *Agent) pod(namespace, name string) (*state.Pod, runtime.PodRef, bool) {
 	a.mu.Lock()
 	w := a.workers[namespace+"/"+name]
 	a.mu.Unlock()

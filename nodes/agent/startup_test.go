@@ -2,13 +2,13 @@ package agent
 
 import (
 	"context"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -54,15 +54,15 @@ func TestStartupProbe(t *testing.T) {
 		{"never starts", []int{1, 1, 1}, false, 1},
 	} {
 		rt := &execRuntime{exits: map[string][]int{"started": tc.startupExit}, ran: map[string]int{}}
-		a, err := New(Config{Node: store.Node{Name: "n1"}, Master: newMaster(t), DataDir: filepath.Join(t.TempDir(), "agent"),
-			NewRuntime: func(context.Context, store.Node) (Runtime, error) { return rt, nil },
+		a, err := New(Config{Node: state.Node{Name: "n1"}, Master: newMaster(t), DataDir: filepath.Join(t.TempDir(), "agent"),
+			NewRuntime: func(context.Context, state.Node) (Runtime, error) { return rt, nil },
 			Logger:     slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.rt = rt
 		c := objects.Container{Name: "c", Image: "i", StartupProbe: probe("started"), ReadinessProbe: probe("ready"), LivenessProbe: probe("alive")}
-		p := &store.Pod{Namespace: "default", Name: "p", Spec: objects.PodSpec{Containers: []objects.Container{c}}}
+		p := &state.Pod{Namespace: "default", Name: "p", Spec: objects.PodSpec{Containers: []objects.Container{c}}}
 		w := newPodWorker(context.Background(), a, p)
 		w.update(p, &api.NodeAssignment{})
 		st := runtime.PodStatus{IP: "10.244.0.9", Containers: []runtime.ContainerStatus{{Name: "c", ID: "x", State: runtime.StateRunning, StartedAt: t0}}}

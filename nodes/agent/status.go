@@ -2,18 +2,18 @@ package agent
 
 import (
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"strings"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/runtime"
 )
 
 // runtimePod turns a pod of the store into what the runtime runs: env and
 // volumes resolved from the node's assignment, hostPorts collected.
-func runtimePod(root string, asg *api.NodeAssignment, p *store.Pod) (runtime.Pod, error) {
+func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod) (runtime.Pod, error) {
 	rp := runtime.Pod{
 		PodRef:        runtime.PodRef{Namespace: p.Namespace, Name: p.Name, UID: podUID(p)},
 		RestartPolicy: p.Spec.RestartPolicy,
@@ -51,8 +51,8 @@ func runtimePod(root string, asg *api.NodeAssignment, p *store.Pod) (runtime.Pod
 // error of this sync, and the readiness probes' verdicts (ready, by
 // container; absent means not running). prev is the last report, which
 // keeps ReadySince across syncs.
-func podStatus(p *store.Pod, st *runtime.PodStatus, syncErr error, ready map[string]bool, prev *store.PodStatus, now time.Time) store.PodStatus {
-	out := store.PodStatus{Phase: store.PodPending, IP: st.IP}
+func podStatus(p *state.Pod, st *runtime.PodStatus, syncErr error, ready map[string]bool, prev *state.PodStatus, now time.Time) state.PodStatus {
+	out := state.PodStatus{Phase: state.PodPending, IP: st.IP}
 	var ce *configError
 	if errors.As(syncErr, &ce) {
 		// Nothing was started: the pod waits for its configuration.
@@ -62,9 +62,9 @@ func podStatus(p *store.Pod, st *runtime.PodStatus, syncErr error, ready map[str
 	allStarted, allReady := true, true
 	for _, c := range p.Spec.Containers {
 		cs := st.Container(c.Name)
-		s := store.ContainerStatus{Name: c.Name, State: runtime.StateWaiting, Reason: runtime.ReasonContainerCreating}
+		s := state.ContainerStatus{Name: c.Name, State: runtime.StateWaiting, Reason: runtime.ReasonContainerCreating}
 		if cs != nil {
-			s = store.ContainerStatus{Name: c.Name, ID: cs.ID, State: cs.State, Reason: cs.Reason, ExitCode: cs.ExitCode, Restarts: cs.Restarts}
+			s = state.ContainerStatus{Name: c.Name, ID: cs.ID, State: cs.State, Reason: cs.Reason, ExitCode: cs.ExitCode, Restarts: cs.Restarts}
 			if cs.State == runtime.StateExited && cs.Reason == "" {
 				s.Reason = cs.LastReason
 			}
@@ -88,7 +88,7 @@ func podStatus(p *store.Pod, st *runtime.PodStatus, syncErr error, ready map[str
 	if allStarted {
 		// As in Kubernetes, a pod whose containers have all started is
 		// Running, even while one of them is in CrashLoopBackOff.
-		out.Phase = store.PodRunning
+		out.Phase = state.PodRunning
 	}
 	if syncErr != nil && out.Message == "" {
 		out.Message = syncErr.Error()

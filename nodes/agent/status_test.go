@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -25,8 +26,8 @@ import (
 func TestStatusHidesDataDir(t *testing.T) {
 	master := newMaster(t)
 	root := t.TempDir()
-	a, err := New(Config{Node: store.Node{Name: "n1"}, Master: master, DataDir: filepath.Join(root, "agent"), NodeDir: root,
-		NewRuntime: func(context.Context, store.Node) (Runtime, error) { return nil, errors.New("not needed") },
+	a, err := New(Config{Node: state.Node{Name: "n1"}, Master: master, DataDir: filepath.Join(root, "agent"), NodeDir: root,
+		NewRuntime: func(context.Context, state.Node) (Runtime, error) { return nil, errors.New("not needed") },
 		Logger:     slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -38,14 +39,14 @@ func TestStatusHidesDataDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "agent", "pods"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &store.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{
+	p := &state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{
 		Volumes:    []objects.Volume{{Name: "scratch", EmptyDir: &objects.EmptyDirVolumeSource{}}},
 		Containers: []objects.Container{{Name: "c", Image: "i"}}}}
 	ctx := context.Background()
-	if _, err := master.RegisterNode(ctx, store.Node{Name: "n1"}); err != nil {
+	if _, err := master.RegisterNode(ctx, state.Node{Name: "n1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := master.propose(store.NewCommand(store.CmdCreatePod, *p), store.NewCommand(store.CmdBindPod, store.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
+	if err := master.propose(state.NewCommand(state.CmdCreatePod, *p), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: "n1"})); err != nil {
 		t.Fatal(err)
 	}
 	w := newPodWorker(ctx, a, p)
@@ -87,7 +88,7 @@ func newMaster(t *testing.T) *testMaster {
 		t.Fatal(err)
 	}
 	m := &testMaster{st: st}
-	if err := m.propose(store.NewCommand(store.CmdAddToken, tok)); err != nil {
+	if err := m.propose(state.NewCommand(state.CmdAddToken, tok)); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.NewServer(api.Config{Backend: st, Heartbeats: &reconcile.Heartbeats{}}))
@@ -96,7 +97,7 @@ func newMaster(t *testing.T) *testMaster {
 	return m
 }
 
-func (m *testMaster) propose(cmds ...store.Command) error {
+func (m *testMaster) propose(cmds ...state.Command) error {
 	_, err := m.st.Propose(context.Background(), cmds)
 	return err
 }

@@ -2,12 +2,12 @@ package agent
 
 import (
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -19,7 +19,7 @@ type Mount struct {
 }
 
 // podDir is where a pod's volumes live on the node.
-func podDir(root string, p *store.Pod) string {
+func podDir(root string, p *state.Pod) string {
 	return filepath.Join(root, "pods", p.Namespace+"_"+p.Name)
 }
 
@@ -27,7 +27,7 @@ func podDir(root string, p *store.Pod) string {
 // creates its emptyDirs, then returns each container's mounts. ConfigMap
 // and Secret files are rewritten whole on every call, so a new revision's
 // data reaches running pods, as the kubelet's projection does.
-func prepareVolumes(root string, a *api.NodeAssignment, p *store.Pod) (map[string][]Mount, error) {
+func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[string][]Mount, error) {
 	dir := podDir(root, p)
 	hostPaths := map[string]string{}
 	// Projected (ConfigMap, Secret) volumes are mounted read-only whatever

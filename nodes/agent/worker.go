@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/berth/berth/appliance/state"
 	"reflect"
 	"strconv"
 	"sync"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/nodes/runtime"
 )
 
@@ -23,7 +23,7 @@ type podWorker struct {
 	ref runtime.PodRef
 
 	mu      sync.Mutex
-	pod     *store.Pod
+	pod     *state.Pod
 	asg     *api.NodeAssignment
 	wake    chan struct{} // buffered 1: "something changed"
 	gone    chan struct{} // closed when the pod left the assignment
@@ -35,7 +35,7 @@ type podWorker struct {
 
 	// Owned by run.
 	probes     map[string]*containerProbes
-	reported   *store.PodStatus
+	reported   *state.PodStatus
 	terminated bool
 	// refreshFailing: the last refresh of its volumes found no space.
 	refreshFailing bool
@@ -53,7 +53,7 @@ type containerProbes struct {
 
 // restart stops a container whose probe failed; the pod's restart policy
 // brings it back, and its probes start over.
-func (w *podWorker) restart(ctx context.Context, p *store.Pod, container, probe string, why error) {
+func (w *podWorker) restart(ctx context.Context, p *state.Pod, container, probe string, why error) {
 	w.a.log.Info(probe+" probe failed, restarting container", "pod", w.key, "container", container, "err", why)
 	if err := w.a.rt.StopContainer(ctx, w.ref, container, gracePeriod(p)); err != nil {
 		w.a.log.Warn("stopping a container whose probe failed", "pod", w.key, "container", container, "err", err)
@@ -62,9 +62,9 @@ func (w *podWorker) restart(ctx context.Context, p *store.Pod, container, probe 
 }
 
 // podUID tells apart two pods that had the same name at different times.
-func podUID(p *store.Pod) string { return strconv.FormatInt(p.Created.UnixNano(), 10) }
+func podUID(p *state.Pod) string { return strconv.FormatInt(p.Created.UnixNano(), 10) }
 
-func newPodWorker(ctx context.Context, a *Agent, p *store.Pod) *podWorker {
+func newPodWorker(ctx context.Context, a *Agent, p *state.Pod) *podWorker {
 	w := &podWorker{
 		a: a, key: p.Key(), uid: podUID(p),
 		ref:  runtime.PodRef{Namespace: p.Namespace, Name: p.Name, UID: podUID(p)},
@@ -76,7 +76,7 @@ func newPodWorker(ctx context.Context, a *Agent, p *store.Pod) *podWorker {
 }
 
 // update hands the worker the pod's latest version; it never blocks.
-func (w *podWorker) update(p *store.Pod, asg *api.NodeAssignment) {
+func (w *podWorker) update(p *state.Pod, asg *api.NodeAssignment) {
 	w.mu.Lock()
 	w.pod, w.asg = p, asg
 	w.mu.Unlock()
@@ -97,7 +97,7 @@ func (w *podWorker) remove() {
 	}
 }
 
-func (w *podWorker) latest() (*store.Pod, *api.NodeAssignment) {
+func (w *podWorker) latest() (*state.Pod, *api.NodeAssignment) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.pod, w.asg
@@ -135,7 +135,7 @@ func (w *podWorker) run(prev *podWorker) {
 	}
 }
 
-func gracePeriod(p *store.Pod) time.Duration {
+func gracePeriod(p *state.Pod) time.Duration {
 	if p == nil || p.Spec.TerminationGracePeriodSeconds <= 0 {
 		return runtime.DefaultGracePeriod
 	}
@@ -156,7 +156,7 @@ func (w *podWorker) sync(ctx context.Context) {
 	now := time.Now()
 	var st runtime.PodStatus
 	rp, err := runtimePod(w.a.cfg.DataDir, asg, p)
-	if errors.Is(err, syscall.ENOSPC) && w.reported != nil && w.reported.Phase == store.PodRunning {
+	if errors.Is(err, syscall.ENOSPC) && w.reported != nil && w.reported.Phase == state.PodRunning {
 		// A running pod keeps the files it has, as the kubelet keeps a
 		// pod whose ConfigMap volume it cannot update: the node reports
 		// DiskPressure, and the refresh is retried at every sync.
@@ -199,7 +199,7 @@ func (w *podWorker) sync(ctx context.Context) {
 
 // terminate stops the pod and then asks the masters to delete it; the
 // deletion is retried on the next tick until it succeeds.
-func (w *podWorker) terminate(ctx context.Context, p *store.Pod) {
+func (w *podWorker) terminate(ctx context.Context, p *state.Pod) {
 	if !w.terminated {
 		if err := w.a.rt.StopPod(ctx, w.ref, gracePeriod(p)); err != nil {
 			w.a.log.Warn("stopping pod", "pod", w.key, "err", err)
@@ -217,7 +217,7 @@ func (w *podWorker) terminate(ctx context.Context, p *store.Pod) {
 // probe runs the probes that are due and returns, by container name,
 // whether each running container counts as ready. A failed liveness probe
 // stops the container; EnsurePod restarts it under the back-off.
-func (w *podWorker) probe(ctx context.Context, p *store.Pod, st *runtime.PodStatus, now time.Time) map[string]bool {
+func (w *podWorker) probe(ctx context.Context, p *state.Pod, st *runtime.PodStatus, now time.Time) map[string]bool {
 	ready := map[string]bool{}
 	for i := range p.Spec.Containers {
 		c := &p.Spec.Containers[i]

@@ -6,7 +6,7 @@
 // in containerd, not in the agent.
 //
 // The package knows nothing of the cluster store: the agent turns a
-// store.Pod into a Pod here (resolving env and volumes) and the statuses
+// state.Pod into a Pod here (resolving env and volumes) and the statuses
 // returned here into its own.
 package runtime
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"io"
 	"slices"
 	"sort"
@@ -61,14 +62,14 @@ func writeText(w io.Writer, res *schemas.Result) error {
 
 func writeJSON(w io.Writer, res *schemas.Result) error {
 	out := struct {
-		Files       int                  `json:"files"`
-		Objects     int                  `json:"objects"`
-		Errors      int                  `json:"errors"`
-		Warnings    int                  `json:"warnings"`
-		Diagnostics []schemas.Diagnostic `json:"diagnostics"`
+		Files       int               `json:"files"`
+		Objects     int               `json:"objects"`
+		Errors      int               `json:"errors"`
+		Warnings    int               `json:"warnings"`
+		Diagnostics []diag.Diagnostic `json:"diagnostics"`
 	}{len(res.Files), len(res.Objects), res.Errors(), res.Warnings(), res.Diagnostics}
 	if out.Diagnostics == nil {
-		out.Diagnostics = []schemas.Diagnostic{}
+		out.Diagnostics = []diag.Diagnostic{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -97,7 +98,7 @@ func writeJUnit(w io.Writer, res *schemas.Result) error {
 		Errors   int        `xml:"errors,attr"`
 		Cases    []testcase `xml:"testcase"`
 	}
-	byFile := map[string][]schemas.Diagnostic{}
+	byFile := map[string][]diag.Diagnostic{}
 	files := slices.Clone(res.Files)
 	for _, d := range res.Diagnostics {
 		if _, ok := byFile[d.File]; !ok && !slices.Contains(files, d.File) {
@@ -111,7 +112,7 @@ func writeJUnit(w io.Writer, res *schemas.Result) error {
 		tc := testcase{Name: f, Classname: "berth.validate"}
 		var errs, warns []string
 		for _, d := range byFile[f] {
-			if d.Severity == schemas.Error {
+			if d.Severity == diag.Error {
 				errs = append(errs, d.String())
 			} else {
 				warns = append(warns, d.String())
@@ -140,7 +141,7 @@ func writeJUnit(w io.Writer, res *schemas.Result) error {
 func writeGitHub(w io.Writer, res *schemas.Result) error {
 	for _, d := range res.Diagnostics {
 		level := "error"
-		if d.Severity == schemas.Warning {
+		if d.Severity == diag.Warning {
 			level = "warning"
 		}
 		fmt.Fprintf(w, "::%s file=%s,line=%d,col=%d,title=%s::%s\n", level, ghProperty(d.File), d.Line, d.Column,

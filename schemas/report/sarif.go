@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/json"
+	"github.com/berth/berth/schemas/diag"
 	"io"
 	"net/url"
 	"path/filepath"
@@ -72,20 +73,20 @@ type sarifRegion struct {
 }
 
 var ruleText = map[string]string{
-	schemas.RuleFile:       "The file cannot be read as a text spec inside the repository.",
-	schemas.RuleSyntax:     "The file is not valid YAML, JSON or CUE.",
-	schemas.RuleConfig:     "berth.yaml is invalid.",
-	schemas.RuleKind:       "The document is not an object of a supported apiVersion and kind.",
-	schemas.RuleSchema:     "A field does not satisfy its CUE schema.",
-	schemas.RuleIncomplete: "A CUE value never becomes concrete.",
-	schemas.RuleDuplicate:  "Two objects share kind, namespace and name.",
-	schemas.RuleSelector:   "A selector does not select what it should.",
-	schemas.RuleReference:  "A reference names something the repository does not define.",
-	schemas.RuleUnique:     "A name that must be unique within an object is repeated.",
-	schemas.RuleTargetPort: "A Service's named targetPort is not declared by the pods it selects.",
+	diag.RuleFile:       "The file cannot be read as a text spec inside the repository.",
+	diag.RuleSyntax:     "The file is not valid YAML, JSON or CUE.",
+	diag.RuleConfig:     "berth.yaml is invalid.",
+	diag.RuleKind:       "The document is not an object of a supported apiVersion and kind.",
+	diag.RuleSchema:     "A field does not satisfy its CUE schema.",
+	diag.RuleIncomplete: "A CUE value never becomes concrete.",
+	diag.RuleDuplicate:  "Two objects share kind, namespace and name.",
+	diag.RuleSelector:   "A selector does not select what it should.",
+	diag.RuleReference:  "A reference names something the repository does not define.",
+	diag.RuleUnique:     "A name that must be unique within an object is repeated.",
+	diag.RuleTargetPort: "A Service's named targetPort is not declared by the pods it selects.",
 }
 
-func location(p schemas.Position, msg string) sarifLocation {
+func location(p diag.Position, msg string) sarifLocation {
 	l := sarifLocation{PhysicalLocation: sarifPhysicalLocation{
 		ArtifactLocation: sarifArtifact{URI: fileURI(p.File)},
 		Region:           sarifRegion{StartLine: p.Line, StartColumn: p.Column},

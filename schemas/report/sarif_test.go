@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/berth/berth/schemas/diag"
 	"testing"
 
 	"github.com/berth/berth/schemas"
@@ -11,8 +12,8 @@ import (
 // SARIF file locations are URI references: a file name with a space, # or %
 // is percent-encoded segment by segment; the tool carries berth's version.
 func TestSARIFURIsAndVersion(t *testing.T) {
-	res := &schemas.Result{Diagnostics: []schemas.Diagnostic{{Severity: schemas.Error, Rule: schemas.RuleSchema, Message: "m",
-		Position: schemas.Position{File: "apps/my app/#1 100%.yaml", Line: 2, Column: 3}}}}
+	res := &schemas.Result{Diagnostics: []diag.Diagnostic{{Severity: diag.Error, Rule: diag.RuleSchema, Message: "m",
+		Position: diag.Position{File: "apps/my app/#1 100%.yaml", Line: 2, Column: 3}}}}
 	var buf bytes.Buffer
 	if err := Write(&buf, "sarif", res, "v1.2.3"); err != nil {
 		t.Fatal(err)

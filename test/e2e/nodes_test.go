@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"io"
 	"net"
 	"net/http"
@@ -17,7 +18,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/test/harness"
 )
 
@@ -69,7 +69,7 @@ func TestTwoNodes(t *testing.T) {
 	repo.git("add", ".")
 	repo.git("commit", "-q", "-m", "two replicas")
 
-	var pods []store.Pod
+	var pods []state.Pod
 	harness.Eventually(t, "one ready pod on each node", 3*time.Minute, func() error {
 		all, _, err := admin.Pods(context.Background(), "", nil)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"maps"
 	"net/http"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/test/harness"
 )
 
@@ -195,10 +195,10 @@ spec:
 	c.Eventually("the healthy pods are ready", rolloutWait, func() error { return readyVersion(c, "1", replicas) })
 	ip := c.ClusterIP("shop", "web")
 
-	reason := func(deployment string) (store.PodStatus, error) {
+	reason := func(deployment string) (state.PodStatus, error) {
 		pods := c.DeploymentPods("shop", deployment)
 		if len(pods) != 1 {
-			return store.PodStatus{}, fmt.Errorf("%d pods", len(pods))
+			return state.PodStatus{}, fmt.Errorf("%d pods", len(pods))
 		}
 		return pods[0].Status, nil
 	}
@@ -333,7 +333,7 @@ func watchAvailability(c *harness.Cluster, namespace, name string) func() int {
 	}
 }
 
-func podNames(pods []store.Pod) []string {
+func podNames(pods []state.Pod) []string {
 	var out []string
 	for _, p := range pods {
 		out = append(out, p.Name)

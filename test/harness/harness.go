@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/berth/berth/appliance/state"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,7 +26,6 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/pki"
-	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/images"
 )
 
@@ -318,7 +318,7 @@ func Eventually(t testing.TB, what string, wait time.Duration, f func() error) {
 	}
 }
 
-func (c *Cluster) Pods() []store.Pod {
+func (c *Cluster) Pods() []state.Pod {
 	c.t.Helper()
 	pods, _, err := c.Client.Pods(context.Background(), "", nil)
 	if err != nil {
@@ -328,8 +328,8 @@ func (c *Cluster) Pods() []store.Pod {
 }
 
 // DeploymentPods are the pods of one Deployment that are not terminating.
-func (c *Cluster) DeploymentPods(namespace, name string) []store.Pod {
-	var out []store.Pod
+func (c *Cluster) DeploymentPods(namespace, name string) []state.Pod {
+	var out []state.Pod
 	for _, p := range c.Pods() {
 		if p.Namespace == namespace && p.Deployment == name && !p.Terminating {
 			out = append(out, p)

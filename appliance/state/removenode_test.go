@@ -1,7 +1,9 @@
-package store
+package state_test
 
 import (
 	"bytes"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"testing"
 )
 
@@ -9,14 +11,14 @@ import (
 // and the state before the batch alone, and refuses a node it lacks.
 func TestApplyRemoveNode(t *testing.T) {
 	t.Parallel()
-	before := cluster(t)
-	mustApply(t, before, NewCommand(CmdRegisterNode, Node{Name: "../../etc"}),
-		NewCommand(CmdCreatePod, testPod("ns", "c")), NewCommand(CmdBindPod, PodBinding{Key: "ns/c", NodeName: "n2"}))
-	want := encoded(t, before)
+	before := statetest.Cluster(t)
+	statetest.MustApply(t, before, state.NewCommand(state.CmdRegisterNode, state.Node{Name: "../../etc"}),
+		state.NewCommand(state.CmdCreatePod, statetest.Pod("ns", "c")), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "ns/c", NodeName: "n2"}))
+	want := statetest.Encoded(t, before)
 
 	s := *before
-	mustApply(t, &s, NewCommand(CmdRemoveNode, NodeRef{Name: "n1"}), NewCommand(CmdRemoveNode, NodeRef{Name: "../../etc"}))
-	if !bytes.Equal(want, encoded(t, before)) {
+	statetest.MustApply(t, &s, state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: "n1"}), state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: "../../etc"}))
+	if !bytes.Equal(want, statetest.Encoded(t, before)) {
 		t.Fatal("removing a node changed the state it started from")
 	}
 	if _, ok := s.Nodes["n1"]; ok || len(s.Nodes) != 1 || s.Nodes["n2"] == nil {
@@ -28,9 +30,9 @@ func TestApplyRemoveNode(t *testing.T) {
 	if s.Pods.Get("ns/b") == nil || s.Pods.Get("ns/c") == nil {
 		t.Errorf("pods of other nodes, or of none, were removed: %v", s.Pods)
 	}
-	mustReject(t, &s, `no node "n1"`, NewCommand(CmdRemoveNode, NodeRef{Name: "n1"}))
+	statetest.MustReject(t, &s, `no node "n1"`, state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: "n1"}))
 	// Its pod CIDR is free again.
-	mustApply(t, &s, NewCommand(CmdRegisterNode, Node{Name: "n4"}))
+	statetest.MustApply(t, &s, state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n4"}))
 	if got := s.Nodes["n4"].PodCIDR; got != before.Nodes["n1"].PodCIDR {
 		t.Errorf("a new node got %s, want the removed node's %s", got, before.Nodes["n1"].PodCIDR)
 	}

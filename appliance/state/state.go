@@ -1,16 +1,16 @@
 // Package store is berth's replicated state: a Raft FSM (hashicorp/raft with
 // raft-boltdb) whose only inputs are the typed commands below. Everything
 // else in berth reads a State snapshot, decides, and proposes commands.
-package store
+package state
 
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/berth/berth/schemas/diag"
 	"net/netip"
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
-	"github.com/berth/berth/schemas"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -100,13 +100,13 @@ const (
 
 // Revision is one commit of the config repository and what it asked for.
 type Revision struct {
-	Commit      string               `json:"commit"`
-	Author      string               `json:"author"`
-	Message     string               `json:"message"`
-	Time        time.Time            `json:"time"`
-	Status      RevisionStatus       `json:"status"`
-	Diagnostics []schemas.Diagnostic `json:"diagnostics,omitempty"`
-	Objects     []Object             `json:"objects,omitempty"`
+	Commit      string            `json:"commit"`
+	Author      string            `json:"author"`
+	Message     string            `json:"message"`
+	Time        time.Time         `json:"time"`
+	Status      RevisionStatus    `json:"status"`
+	Diagnostics []diag.Diagnostic `json:"diagnostics,omitempty"`
+	Objects     []Object          `json:"objects,omitempty"`
 	// HistoryLimit is how many revisions the state keeps once this one is
 	// recorded (0: DefaultRevisionHistory). It travels in the entry, so
 	// every member trims the same way whatever its own flags say.
@@ -217,6 +217,13 @@ func (s *State) Current() *Revision {
 		}
 	}
 	return nil
+}
+
+// New is an empty state, ready for Apply and readers.
+func New() *State {
+	s := &State{}
+	s.init()
+	return s
 }
 
 func (s *State) init() {
