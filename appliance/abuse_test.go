@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/apiserver"
 	"github.com/berth/berth/appliance/httpserve"
 )
 
@@ -180,7 +181,7 @@ func TestAbuse(t *testing.T) {
 			if i%2 == 0 {
 				io.WriteString(c, "GET /v1/nodes HTTP/1.1\r\nHost: x\r\nX-Slow: ") // headers never end
 			} else {
-				fmt.Fprintf(c, "POST /v1/webhook HTTP/1.1\r\nHost: x\r\n%s: sha256=00\r\nContent-Length: 1000000\r\n\r\n{", api.BerthSignatureHeader)
+				fmt.Fprintf(c, "POST /v1/webhook HTTP/1.1\r\nHost: x\r\n%s: sha256=00\r\nContent-Length: 1000000\r\n\r\n{", apiserver.BerthSignatureHeader)
 			}
 		}
 		defer func() {
@@ -243,7 +244,7 @@ func TestAbuse(t *testing.T) {
 				defer wg.Done()
 				// Signed webhook bodies over the cap: hashed as they stream
 				// (or cut by the read timeout), never held.
-				codes <- fmt.Sprint("webhook ", huge("POST", "/v1/webhook", 26<<20, map[string]string{api.GitHubSignatureHeader: "sha256=00"}))
+				codes <- fmt.Sprint("webhook ", huge("POST", "/v1/webhook", 26<<20, map[string]string{apiserver.GitHubSignatureHeader: "sha256=00"}))
 			}()
 			go func() {
 				defer wg.Done()

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"maps"
 	"net"
@@ -26,9 +25,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/apiserver"
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/gitops"
 	"github.com/berth/berth/reconcile"
@@ -70,12 +71,12 @@ type Config struct {
 	ServiceCIDR     netip.Prefix
 	NodeTimeouts    reconcile.NodeTimeouts
 	Logger          *slog.Logger
-	// Host and Power are the appliance image's (see api.Config).
+	// Host and Power are the appliance image's (see apiserver.Config).
 	Host  *api.HostStatus
 	Power func(action string) error
 
 	// WebhookSecret checks the push webhook's calls; WebhookAllowUnsigned
-	// accepts calls that carry no signature (see api.WebhookConfig).
+	// accepts calls that carry no signature (see apiserver.WebhookConfig).
 	WebhookSecret        []byte
 	WebhookAllowUnsigned bool
 	// HTTPLimits bound the API's connections; zero fields take
@@ -395,13 +396,13 @@ func (m *Master) serve(ctx context.Context) error {
 		return err
 	}
 	heartbeats := &reconcile.Heartbeats{}
-	webhook := api.WebhookConfig{Secret: cfg.WebhookSecret, AllowUnsigned: cfg.WebhookAllowUnsigned}
+	webhook := apiserver.WebhookConfig{Secret: cfg.WebhookSecret, AllowUnsigned: cfg.WebhookAllowUnsigned}
 	if m.syncer != nil {
 		// Git hosts' push webhooks trigger a fetch; the fetch itself
 		// decides what changed, so the payload is never read.
 		webhook.Trigger = m.syncer.Trigger
 	}
-	handler := api.NewServer(api.Config{
+	handler := apiserver.NewServer(apiserver.Config{
 		Backend: backend{st, m}, Heartbeats: heartbeats, Logger: cfg.Logger,
 		Sync: m.syncStatus, Host: cfg.Host, Power: cfg.Power, Cluster: cluster{m},
 		PeerTLS: m.peers.Transport.(*http.Transport).TLSClientConfig,

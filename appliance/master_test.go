@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 )
 
 func git(t *testing.T, dir string, args ...string) {

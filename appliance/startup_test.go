@@ -2,13 +2,13 @@ package appliance
 
 import (
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 )
 
 // A start that fails after the store is open closes it: the appliance

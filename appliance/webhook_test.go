@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/apiserver"
 )
 
 // The master's webhook refuses an unsigned call (which once triggered a
@@ -45,13 +46,13 @@ func TestMasterWebhookNeedsSignature(t *testing.T) {
 			t.Fatalf("unsigned webhook call: %d, want 401", code)
 		}
 	}
-	if code := post(api.GitLabTokenHeader, "wrong"); code != http.StatusUnauthorized {
+	if code := post(apiserver.GitLabTokenHeader, "wrong"); code != http.StatusUnauthorized {
 		t.Fatalf("wrong GitLab token: %d, want 401", code)
 	}
 	if revs, _ := c.Revisions(ctx); len(revs) != 1 {
 		t.Fatalf("refused calls synced: %d revisions", len(revs))
 	}
-	if code := post(api.GitLabTokenHeader, "hook"); code != http.StatusAccepted {
+	if code := post(apiserver.GitLabTokenHeader, "hook"); code != http.StatusAccepted {
 		t.Fatalf("GitLab token: %d, want 202", code)
 	}
 	eventually(t, "the pushed commit, synced by the signed call", func() bool {

@@ -3,11 +3,11 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"maps"
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
 )
 

@@ -2,7 +2,6 @@ package gitops
 
 import (
 	"encoding/json"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
 )
 

@@ -3,7 +3,6 @@ package gitops
 import (
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas"
 )
 

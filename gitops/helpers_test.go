@@ -2,7 +2,6 @@ package gitops
 
 import (
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
 )
 

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/schemas/diag"
 	"log/slog"
 	"os"
 	"strings"
@@ -15,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/diag"
 )
 
 // Proposer commits a batch of commands to the replicated log and returns its

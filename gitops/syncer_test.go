@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/schemas/diag"
 	"maps"
 	"os"
 	"os/exec"
@@ -17,6 +15,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/schemas/diag"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"

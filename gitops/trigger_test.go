@@ -2,9 +2,10 @@ package gitops
 
 import (
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"testing"
 	"time"
+
+	"github.com/berth/berth/appliance/state"
 )
 
 // gatedStore holds the first proposal until the test opens the gate, so

@@ -4,13 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"maps"
 	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

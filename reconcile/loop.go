@@ -4,11 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/berth/berth/appliance/state"
 )
 
 // Store is what the controllers need of the replicated store.

@@ -3,52 +3,22 @@ package reconcile
 import (
 	"bytes"
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"github.com/berth/berth/schemas/objects"
 )
-
-// memStore is a Store without Raft: Propose applies through state.Apply.
-type memStore struct {
-	mu       sync.Mutex
-	s        state.State
-	proposed [][]state.Command
-}
-
-func (m *memStore) State() *state.State {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.s
-	return &s
-}
-
-func (m *memStore) Wait(ctx context.Context, after uint64) (uint64, error) {
-	<-ctx.Done()
-	return after, ctx.Err()
-}
-
-func (m *memStore) Propose(_ context.Context, batch []state.Command) (uint64, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.proposed = append(m.proposed, batch)
-	if err := state.Apply(&m.s, batch); err != nil {
-		return 0, err
-	}
-	m.s.Index++
-	return m.s.Index, nil
-}
 
 // TestUndecodableRevisionStillRunsNodeController: a revision that cannot
 // be decoded stops the controllers that read it, not the node controller
 // (which does not), and a Loop without a Logger does not panic.
 func TestUndecodableRevisionStillRunsNodeController(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	m := &memStore{}
+	m := statetest.NewStore()
 	n := node("n1")
 	n.Ready = true
 	bad := state.Revision{Commit: "bad", Status: state.RevisionApplied, Objects: []state.Object{{
@@ -68,7 +38,7 @@ func TestUndecodableRevisionStillRunsNodeController(t *testing.T) {
 	// No heartbeat since t0 and now far past the grace period.
 	l.pass(context.Background(), t0, func() time.Time { return t0.Add(time.Hour) })
 	if m.State().Nodes["n1"].Ready {
-		t.Fatalf("node n1 is still Ready: the node controller did not run (proposed %d batches)", len(m.proposed)-1)
+		t.Fatalf("node n1 is still Ready: the node controller did not run (proposed %d batches)", len(m.Proposed())-1)
 	}
 }
 
@@ -76,7 +46,7 @@ func TestUndecodableRevisionStillRunsNodeController(t *testing.T) {
 // refuse proposes nothing, however often it runs, and the refusal is
 // logged once; the loop goes on proposing batches that apply.
 func TestRefusedBatchIsNeverWritten(t *testing.T) {
-	m := &memStore{}
+	m := statetest.NewStore()
 	var logs bytes.Buffer
 	l := &Loop{Store: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	bad := controller{"bad", false, func(*state.State, *Desired) []state.Command {
@@ -85,8 +55,8 @@ func TestRefusedBatchIsNeverWritten(t *testing.T) {
 	for range 3 {
 		l.control(context.Background(), bad)
 	}
-	if len(m.proposed) != 0 {
-		t.Fatalf("a batch that cannot apply was proposed %d times", len(m.proposed))
+	if len(m.Proposed()) != 0 {
+		t.Fatalf("a batch that cannot apply was proposed %d times", len(m.Proposed()))
 	}
 	if n := strings.Count(logs.String(), "controller command refused"); n != 1 {
 		t.Fatalf("the refusal was logged %d times, want once:\n%s", n, logs.String())
@@ -95,7 +65,7 @@ func TestRefusedBatchIsNeverWritten(t *testing.T) {
 		return []state.Command{state.NewCommand(state.CmdRegisterNode, node("n1"))}
 	}}
 	l.control(context.Background(), good)
-	if len(m.proposed) != 1 || m.State().Nodes["n1"] == nil {
-		t.Fatalf("a batch that applies was not proposed: %d proposals", len(m.proposed))
+	if len(m.Proposed()) != 1 || m.State().Nodes["n1"] == nil {
+		t.Fatalf("a batch that applies was not proposed: %d proposals", len(m.Proposed()))
 	}
 }

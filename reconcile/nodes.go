@@ -2,9 +2,10 @@ package reconcile
 
 import (
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"sort"
 	"time"
+
+	"github.com/berth/berth/appliance/state"
 )
 
 // NodeTimeouts are the node lifecycle's clocks.

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"net/netip"
 	"slices"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

@@ -2,12 +2,12 @@ package reconcile
 
 import (
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"maps"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

@@ -2,10 +2,10 @@ package reconcile
 
 import (
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"net/netip"
 	"sort"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
 	"math"
 	"regexp"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"cuelang.org/go/cue/token"
+	"github.com/berth/berth/schemas/diag"
 	"go.yaml.in/yaml/v3"
 )
 

@@ -3,7 +3,6 @@ package schemas
 import (
 	"encoding/json"
 	stderrors "errors"
-	"github.com/berth/berth/schemas/diag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +14,7 @@ import (
 	"cuelang.org/go/cue/cuecontext"
 	"cuelang.org/go/cue/errors"
 	cueyaml "cuelang.org/go/encoding/yaml"
+	"github.com/berth/berth/schemas/diag"
 	"go.yaml.in/yaml/v3"
 )
 

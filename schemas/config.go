@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
 	"io"
 	"io/fs"
 	"strings"
 	"sync/atomic"
 
+	"github.com/berth/berth/schemas/diag"
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
 )

@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
 	"strconv"
 	"strings"
 
@@ -12,6 +11,7 @@ import (
 	"cuelang.org/go/cue/errors"
 	"cuelang.org/go/cue/parser"
 	"cuelang.org/go/cue/token"
+	"github.com/berth/berth/schemas/diag"
 	"go.yaml.in/yaml/v3"
 )
 

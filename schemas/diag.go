@@ -1,8 +1,9 @@
 package schemas
 
 import (
-	"github.com/berth/berth/schemas/diag"
 	"sort"
+
+	"github.com/berth/berth/schemas/diag"
 )
 
 // sortDiagnostics orders by file, line, column, then message, so output is

@@ -3,12 +3,13 @@ package schemas
 import (
 	"errors"
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/berth/berth/schemas/diag"
 )
 
 // gate reads the files of one directory argument (the repository) through

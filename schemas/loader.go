@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
-	"github.com/berth/berth/schemas/objects"
 	"io"
 	"io/fs"
 	"os"
@@ -20,6 +18,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/berth/berth/schemas/diag"
+	"github.com/berth/berth/schemas/objects"
 	goyaml "github.com/goccy/go-yaml"
 	goyamlparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"

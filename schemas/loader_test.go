@@ -3,12 +3,13 @@ package schemas
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
-	"github.com/berth/berth/schemas/objects"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth/berth/schemas/diag"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // writeRepo lays out files (path -> content) under a fresh directory.

@@ -3,13 +3,13 @@ package schemas
 import (
 	"encoding/base64"
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
-	"github.com/berth/berth/schemas/objects"
 	"net/netip"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/berth/berth/schemas/diag"
+	"github.com/berth/berth/schemas/objects"
 	"go.yaml.in/yaml/v3"
 )
 

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"net/http"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
 )
 

@@ -27,7 +27,7 @@ type Config struct {
 	// disk: the kernel command line is readable by every process.
 	RepoUsername string `yaml:"repo-username"`
 	RepoPassword string `yaml:"repo-password"`
-	// WebhookSecret checks the push webhook's calls (see api.WebhookConfig);
+	// WebhookSecret checks the push webhook's calls (see apiserver.WebhookConfig);
 	// like the password, it belongs on the config disk. WebhookAllowUnsigned
 	// accepts calls without a signature.
 	WebhookSecret        string `yaml:"webhook-secret"`

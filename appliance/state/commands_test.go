@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/appliance/state/statetest"
-	"github.com/berth/berth/schemas/diag"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,6 +11,9 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
+	"github.com/berth/berth/schemas/diag"
 	"github.com/berth/berth/schemas/objects"
 )
 

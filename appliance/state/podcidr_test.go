@@ -3,10 +3,11 @@ package state_test
 import (
 	"bytes"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/appliance/state/statetest"
 	"net/netip"
 	"testing"
+
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 )
 
 // TestPodCIDRsRunOutClearly: every node of the pod range gets a valid,

@@ -212,7 +212,7 @@ func (w *podWriter) put(p *Pod) {
 		w.n++
 	}
 	if err := w.txn.Insert(podsTable, p); err != nil {
-		panic(fmt.Sprintf("store: inserting pod %s: %v", p.Key(), err)) // the indexers take every pod
+		panic(fmt.Sprintf("state: inserting pod %s: %v", p.Key(), err)) // the indexers take every pod
 	}
 }
 
@@ -223,7 +223,7 @@ func (w *podWriter) delete(key string) {
 		return
 	}
 	if err := w.txn.Delete(podsTable, old); err != nil {
-		panic(fmt.Sprintf("store: deleting pod %s: %v", key, err))
+		panic(fmt.Sprintf("state: deleting pod %s: %v", key, err))
 	}
 	w.n--
 }

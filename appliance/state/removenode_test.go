@@ -2,9 +2,10 @@ package state_test
 
 import (
 	"bytes"
+	"testing"
+
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/state/statetest"
-	"testing"
 )
 
 // Removing a node removes it and the pods bound to it, leaves the others

@@ -6,11 +6,11 @@ package state
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
 	"net/netip"
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/schemas/diag"
 	"github.com/berth/berth/schemas/objects"
 )
 

@@ -9,10 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"os"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/hashicorp/raft"
 )
 

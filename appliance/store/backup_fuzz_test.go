@@ -5,11 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/appliance/state/statetest"
 	"io"
 	"os"
 	"testing"
+
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 )
 
 // backupFile frames state as SaveSnapshot does: header, state, checksum.

@@ -11,8 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/appliance/state/statetest"
 	"log/slog"
 	"math/big"
 	"net"
@@ -21,6 +19,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 )
 
 // testCA is a throwaway cluster CA.

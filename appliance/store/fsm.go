@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"sync/atomic"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/hashicorp/raft"
 )
 

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/appliance/state/statetest"
 	"io"
 	"strings"
 	"testing"
@@ -13,6 +11,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 )
 
 // applyLog feeds one log entry to f as raft would and returns its response.

@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"strings"
 	"testing"
+
+	"github.com/berth/berth/appliance/state"
 )
 
 // A member that meets a command it does not know (a newer leader's) stops

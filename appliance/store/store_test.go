@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/appliance/state/statetest"
 	"io"
 	"log/slog"
 	"os"
@@ -21,6 +19,8 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 )
 
 func testConfig(dir string, bootstrap bool) Config {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/berth/berth/appliance"
+	"github.com/berth/berth/appliance/state"
 )
 
 // `berth delete node` removes a node through a real master, the one

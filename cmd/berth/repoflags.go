@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"os"
 	"strings"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/appliance"
+	"github.com/berth/berth/appliance/state"
 )
 
 // repoFlags say which config repository a master follows, for `berth

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/runtime"
 )
 

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

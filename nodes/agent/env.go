@@ -6,12 +6,12 @@ package agent
 import (
 	"encoding/base64"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"maps"
 	"regexp"
 	"slices"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

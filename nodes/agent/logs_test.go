@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"

@@ -3,11 +3,12 @@ package agent
 import (
 	"bufio"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"os"
 	goruntime "runtime"
 	"strconv"
 	"strings"
+
+	"github.com/berth/berth/appliance/state"
 )
 
 // NodeInfo describes this machine for registration: its capacity (all

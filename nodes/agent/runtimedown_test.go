@@ -3,13 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"
 )

@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/containerd/containerd/errdefs"
 
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/names"
 )

@@ -2,13 +2,13 @@ package agent
 
 import (
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"
 )

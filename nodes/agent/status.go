@@ -2,11 +2,11 @@ package agent
 
 import (
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"strings"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/runtime"
 )

@@ -3,9 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,8 +12,10 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/apiserver"
 	"github.com/berth/berth/appliance/auth"
-	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -62,26 +62,11 @@ func TestStatusHidesDataDir(t *testing.T) {
 // an admin token.
 type testMaster struct {
 	*api.Client
-	st *store.Store
+	st *statetest.Store
 }
 
 func newMaster(t *testing.T) *testMaster {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	st, err := store.Open(store.Config{DataDir: t.TempDir(), NodeID: "m0", BindAddr: addr, Bootstrap: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !st.IsLeader(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader after 10s")
-		}
-	}
+	st := statetest.NewStore()
 	const secret = "abcdef.0123456789abcdef"
 	tok, err := auth.FromSecret(secret, auth.RoleAdmin, "test", time.Now())
 	if err != nil {
@@ -91,7 +76,7 @@ func newMaster(t *testing.T) *testMaster {
 	if err := m.propose(state.NewCommand(state.CmdAddToken, tok)); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.NewServer(api.Config{Backend: st, Heartbeats: &reconcile.Heartbeats{}}))
+	srv := httptest.NewServer(apiserver.NewServer(apiserver.Config{Backend: st, Heartbeats: &reconcile.Heartbeats{}}))
 	t.Cleanup(srv.Close)
 	m.Client = api.NewClient(srv.URL, secret)
 	return m

@@ -2,12 +2,12 @@ package agent
 
 import (
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 

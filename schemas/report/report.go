@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"github.com/berth/berth/schemas/diag"
 	"io"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/diag"
 )
 
 // Formats lists the names Write accepts.

@@ -2,7 +2,6 @@ package report
 
 import (
 	"encoding/json"
-	"github.com/berth/berth/schemas/diag"
 	"io"
 	"net/url"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/diag"
 )
 
 // SARIF 2.1.0, as GitHub code scanning and most security dashboards read it.

@@ -3,10 +3,10 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/berth/berth/schemas/diag"
 	"testing"
 
 	"github.com/berth/berth/schemas"
+	"github.com/berth/berth/schemas/diag"
 )
 
 // SARIF file locations are URI references: a file name with a space, # or %

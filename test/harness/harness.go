@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -25,7 +24,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/apiserver"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/images"
 )
 
@@ -291,7 +292,7 @@ func webhookRequest(ctx context.Context, base string) *http.Request {
 	body := []byte(`{"ref": "refs/heads/main"}`)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/webhook", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(api.BerthSignatureHeader, api.Signature([]byte(webhookSecret), body))
+	req.Header.Set(apiserver.BerthSignatureHeader, api.Signature([]byte(webhookSecret), body))
 	return req
 }
 

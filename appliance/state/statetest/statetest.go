@@ -4,10 +4,13 @@ package statetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +145,66 @@ func fill(v reflect.Value) {
 	default:
 		panic("fill: add a case for " + v.Type().String())
 	}
+}
+
+// Store is the replicated store without Raft, for tests of what reads and
+// proposes (the API server, the controller loop, agents), as hashicorp/raft's
+// InmemStore stands in for its log: Propose applies a batch through the same
+// state.Apply, each applied batch is one index, and Wait blocks until the
+// index passes.
+type Store struct {
+	mu       sync.Mutex
+	s        *state.State
+	changed  chan struct{}
+	proposed [][]state.Command
+}
+
+// NewStore is an empty in-memory store.
+func NewStore() *Store { return &Store{s: state.New(), changed: make(chan struct{})} }
+
+// State is the current state; callers must not change it.
+func (m *Store) State() *state.State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.s
+}
+
+// Wait returns once the index is past after, or when ctx ends.
+func (m *Store) Wait(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		m.mu.Lock()
+		index, changed := m.s.Index, m.changed
+		m.mu.Unlock()
+		if index > after {
+			return index, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return index, ctx.Err()
+		}
+	}
+}
+
+// Propose applies batch whole or not at all, as the FSM does.
+func (m *Store) Propose(_ context.Context, batch []state.Command) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.proposed = append(m.proposed, batch)
+	next := *m.s // Apply copies what it changes, so m.s stays as readers saw it
+	if err := state.Apply(&next, batch); err != nil {
+		return 0, err
+	}
+	next.Index++
+	m.s = &next
+	close(m.changed)
+	m.changed = make(chan struct{})
+	return next.Index, nil
+}
+
+// Proposed is every batch proposed so far, refused ones included.
+func (m *Store) Proposed() [][]state.Command {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.proposed)
 }

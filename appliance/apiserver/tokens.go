@@ -1,41 +1,23 @@
-package api
+package apiserver
 
 import (
-	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/state"
 )
-
-// TokenRequest asks for a new token.
-type TokenRequest struct {
-	Role        auth.Role `json:"role"`
-	Description string    `json:"description,omitempty"`
-	// TTL is how long the token is valid, e.g. "24h", or "0" for until
-	// revoked (kubeadm's --ttl 0); empty: the role's default (auth.DefaultLimits).
-	TTL string `json:"ttl,omitempty"`
-	// Uses is how many joins a join token allows, 0 for any number;
-	// absent: the role's default (one for master-join, any number for
-	// agent-join).
-	Uses *int `json:"uses,omitempty"`
-}
-
-// NewToken is a created token: Secret is shown this once and never kept.
-type NewToken struct {
-	Secret string     `json:"secret"`
-	Token  auth.Token `json:"token"`
-}
 
 // maxDescription bounds a token's description, which `berth token list`
 // prints in a table.
 const maxDescription = 200
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-	var req TokenRequest
+	var req api.TokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
@@ -65,7 +47,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, st *state.S
 	}
 	t.Hash = ""
 	s.cfg.Logger.Info("token created", "id", t.ID, "role", t.Role, "expires", t.Expires, "uses", t.Uses, "by", identityOf(r).Name)
-	return NewToken{Secret: secret, Token: t}, nil
+	return api.NewToken{Secret: secret, Token: t}, nil
 }
 
 // listTokens lists tokens without their hashes.

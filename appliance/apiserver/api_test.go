@@ -1,12 +1,10 @@
-package api
+package apiserver
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,29 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
-	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/appliance/state/statetest"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/objects"
 )
 
-// newBackend is a real one-master Raft store in a temporary directory,
-// holding the admin token token and the read-only token readOnly.
-func newBackend(t testing.TB) *store.Store {
-	dir := t.TempDir()
-	st, err := store.Open(store.Config{DataDir: dir, NodeID: "m0", BindAddr: freeAddr(t), Bootstrap: true,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !st.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader after 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// newBackend is an in-memory store holding the admin token token and the
+// read-only token readOnly.
+func newBackend(t testing.TB) *statetest.Store {
+	st := statetest.NewStore()
 	var cmds []state.Command
 	for secret, role := range map[string]auth.Role{token: auth.RoleAdmin, readOnly: auth.RoleReadOnly} {
 		tok, err := auth.FromSecret(secret, role, "test", time.Now())
@@ -67,18 +54,18 @@ const (
 	readOnly = "rdonly.0123456789abcdef"
 )
 
-func newTestAPI(t *testing.T) (*Client, *store.Store) {
+func newTestAPI(t *testing.T) (*api.Client, *statetest.Store) {
 	b := newBackend(t)
 	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}}))
 	t.Cleanup(srv.Close)
-	return NewClient(srv.URL, token), b
+	return api.NewClient(srv.URL, token), b
 }
 
 func TestAuth(t *testing.T) {
 	c, _ := newTestAPI(t)
-	bad := NewClient(c.Server(), "wrong")
+	bad := api.NewClient(c.Server(), "wrong")
 	_, err := bad.Status(context.Background())
-	var e *Error
+	var e *api.Error
 	if !errors.As(err, &e) || e.Code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %v", err)
 	}
@@ -120,8 +107,8 @@ func TestMalformedRequests(t *testing.T) {
 			t.Errorf("%s %s %s: %d %s, want 400 with %q", tc.method, tc.path, tc.body, resp.StatusCode, body.String(), tc.want)
 		}
 	}
-	var e *Error
-	if err := c.Heartbeat(context.Background(), "ghost", Heartbeat{}); !errors.As(err, &e) || e.Code != http.StatusNotFound {
+	var e *api.Error
+	if err := c.Heartbeat(context.Background(), "ghost", api.Heartbeat{}); !errors.As(err, &e) || e.Code != http.StatusNotFound {
 		t.Errorf("heartbeat of unknown node: %v", err)
 	}
 }
@@ -159,13 +146,13 @@ func TestAgentFlow(t *testing.T) {
 		}
 	}
 	a, idx, err = c.NodePods(ctx, "n1", nil)
-	if want := []PodRoute{{Node: "n2", PodCIDR: b.State().Nodes["n2"].PodCIDR, Via: "10.0.0.2"}}; err != nil || !reflect.DeepEqual(a.Routes, want) {
+	if want := []api.PodRoute{{Node: "n2", PodCIDR: b.State().Nodes["n2"].PodCIDR, Via: "10.0.0.2"}}; err != nil || !reflect.DeepEqual(a.Routes, want) {
 		t.Fatalf("routes %+v %v, want %+v", a.Routes, err, want)
 	}
 	// A blocking query returns when the state moves past the index...
-	done := make(chan NodeAssignment)
+	done := make(chan api.NodeAssignment)
 	go func() {
-		a, _, _ := c.NodePods(ctx, "n1", &Watch{Index: idx, Wait: 10 * time.Second})
+		a, _, _ := c.NodePods(ctx, "n1", &api.Watch{Index: idx, Wait: 10 * time.Second})
 		done <- a
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -182,7 +169,7 @@ func TestAgentFlow(t *testing.T) {
 	}
 	// ...and after the wait when nothing changes.
 	start := time.Now()
-	if _, _, err := c.NodePods(ctx, "n1", &Watch{Index: idx + 10, Wait: 200 * time.Millisecond}); err != nil || time.Since(start) < 200*time.Millisecond {
+	if _, _, err := c.NodePods(ctx, "n1", &api.Watch{Index: idx + 10, Wait: 200 * time.Millisecond}); err != nil || time.Since(start) < 200*time.Millisecond {
 		t.Fatalf("wait timeout: %v after %v", err, time.Since(start))
 	}
 
@@ -217,14 +204,14 @@ func readBody(w *strings.Builder, resp *http.Response) (int64, error) {
 func TestClientFailover(t *testing.T) {
 	good, _ := newTestAPI(t)
 	dead := "http://" + freeAddr(t) // nothing listens there any more
-	c := NewClient(dead+", "+good.Server()+"/", token)
+	c := api.NewClient(dead+", "+good.Server()+"/", token)
 	if _, err := c.Status(context.Background()); err != nil {
 		t.Fatalf("failover: %v", err)
 	}
 	if c.Server() != good.Server() {
 		t.Errorf("client talks to %s, want the live master %s", c.Server(), good.Server())
 	}
-	all := NewClient(dead+","+"http://"+freeAddr(t), token)
+	all := api.NewClient(dead+","+"http://"+freeAddr(t), token)
 	if _, err := all.Status(context.Background()); err == nil {
 		t.Error("no master answers, yet Status succeeded")
 	}
@@ -258,7 +245,7 @@ func TestClientLeavesASilentMaster(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c := NewClient("http://"+silent.Addr().String()+","+good.Server(), token, WithAnswerTimeout(200*time.Millisecond))
+	c := api.NewClient("http://"+silent.Addr().String()+","+good.Server(), token, api.WithAnswerTimeout(200*time.Millisecond))
 	start := time.Now()
 	if _, err := c.Status(ctx); err != nil {
 		t.Fatalf("with a silent master first: %v", err)
@@ -272,7 +259,7 @@ func TestClientLeavesASilentMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	if _, _, err := c.Pods(ctx, "", &Watch{Index: index, Wait: time.Second}); err != nil || time.Since(start) < 900*time.Millisecond {
+	if _, _, err := c.Pods(ctx, "", &api.Watch{Index: index, Wait: time.Second}); err != nil || time.Since(start) < 900*time.Millisecond {
 		t.Errorf("a 1 s blocking query with a 200 ms answer timeout: %v after %s", err, time.Since(start))
 	}
 }
@@ -287,21 +274,21 @@ func TestHeartbeatProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := func() *state.Node { return b.State().Nodes["n1"] }
-	if err := c.Heartbeat(ctx, "n1", Heartbeat{}); err != nil || !node().Ready {
+	if err := c.Heartbeat(ctx, "n1", api.Heartbeat{}); err != nil || !node().Ready {
 		t.Fatalf("plain heartbeat: %v, ready %v", err, node().Ready)
 	}
-	if err := c.Heartbeat(ctx, "n1", Heartbeat{Problem: "container runtime is down"}); err != nil || node().Ready || node().Reason != "container runtime is down" {
+	if err := c.Heartbeat(ctx, "n1", api.Heartbeat{Problem: "container runtime is down"}); err != nil || node().Ready || node().Reason != "container runtime is down" {
 		t.Fatalf("heartbeat with a problem: %v, %+v", err, node())
 	}
 	index := b.State().Index
-	if err := c.Heartbeat(ctx, "n1", Heartbeat{Problem: "container runtime is down"}); err != nil || b.State().Index != index {
+	if err := c.Heartbeat(ctx, "n1", api.Heartbeat{Problem: "container runtime is down"}); err != nil || b.State().Index != index {
 		t.Fatalf("the same problem again was written again (index %d -> %d): %v", index, b.State().Index, err)
 	}
-	var e *Error
-	if err := c.Heartbeat(ctx, "n1", Heartbeat{Problem: strings.Repeat("x", maxProblem+1)}); !errors.As(err, &e) || e.Code != http.StatusBadRequest {
+	var e *api.Error
+	if err := c.Heartbeat(ctx, "n1", api.Heartbeat{Problem: strings.Repeat("x", maxProblem+1)}); !errors.As(err, &e) || e.Code != http.StatusBadRequest {
 		t.Fatalf("an over-long problem: %v", err)
 	}
-	if err := c.Heartbeat(ctx, "n1", Heartbeat{}); err != nil || !node().Ready || node().Reason != "" {
+	if err := c.Heartbeat(ctx, "n1", api.Heartbeat{}); err != nil || !node().Ready || node().Reason != "" {
 		t.Fatalf("heartbeat without a problem: %v, %+v", err, node())
 	}
 }
@@ -322,7 +309,7 @@ func TestWatchWakesOnlyForItsOwnAnswer(t *testing.T) {
 		state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 		t.Fatal(err)
 	}
-	_, index, err := c.NodePods(ctx, "n1", &Watch{Index: 0, Wait: time.Second})
+	_, index, err := c.NodePods(ctx, "n1", &api.Watch{Index: 0, Wait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +320,7 @@ func TestWatchWakesOnlyForItsOwnAnswer(t *testing.T) {
 		b.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: "default/p1", Status: state.PodStatus{Phase: state.PodRunning}})})
 	}()
 	start := time.Now()
-	a, _, err := c.NodePods(ctx, "n1", &Watch{Index: index, Wait: 5 * time.Second})
+	a, _, err := c.NodePods(ctx, "n1", &api.Watch{Index: index, Wait: 5 * time.Second})
 	took := time.Since(start)
 	if err != nil || len(a.Pods) != 1 || a.Pods[0].Status.Phase != state.PodRunning {
 		t.Fatalf("the watch answered after %s with %+v (%v), want the pod's new status", took, a, err)

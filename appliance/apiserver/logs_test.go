@@ -1,8 +1,7 @@
-package api
+package apiserver
 
 import (
 	"context"
-	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/objects"
 )

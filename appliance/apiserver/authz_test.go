@@ -1,22 +1,23 @@
-package api
+package apiserver
 
 import (
 	"context"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/objects"
 )
 
 func code(err error) int {
-	var e *Error
+	var e *api.Error
 	if errors.As(err, &e) {
 		return e.Code
 	}
@@ -31,11 +32,11 @@ func code(err error) int {
 func TestRoles(t *testing.T) {
 	admin, _ := newTestAPI(t)
 	ctx := context.Background()
-	ro := NewClient(admin.Server(), readOnly)
+	ro := api.NewClient(admin.Server(), readOnly)
 	if _, _, err := ro.Pods(ctx, "", nil); err != nil {
 		t.Errorf("read-only GET /v1/pods: %v", err)
 	}
-	if _, err := ro.CreateToken(ctx, TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
+	if _, err := ro.CreateToken(ctx, api.TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
 		t.Errorf("read-only creating a token: %v, want 403", err)
 	}
 	if _, err := admin.RegisterNode(ctx, state.Node{Name: "n1"}); err != nil {
@@ -45,11 +46,11 @@ func TestRoles(t *testing.T) {
 		t.Errorf("read-only reading a node's pods and secrets: %v, want 403", err)
 	}
 
-	nt, err := admin.CreateToken(ctx, TokenRequest{Role: "read-only", Description: "ci"})
+	nt, err := admin.CreateToken(ctx, api.TokenRequest{Role: "read-only", Description: "ci"})
 	if err != nil || nt.Token.Hash != "" {
 		t.Fatalf("create token: %+v %v (the hash must not be sent)", nt, err)
 	}
-	fresh := NewClient(admin.Server(), nt.Secret)
+	fresh := api.NewClient(admin.Server(), nt.Secret)
 	if _, err := fresh.Status(ctx); err != nil {
 		t.Errorf("new token: %v", err)
 	}
@@ -59,15 +60,15 @@ func TestRoles(t *testing.T) {
 	if _, err := fresh.Status(ctx); code(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("revoked token: %v, want 401 revoked", err)
 	}
-	short, err := admin.CreateToken(ctx, TokenRequest{Role: "read-only", TTL: "50ms"})
+	short, err := admin.CreateToken(ctx, api.TokenRequest{Role: "read-only", TTL: "50ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if _, err := NewClient(admin.Server(), short.Secret).Status(ctx); code(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "expired") {
+	if _, err := api.NewClient(admin.Server(), short.Secret).Status(ctx); code(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired token: %v, want 401 expired", err)
 	}
-	if _, err := admin.CreateToken(ctx, TokenRequest{Role: "root"}); code(err) != http.StatusBadRequest {
+	if _, err := admin.CreateToken(ctx, api.TokenRequest{Role: "root"}); code(err) != http.StatusBadRequest {
 		t.Errorf("unknown role: %v, want 400", err)
 	}
 	list, err := admin.Tokens(ctx)
@@ -100,7 +101,7 @@ func TestAgentCertificates(t *testing.T) {
 	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	client := func(name string) *Client {
+	client := func(name string) *api.Client {
 		cert, key, err := ca.IssueServer(name, []string{pki.OrgNodes}, []string{"127.0.0.1"}, time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -109,12 +110,12 @@ func TestAgentCertificates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return NewClient(srv.URL, "", WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}}))
+		return api.NewClient(srv.URL, "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}}))
 	}
 	n1, n2 := client("n1"), client("n2")
 	ctx := context.Background()
-	for _, c := range []*Client{n1, n2} {
-		name := map[*Client]string{n1: "n1", n2: "n2"}[c]
+	for _, c := range []*api.Client{n1, n2} {
+		name := map[*api.Client]string{n1: "n1", n2: "n2"}[c]
 		if _, err := c.RegisterNode(ctx, state.Node{Name: name}); err != nil {
 			t.Fatalf("register %s: %v", name, err)
 		}
@@ -157,13 +158,13 @@ func TestAgentCertificates(t *testing.T) {
 	if err := n1.SetPodStatus(ctx, "default", "p1", state.PodStatus{Phase: state.PodRunning}); err != nil {
 		t.Errorf("n1 reporting its own pod: %v", err)
 	}
-	if err := n1.Heartbeat(ctx, "n2", Heartbeat{}); code(err) != http.StatusForbidden {
+	if err := n1.Heartbeat(ctx, "n2", api.Heartbeat{}); code(err) != http.StatusForbidden {
 		t.Errorf("n1 heartbeating for n2: %v, want 403", err)
 	}
 	if _, _, err := n1.Services(ctx, nil); err != nil {
 		t.Errorf("agent reading services for its proxy: %v", err)
 	}
-	if _, err := n1.CreateToken(ctx, TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
+	if _, err := n1.CreateToken(ctx, api.TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
 		t.Errorf("agent creating a token: %v, want 403", err)
 	}
 }

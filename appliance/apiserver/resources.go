@@ -1,8 +1,6 @@
-package api
+package apiserver
 
 import (
-	"github.com/berth/berth/appliance/state"
-	"github.com/berth/berth/schemas/diag"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,90 +9,30 @@ import (
 	"sort"
 	"time"
 
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/objects"
 )
 
-// Status is /v1/status: what runs, and how the sync goes.
-type Status struct {
-	Index      uint64     `json:"index"`
-	Commit     string     `json:"commit,omitempty"`
-	Sync       SyncStatus `json:"sync"`
-	Nodes      int        `json:"nodes"`
-	ReadyNodes int        `json:"readyNodes"`
-	Pods       int        `json:"pods"`
-	ReadyPods  int        `json:"readyPods"`
-	// Host is set on masters booted from the appliance image.
-	Host *HostStatus `json:"host,omitempty"`
-	// Stalled names the Deployments (namespace/name) whose rollout exceeded
-	// its progress deadline.
-	Stalled []string `json:"stalled,omitempty"`
-}
-
-// RevisionSummary is a revision without its objects' JSON.
-type RevisionSummary struct {
-	Commit      string               `json:"commit"`
-	Author      string               `json:"author"`
-	Message     string               `json:"message"`
-	Time        time.Time            `json:"time"`
-	Status      state.RevisionStatus `json:"status"`
-	Objects     int                  `json:"objects"`
-	Diagnostics []diag.Diagnostic    `json:"diagnostics,omitempty"`
-}
-
-// DeploymentStatus is a Deployment of the applied revision and its pods.
-type DeploymentStatus struct {
-	Namespace    string   `json:"namespace"`
-	Name         string   `json:"name"`
-	Replicas     int32    `json:"replicas"`
-	Ready        int      `json:"ready"`
-	UpToDate     int      `json:"upToDate"`
-	Terminating  int      `json:"terminating"`
-	TemplateHash string   `json:"templateHash"`
-	Images       []string `json:"images"`
-	// Reason is ProgressDeadlineExceeded for a rollout that stopped
-	// progressing, as Kubernetes' Progressing condition says it.
-	Reason string `json:"reason,omitempty"`
-}
-
-// NodeAssignment is everything an agent needs to run its pods: the pods
-// bound to it and the ConfigMaps and Secrets they reference, by
-// namespace/name. It carries no index (the X-Berth-Index header does), so
-// that equal assignments are equal answers.
-type NodeAssignment struct {
-	Pods       []state.Pod                   `json:"pods"`
-	ConfigMaps map[string]*objects.ConfigMap `json:"configMaps"`
-	Secrets    map[string]*objects.Secret    `json:"secrets"`
-	// Routes lead to the other nodes' pods: each node's pod CIDR through
-	// its address.
-	Routes []PodRoute `json:"routes"`
-}
-
-// PodRoute is where another node's pods are reached.
-type PodRoute struct {
-	Node    string `json:"node"`
-	PodCIDR string `json:"podCIDR"`
-	Via     string `json:"via"`
-}
-
 // podRoutes lists the routes to every node but name that has a pod CIDR
 // and an IP address (a node that advertises a host name gets none: routes
 // need an address on the nodes' shared network).
-func podRoutes(st *state.State, name string) []PodRoute {
-	out := []PodRoute{}
+func podRoutes(st *state.State, name string) []api.PodRoute {
+	out := []api.PodRoute{}
 	for _, n := range st.Nodes {
 		host, _, err := net.SplitHostPort(n.Address)
 		if n.Name == name || n.PodCIDR == "" || err != nil || net.ParseIP(host) == nil {
 			continue
 		}
-		out = append(out, PodRoute{Node: n.Name, PodCIDR: n.PodCIDR, Via: host})
+		out = append(out, api.PodRoute{Node: n.Name, PodCIDR: n.PodCIDR, Via: host})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
 	return out
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-	out := Status{Index: st.Index, Sync: SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: st.Pods.Len(), Host: s.cfg.Host}
+	out := api.Status{Index: st.Index, Sync: api.SyncStatus{State: "no-repo"}, Nodes: len(st.Nodes), Pods: st.Pods.Len(), Host: s.cfg.Host}
 	if s.cfg.Sync != nil {
 		out.Sync = s.cfg.Sync()
 	}
@@ -123,10 +61,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State)
 }
 
 func (s *Server) revisions(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-	out := []RevisionSummary{}
+	out := []api.RevisionSummary{}
 	for i := len(st.Revisions) - 1; i >= 0; i-- {
 		rev := st.Revisions[i]
-		out = append(out, RevisionSummary{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, Time: rev.Time,
+		out = append(out, api.RevisionSummary{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, Time: rev.Time,
 			Status: rev.Status, Objects: len(rev.Objects), Diagnostics: rev.Diagnostics})
 	}
 	return out, nil
@@ -162,22 +100,10 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request, st *state.
 		state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: n.Name, Ready: true, Time: now})); err != nil {
 		return nil, err
 	}
-	if err := s.beat(r, s.cfg.Backend.State(), n.Name, Heartbeat{}); err != nil {
+	if err := s.beat(r, s.cfg.Backend.State(), n.Name, api.Heartbeat{}); err != nil {
 		return nil, err
 	}
 	return s.cfg.Backend.State().Nodes[n.Name], nil
-}
-
-// Heartbeat is what an agent's heartbeat says besides that it is alive.
-type Heartbeat struct {
-	// Problem, when set, is why the node cannot run pods now (its
-	// container runtime is down): the node is NotReady with it as the
-	// reason, as the kubelet reports a runtime that is down, though it is
-	// alive. Agents send a stable text, so that it is written once.
-	Problem string `json:"problem,omitempty"`
-	// DiskPressure: the node's disk is nearly full, or a write on it
-	// failed for lack of space; no new pod is placed there.
-	DiskPressure bool `json:"diskPressure,omitempty"`
 }
 
 // maxProblem bounds a heartbeat's problem, which every reader sees.
@@ -185,8 +111,8 @@ const maxProblem = 256
 
 // decodeHeartbeat reads a heartbeat's body; agents before problems were
 // reported send none.
-func decodeHeartbeat(r *http.Request) (Heartbeat, error) {
-	var hb Heartbeat
+func decodeHeartbeat(r *http.Request) (api.Heartbeat, error) {
+	var hb api.Heartbeat
 	if r.ContentLength == 0 {
 		return hb, nil
 	}
@@ -201,7 +127,7 @@ func decodeHeartbeat(r *http.Request) (Heartbeat, error) {
 
 // beat records a heartbeat where the node lifecycle controller runs: in
 // the leader's memory, as Nomad keeps them. A follower relays it.
-func (s *Server) beat(r *http.Request, st *state.State, name string, hb Heartbeat) error {
+func (s *Server) beat(r *http.Request, st *state.State, name string, hb api.Heartbeat) error {
 	if s.cfg.Cluster != nil && !s.cfg.Cluster.IsLeader() {
 		return unavailable(s.cfg.Cluster.Forward(r.Context(), "/v1/internal/heartbeat/"+url.PathEscape(name), hb))
 	}
@@ -244,7 +170,7 @@ func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *state.Stat
 	if err != nil {
 		return nil, err
 	}
-	out := NodeAssignment{Pods: []state.Pod{}, ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{},
+	out := api.NodeAssignment{Pods: []state.Pod{}, ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{},
 		Routes: podRoutes(st, name)}
 	for p := range st.Pods.OnNode(name) {
 		out.Pods = append(out.Pods, *p)
@@ -388,9 +314,9 @@ func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *state.S
 	if err != nil {
 		return nil, err
 	}
-	out := []DeploymentStatus{}
+	out := []api.DeploymentStatus{}
 	for _, dep := range d.Deployments {
-		ds := DeploymentStatus{Namespace: dep.Metadata.Namespace, Name: dep.Metadata.Name, Replicas: dep.Spec.Replicas,
+		ds := api.DeploymentStatus{Namespace: dep.Metadata.Namespace, Name: dep.Metadata.Name, Replicas: dep.Spec.Replicas,
 			TemplateHash: reconcile.TemplateHash(dep.Spec.Template)}
 		for _, c := range dep.Spec.Template.Spec.Containers {
 			ds.Images = append(ds.Images, c.Image)

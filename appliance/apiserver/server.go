@@ -1,8 +1,9 @@
-// Package api is the masters' HTTP/JSON API under /v1, and its Go client.
-// Reads come from a state snapshot; writes become store commands. Any GET
+// Package apiserver serves the masters' HTTP/JSON API under /v1 (its wire
+// types and Go client are package api). Reads come from a state snapshot;
+// writes become store commands. Any GET
 // accepts ?index=N&wait=D and blocks until the state is newer than N (at most
 // D), which is how agents and `berth get -w` watch.
-package api
+package apiserver
 
 import (
 	"context"
@@ -12,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"log/slog"
 	"net"
@@ -23,7 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/httpserve"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
 )
 
@@ -34,20 +36,11 @@ type Backend interface {
 	Propose(ctx context.Context, batch []state.Command) (uint64, error)
 }
 
-// SyncStatus reports the Git source's state for /v1/status.
-type SyncStatus struct {
-	Repo      string    `json:"repo,omitempty"`
-	Branch    string    `json:"branch,omitempty"`
-	State     string    `json:"state"` // synced, syncing, error, no-repo
-	LastSync  time.Time `json:"lastSync,omitzero"`
-	LastError string    `json:"lastError,omitempty"`
-}
-
 // Config wires a Server.
 type Config struct {
 	Backend    Backend
 	Heartbeats *reconcile.Heartbeats
-	Sync       func() SyncStatus
+	Sync       func() api.SyncStatus
 	Logger     *slog.Logger
 	// Ready reports whether this master can serve (has a Raft leader);
 	// nil means always.
@@ -55,7 +48,7 @@ type Config struct {
 	// MaxWait caps ?wait= (default 5 minutes).
 	MaxWait time.Duration
 	// Host, when set, is reported in /v1/status (the appliance's storage).
-	Host *HostStatus
+	Host *api.HostStatus
 	// Power, when set, serves POST /v1/system/reboot and /poweroff (admin
 	// token only); it must return before the machine goes down.
 	Power func(action string) error
@@ -68,15 +61,6 @@ type Config struct {
 	PeerTLS, NodeTLS *tls.Config
 	// Webhook is POST /v1/webhook.
 	Webhook WebhookConfig
-}
-
-// HostStatus is what a master booted from the appliance image says about
-// its machine.
-type HostStatus struct {
-	// Storage is "disk" or "ram" (no data disk: state is lost on reboot).
-	Storage    string `json:"storage"`
-	DataDevice string `json:"dataDevice,omitempty"`
-	Warning    string `json:"warning,omitempty"`
 }
 
 // Server serves the API.

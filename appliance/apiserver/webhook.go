@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"crypto/hmac"
@@ -39,14 +39,6 @@ const (
 // maxWebhookBody is GitHub's cap on a webhook payload. The body is only
 // hashed as it streams in, never held, so the cap bounds time, not memory.
 const maxWebhookBody = 25 << 20
-
-// Signature is the value of X-Berth-Signature-256 (and GitHub's header)
-// for body under secret.
-func Signature(secret, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
 
 // webhook answers a push notification. Refusals are logged at a bounded
 // rate: a flood of them is one line a minute.

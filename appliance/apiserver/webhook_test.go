@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/reconcile"
 )
 
@@ -38,7 +39,7 @@ func postWebhook(srv http.Handler, body string, headers map[string]string) *http
 func TestWebhookSignatures(t *testing.T) {
 	secret := []byte("s3cret")
 	const body = `{"ref": "refs/heads/main"}`
-	good := Signature(secret, []byte(body))
+	good := api.Signature(secret, []byte(body))
 	b := newBackend(t)
 	for _, tc := range []struct {
 		name    string
@@ -52,7 +53,7 @@ func TestWebhookSignatures(t *testing.T) {
 		{"berth", WebhookConfig{Secret: secret}, body, map[string]string{BerthSignatureHeader: good}, 202, "sync triggered"},
 		{"gitlab", WebhookConfig{Secret: secret}, body, map[string]string{GitLabTokenHeader: "s3cret"}, 202, "sync triggered"},
 		{"unsigned", WebhookConfig{Secret: secret}, body, nil, 401, "unsigned webhook call"},
-		{"wrong signature", WebhookConfig{Secret: secret}, body, map[string]string{GitHubSignatureHeader: Signature([]byte("other"), []byte(body))}, 401, "signature does not match"},
+		{"wrong signature", WebhookConfig{Secret: secret}, body, map[string]string{GitHubSignatureHeader: api.Signature([]byte("other"), []byte(body))}, 401, "signature does not match"},
 		{"other body", WebhookConfig{Secret: secret}, body + " ", map[string]string{GitHubSignatureHeader: good}, 401, "signature does not match"},
 		{"no prefix", WebhookConfig{Secret: secret}, body, map[string]string{BerthSignatureHeader: strings.TrimPrefix(good, "sha256=")}, 401, "signature does not match"},
 		{"not hex", WebhookConfig{Secret: secret}, body, map[string]string{BerthSignatureHeader: "sha256=zz"}, 401, "signature does not match"},

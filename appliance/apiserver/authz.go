@@ -1,9 +1,8 @@
-package api
+package apiserver
 
 import (
 	"context"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
 )
 

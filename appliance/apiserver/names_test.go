@@ -1,13 +1,14 @@
-package api
+package apiserver
 
 import (
 	"context"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -79,8 +80,8 @@ func TestDeleteNode(t *testing.T) {
 		state.NewCommand(state.CmdCreatePod, pod), state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "../../etc"})}); err != nil {
 		t.Fatal(err)
 	}
-	var e *Error
-	if err := NewClient(c.Server(), readOnly).DeleteNode(ctx, "../../etc"); !errors.As(err, &e) || e.Code != http.StatusForbidden {
+	var e *api.Error
+	if err := api.NewClient(c.Server(), readOnly).DeleteNode(ctx, "../../etc"); !errors.As(err, &e) || e.Code != http.StatusForbidden {
 		t.Fatalf("a read-only token deleted a node: %v", err)
 	}
 	if err := c.DeleteNode(ctx, "../../etc"); err != nil {

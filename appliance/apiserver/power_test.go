@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"net/http"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/reconcile"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestPowerAndHost(t *testing.T) {
 	b := newBackend(t)
 	var got []string
-	host := &HostStatus{Storage: "ram", Warning: "lost on reboot"}
+	host := &api.HostStatus{Storage: "ram", Warning: "lost on reboot"}
 	srv := httptest.NewServer(NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{},
 		Host: host, Power: func(a string) error { got = append(got, a); return nil }}))
 	defer srv.Close()
@@ -43,7 +44,7 @@ func TestPowerAndHost(t *testing.T) {
 	if strings.Join(got, ",") != "reboot,poweroff" {
 		t.Fatalf("hook calls: %v", got)
 	}
-	st, err := NewClient(srv.URL, token).Status(t.Context())
+	st, err := api.NewClient(srv.URL, token).Status(t.Context())
 	if err != nil || st.Host == nil || st.Host.Storage != "ram" {
 		t.Fatalf("status: %+v %v", st, err)
 	}

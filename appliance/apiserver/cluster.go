@@ -1,9 +1,8 @@
-package api
+package apiserver
 
 import (
 	"context"
 	"errors"
-	"github.com/berth/berth/appliance/state"
 	"io"
 	"net"
 	"net/http"
@@ -12,60 +11,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/httpserve"
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/names"
 )
 
-// JoinRequest is what a joining master or agent sends with its join token.
-type JoinRequest struct {
-	// Name is the master's Raft ID or the agent's node name.
-	Name string `json:"name"`
-	// Hosts are the addresses (IPs or DNS names) its certificate must
-	// name: where a master serves its API and Raft, where an agent serves
-	// its log endpoint.
-	Hosts []string `json:"hosts"`
-	// CSRPEM is a certificate request for the joiner's key, made by the
-	// joiner (pki.NewKeyAndCSR) so that the key never leaves its machine.
-	CSRPEM []byte `json:"csrPEM"`
-}
-
-// JoinResponse is what the joiner needs to speak mutual TLS with the
-// cluster from then on.
-type JoinResponse struct {
-	CAPEM   []byte `json:"caPEM"`
-	CertPEM []byte `json:"certPEM"`
-	// ClusterSecret decrypts the CA's key: masters only.
-	ClusterSecret string `json:"clusterSecret,omitempty"`
-	// Masters are the masters' API URLs.
-	Masters []string `json:"masters"`
-}
-
-// MemberRequest asks the leader to add the master presenting it as a
-// Raft voter.
-type MemberRequest struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raftAddr"`
-	APIURL   string `json:"apiURL"`
-}
-
-// Member is one master, as /v1/members lists them.
-type Member struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raftAddr"`
-	APIURL   string `json:"apiURL,omitempty"`
-	Voter    bool   `json:"voter"`
-	Leader   bool   `json:"leader"`
-}
-
 // Cluster is what the API needs of the master for membership, joins and
 // snapshots; package appliance provides it.
 type Cluster interface {
-	Join(ctx context.Context, role auth.Role, req JoinRequest) (JoinResponse, error)
-	AddMember(ctx context.Context, req MemberRequest) error
+	Join(ctx context.Context, role auth.Role, req api.JoinRequest) (api.JoinResponse, error)
+	AddMember(ctx context.Context, req api.MemberRequest) error
 	RemoveMember(ctx context.Context, id string) error
-	Members(st *state.State) ([]Member, error)
+	Members(st *state.State) ([]api.Member, error)
 	// VerifyLeader fails unless this master leads (store.ErrNotLeader) or
 	// can no longer confirm it does (a partitioned old leader).
 	VerifyLeader(ctx context.Context) error
@@ -91,7 +51,7 @@ func (s *Server) clusterRoutes() {
 		return c.Members(st)
 	})
 	s.route("POST /v1/members", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-		var req MemberRequest
+		var req api.MemberRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
@@ -127,14 +87,14 @@ func (s *Server) clusterRoutes() {
 		return map[string]uint64{"index": index}, nil
 	})
 	s.route("POST /v1/internal/members", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-		var req MemberRequest
+		var req api.MemberRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
 		return map[string]bool{"ok": true}, unavailable(c.AddMember(r.Context(), req))
 	})
 	s.route("POST /v1/internal/members/remove", masters, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-		var req MemberRequest
+		var req api.MemberRequest
 		if err := decodeBody(r, &req); err != nil {
 			return nil, err
 		}
@@ -191,8 +151,8 @@ func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
 // decodeJoin reads a join request and checks the names that go into the
 // certificate and the cluster's tables: the joiner's name (a node name, or
 // a master's Raft ID) and its hosts.
-func decodeJoin(r *http.Request, role auth.Role) (JoinRequest, error) {
-	var req JoinRequest
+func decodeJoin(r *http.Request, role auth.Role) (api.JoinRequest, error) {
+	var req api.JoinRequest
 	if err := decodeBody(r, &req); err != nil {
 		return req, err
 	}

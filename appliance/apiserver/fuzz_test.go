@@ -1,4 +1,4 @@
-package api
+package apiserver
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/names"
@@ -135,7 +136,7 @@ func FuzzJoinRequest(f *testing.F) {
 // token is the secret, or it carries none and unsigned calls are allowed.
 func FuzzWebhookSignature(f *testing.F) {
 	body := []byte(`{"ref": "refs/heads/main"}`)
-	good := Signature([]byte("s"), body)
+	good := api.Signature([]byte("s"), body)
 	for _, c := range []struct {
 		secret, github, berth, gitlab string
 		body                          []byte
