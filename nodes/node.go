@@ -21,6 +21,7 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/pki"
+	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/agent"
 	"github.com/berth/berth/nodes/network"
@@ -376,21 +377,17 @@ func nodeIdentity(ctx context.Context, cfg Config, advertise string) (*nodeID, e
 		return nil, err
 	}
 	var resp api.JoinResponse
-	for {
-		// The masters may still be starting: retry until they answer.
-		if resp, err = c.JoinAgent(ctx, api.JoinRequest{Name: cfg.Name, Hosts: []string{host}, CSRPEM: csrPEM}); err == nil {
-			break
-		}
+	// The masters may still be starting: retry until they answer.
+	err = retry.Until(ctx, retry.Backoff{Base: time.Second, Max: time.Second}, func() (err error) {
+		resp, err = c.JoinAgent(ctx, api.JoinRequest{Name: cfg.Name, Hosts: []string{host}, CSRPEM: csrPEM})
 		var ae *api.Error
 		if errors.As(err, &ae) && ae.Code < 500 {
-			return nil, fmt.Errorf("joining the cluster: %w", err)
+			return retry.Permanent(fmt.Errorf("joining the cluster: %w", err))
 		}
-		cfg.Logger.Warn("joining the cluster", "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Second):
-		}
+		return err
+	}, func(err error, _ time.Duration) { cfg.Logger.Warn("joining the cluster", "err", err) })
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err

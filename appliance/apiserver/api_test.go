@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/berth/berth/appliance/api"
@@ -114,76 +115,78 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestAgentFlow(t *testing.T) {
-	c, b := newTestAPI(t)
-	ctx := context.Background()
-	if n, err := c.RegisterNode(ctx, state.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil || n.PodCIDR == "" {
-		t.Fatal(err)
-	}
-	cm := objects.ConfigMap{Data: map[string]string{"k": "v"}}
-	cm.APIVersion, cm.Kind, cm.Metadata = "v1", "ConfigMap", objects.ObjectMeta{Name: "cfg", Namespace: "default"}
-	other := cm
-	other.Metadata.Name = "unrelated"
-	rev := state.Revision{Commit: "abc", Status: state.RevisionApplied}
-	for _, o := range []objects.Object{&cm, &other} {
-		rev.Objects = append(rev.Objects, state.Object{ID: objects.ObjectID{Kind: "ConfigMap", Namespace: "default", Name: o.GetObjectMeta().Name}, JSON: mustJSON(t, o)})
-	}
-	pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i",
-		Env: []objects.EnvVar{{Name: "A", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "k"}}}}}}}}
-	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev), state.NewCommand(state.CmdCreatePod, pod),
-		state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
-		t.Fatal(err)
-	}
-
-	a, idx, err := c.NodePods(ctx, "n1", nil)
-	if err != nil || len(a.Pods) != 1 || a.ConfigMaps["default/cfg"] == nil || len(a.ConfigMaps) != 1 || len(a.Routes) != 0 {
-		t.Fatalf("assignment %+v %v", a, err)
-	}
-	// Other nodes' pods are reached through their addresses; one known by
-	// a host name gets no route.
-	for _, n := range []state.Node{{Name: "n2", Address: "10.0.0.2:10250"}, {Name: "n3", Address: "worker-3:10250"}} {
-		if _, err := c.RegisterNode(ctx, n); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		c, b := newBubbleAPI(t)
+		ctx := t.Context()
+		if n, err := c.RegisterNode(ctx, state.Node{Name: "n1", CPUMilli: 2000, MemoryBytes: 1 << 30}); err != nil || n.PodCIDR == "" {
 			t.Fatal(err)
 		}
-	}
-	a, idx, err = c.NodePods(ctx, "n1", nil)
-	if want := []api.PodRoute{{Node: "n2", PodCIDR: b.State().Nodes["n2"].PodCIDR, Via: "10.0.0.2"}}; err != nil || !reflect.DeepEqual(a.Routes, want) {
-		t.Fatalf("routes %+v %v, want %+v", a.Routes, err, want)
-	}
-	// A blocking query returns when the state moves past the index...
-	done := make(chan api.NodeAssignment)
-	go func() {
-		a, _, _ := c.NodePods(ctx, "n1", &api.Watch{Index: idx, Wait: 10 * time.Second})
-		done <- a
-	}()
-	time.Sleep(50 * time.Millisecond)
-	if err := c.SetPodStatus(ctx, "default", "p1", state.PodStatus{Phase: state.PodRunning, Ready: true, IP: "10.244.0.5"}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case a := <-done:
-		if a.Pods[0].Status.IP != "10.244.0.5" {
-			t.Fatalf("watch saw %+v", a.Pods[0].Status)
+		cm := objects.ConfigMap{Data: map[string]string{"k": "v"}}
+		cm.APIVersion, cm.Kind, cm.Metadata = "v1", "ConfigMap", objects.ObjectMeta{Name: "cfg", Namespace: "default"}
+		other := cm
+		other.Metadata.Name = "unrelated"
+		rev := state.Revision{Commit: "abc", Status: state.RevisionApplied}
+		for _, o := range []objects.Object{&cm, &other} {
+			rev.Objects = append(rev.Objects, state.Object{ID: objects.ObjectID{Kind: "ConfigMap", Namespace: "default", Name: o.GetObjectMeta().Name}, JSON: mustJSON(t, o)})
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("blocking query did not return on change")
-	}
-	// ...and after the wait when nothing changes.
-	start := time.Now()
-	if _, _, err := c.NodePods(ctx, "n1", &api.Watch{Index: idx + 10, Wait: 200 * time.Millisecond}); err != nil || time.Since(start) < 200*time.Millisecond {
-		t.Fatalf("wait timeout: %v after %v", err, time.Since(start))
-	}
+		pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i",
+			Env: []objects.EnvVar{{Name: "A", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "k"}}}}}}}}
+		if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev), state.NewCommand(state.CmdCreatePod, pod),
+			state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
+			t.Fatal(err)
+		}
 
-	// Deleting a running pod terminates it; deleting it again removes it.
-	if err := c.DeletePod(ctx, "default", "p1"); err != nil || !b.State().Pods.Get("default/p1").Terminating {
-		t.Fatalf("first delete: %v", err)
-	}
-	if err := c.DeletePod(ctx, "default", "p1"); err != nil || b.State().Pods.Get("default/p1") != nil {
-		t.Fatalf("second delete: %v", err)
-	}
-	st, err := c.Status(ctx)
-	if err != nil || st.Commit != "abc" || st.ReadyNodes != 3 {
-		t.Fatalf("status %+v %v", st, err)
-	}
+		a, idx, err := c.NodePods(ctx, "n1", nil)
+		if err != nil || len(a.Pods) != 1 || a.ConfigMaps["default/cfg"] == nil || len(a.ConfigMaps) != 1 || len(a.Routes) != 0 {
+			t.Fatalf("assignment %+v %v", a, err)
+		}
+		// Other nodes' pods are reached through their addresses; one known by
+		// a host name gets no route.
+		for _, n := range []state.Node{{Name: "n2", Address: "10.0.0.2:10250"}, {Name: "n3", Address: "worker-3:10250"}} {
+			if _, err := c.RegisterNode(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, idx, err = c.NodePods(ctx, "n1", nil)
+		if want := []api.PodRoute{{Node: "n2", PodCIDR: b.State().Nodes["n2"].PodCIDR, Via: "10.0.0.2"}}; err != nil || !reflect.DeepEqual(a.Routes, want) {
+			t.Fatalf("routes %+v %v, want %+v", a.Routes, err, want)
+		}
+		// A blocking query returns when the state moves past the index...
+		done := make(chan api.NodeAssignment)
+		go func() {
+			a, _, _ := c.NodePods(ctx, "n1", &api.Watch{Index: idx, Wait: 10 * time.Second})
+			done <- a
+		}()
+		synctest.Wait() // the watch is blocked in the server
+		if err := c.SetPodStatus(ctx, "default", "p1", state.PodStatus{Phase: state.PodRunning, Ready: true, IP: "10.244.0.5"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case a := <-done:
+			if a.Pods[0].Status.IP != "10.244.0.5" {
+				t.Fatalf("watch saw %+v", a.Pods[0].Status)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("blocking query did not return on change")
+		}
+		// ...and after the wait when nothing changes.
+		start := time.Now()
+		if _, _, err := c.NodePods(ctx, "n1", &api.Watch{Index: idx + 10, Wait: 200 * time.Millisecond}); err != nil || time.Since(start) != 200*time.Millisecond {
+			t.Fatalf("wait timeout: %v after %v", err, time.Since(start))
+		}
+
+		// Deleting a running pod terminates it; deleting it again removes it.
+		if err := c.DeletePod(ctx, "default", "p1"); err != nil || !b.State().Pods.Get("default/p1").Terminating {
+			t.Fatalf("first delete: %v", err)
+		}
+		if err := c.DeletePod(ctx, "default", "p1"); err != nil || b.State().Pods.Get("default/p1") != nil {
+			t.Fatalf("second delete: %v", err)
+		}
+		st, err := c.Status(ctx)
+		if err != nil || st.Commit != "abc" || st.ReadyNodes != 3 {
+			t.Fatalf("status %+v %v", st, err)
+		}
+	})
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -295,37 +298,57 @@ func TestHeartbeatProblem(t *testing.T) {
 
 // A node's watch wakes when its own assignment changes, not when the state
 // changes elsewhere: every change used to wake every agent, each answer
-// computed again and sent whole.
+// computed again and sent whole. The clock is synctest's, so the times are
+// exact.
 func TestWatchWakesOnlyForItsOwnAnswer(t *testing.T) {
-	c, b := newTestAPI(t)
-	ctx := context.Background()
-	for _, n := range []string{"n1", "n2"} {
-		if _, err := c.RegisterNode(ctx, state.Node{Name: n}); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		c, b := newBubbleAPI(t)
+		ctx := t.Context()
+		for _, n := range []string{"n1", "n2"} {
+			if _, err := c.RegisterNode(ctx, state.Node{Name: n}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
+		if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdCreatePod, pod),
+			state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	pod := state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "c", Image: "i"}}}}
-	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdCreatePod, pod),
-		state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "default/p1", NodeName: "n1"})}); err != nil {
-		t.Fatal(err)
-	}
-	_, index, err := c.NodePods(ctx, "n1", &api.Watch{Index: 0, Wait: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		time.Sleep(200 * time.Millisecond) // elsewhere: n2's readiness
-		b.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "n2", Ready: false, Time: time.Now()})})
-		time.Sleep(600 * time.Millisecond) // n1's own pod
-		b.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: "default/p1", Status: state.PodStatus{Phase: state.PodRunning}})})
-	}()
-	start := time.Now()
-	a, _, err := c.NodePods(ctx, "n1", &api.Watch{Index: index, Wait: 5 * time.Second})
-	took := time.Since(start)
-	if err != nil || len(a.Pods) != 1 || a.Pods[0].Status.Phase != state.PodRunning {
-		t.Fatalf("the watch answered after %s with %+v (%v), want the pod's new status", took, a, err)
-	}
-	if took < 700*time.Millisecond {
-		t.Fatalf("the watch woke after %s, at the change elsewhere", took)
-	}
+		_, index, err := c.NodePods(ctx, "n1", &api.Watch{Index: 0, Wait: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(200 * time.Millisecond) // elsewhere: n2's readiness
+			b.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "n2", Ready: false, Time: time.Now()})})
+			time.Sleep(600 * time.Millisecond) // n1's own pod
+			b.Propose(ctx, []state.Command{state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: "default/p1", Status: state.PodStatus{Phase: state.PodRunning}})})
+		}()
+		start := time.Now()
+		a, _, err := c.NodePods(ctx, "n1", &api.Watch{Index: index, Wait: 5 * time.Second})
+		took := time.Since(start)
+		if err != nil || len(a.Pods) != 1 || a.Pods[0].Status.Phase != state.PodRunning {
+			t.Fatalf("the watch answered after %s with %+v (%v), want the pod's new status", took, a, err)
+		}
+		if took != 800*time.Millisecond {
+			t.Fatalf("the watch woke after %s, want at the pod's change (800ms)", took)
+		}
+	})
+}
+
+// newBubbleAPI is an API on an in-memory store whose client calls the
+// handler in the calling goroutine: no sockets, so it runs inside a
+// synctest bubble.
+func newBubbleAPI(t *testing.T) (*api.Client, *statetest.Store) {
+	b := newBackend(t)
+	srv := NewServer(Config{Backend: b, Heartbeats: &reconcile.Heartbeats{}})
+	return api.NewClient("http://api", token, api.WithHTTPClient(&http.Client{Transport: handlerTransport{srv}})), b
+}
+
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth/berth/appliance"
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/retry"
 )
 
 // Paths in the initramfs (written by images/appliance).
@@ -115,19 +116,20 @@ func Run(version string) error {
 	pw := &power{log: log}
 	listen := facts.snapshot().Listen
 	var m *appliance.Master
-	for {
+	err = retry.Until(ctx, retry.Backoff{Base: 10 * time.Second, Max: 10 * time.Second}, func() (err error) {
 		mc := masterConfig(cfg, listen, addresses())
 		mc.DataDir, mc.Logger, mc.Host, mc.Power = dataDir, log, &host, pw.request
 		mc.Repo, mc.Branch, mc.Path, mc.Poll = cfg.Repo, cfg.Branch, cfg.Path, poll
 		mc.RepoUsername, mc.RepoPassword = cfg.RepoUsername, cfg.RepoPassword
 		mc.WebhookSecret, mc.WebhookAllowUnsigned = []byte(cfg.WebhookSecret), cfg.WebhookAllowUnsigned
 		m, err = appliance.Start(ctx, mc)
-		if err == nil {
-			break
-		}
+		return err
+	}, func(err error, next time.Duration) {
 		facts.update(func(f *Facts) { f.Problem = "master: " + err.Error() })
-		log.Error("master did not start; retrying in 10s", "err", err)
-		time.Sleep(10 * time.Second)
+		log.Error("master did not start; retrying", "err", err, "in", next)
+	})
+	if err != nil {
+		return err
 	}
 	pw.set(m, host.Storage == "disk")
 	facts.update(func(f *Facts) {

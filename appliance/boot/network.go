@@ -11,6 +11,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/insomniacslk/dhcp/netboot"
+
+	"github.com/berth/berth/appliance/retry"
 )
 
 // upLoopback brings up lo; the kernel gives it 127.0.0.1 itself.
@@ -67,8 +69,8 @@ func configureStatic(s *Static, log *slog.Logger) (string, error) {
 // retries with back-off when no server answers; ready is closed once an
 // address is set.
 func runDHCP(ctx context.Context, log *slog.Logger, ready chan<- struct{}) {
-	backoff := 2 * time.Second
-	for ctx.Err() == nil {
+	pauses := retry.Backoff{Base: 2 * time.Second, Max: time.Minute}
+	for failures := 1; ctx.Err() == nil; failures++ {
 		for _, ifname := range ethernets(10 * time.Second) {
 			lease, client, err := dhcpOnce(ctx, ifname)
 			if err != nil {
@@ -82,11 +84,7 @@ func runDHCP(ctx context.Context, log *slog.Logger, ready chan<- struct{}) {
 			renew(ctx, log, ifname, client, lease)
 			client.Close()
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Minute)
+		retry.Sleep(ctx, pauses.Delay(failures))
 	}
 }
 

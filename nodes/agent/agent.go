@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/runtime"
 )
@@ -173,17 +174,12 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // register retries until the masters answer: an agent may start first.
-func (a *Agent) register(ctx context.Context) (state.Node, error) {
-	for {
-		n, err := a.cfg.Master.RegisterNode(ctx, a.cfg.Node)
-		if err == nil {
-			return n, nil
-		}
-		a.log.Warn("registering node", "err", err)
-		if !sleepCtx(ctx, a.cfg.Retry) {
-			return state.Node{}, ctx.Err()
-		}
-	}
+func (a *Agent) register(ctx context.Context) (n state.Node, err error) {
+	err = retry.Until(ctx, retry.Backoff{Base: a.cfg.Retry, Max: a.cfg.Retry}, func() (err error) {
+		n, err = a.cfg.Master.RegisterNode(ctx, a.cfg.Node)
+		return err
+	}, func(err error, _ time.Duration) { a.log.Warn("registering node", "err", err) })
+	return n, err
 }
 
 func (a *Agent) heartbeat(ctx context.Context) {
@@ -250,7 +246,7 @@ func (a *Agent) watch(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() == nil {
 				a.log.Warn("watching pods", "err", err)
-				sleepCtx(ctx, a.cfg.Retry)
+				retry.Sleep(ctx, a.cfg.Retry)
 			}
 			continue
 		}
@@ -377,17 +373,5 @@ func (a *Agent) runtime() Runtime {
 		return a.rt
 	default:
 		return nil
-	}
-}
-
-// sleepCtx sleeps d and reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

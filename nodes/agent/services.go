@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/nodes/proxy"
 	"github.com/berth/berth/reconcile"
 )
@@ -23,16 +24,16 @@ type ServiceSyncer interface {
 
 // RunServiceProxy watches the Services and their ready endpoints and
 // renders every change, as kube-proxy does, until ctx ends. A failed sync
-// is retried at the next change or after retry.
+// is retried at the next change or after a pause.
 func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, log *slog.Logger) error {
-	const retry = 2 * time.Second
+	const pause = 2 * time.Second
 	var index uint64
 	for ctx.Err() == nil {
 		views, idx, err := src.Services(ctx, &api.Watch{Index: index, Wait: 30 * time.Second})
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("watching services", "err", err)
-				sleepCtx(ctx, retry)
+				retry.Sleep(ctx, pause)
 			}
 			continue
 		}
@@ -44,7 +45,7 @@ func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, lo
 			log.Warn("services skipped by the proxy", "err", err)
 		case err != nil:
 			log.Error("rendering services into nftables", "err", err)
-			sleepCtx(ctx, retry)
+			retry.Sleep(ctx, pause)
 			continue
 		}
 		index = idx

@@ -18,6 +18,8 @@ import (
 
 	containerd "github.com/containerd/containerd"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth/berth/appliance/retry"
 )
 
 // Daemon is a containerd process of berth's own, with its root, state,
@@ -186,8 +188,8 @@ func (d *Daemon) Supervise(log *slog.Logger) {
 			if time.Since(started) > time.Minute {
 				failures = 0
 			}
-			delay := min(time.Second<<min(failures, 5), 30*time.Second)
 			failures++
+			delay := retry.Backoff{Base: time.Second, Max: 30 * time.Second}.Delay(failures)
 			log.Error("containerd exited; restarting it", "err", d.exitErr(), "in", delay, "log", d.logPath)
 			select {
 			case <-d.stopping:

@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/plugin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/schemas/names"
 )
@@ -618,23 +619,12 @@ func (r *Runtime) restartDue(cs *ContainerStatus, policy string) bool {
 // `restarts` times already: none for the first restart, then 10 s, 20 s,
 // 40 s, ... capped at 5 min, as the kubelet does.
 func Backoff(restarts int) time.Duration {
-	return backoff(DefaultBackoffBase, DefaultBackoffMax, restarts)
+	return retry.Backoff{Base: DefaultBackoffBase, Max: DefaultBackoffMax}.Delay(restarts)
 }
 
 // Backoff is the package Backoff with this runtime's base and cap.
 func (r *Runtime) Backoff(restarts int) time.Duration {
-	return backoff(r.backoffBase, r.backoffMax, restarts)
-}
-
-func backoff(base, max time.Duration, restarts int) time.Duration {
-	if restarts <= 0 {
-		return 0
-	}
-	d := base
-	for i := 1; i < restarts && d < max; i++ {
-		d *= 2
-	}
-	return min(d, max)
+	return retry.Backoff{Base: r.backoffBase, Max: r.backoffMax}.Delay(restarts)
 }
 
 func (r *Runtime) pullFailure(key, name, image string) *pullFailure {
