@@ -209,7 +209,7 @@ func create(s *state.State, dep *objects.Deployment, hash string, n int, planned
 		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, state.Pod{
 			Namespace: dep.Metadata.Namespace, Name: name,
 			Deployment: dep.Metadata.Name, TemplateHash: hash,
-			Labels: labels, Spec: dep.Spec.Template.Spec,
+			Labels: labels, Annotations: dep.Spec.Template.Metadata.Annotations, Spec: dep.Spec.Template.Spec,
 			Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
 		}))
 	}

@@ -765,3 +765,28 @@ func TestSecurityContextFields(t *testing.T) {
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
 		`d.yaml:12:71: error: spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation: cannot be false for a privileged container`)
 }
+
+// The downward API in env: the pod's fields and its containers' resources;
+// a path Kubernetes does not offer, a zero divisor and a container the pod
+// does not have are errors.
+func TestEnvDownwardAPISchema(t *testing.T) {
+	ok := webContainer + `        env:
+        - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: IP, valueFrom: {fieldRef: {apiVersion: v1, fieldPath: status.podIP}}}
+        - {name: TIER, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
+        - {name: MEM, valueFrom: {resourceFieldRef: {containerName: web, resource: limits.memory, divisor: 1Mi}}}
+        - {name: CPU, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}
+`
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
+	for env, want := range map[string]string{
+		"{name: A, valueFrom: {fieldRef: {fieldPath: metadata.labels}}}":                               `got "metadata.labels", want #PodField (metadata.name, metadata.namespace`,
+		`{name: B, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: "0"}}}`:               "resourceFieldRef.divisor: must be a quantity above zero",
+		"{name: C, valueFrom: {resourceFieldRef: {containerName: db, resource: limits.cpu}}}":          `the pod has no container "db"`,
+		"{name: D, valueFrom: {fieldRef: {fieldPath: status.podIP}, secretKeyRef: {name: s, key: k}}}": "needs exactly one of configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef",
+	} {
+		res := loadRepo(t, map[string]string{"d.yaml": webContainer + "        env:\n        - " + env + "\n"})
+		if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), want) {
+			t.Errorf("%s: %v, want one diagnostic with %q", env, res.Diagnostics, want)
+		}
+	}
+}

@@ -225,6 +225,10 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir (has %d)", sources)
 		}
 	}
+	names := map[string]bool{} // for references to any container of the pod
+	for _, ct := range p.Containers {
+		names[ct.Name] = true
+	}
 	containers := map[string]bool{}
 	portOwner := map[string]string{}
 	for i, ct := range p.Containers {
@@ -246,7 +250,7 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 			f.podPorts[port.Name] = true
 		}
 		for j, e := range ct.Env {
-			envChecks(r, f, join(cp, "env", j), e)
+			envChecks(r, f, names, join(cp, "env", j), e)
 		}
 		for j, e := range ct.EnvFrom {
 			at := join(cp, "envFrom", j)
@@ -294,7 +298,7 @@ func itemRefs(r *report, f *facts, at []any, kind, name string, optional bool, i
 	}
 }
 
-func envChecks(r *report, f *facts, at []any, e objects.EnvVar) {
+func envChecks(r *report, f *facts, containers map[string]bool, at []any, e objects.EnvVar) {
 	if e.ValueFrom == nil {
 		return
 	}
@@ -302,8 +306,28 @@ func envChecks(r *report, f *facts, at []any, e objects.EnvVar) {
 		r.add(diag.Error, diag.RuleSchema, at, "value and valueFrom cannot both be set")
 	}
 	vf := e.ValueFrom
-	if (vf.ConfigMapKeyRef == nil) == (vf.SecretKeyRef == nil) {
-		r.add(diag.Error, diag.RuleSchema, join(at, "valueFrom"), "needs exactly one of configMapKeyRef, secretKeyRef")
+	set := 0
+	for _, isSet := range []bool{vf.ConfigMapKeyRef != nil, vf.SecretKeyRef != nil, vf.FieldRef != nil, vf.ResourceFieldRef != nil} {
+		if isSet {
+			set++
+		}
+	}
+	if set != 1 {
+		r.add(diag.Error, diag.RuleSchema, join(at, "valueFrom"), "needs exactly one of configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef")
+		return
+	}
+	if rf := vf.ResourceFieldRef; rf != nil {
+		if rf.Divisor != "" {
+			if d, err := rf.Divisor.Milli(); err != nil || d == 0 {
+				r.add(diag.Error, diag.RuleSchema, join(at, "valueFrom", "resourceFieldRef", "divisor"), "must be a quantity above zero")
+			}
+		}
+		if rf.ContainerName != "" && !containers[rf.ContainerName] {
+			r.add(diag.Error, diag.RuleReference, join(at, "valueFrom", "resourceFieldRef", "containerName"), "the pod has no container %q", rf.ContainerName)
+		}
+		return
+	}
+	if vf.FieldRef != nil {
 		return
 	}
 	kind, sel, field := "ConfigMap", vf.ConfigMapKeyRef, "configMapKeyRef"

@@ -167,6 +167,7 @@ type Pod struct {
 	Deployment   string            `json:"deployment"`
 	TemplateHash string            `json:"templateHash"`
 	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
 	Spec         objects.PodSpec   `json:"spec"`
 	// NodeName is empty until the scheduler binds the pod.
 	NodeName string `json:"nodeName,omitempty"`

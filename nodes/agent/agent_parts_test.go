@@ -33,14 +33,54 @@ func TestResolveEnv(t *testing.T) {
 		{Name: "PW", ValueFrom: &objects.EnvVarSource{SecretKeyRef: &objects.KeySelector{Name: "creds", Key: "pw"}}},
 		{Name: "OPT", ValueFrom: &objects.EnvVarSource{SecretKeyRef: &objects.KeySelector{Name: "nope", Key: "k", Optional: true}}},
 	}}
-	env, err := resolveEnv(assignment(), p, c)
+	env, _, err := resolveEnv(assignment(), p, c, &state.Node{})
 	if err != nil || strings.Join(env, ",") != "PLAIN=1,G=hi,PW=hunter2" {
 		t.Fatalf("%v %v", env, err)
 	}
 	c.Env = append(c.Env, objects.EnvVar{Name: "X", ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "cfg", Key: "missing"}}})
 	var ce *configError
-	if _, err := resolveEnv(assignment(), p, c); !errors.As(err, &ce) || !strings.Contains(err.Error(), `has no key "missing"`) {
+	if _, _, err := resolveEnv(assignment(), p, c, &state.Node{}); !errors.As(err, &ce) || !strings.Contains(err.Error(), `has no key "missing"`) {
 		t.Fatalf("missing key: %v", err)
+	}
+}
+
+// The downward API: the pod's own fields, its node's, and its containers'
+// requests and limits divided and rounded up as the kubelet does (an
+// unset limit is the node's capacity); the pod IP is left to the runtime.
+func TestResolveEnvDownwardAPI(t *testing.T) {
+	field := func(path string) *objects.EnvVarSource {
+		return &objects.EnvVarSource{FieldRef: &objects.ObjectFieldSelector{FieldPath: path}}
+	}
+	res := func(container, resource, divisor string) *objects.EnvVarSource {
+		return &objects.EnvVarSource{ResourceFieldRef: &objects.ResourceFieldSelector{ContainerName: container, Resource: resource, Divisor: objects.Quantity(divisor)}}
+	}
+	sidecar := objects.Container{Name: "side", Resources: objects.ResourceRequirements{Limits: objects.ResourceList{CPU: "250m", Memory: "64Mi"}}}
+	c := objects.Container{Name: "app", Resources: objects.ResourceRequirements{Requests: objects.ResourceList{CPU: "100m", Memory: "100M"}, Limits: objects.ResourceList{Memory: "1Gi"}},
+		Env: []objects.EnvVar{
+			{Name: "NAME", ValueFrom: field("metadata.name")},
+			{Name: "NS", ValueFrom: field("metadata.namespace")},
+			{Name: "NODE", ValueFrom: field("spec.nodeName")},
+			{Name: "SA", ValueFrom: field("spec.serviceAccountName")},
+			{Name: "HOST", ValueFrom: field("status.hostIP")},
+			{Name: "TIER", ValueFrom: field("metadata.labels['tier']")},
+			{Name: "NOTE", ValueFrom: field("metadata.annotations['note']")},
+			{Name: "ABSENT", ValueFrom: field("metadata.labels['nope']")},
+			{Name: "IP", ValueFrom: field("status.podIP")},
+			{Name: "CPU_REQ", ValueFrom: res("", "requests.cpu", "")},
+			{Name: "CPU_REQ_M", ValueFrom: res("", "requests.cpu", "1m")},
+			{Name: "CPU_LIM", ValueFrom: res("", "limits.cpu", "")},
+			{Name: "MEM_LIM_MI", ValueFrom: res("", "limits.memory", "1Mi")},
+			{Name: "MEM_REQ", ValueFrom: res("", "requests.memory", "")},
+			{Name: "SIDE_CPU_REQ_M", ValueFrom: res("side", "requests.cpu", "1m")},
+			{Name: "SIDE_MEM", ValueFrom: res("side", "limits.memory", "1M")},
+		}}
+	p := &state.Pod{Namespace: "ns", Name: "p", NodeName: "n1", Labels: map[string]string{"tier": "web"}, Annotations: map[string]string{"note": "hi"},
+		Spec: objects.PodSpec{Containers: []objects.Container{c, sidecar}}}
+	node := &state.Node{Name: "n1", Address: "10.0.0.7:10250", CPUMilli: 4000, MemoryBytes: 8 << 30}
+	env, podIP, err := resolveEnv(&api.NodeAssignment{}, p, &p.Spec.Containers[0], node)
+	want := "NAME=p,NS=ns,NODE=n1,SA=default,HOST=10.0.0.7,TIER=web,NOTE=hi,ABSENT=,CPU_REQ=1,CPU_REQ_M=100,CPU_LIM=4,MEM_LIM_MI=1024,MEM_REQ=100000000,SIDE_CPU_REQ_M=250,SIDE_MEM=68"
+	if err != nil || strings.Join(env, ",") != want || strings.Join(podIP, ",") != "IP" {
+		t.Fatalf("env %v, pod IP %v, %v;\nwant %s", strings.Join(env, ","), podIP, err, want)
 	}
 }
 
@@ -224,13 +264,13 @@ func TestResolveEnvFrom(t *testing.T) {
 		},
 		Env: []objects.EnvVar{{Name: "DB_pw", Value: "override"}},
 	}
-	env, err := resolveEnv(a, p, c)
+	env, _, err := resolveEnv(a, p, c, &state.Node{})
 	if err != nil || strings.Join(env, ",") != "greeting=hello,index.html=<h1>x</h1>,DB_pw=override,DB_user=admin" {
 		t.Fatalf("%v %v", env, err)
 	}
 	c.EnvFrom = append(c.EnvFrom, objects.EnvFromSource{ConfigMapRef: &objects.EnvFromObject{Name: "absent"}})
 	var ce *configError
-	if _, err := resolveEnv(a, p, c); !errors.As(err, &ce) || !strings.Contains(err.Error(), "ConfigMap ns/absent not found") {
+	if _, _, err := resolveEnv(a, p, c, &state.Node{}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "ConfigMap ns/absent not found") {
 		t.Fatalf("missing source: %v", err)
 	}
 }

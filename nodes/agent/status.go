@@ -13,7 +13,7 @@ import (
 
 // runtimePod turns a pod of the store into what the runtime runs: env and
 // volumes resolved from the node's assignment, hostPorts collected.
-func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod) (runtime.Pod, error) {
+func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod, node *state.Node) (runtime.Pod, error) {
 	rp := runtime.Pod{
 		PodRef:        runtime.PodRef{Namespace: p.Namespace, Name: p.Name, UID: podUID(p)},
 		RestartPolicy: p.Spec.RestartPolicy,
@@ -24,12 +24,12 @@ func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod) (runtime.Pod
 		return rp, err
 	}
 	for _, c := range p.Spec.Containers {
-		env, err := resolveEnv(asg, p, &c)
+		env, podIPEnv, err := resolveEnv(asg, p, &c, node)
 		if err != nil {
 			return rp, err
 		}
 		c.SecurityContext = p.Spec.SecurityContext.Effective(c.SecurityContext)
-		rc := runtime.Container{Spec: c, Env: env}
+		rc := runtime.Container{Spec: c, Env: env, PodIPEnv: podIPEnv}
 		if psc := p.Spec.SecurityContext; psc != nil {
 			rc.SupplementalGroups = psc.SupplementalGroups
 		}

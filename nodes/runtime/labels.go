@@ -83,7 +83,10 @@ func specHash(c Container) string {
 		Spec   any
 		Env    []string
 		Mounts []Mount
-	}{c.Spec, c.Env, c.Mounts})
+		// omitempty: containers started before the field existed keep
+		// their hash, so an upgrade restarts none.
+		PodIPEnv []string `json:",omitempty"`
+	}{c.Spec, c.Env, c.Mounts, c.PodIPEnv})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }

@@ -95,9 +95,12 @@ type Pod struct {
 // Secret references already read, NAME=value in order) and Mounts are the
 // host paths of its volumes.
 type Container struct {
-	Spec   objects.Container
-	Env    []string
-	Mounts []Mount
+	Spec objects.Container
+	Env  []string
+	// PodIPEnv names variables set to the pod's IP (the downward API's
+	// status.podIP), which only the runtime knows, once the network is up.
+	PodIPEnv []string
+	Mounts   []Mount
 	// SupplementalGroups are added to the process's groups (the pod's
 	// securityContext.supplementalGroups).
 	SupplementalGroups []int64

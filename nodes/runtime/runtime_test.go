@@ -356,10 +356,14 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		},
 		Mounts:             []Mount{{HostPath: cfgDir, ContainerPath: "/config", ReadOnly: true}},
 		Env:                []string{"FROM_CONFIGMAP=hello"},
+		PodIPEnv:           []string{"MY_IP"},
 		SupplementalGroups: []int64{3000},
 	})
 	stopAtEnd(t, pod.PodRef)
-	ensure(t, pod)
+	podIP := ensure(t, pod).IP
+	if podIP == "" {
+		t.Fatal("the pod has no IP")
+	}
 	for _, tc := range []struct {
 		cmd  string
 		code int
@@ -371,6 +375,8 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		{"grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status", 0, "NoNewPrivs:\t1\nSeccomp:\t2"},
 		{"pwd", 0, "/tmp"},
 		{"echo $FROM_CONFIGMAP", 0, "hello"},
+		// The downward API's status.podIP, known once the network is up.
+		{"echo $MY_IP", 0, podIP},
 		{"cat /config/key", 0, "value"},
 		{"cat /sys/fs/cgroup/memory/memory.limit_in_bytes", 0, "67108864"},
 		{"cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares", 0, "50000\n512"},

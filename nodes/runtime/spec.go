@@ -42,8 +42,12 @@ func (r *Runtime) specOpts(pod Pod, sb *sandbox, c Container, img containerd.Ima
 	if s.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
 	}
-	if len(c.Env) > 0 {
-		opts = append(opts, oci.WithEnv(c.Env))
+	env := c.Env
+	for _, name := range c.PodIPEnv {
+		env = append(env, name+"="+sb.ip)
+	}
+	if len(env) > 0 {
+		opts = append(opts, oci.WithEnv(env))
 	}
 	opts = append(opts,
 		withNonEmptyArgs,

@@ -241,8 +241,23 @@ type EnvVar struct {
 }
 
 type EnvVarSource struct {
-	ConfigMapKeyRef *KeySelector `json:"configMapKeyRef,omitempty"`
-	SecretKeyRef    *KeySelector `json:"secretKeyRef,omitempty"`
+	ConfigMapKeyRef  *KeySelector           `json:"configMapKeyRef,omitempty"`
+	SecretKeyRef     *KeySelector           `json:"secretKeyRef,omitempty"`
+	FieldRef         *ObjectFieldSelector   `json:"fieldRef,omitempty"`
+	ResourceFieldRef *ResourceFieldSelector `json:"resourceFieldRef,omitempty"`
+}
+
+// ObjectFieldSelector names a field of the pod (the downward API).
+type ObjectFieldSelector struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	FieldPath  string `json:"fieldPath"`
+}
+
+// ResourceFieldSelector names a container's request or limit.
+type ResourceFieldSelector struct {
+	ContainerName string   `json:"containerName,omitempty"`
+	Resource      string   `json:"resource"`
+	Divisor       Quantity `json:"divisor,omitempty"`
 }
 
 type KeySelector struct {
