@@ -127,7 +127,7 @@ func selects(selector, labels map[string]string) bool {
 // in requests or limits, sorted.
 func extended(spec *objects.PodSpec) []string {
 	names := map[string]bool{}
-	for _, c := range spec.Containers {
+	for _, c := range spec.AllContainers() {
 		for _, l := range []objects.ResourceList{c.Resources.Requests, c.Resources.Limits} {
 			for name, q := range l.Extended {
 				if v, err := q.Milli(); err != nil || v > 0 {
@@ -139,21 +139,36 @@ func extended(spec *objects.PodSpec) []string {
 	return slices.Sorted(maps.Keys(names))
 }
 
+// requests is what the pod needs of a node, as Kubernetes counts it: the
+// sum of its containers' requests, or the largest init container's if more
+// (init containers run one at a time, before the others).
 func requests(spec *objects.PodSpec) (cpu, mem int64) {
 	for _, c := range spec.Containers {
-		r := c.Resources.Requests
-		if r.CPU == "" {
-			r.CPU = c.Resources.Limits.CPU
-		}
-		if r.Memory == "" {
-			r.Memory = c.Resources.Limits.Memory
-		}
-		if v, err := r.CPU.Milli(); err == nil {
-			cpu += v
-		}
-		if v, err := r.Memory.Value(); err == nil {
-			mem += v
-		}
+		c, m := request(&c)
+		cpu, mem = cpu+c, mem+m
+	}
+	for _, c := range spec.InitContainers {
+		c, m := request(&c)
+		cpu, mem = max(cpu, c), max(mem, m)
+	}
+	return cpu, mem
+}
+
+// request is one container's request; an unset one is its limit, as the
+// API server defaults it.
+func request(c *objects.Container) (cpu, mem int64) {
+	r := c.Resources.Requests
+	if r.CPU == "" {
+		r.CPU = c.Resources.Limits.CPU
+	}
+	if r.Memory == "" {
+		r.Memory = c.Resources.Limits.Memory
+	}
+	if v, err := r.CPU.Milli(); err == nil {
+		cpu = v
+	}
+	if v, err := r.Memory.Value(); err == nil {
+		mem = v
 	}
 	return cpu, mem
 }

@@ -790,3 +790,31 @@ func TestEnvDownwardAPISchema(t *testing.T) {
 		}
 	}
 }
+
+// initContainers: checked as containers are (names unique across both
+// lists, mounts of declared volumes, references), and without probes,
+// which a container that runs to completion cannot have.
+func TestInitContainersSchema(t *testing.T) {
+	ok := strings.Replace(webContainer, "      containers:\n", `      volumes: [{name: work, emptyDir: {}}]
+      initContainers:
+      - name: fetch
+        image: busybox
+        command: [sh, -c, "echo hi > /work/index.html"]
+        volumeMounts: [{name: work, mountPath: /work}]
+        env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+      containers:
+`, 1)
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
+	bad := strings.Replace(webContainer, "      containers:\n", `      initContainers:
+      - name: web
+        image: busybox
+        readinessProbe: {tcpSocket: {port: 80}}
+        volumeMounts: [{name: nope, mountPath: /x}]
+      containers:
+`, 1)
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
+		"d.yaml:12:25: error: spec.template.spec.initContainers[0].readinessProbe: an init container runs to completion and cannot have a readinessProbe, as in Kubernetes",
+		`d.yaml:13:31: error: spec.template.spec.initContainers[0].volumeMounts[0].name: no volume named "nope" in spec.volumes`,
+		`d.yaml:15:15: error: spec.template.spec.containers[0].name: container name "web" is used twice`,
+	)
+}

@@ -226,19 +226,35 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		}
 	}
 	names := map[string]bool{} // for references to any container of the pod
-	for _, ct := range p.Containers {
+	for _, ct := range p.AllContainers() {
 		names[ct.Name] = true
 	}
 	containers := map[string]bool{}
 	portOwner := map[string]string{}
-	for i, ct := range p.Containers {
-		cp := join(at, "containers", i)
+	for i, ct := range p.AllContainers() {
+		cp, isInit := join(at, "containers", i-len(p.InitContainers)), i < len(p.InitContainers)
+		if isInit {
+			cp = join(at, "initContainers", i)
+		}
 		if containers[ct.Name] {
 			r.add(diag.Error, diag.RuleUnique, join(cp, "name"), "container name %s is used twice", Excerpt(ct.Name))
 		}
 		containers[ct.Name] = true
+		if isInit {
+			for _, pr := range []struct {
+				field string
+				p     *objects.Probe
+			}{{"livenessProbe", ct.LivenessProbe}, {"readinessProbe", ct.ReadinessProbe}, {"startupProbe", ct.StartupProbe}} {
+				if pr.p != nil {
+					r.add(diag.Error, diag.RuleSchema, join(cp, pr.field), "an init container runs to completion and cannot have a %s, as in Kubernetes", pr.field)
+				}
+			}
+		}
 		own := map[string]bool{}
 		for j, port := range ct.Ports {
+			if isInit {
+				break // a Service's targetPort names the containers' ports
+			}
 			if port.Name == "" {
 				continue
 			}

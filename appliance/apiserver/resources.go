@@ -197,7 +197,7 @@ type reference struct {
 // sent those and no others.
 func references(spec *objects.PodSpec) []reference {
 	var out []reference
-	for _, c := range spec.Containers {
+	for _, c := range spec.AllContainers() {
 		for _, e := range c.Env {
 			if e.ValueFrom == nil {
 				continue
@@ -269,8 +269,8 @@ func checkPodStatus(p *state.Pod, ps state.PodStatus) error {
 			return errorf(http.StatusBadRequest, "invalid pod IP %q", ps.IP)
 		}
 	}
-	for _, c := range ps.Containers {
-		if !slices.ContainsFunc(p.Spec.Containers, func(sc objects.Container) bool { return sc.Name == c.Name }) {
+	for _, c := range slices.Concat(ps.InitContainers, ps.Containers) {
+		if !slices.ContainsFunc(p.Spec.AllContainers(), func(sc objects.Container) bool { return sc.Name == c.Name }) {
 			return errorf(http.StatusBadRequest, "pod %s has no container %q", p.Key(), c.Name)
 		}
 	}

@@ -189,8 +189,9 @@ type PodStatus struct {
 	Reason  string `json:"reason,omitempty"`
 	Message string `json:"message,omitempty"`
 	// ReadySince is when the pod last became ready, for minReadySeconds.
-	ReadySince time.Time         `json:"readySince,omitzero"`
-	Containers []ContainerStatus `json:"containers,omitempty"`
+	ReadySince     time.Time         `json:"readySince,omitzero"`
+	InitContainers []ContainerStatus `json:"initContainers,omitempty"`
+	Containers     []ContainerStatus `json:"containers,omitempty"`
 }
 
 // ContainerStatus is one container of a pod as its agent sees it.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -272,5 +273,39 @@ func TestResolveEnvFrom(t *testing.T) {
 	var ce *configError
 	if _, _, err := resolveEnv(a, p, c, &state.Node{}); !errors.As(err, &ce) || !strings.Contains(err.Error(), "ConfigMap ns/absent not found") {
 		t.Fatalf("missing source: %v", err)
+	}
+}
+
+// While init containers run the pod reads as kubectl shows it, and its
+// other containers wait; a failed one fails the pod only under Never.
+func TestInitializingPodStatus(t *testing.T) {
+	spec := objects.PodSpec{InitContainers: []objects.Container{{Name: "a"}, {Name: "b"}}, Containers: []objects.Container{{Name: "app"}}, RestartPolicy: "Always"}
+	p := &state.Pod{Namespace: "ns", Name: "p", Spec: spec}
+	done := runtime.ContainerStatus{Name: "a", State: runtime.StateExited, Reason: runtime.ReasonCompleted}
+	for _, tc := range []struct {
+		init   []runtime.ContainerStatus
+		never  bool
+		reason string
+		phase  state.PodPhase
+	}{
+		{nil, false, "Init:0/2", state.PodPending},
+		{[]runtime.ContainerStatus{{Name: "a", State: runtime.StateRunning}}, false, "Init:0/2", state.PodPending},
+		{[]runtime.ContainerStatus{done, {Name: "b", State: runtime.StateRunning}}, false, "Init:1/2", state.PodPending},
+		{[]runtime.ContainerStatus{done, {Name: "b", State: runtime.StateWaiting, Reason: runtime.ReasonCrashLoopBackOff, Restarts: 2}}, false, "Init:CrashLoopBackOff", state.PodPending},
+		{[]runtime.ContainerStatus{{Name: "a", State: runtime.StateExited, ExitCode: 3, Reason: runtime.ReasonError}}, true, "Init:Error", state.PodFailed},
+	} {
+		p.Spec.RestartPolicy = "Always"
+		if tc.never {
+			p.Spec.RestartPolicy = "Never"
+		}
+		out := podStatus(p, &runtime.PodStatus{InitContainers: tc.init}, nil, nil, nil, time.Now())
+		if out.Reason != tc.reason || out.Phase != tc.phase || len(out.InitContainers) != 2 || out.Containers[0].Reason != runtime.ReasonPodInitializing {
+			t.Errorf("%+v: %s %s, init %+v, containers %+v; want %s %s", tc.init, out.Phase, out.Reason, out.InitContainers, out.Containers, tc.phase, tc.reason)
+		}
+	}
+	// All done: the pod's own containers decide.
+	out := podStatus(p, &runtime.PodStatus{InitContainers: []runtime.ContainerStatus{done, {Name: "b", State: runtime.StateExited}}}, nil, nil, nil, time.Now())
+	if out.Reason != runtime.ReasonContainerCreating {
+		t.Errorf("initialized: %+v", out)
 	}
 }

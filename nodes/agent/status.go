@@ -2,6 +2,8 @@ package agent
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/runtime"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // runtimePod turns a pod of the store into what the runtime runs: env and
@@ -23,7 +26,7 @@ func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod, node *state.
 	if err != nil {
 		return rp, err
 	}
-	for _, c := range p.Spec.Containers {
+	for i, c := range p.Spec.AllContainers() {
 		env, podIPEnv, err := resolveEnv(asg, p, &c, node)
 		if err != nil {
 			return rp, err
@@ -35,6 +38,10 @@ func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod, node *state.
 		}
 		for _, m := range mounts[c.Name] {
 			rc.Mounts = append(rc.Mounts, runtime.Mount(m))
+		}
+		if i < len(p.Spec.InitContainers) {
+			rp.InitContainers = append(rp.InitContainers, rc)
+			continue
 		}
 		rp.Containers = append(rp.Containers, rc)
 		for _, port := range c.Ports {
@@ -57,6 +64,9 @@ func podStatus(p *state.Pod, st *runtime.PodStatus, syncErr error, ready map[str
 	if errors.As(syncErr, &ce) {
 		// Nothing was started: the pod waits for its configuration.
 		out.Reason, out.Message = runtime.ReasonCreateConfigError, ce.Error()
+		return out
+	}
+	if initializing(p, st, &out) {
 		return out
 	}
 	allStarted, allReady := true, true
@@ -102,6 +112,52 @@ func podStatus(p *state.Pod, st *runtime.PodStatus, syncErr error, ready map[str
 		}
 	}
 	return out
+}
+
+// initializing fills out for a pod whose init containers have not all
+// succeeded, and reports whether that is so. Its status reads as
+// kubectl shows it: Init:done/total while one runs, Init:CrashLoopBackOff
+// or Init:Error when one failed; with restartPolicy Never a failed init
+// container fails the pod. The other containers wait: PodInitializing.
+func initializing(p *state.Pod, st *runtime.PodStatus, out *state.PodStatus) bool {
+	init := p.Spec.InitContainers
+	if len(init) == 0 || slices.ContainsFunc(p.Spec.Containers, func(c objects.Container) bool { return st.Container(c.Name) != nil }) {
+		return false
+	}
+	done := 0
+	for _, c := range init {
+		s := state.ContainerStatus{Name: c.Name, State: runtime.StateWaiting, Reason: runtime.ReasonPodInitializing}
+		if cs := st.Container(c.Name); cs != nil {
+			s = state.ContainerStatus{Name: c.Name, ID: cs.ID, State: cs.State, Reason: cs.Reason, ExitCode: cs.ExitCode, Restarts: cs.Restarts}
+			if out.Message == "" && cs.Message != "" && cs.State != runtime.StateRunning {
+				out.Message = cs.Message
+			}
+		}
+		succeeded := s.State == runtime.StateExited && s.ExitCode == 0
+		switch {
+		case succeeded && out.Reason == "":
+			done++
+		case out.Reason != "":
+		case s.Reason == runtime.ReasonCrashLoopBackOff || s.Reason == runtime.ReasonImagePullBackOff || s.Reason == runtime.ReasonErrImagePull:
+			out.Reason = "Init:" + s.Reason
+		case s.State == runtime.StateExited:
+			out.Reason = "Init:Error"
+			if p.Spec.RestartPolicy == "Never" {
+				out.Phase = state.PodFailed
+			}
+		default:
+			out.Reason = fmt.Sprintf("Init:%d/%d", done, len(init))
+		}
+		out.Restarts += s.Restarts
+		out.InitContainers = append(out.InitContainers, s)
+	}
+	if out.Reason == "" {
+		return false // all succeeded; the others start at the next sync
+	}
+	for _, c := range p.Spec.Containers {
+		out.Containers = append(out.Containers, state.ContainerStatus{Name: c.Name, State: runtime.StateWaiting, Reason: runtime.ReasonPodInitializing})
+	}
+	return true
 }
 
 // hidePaths writes DATA for the node's data dir in a message bound for the

@@ -78,7 +78,7 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 		}
 	}
 	mounts := map[string][]Mount{}
-	for _, c := range p.Spec.Containers {
+	for _, c := range p.Spec.AllContainers() {
 		for _, m := range c.VolumeMounts {
 			host := hostPaths[m.Name]
 			if m.SubPath != "" {

@@ -30,6 +30,7 @@ const (
 	labelStartedAt     = "io.berth.started-at"
 	labelFinishedAt    = "io.berth.finished-at"
 	labelStartError    = "io.berth.start-error"
+	labelInit          = "io.berth.init" // "true" on init containers
 
 	kindSandbox   = "sandbox"
 	kindContainer = "container"

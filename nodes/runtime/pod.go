@@ -85,7 +85,7 @@ func validatePod(pod Pod) error {
 		return fmt.Errorf("runtime: pod %s: unknown restartPolicy %q", pod.PodRef, pod.RestartPolicy)
 	}
 	seen := map[string]bool{}
-	for _, c := range pod.Containers {
+	for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
 		n := c.Spec.Name
 		if err := names.DNSLabel(n); err != nil {
 			return fmt.Errorf("runtime: pod %s: container name %q %w", pod.PodRef, n, err)
@@ -148,17 +148,33 @@ func (r *Runtime) EnsurePod(ctx context.Context, pod Pod) (PodStatus, error) {
 		return status, err
 	}
 
+	// Init containers run one at a time, each to completion, before the
+	// others: this call works on the next one that has not succeeded, or on
+	// the pod's containers once all have.
+	batch, initDone, next := pod.Containers, []ContainerStatus(nil), -1
+	if len(pod.InitContainers) > 0 {
+		initDone, next = r.nextInit(ctx, pod, existing)
+	}
+	if next >= 0 {
+		c := pod.InitContainers[next]
+		c.init = true
+		batch = []Container{c}
+	}
+
 	type prepared struct {
 		cs   ContainerStatus
 		cont containerd.Container // to start; nil when there is nothing to start
 		err  error
 	}
-	preps := make([]prepared, len(pod.Containers))
+	preps := make([]prepared, len(batch))
 	if fresh {
 		// The network and the containers at once: CNI mostly waits on
 		// plugin processes, the containers on containerd.
 		var wg sync.WaitGroup
-		for i, c := range pod.Containers {
+		for i, c := range batch {
+			if len(c.PodIPEnv) > 0 {
+				continue // its environment needs the address: after the network
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -181,8 +197,14 @@ func (r *Runtime) EnsurePod(ctx context.Context, pod Pod) (PodStatus, error) {
 			sb.undo(ctx)
 			return status, netErr
 		}
+		for i, c := range batch {
+			if len(c.PodIPEnv) > 0 {
+				p := &preps[i]
+				p.cs, p.cont, p.err = r.prepareContainer(ctx, pod, sb, c, existing[c.Spec.Name])
+			}
+		}
 	} else {
-		for i, c := range pod.Containers {
+		for i, c := range batch {
 			p := &preps[i]
 			p.cs, p.cont, p.err = r.prepareContainer(ctx, pod, sb, c, existing[c.Spec.Name])
 		}
@@ -190,17 +212,23 @@ func (r *Runtime) EnsurePod(ctx context.Context, pod Pod) (PodStatus, error) {
 	status.IP, status.NetNS, status.Created = sb.ip, sb.netns, sb.created
 
 	var errs []error
-	for i, c := range pod.Containers {
-		name := c.Spec.Name
-		delete(existing, name)
+	statuses := &status.Containers
+	if next >= 0 {
+		status.InitContainers = initDone
+		statuses = &status.InitContainers
+	}
+	for i, c := range batch {
 		cs, err := preps[i].cs, preps[i].err
 		if err == nil && preps[i].cont != nil {
 			cs, err = r.startContainer(ctx, sb.key, preps[i].cont, cs)
 		}
-		status.Containers = append(status.Containers, cs)
+		*statuses = append(*statuses, cs)
 		if err != nil {
-			errs = append(errs, &ContainerError{Pod: pod.PodRef, Container: name, Reason: cs.Reason, Err: err})
+			errs = append(errs, &ContainerError{Pod: pod.PodRef, Container: c.Spec.Name, Reason: cs.Reason, Err: err})
 		}
+	}
+	for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+		delete(existing, c.Spec.Name)
 	}
 	// Containers the pod no longer has: pods are immutable in berth, so
 	// this only happens when the agent's idea of a pod changed under us.
@@ -211,6 +239,40 @@ func (r *Runtime) EnsurePod(ctx context.Context, pod Pod) (PodStatus, error) {
 		}
 	}
 	return status, errors.Join(errs...)
+}
+
+// nextInit finds the first init container that has not succeeded, and the
+// statuses of those before it; -1 once all have, or once any of the pod's
+// other containers exists (the kubelet's rule: init containers removed
+// since do not run again).
+func (r *Runtime) nextInit(ctx context.Context, pod Pod, existing map[string]record) ([]ContainerStatus, int) {
+	for _, c := range pod.Containers {
+		if existing[c.Spec.Name].c != nil {
+			return nil, -1
+		}
+	}
+	var done []ContainerStatus
+	for i, c := range pod.InitContainers {
+		rec := existing[c.Spec.Name]
+		if rec.c == nil {
+			return done, i
+		}
+		cs := r.containerStatus(ctx, rec)
+		if cs.State != StateExited || cs.ExitCode != 0 || rec.info.Labels[labelSpecHash] != specHash(c) {
+			return done, i
+		}
+		done = append(done, cs)
+	}
+	return done, -1
+}
+
+// restartPolicy is the policy for c: an init container that succeeded is
+// done, so Always means OnFailure for it.
+func restartPolicy(pod string, init bool) string {
+	if init && pod == RestartAlways {
+		return RestartOnFailure
+	}
+	return pod
 }
 
 // loadSandbox returns the pod's sandbox, or nil when it has none yet (or
@@ -395,7 +457,7 @@ func (r *Runtime) prepareContainer(ctx context.Context, pod Pod, sb *sandbox, c 
 		case cs.State == StateRunning:
 			return cs, nil, nil
 		case cs.State == StateExited:
-			if !r.restartDue(&cs, pod.RestartPolicy) {
+			if !r.restartDue(&cs, restartPolicy(pod.RestartPolicy, c.init)) {
 				return cs, nil, nil
 			}
 			r.log.Info("restarting container", "pod", pod.PodRef, "container", name, "exitCode", cs.ExitCode, "restarts", restarts+1)
@@ -464,6 +526,9 @@ func (r *Runtime) createContainer(ctx context.Context, pod Pod, sb *sandbox, c C
 	labels[labelRestarts] = fmt.Sprint(restarts)
 	labels[labelSpecHash] = hash
 	labels[labelImage] = c.Spec.Image
+	if c.init {
+		labels[labelInit] = "true"
+	}
 	cont, err := r.client.NewContainer(ctx, id,
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.snapshotter),
@@ -873,8 +938,13 @@ func (r *Runtime) list(ctx context.Context, filter string) ([]PodStatus, error) 
 		if policy == "" {
 			policy = RestartAlways
 		}
-		r.restartDue(&cs, policy)
-		pods[key].Containers = append(pods[key].Containers, cs)
+		init := rec.info.Labels[labelInit] == "true"
+		r.restartDue(&cs, restartPolicy(policy, init))
+		if init {
+			pods[key].InitContainers = append(pods[key].InitContainers, cs)
+		} else {
+			pods[key].Containers = append(pods[key].Containers, cs)
+		}
 	}
 	r.mu.Lock()
 	for k, pf := range r.pulls {
@@ -889,7 +959,9 @@ func (r *Runtime) list(ctx context.Context, filter string) ([]PodStatus, error) 
 
 	out := make([]PodStatus, 0, len(pods))
 	for _, p := range pods {
-		slices.SortFunc(p.Containers, func(a, b ContainerStatus) int { return strings.Compare(a.Name, b.Name) })
+		for _, list := range [][]ContainerStatus{p.InitContainers, p.Containers} {
+			slices.SortFunc(list, func(a, b ContainerStatus) int { return strings.Compare(a.Name, b.Name) })
+		}
 		out = append(out, *p)
 	}
 	slices.SortFunc(out, func(a, b PodStatus) int {

@@ -56,6 +56,7 @@ const (
 	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	ReasonCompleted         = "Completed"
 	ReasonError             = "Error"
+	ReasonPodInitializing   = "PodInitializing"
 )
 
 // Restart policies, as in a pod spec.
@@ -85,7 +86,10 @@ type Pod struct {
 	// GracePeriod is how long a container that must be replaced (its spec
 	// changed) gets between SIGTERM and SIGKILL; default 30 s.
 	GracePeriod time.Duration
-	Containers  []Container
+	// InitContainers run one at a time, each to completion, before the
+	// Containers start.
+	InitContainers []Container
+	Containers     []Container
 	// HostPorts are published on the node (needs network.Config.PortMap).
 	HostPorts []network.PortMapping
 }
@@ -101,6 +105,7 @@ type Container struct {
 	// status.podIP), which only the runtime knows, once the network is up.
 	PodIPEnv []string
 	Mounts   []Mount
+	init     bool // one of the pod's InitContainers
 	// SupplementalGroups are added to the process's groups (the pod's
 	// securityContext.supplementalGroups).
 	SupplementalGroups []int64
@@ -120,15 +125,20 @@ type PodStatus struct {
 	IP    string
 	NetNS string
 	// Created is when the pod's sandbox (network) was set up.
-	Created    time.Time
-	Containers []ContainerStatus
+	Created time.Time
+	// InitContainers are those that ran or run while the pod initializes;
+	// the other Containers are absent until it has.
+	InitContainers []ContainerStatus
+	Containers     []ContainerStatus
 }
 
 // Container returns the status of the named container, or nil.
 func (p *PodStatus) Container(name string) *ContainerStatus {
-	for i := range p.Containers {
-		if p.Containers[i].Name == name {
-			return &p.Containers[i]
+	for _, list := range [][]ContainerStatus{p.InitContainers, p.Containers} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
 		}
 	}
 	return nil

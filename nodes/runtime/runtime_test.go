@@ -474,3 +474,67 @@ func TestDaemonRestart(t *testing.T) {
 		t.Errorf("EnsurePod after containerd restart replaced the container: %+v", again)
 	}
 }
+
+// Init containers run in order, each to completion, before the others
+// start; a failing one is retried under the back-off and holds the others
+// back, and with restartPolicy Never its failure is final.
+func TestInitContainers(t *testing.T) {
+	need(t)
+	t.Parallel()
+	work := t.TempDir()
+	mount := []Mount{{HostPath: work, ContainerPath: "/work"}}
+	step := func(name, script string) Container {
+		return Container{Spec: objects.Container{Name: name, Image: env.busybox, Command: []string{"sh", "-c", script}}, Mounts: mount}
+	}
+	pod := testPod("init-1", step("app", "cat /work/order; sleep 3600"))
+	pod.InitContainers = []Container{step("first", "sleep 1; echo first >> /work/order"), step("second", "echo second >> /work/order")}
+	stopAtEnd(t, pod.PodRef)
+	st := ensure(t, pod)
+	if len(st.InitContainers) != 1 || st.InitContainers[0].Name != "first" || len(st.Containers) != 0 {
+		t.Fatalf("first sync: init %+v, containers %+v", st.InitContainers, st.Containers)
+	}
+	for deadline := time.Now().Add(30 * time.Second); st.Container("app") == nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the app never started: %+v", st)
+		}
+		st = ensure(t, pod)
+	}
+	waitFor(t, pod.PodRef, "the app running", func(s PodStatus) bool { c := s.Container("app"); return c != nil && c.State == StateRunning })
+	if code, out := exec1(t, pod.PodRef, "app", "cat", "/work/order"); code != 0 || out != "first\nsecond" {
+		t.Fatalf("the init containers ran as %q (%d), want first then second", out, code)
+	}
+	// Once initialized, later syncs leave the init containers alone.
+	if st := ensure(t, pod); len(st.InitContainers) != 0 || st.Container("app").State != StateRunning {
+		t.Fatalf("after initializing: %+v", st)
+	}
+	if out, _ := os.ReadFile(filepath.Join(work, "order")); string(out) != "first\nsecond\n" {
+		t.Fatalf("an init container ran again: %q", out)
+	}
+
+	failing := testPod("init-fail", step("app", "sleep 3600"))
+	failing.InitContainers = []Container{step("setup", "exit 3")}
+	stopAtEnd(t, failing.PodRef)
+	ensure(t, failing)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st := ensure(t, failing)
+		if st.Container("app") != nil {
+			t.Fatalf("the app started after a failed init container: %+v", st.Containers)
+		}
+		if c := st.Container("setup"); c != nil && c.Restarts >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed init container was not retried: %+v", st.InitContainers)
+		}
+	}
+
+	never := testPod("init-never", step("app", "sleep 3600"))
+	never.RestartPolicy = RestartNever
+	never.InitContainers = []Container{step("setup", "exit 3")}
+	stopAtEnd(t, never.PodRef)
+	ensure(t, never)
+	waitFor(t, never.PodRef, "the init container's exit", func(s PodStatus) bool { c := s.Container("setup"); return c != nil && c.ExitCode == 3 })
+	if st := ensure(t, never); st.Container("setup").State != StateExited || st.Container("setup").Restarts != 0 || st.Container("app") != nil {
+		t.Fatalf("a failed init container under Never: %+v", st)
+	}
+}

@@ -137,6 +137,9 @@ type TemplateMeta struct {
 }
 
 type PodSpec struct {
+	// InitContainers run one at a time, each to completion, before the
+	// Containers start.
+	InitContainers                []Container         `json:"initContainers,omitempty"`
 	Containers                    []Container         `json:"containers"`
 	Volumes                       []Volume            `json:"volumes,omitempty"`
 	NodeSelector                  map[string]string   `json:"nodeSelector,omitempty"`
@@ -145,6 +148,12 @@ type PodSpec struct {
 	SecurityContext               *PodSecurityContext `json:"securityContext,omitempty"`
 	ServiceAccountName            string              `json:"serviceAccountName,omitempty"`
 	DeprecatedServiceAccount      string              `json:"serviceAccount,omitempty"`
+}
+
+// AllContainers is the init containers, then the others: everything of the
+// pod that reads env, volumes and images.
+func (s *PodSpec) AllContainers() []Container {
+	return append(slices.Clip(s.InitContainers), s.Containers...)
 }
 
 type Container struct {
