@@ -262,8 +262,9 @@ func TestAbuse(t *testing.T) {
 			what, code, _ := strings.Cut(c, " ")
 			n, _ := strconv.Atoi(code)
 			// 0: the server answered and closed while the client was still
-			// sending, which the client may see as a broken connection.
-			if n != want[what] && n != 0 {
+			// sending, which the client may see as a broken connection;
+			// 408: the read deadline cut the body first, on a slow machine.
+			if n != want[what] && n != 0 && !(n == http.StatusRequestTimeout && what != "header") {
 				t.Errorf("%s: answered %d, want %d", what, n, want[what])
 			}
 		}

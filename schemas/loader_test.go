@@ -818,3 +818,36 @@ func TestInitContainersSchema(t *testing.T) {
 		`d.yaml:15:15: error: spec.template.spec.containers[0].name: container name "web" is used twice`,
 	)
 }
+
+// Lifecycle hooks and gRPC probes: each takes exactly one action of its
+// own kind (sleep is a hook's, grpc a probe's), and init containers have
+// no hooks.
+func TestLifecycleAndGRPCSchema(t *testing.T) {
+	ok := webContainer + `        ports: [{name: http, containerPort: 8080}]
+        lifecycle:
+          postStart: {exec: {command: [sh, -c, "echo started > /tmp/started"]}}
+          preStop: {sleep: {seconds: 5}}
+        readinessProbe: {grpc: {port: 9090, service: shop}}
+        livenessProbe: {grpc: {port: 9090}}
+      - name: side
+        image: busybox
+        lifecycle: {preStop: {httpGet: {path: /quit, port: 8081}}}
+`
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
+	for body, want := range map[string]string{
+		"        lifecycle: {preStop: {grpc: {port: 9090}}}\n":                                 "spec.template.spec.containers[0].lifecycle.preStop.grpc: berth does not support this field",
+		"        readinessProbe: {sleep: {seconds: 1}}\n":                                      "spec.template.spec.containers[0].readinessProbe.sleep: berth does not support this field",
+		"        lifecycle: {postStart: {sleep: {seconds: 1}, exec: {command: [\"true\"]}}}\n": "a hook needs exactly one of exec, httpGet, tcpSocket, sleep (has 2)",
+		"        lifecycle: {preStop: {httpGet: {port: admin}}}\n":                             `this container has no port named "admin"`,
+	} {
+		res := loadRepo(t, map[string]string{"d.yaml": webContainer + body})
+		if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), want) {
+			t.Errorf("%s: %v, want one diagnostic with %q", body, res.Diagnostics, want)
+		}
+	}
+	initHook := strings.Replace(webContainer, "      containers:\n", "      initContainers:\n      - {name: setup, image: busybox, lifecycle: {preStop: {sleep: {seconds: 1}}}}\n      containers:\n", 1)
+	res := loadRepo(t, map[string]string{"d.yaml": initHook})
+	if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), "an init container cannot have lifecycle hooks") {
+		t.Errorf("init container hooks: %v", res.Diagnostics)
+	}
+}

@@ -291,6 +291,19 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 			}
 			mounts[m.MountPath] = true
 		}
+		if lc := ct.Lifecycle; lc != nil {
+			if isInit && (lc.PostStart != nil || lc.PreStop != nil) {
+				r.add(diag.Error, diag.RuleSchema, join(cp, "lifecycle"), "an init container cannot have lifecycle hooks, as in Kubernetes")
+			}
+			for _, hook := range []struct {
+				name string
+				h    *objects.Handler
+			}{{"postStart", lc.PostStart}, {"preStop", lc.PreStop}} {
+				if hook.h != nil {
+					handlerChecks(r, join(cp, "lifecycle", hook.name), "a hook", "exec, httpGet, tcpSocket, sleep", hook.h, own)
+				}
+			}
+		}
 		probeChecks(r, join(cp, "livenessProbe"), ct.LivenessProbe, own)
 		probeChecks(r, join(cp, "readinessProbe"), ct.ReadinessProbe, own)
 		probeChecks(r, join(cp, "startupProbe"), ct.StartupProbe, own)
@@ -354,25 +367,32 @@ func envChecks(r *report, f *facts, containers map[string]bool, at []any, e obje
 }
 
 func probeChecks(r *report, at []any, p *objects.Probe, ports map[string]bool) {
-	if p == nil {
-		return
+	if p != nil {
+		handlerChecks(r, at, "a probe", "httpGet, tcpSocket, exec, grpc", &p.Handler, ports)
 	}
+}
+
+// handlerChecks: exactly one action (the schema admits only those that
+// what, a probe or a hook, may have), and a named port the container has.
+func handlerChecks(r *report, at []any, what, allowed string, h *objects.Handler, ports map[string]bool) {
 	handlers := 0
 	var port *objects.IntOrString
 	var portPath []any
-	if p.HTTPGet != nil {
+	if h.HTTPGet != nil {
 		handlers++
-		port, portPath = &p.HTTPGet.Port, join(at, "httpGet", "port")
+		port, portPath = &h.HTTPGet.Port, join(at, "httpGet", "port")
 	}
-	if p.TCPSocket != nil {
+	if h.TCPSocket != nil {
 		handlers++
-		port, portPath = &p.TCPSocket.Port, join(at, "tcpSocket", "port")
+		port, portPath = &h.TCPSocket.Port, join(at, "tcpSocket", "port")
 	}
-	if p.Exec != nil {
-		handlers++
+	for _, set := range []bool{h.Exec != nil, h.GRPC != nil, h.Sleep != nil} {
+		if set {
+			handlers++
+		}
 	}
 	if handlers != 1 {
-		r.add(diag.Error, diag.RuleSchema, at, "a probe needs exactly one of httpGet, tcpSocket, exec (has %d)", handlers)
+		r.add(diag.Error, diag.RuleSchema, at, "%s needs exactly one of %s (has %d)", what, allowed, handlers)
 		return
 	}
 	if port != nil && port.IsString && !ports[port.Str] {

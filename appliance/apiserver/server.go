@@ -289,12 +289,22 @@ func decodeBody(r *http.Request, v any) error {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return errorf(http.StatusRequestEntityTooLarge, "request body over %d KiB", maxBody>>10)
 		}
+		if timedOut(err) {
+			return errorf(http.StatusRequestTimeout, "the request body did not arrive in time")
+		}
 		return errorf(http.StatusBadRequest, "malformed request body: %v", err)
 	}
 	if dec.More() {
 		return errorf(http.StatusBadRequest, "malformed request body: more than one JSON value")
 	}
 	return nil
+}
+
+// timedOut: the server's read deadline cut a body short, which is the
+// client's slowness (408), not a malformed body.
+func timedOut(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }
 
 func (s *Server) propose(r *http.Request, cmds ...state.Command) error {

@@ -107,6 +107,9 @@ func checkWebhook(secret []byte, allowUnsigned bool, h http.Header, body io.Read
 		ws[i] = m
 	}
 	n, err := io.Copy(io.MultiWriter(ws...), io.LimitReader(body, maxWebhookBody+1))
+	if timedOut(err) {
+		return errorf(http.StatusRequestTimeout, "the webhook body did not arrive in time")
+	}
 	if err != nil {
 		return errorf(http.StatusBadRequest, "reading the body: %v", err)
 	}

@@ -1,7 +1,10 @@
 // Command hello is the tiny HTTP server that berth's tests and examples run
 // in containers. GET / answers "<pod name> <version>\n" so a test can tell
 // which pod and which rollout served a request; GET /healthz answers 200 for
-// probes. It is built static (CGO_ENABLED=0) so the image needs no libc.
+// probes. With GRPC_HEALTH_PORT set it also serves the standard
+// grpc.health.v1 service there, answering GRPC_HEALTH_STATUS (SERVING by
+// default), for gRPC probes. It is built static (CGO_ENABLED=0) so the
+// image needs no libc.
 package main
 
 import (
@@ -9,11 +12,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func main() {
@@ -35,6 +43,9 @@ func main() {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	slog.Info("hello: listening", "addr", srv.Addr, "name", name, "version", version)
+	if port := os.Getenv("GRPC_HEALTH_PORT"); port != "" {
+		go func() { errc <- serveHealth(port, os.Getenv("GRPC_HEALTH_STATUS")) }()
+	}
 
 	select {
 	case err := <-errc:
@@ -49,6 +60,22 @@ func main() {
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		slog.Error("hello: shutdown", "err", err)
 	}
+}
+
+// serveHealth answers grpc.health.v1 checks of the server as a whole.
+func serveHealth(port, status string) error {
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		return err
+	}
+	hs := health.NewServer()
+	if st, ok := healthpb.HealthCheckResponse_ServingStatus_value[status]; ok {
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_ServingStatus(st))
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	slog.Info("hello: gRPC health", "addr", ln.Addr(), "status", status)
+	return srv.Serve(ln)
 }
 
 func newHandler(name, version string) http.Handler {

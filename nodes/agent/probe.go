@@ -2,86 +2,17 @@ package agent
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/berth/berth/nodes/action"
 	"github.com/berth/berth/schemas/objects"
 )
 
-// ExecFunc runs a command in a container and returns its exit code.
-type ExecFunc func(ctx context.Context, cmd []string) (int, error)
-
-// probeOnce runs one probe against a container at ip: an HTTP GET that
-// answers 200-399, a TCP connect, or a command that exits 0, each within
-// timeoutSeconds.
-func probeOnce(ctx context.Context, p *objects.Probe, ip string, ports []objects.ContainerPort, exec ExecFunc) error {
+// probeOnce runs one probe against a container within timeoutSeconds.
+func probeOnce(ctx context.Context, p *objects.Probe, t action.Target) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.TimeoutSeconds)*time.Second)
 	defer cancel()
-	switch {
-	case p.HTTPGet != nil:
-		port, err := resolvePort(p.HTTPGet.Port, ports)
-		if err != nil {
-			return err
-		}
-		url := fmt.Sprintf("%s://%s%s", map[string]string{"HTTP": "http", "HTTPS": "https"}[p.HTTPGet.Scheme],
-			net.JoinHostPort(ip, strconv.Itoa(port)), p.HTTPGet.Path)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("User-Agent", "berth-probe")
-		for _, h := range p.HTTPGet.HTTPHeaders {
-			req.Header.Set(h.Name, h.Value)
-		}
-		resp, err := probeClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-			return fmt.Errorf("HTTP probe failed with statuscode: %d", resp.StatusCode)
-		}
-		return nil
-	case p.TCPSocket != nil:
-		port, err := resolvePort(p.TCPSocket.Port, ports)
-		if err != nil {
-			return err
-		}
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		if err != nil {
-			return err
-		}
-		return conn.Close()
-	case p.Exec != nil:
-		code, err := exec(ctx, p.Exec.Command)
-		if err != nil {
-			return err
-		}
-		if code != 0 {
-			return fmt.Errorf("command %v exited with %d", p.Exec.Command, code)
-		}
-		return nil
-	}
-	return fmt.Errorf("probe has no handler")
-}
-
-// probeClient does not follow redirects to other hosts' ports, and skips
-// certificate checks for HTTPS as the kubelet does.
-var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: insecureTLS()}}
-
-func resolvePort(v objects.IntOrString, ports []objects.ContainerPort) (int, error) {
-	if !v.IsString {
-		return int(v.Int), nil
-	}
-	for _, p := range ports {
-		if p.Name == v.Str {
-			return int(p.ContainerPort), nil
-		}
-	}
-	return 0, fmt.Errorf("no container port named %q", v.Str)
+	return action.Run(ctx, &p.Handler, t)
 }
 
 // probeState tracks one probe of one container.

@@ -41,7 +41,7 @@ func (r *execRuntime) StopContainer(context.Context, runtime.PodRef, string, tim
 // kubelet does; time is the test's.
 func TestStartupProbe(t *testing.T) {
 	probe := func(cmd string) *objects.Probe {
-		return &objects.Probe{Exec: &objects.ExecAction{Command: []string{cmd}}, TimeoutSeconds: 1, PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
+		return &objects.Probe{Handler: objects.Handler{Exec: &objects.ExecAction{Command: []string{cmd}}}, TimeoutSeconds: 1, PeriodSeconds: 1, SuccessThreshold: 1, FailureThreshold: 3}
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {

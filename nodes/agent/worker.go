@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/nodes/action"
 	"github.com/berth/berth/nodes/runtime"
 )
 
@@ -240,12 +241,13 @@ func (w *podWorker) probe(ctx context.Context, p *state.Pod, st *runtime.PodStat
 			}
 			w.probes[c.Name] = cp
 		}
-		exec := func(ctx context.Context, cmd []string) (int, error) { return w.a.rt.Exec(ctx, w.ref, c.Name, cmd) }
+		target := action.Target{IP: st.IP, Ports: c.Ports,
+			Exec: func(ctx context.Context, cmd []string) (int, error) { return w.a.rt.Exec(ctx, w.ref, c.Name, cmd) }}
 		if s := cp.startup; s != nil {
 			// As the kubelet: nothing else is probed, and the container is
 			// not ready, until the startup probe has succeeded once.
 			if s.due(now) {
-				err := probeOnce(ctx, s.probe, st.IP, c.Ports, exec)
+				err := probeOnce(ctx, s.probe, target)
 				s.record(now, err)
 				if err == nil {
 					cp.startup = nil
@@ -265,14 +267,14 @@ func (w *podWorker) probe(ctx context.Context, p *state.Pod, st *runtime.PodStat
 			}
 		}
 		if s := cp.liveness; s != nil && s.due(now) {
-			if s.record(now, probeOnce(ctx, s.probe, st.IP, c.Ports, exec)) && !s.ok {
+			if s.record(now, probeOnce(ctx, s.probe, target)) && !s.ok {
 				w.restart(ctx, p, c.Name, "liveness", s.lastErr)
 				continue
 			}
 		}
 		if s := cp.readiness; s != nil {
 			if s.due(now) {
-				s.record(now, probeOnce(ctx, s.probe, st.IP, c.Ports, exec))
+				s.record(now, probeOnce(ctx, s.probe, target))
 			}
 			ready[c.Name] = s.ok
 		} else {

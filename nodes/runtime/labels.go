@@ -31,6 +31,7 @@ const (
 	labelFinishedAt    = "io.berth.finished-at"
 	labelStartError    = "io.berth.start-error"
 	labelInit          = "io.berth.init" // "true" on init containers
+	labelPreStop       = "io.berth.pre-stop"
 
 	kindSandbox   = "sandbox"
 	kindContainer = "container"

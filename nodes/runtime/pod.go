@@ -221,6 +221,9 @@ func (r *Runtime) EnsurePod(ctx context.Context, pod Pod) (PodStatus, error) {
 		cs, err := preps[i].cs, preps[i].err
 		if err == nil && preps[i].cont != nil {
 			cs, err = r.startContainer(ctx, sb.key, preps[i].cont, cs)
+			if err == nil {
+				err = r.failedPostStart(ctx, pod, sb, c, preps[i].cont, &cs)
+			}
 		}
 		*statuses = append(*statuses, cs)
 		if err != nil {
@@ -529,6 +532,11 @@ func (r *Runtime) createContainer(ctx context.Context, pod Pod, sb *sandbox, c C
 	if c.init {
 		labels[labelInit] = "true"
 	}
+	if lc := c.Spec.Lifecycle; lc != nil && lc.PreStop != nil {
+		if labels[labelPreStop], err = preStopLabel(c); err != nil {
+			return nil, err
+		}
+	}
 	cont, err := r.client.NewContainer(ctx, id,
 		containerd.WithImage(img),
 		containerd.WithSnapshotter(r.snapshotter),
@@ -766,7 +774,7 @@ func (r *Runtime) StopContainer(ctx context.Context, pod PodRef, container strin
 	if err != nil {
 		return fmt.Errorf("runtime: stop container %s/%s: %w", pod, container, err)
 	}
-	if err := stopTask(ctx, task, grace); err != nil {
+	if err := r.stop(ctx, c, task, grace); err != nil {
 		return fmt.Errorf("runtime: stop container %s/%s: %w", pod, container, err)
 	}
 	return nil
@@ -828,7 +836,7 @@ func (r *Runtime) removeContainer(ctx context.Context, c containerd.Container, g
 	task, err := c.Task(ctx, nil)
 	switch {
 	case err == nil:
-		if err := stopTask(ctx, task, grace); err != nil {
+		if err := r.stop(ctx, c, task, grace); err != nil {
 			return fmt.Errorf("container %s: %w", c.ID(), err)
 		}
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {

@@ -45,18 +45,19 @@ const (
 
 // Reasons a container is waiting or exited, Kubernetes' words.
 const (
-	ReasonContainerCreating = "ContainerCreating"
-	ReasonErrImagePull      = "ErrImagePull"
-	ReasonImagePullBackOff  = "ImagePullBackOff"
-	ReasonErrImageNeverPull = "ErrImageNeverPull"
-	ReasonInvalidImageName  = "InvalidImageName"
-	ReasonCreateConfigError = "CreateContainerConfigError"
-	ReasonCreateError       = "CreateContainerError"
-	ReasonStartError        = "StartError"
-	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
-	ReasonCompleted         = "Completed"
-	ReasonError             = "Error"
-	ReasonPodInitializing   = "PodInitializing"
+	ReasonContainerCreating  = "ContainerCreating"
+	ReasonErrImagePull       = "ErrImagePull"
+	ReasonImagePullBackOff   = "ImagePullBackOff"
+	ReasonErrImageNeverPull  = "ErrImageNeverPull"
+	ReasonInvalidImageName   = "InvalidImageName"
+	ReasonCreateConfigError  = "CreateContainerConfigError"
+	ReasonCreateError        = "CreateContainerError"
+	ReasonStartError         = "StartError"
+	ReasonCrashLoopBackOff   = "CrashLoopBackOff"
+	ReasonCompleted          = "Completed"
+	ReasonError              = "Error"
+	ReasonPodInitializing    = "PodInitializing"
+	ReasonPostStartHookError = "PostStartHookError"
 )
 
 // Restart policies, as in a pod spec.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/nodes/action"
 	"github.com/berth/berth/schemas/objects"
 )
 
@@ -536,5 +537,74 @@ func TestInitContainers(t *testing.T) {
 	waitFor(t, never.PodRef, "the init container's exit", func(s PodStatus) bool { c := s.Container("setup"); return c != nil && c.ExitCode == 3 })
 	if st := ensure(t, never); st.Container("setup").State != StateExited || st.Container("setup").Restarts != 0 || st.Container("app") != nil {
 		t.Fatalf("a failed init container under Never: %+v", st)
+	}
+}
+
+// Lifecycle hooks in real containers: postStart runs once the process has
+// started (a failing one kills the container, which restarts), and preStop
+// runs before SIGTERM, whoever stops the container.
+func TestLifecycleHooks(t *testing.T) {
+	need(t)
+	t.Parallel()
+	work := t.TempDir()
+	hook := func(script string) *objects.Handler {
+		return &objects.Handler{Exec: &objects.ExecAction{Command: []string{"sh", "-c", script}}}
+	}
+	app := Container{Spec: objects.Container{Name: "app", Image: env.busybox,
+		Command:   []string{"sh", "-c", `trap "echo term >> /work/order; exit 0" TERM; while true; do sleep 0.1; done`},
+		Lifecycle: &objects.Lifecycle{PostStart: hook("echo started > /work/started"), PreStop: hook("echo prestop >> /work/order")}},
+		Mounts: []Mount{{HostPath: work, ContainerPath: "/work"}}}
+	pod := testPod("hooks-1", app)
+	pod.GracePeriod = 10 * time.Second
+	stopAtEnd(t, pod.PodRef)
+	if st := ensure(t, pod); st.Container("app").State != StateRunning {
+		t.Fatalf("after postStart: %+v", st.Containers)
+	}
+	if b, err := os.ReadFile(filepath.Join(work, "started")); err != nil || string(b) != "started\n" {
+		t.Fatalf("postStart did not run before EnsurePod returned: %q %v", b, err)
+	}
+	if err := env.rt.StopPod(context.Background(), pod.PodRef, pod.GracePeriod); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(work, "order")); string(b) != "prestop\nterm\n" {
+		t.Fatalf("stopping ran %q, want the preStop hook, then SIGTERM", b)
+	}
+
+	failing := testPod("hooks-fail", Container{Spec: objects.Container{Name: "app", Image: env.busybox, Command: []string{"sleep", "3600"},
+		Lifecycle: &objects.Lifecycle{PostStart: hook("exit 7")}}})
+	stopAtEnd(t, failing.PodRef)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := env.rt.EnsurePod(ctx, failing)
+	if c := st.Container("app"); err == nil || c.Reason != ReasonPostStartHookError || !strings.Contains(c.Message, "exited with 7") {
+		t.Fatalf("a failing postStart: %v %+v", err, c)
+	}
+	waitFor(t, failing.PodRef, "the killed container", func(s PodStatus) bool { c := s.Container("app"); return c != nil && c.State != StateRunning })
+}
+
+// A gRPC probe against a real container's grpc.health.v1 service: it
+// passes while the server is SERVING and fails a container that is not.
+func TestGRPCProbeOnAContainer(t *testing.T) {
+	need(t)
+	t.Parallel()
+	probe := &objects.Handler{GRPC: &objects.GRPCAction{Port: 9090}}
+	for status, healthy := range map[string]bool{"SERVING": true, "NOT_SERVING": false} {
+		pod := testPod("grpc-"+strings.ToLower(strings.ReplaceAll(status, "_", "-")), Container{
+			Spec: objects.Container{Name: "c", Image: env.hello},
+			Env:  []string{"GRPC_HEALTH_PORT=9090", "GRPC_HEALTH_STATUS=" + status}})
+		stopAtEnd(t, pod.PodRef)
+		ip := ensure(t, pod).IP
+		var err error
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err = action.Run(ctx, probe, action.Target{IP: ip})
+			cancel()
+			if err == nil || strings.Contains(err.Error(), "NOT_SERVING") {
+				break // the server answered
+			}
+		}
+		if healthy != (err == nil) {
+			t.Errorf("%s: probe %v", status, err)
+		}
 	}
 }

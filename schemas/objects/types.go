@@ -172,6 +172,7 @@ type Container struct {
 	// StartupProbe, until it succeeds, holds back the other two; failing
 	// failureThreshold times in a row, it restarts the container.
 	StartupProbe    *Probe           `json:"startupProbe,omitempty"`
+	Lifecycle       *Lifecycle       `json:"lifecycle,omitempty"`
 	VolumeMounts    []VolumeMount    `json:"volumeMounts,omitempty"`
 	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 }
@@ -282,15 +283,44 @@ type ContainerPort struct {
 	HostPort      int32  `json:"hostPort,omitempty"`
 }
 
+// Handler is what a probe checks or a lifecycle hook does: exactly one
+// action. GRPC is for probes, Sleep for hooks.
+type Handler struct {
+	HTTPGet   *HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket *TCPSocketAction `json:"tcpSocket,omitempty"`
+	Exec      *ExecAction      `json:"exec,omitempty"`
+	GRPC      *GRPCAction      `json:"grpc,omitempty"`
+	Sleep     *SleepAction     `json:"sleep,omitempty"`
+}
+
+// Probe embeds its Handler first, so its JSON (and the spec hashes of
+// containers started before GRPC existed) stays as it was.
 type Probe struct {
-	HTTPGet             *HTTPGetAction   `json:"httpGet,omitempty"`
-	TCPSocket           *TCPSocketAction `json:"tcpSocket,omitempty"`
-	Exec                *ExecAction      `json:"exec,omitempty"`
-	InitialDelaySeconds int32            `json:"initialDelaySeconds"`
-	PeriodSeconds       int32            `json:"periodSeconds"`
-	TimeoutSeconds      int32            `json:"timeoutSeconds"`
-	SuccessThreshold    int32            `json:"successThreshold"`
-	FailureThreshold    int32            `json:"failureThreshold"`
+	Handler
+	InitialDelaySeconds int32 `json:"initialDelaySeconds"`
+	PeriodSeconds       int32 `json:"periodSeconds"`
+	TimeoutSeconds      int32 `json:"timeoutSeconds"`
+	SuccessThreshold    int32 `json:"successThreshold"`
+	FailureThreshold    int32 `json:"failureThreshold"`
+}
+
+// GRPCAction asks the grpc.health.v1 service on Port about Service ("":
+// the server as a whole).
+type GRPCAction struct {
+	Port    int32  `json:"port"`
+	Service string `json:"service,omitempty"`
+}
+
+// SleepAction pauses, as a hook.
+type SleepAction struct {
+	Seconds int64 `json:"seconds"`
+}
+
+// Lifecycle holds a container's hooks: PostStart runs once it has started,
+// PreStop before it is sent SIGTERM, within its grace period.
+type Lifecycle struct {
+	PostStart *Handler `json:"postStart,omitempty"`
+	PreStop   *Handler `json:"preStop,omitempty"`
 }
 
 type HTTPGetAction struct {
