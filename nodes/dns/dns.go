@@ -22,6 +22,8 @@
 //     unknown addresses are forwarded;
 //   - dns-version.<domain> TXT, and the domain's SOA.
 //
+// ANY gets one RRset of the name (RFC 8482).
+//
 // A name that does not exist gets NXDOMAIN, one that exists without the
 // asked type (AAAA of an IPv4 Service, or <ns>.svc.<domain>) an empty
 // NOERROR; both carry the SOA, whose minimum is the TTL. Names compare
@@ -123,19 +125,21 @@ func (s *Server) Update(svcs []Service, pods []Pod) error {
 // run on any listener with miekg/dns's dns.Server.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	if m := s.reply(r, !tcp); m != nil {
+	if m, _ := s.reply(r, !tcp, true); m != nil {
 		if err := w.WriteMsg(m); err != nil {
 			s.log.Debug("dns: writing a reply", "client", w.RemoteAddr(), "err", err)
 		}
 	}
 }
 
-// reply is the answer to r, or nil to send none. udp limits its size.
-func (s *Server) reply(r *dns.Msg, udp bool) *dns.Msg {
+// reply is the answer to r, or nil to send none; udp limits its size.
+// Unless it may block, a query that must wait for an upstream gets
+// later true and no answer.
+func (s *Server) reply(r *dns.Msg, udp, block bool) (m *dns.Msg, later bool) {
 	if r.Response {
-		return nil // a reply sent to a server is noise, as miekg/dns's server treats it
+		return nil, false // a reply sent to a server is noise, as miekg/dns's server treats it
 	}
-	m := &dns.Msg{
+	m = &dns.Msg{
 		MsgHdr: dns.MsgHdr{Id: r.Id, Response: true, Opcode: r.Opcode,
 			RecursionDesired: r.RecursionDesired, RecursionAvailable: true, CheckingDisabled: r.CheckingDisabled},
 		Question: r.Question,
@@ -149,17 +153,20 @@ func (s *Server) reply(r *dns.Msg, udp bool) *dns.Msg {
 	case opt != nil && opt.Version() != 0:
 		m.Rcode = dns.RcodeBadVers
 	default:
-		s.answer(m, r)
+		if !s.answer(m, r, block) {
+			return nil, true
+		}
 	}
-	return finish(m, opt, udp)
+	return finish(m, opt, udp), false
 }
 
-// answer fills m, the reply to r, a query of one question.
-func (s *Server) answer(m, r *dns.Msg) {
+// answer fills m, the reply to r, a query of one question; it returns
+// false, having done nothing, when it would block and may not.
+func (s *Server) answer(m, r *dns.Msg, block bool) bool {
 	q := r.Question[0]
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY || q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		m.Rcode = dns.RcodeRefused // only Internet-class queries; no zone transfers
-		return
+		return true
 	}
 	name := strings.ToLower(q.Name)
 	z := s.zone.Load()
@@ -170,12 +177,12 @@ func (s *Server) answer(m, r *dns.Msg) {
 		a = z.ptr(name)
 	}
 	if a == nil {
-		s.fwd.forward(m, r, name)
-		return
+		return s.fwd.forward(m, r, name, block)
 	}
 	m.Authoritative = true
 	m.Rcode = a.rcode
 	m.Answer, m.Ns, m.Extra = a.answer, a.ns, a.extra
+	return true
 }
 
 func (s *Server) inDomain(name string) bool {
@@ -210,26 +217,44 @@ func finish(m *dns.Msg, opt *dns.OPT, udp bool) *dns.Msg {
 }
 
 // Serve answers queries on pc (UDP) and l (TCP), either may be nil, until
-// ctx is done or one of them fails; then it stops both.
+// ctx is done or one of them fails; then it stops both. A pc bound to one
+// address is served faster than one bound to all (0.0.0.0), which needs
+// miekg/dns's server to reply from the address each query came to.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, l net.Listener) error {
 	type run struct {
-		srv           *dns.Server
-		started, done chan struct{}
-		err           error
+		serve func() error
+		stop  func()
+		done  chan struct{}
+		err   error
 	}
 	var runs []*run
-	if pc != nil {
-		runs = append(runs, &run{srv: &dns.Server{PacketConn: pc, Handler: s, UDPSize: maxUDPSize}})
+	miekg := func(srv *dns.Server) *run {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		r := &run{serve: srv.ActivateAndServe}
+		r.stop = func() {
+			select {
+			case <-started:
+				_ = srv.Shutdown() // fails only for a server that stopped already
+			case <-r.done:
+			}
+		}
+		return r
+	}
+	if u := ownUDP(pc); u != nil {
+		us := newUDPServer(s, u)
+		runs = append(runs, &run{serve: us.serve, stop: us.stop})
+	} else if pc != nil {
+		runs = append(runs, miekg(&dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.MaxMsgSize}))
 	}
 	if l != nil {
-		runs = append(runs, &run{srv: &dns.Server{Listener: l, Handler: s}})
+		runs = append(runs, miekg(&dns.Server{Listener: l, Handler: s}))
 	}
 	stopped := make(chan struct{}, len(runs))
 	for _, r := range runs {
-		r.started, r.done = make(chan struct{}), make(chan struct{})
-		r.srv.NotifyStartedFunc = func() { close(r.started) }
+		r.done = make(chan struct{})
 		go func() {
-			r.err = r.srv.ActivateAndServe()
+			r.err = r.serve()
 			close(r.done)
 			stopped <- struct{}{}
 		}()
@@ -240,11 +265,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, l net.Listener) e
 	}
 	var errs []error
 	for _, r := range runs {
-		select {
-		case <-r.started:
-			_ = r.srv.Shutdown() // fails only for a server that stopped already
-		case <-r.done:
-		}
+		r.stop()
 		<-r.done
 		errs = append(errs, r.err)
 	}

@@ -19,10 +19,17 @@ import (
 // returns the address.
 func serve(t testing.TB, s *Server) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return serveConn(t, s, func(pc net.PacketConn) net.PacketConn { return pc })
+}
+
+// serveConn is serve with the UDP socket as wrap makes it.
+func serveConn(t testing.TB, s *Server, wrap func(net.PacketConn) net.PacketConn) string {
+	t.Helper()
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	pc := wrap(udp)
 	l, err := net.Listen("tcp", pc.LocalAddr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -143,8 +150,19 @@ func clusterServer(t *testing.T) string {
 
 func TestServiceRecords(t *testing.T) {
 	addr := clusterServer(t)
-	for _, network := range []string{"udp", "tcp"} {
+	// Not a *net.UDPConn: served by miekg/dns's server, as a socket bound
+	// to all addresses is.
+	s := newServer(t, Config{})
+	if err := s.Update(testServices, testPods); err != nil {
+		t.Fatal(err)
+	}
+	miekgAddr := serveConn(t, s, func(pc net.PacketConn) net.PacketConn { return struct{ net.PacketConn }{pc} })
+	for _, network := range []string{"udp", "tcp", "udp/miekg"} {
 		t.Run(network, func(t *testing.T) {
+			addr := addr
+			if network == "udp/miekg" {
+				network, addr = "udp", miekgAddr
+			}
 			r := query(t, addr, network, "web.default.svc.cluster.local.", dns.TypeA)
 			wantRcode(t, r, dns.RcodeSuccess)
 			if !r.Authoritative {
@@ -213,6 +231,10 @@ func TestZoneApex(t *testing.T) {
 	}
 	r = query(t, addr, "udp", "dns-version.cluster.local.", dns.TypeTXT)
 	wantRRs(t, "TXT", r.Answer, `dns-version.cluster.local. 5 IN TXT "1.0.1"`)
+	// ANY gets one RRset, as RFC 8482 allows.
+	r = query(t, addr, "udp", "web.default.svc.cluster.local.", dns.TypeANY)
+	wantRRs(t, "ANY", r.Answer, "web.default.svc.cluster.local. 5 IN A 10.96.0.10")
+	wantNegative(t, query(t, addr, "udp", "default.svc.cluster.local.", dns.TypeANY), dns.RcodeSuccess)
 }
 
 func TestCaseInsensitive(t *testing.T) {
@@ -308,6 +330,9 @@ func TestUpdateWhileQuerying(t *testing.T) {
 		{{Namespace: "n", Name: "s", ClusterIP: "None", Endpoints: []Endpoint{{IP: "10.0.0.3"}, {IP: "10.0.0.4"}}}},
 	}
 	want := map[string]bool{"10.0.0.1 10.0.0.2": true, "10.0.0.3 10.0.0.4": true}
+	if err := s.Update(versions[1], nil); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for range 4 {

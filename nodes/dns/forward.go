@@ -68,21 +68,25 @@ var errNoAnswer = errors.New("no upstream answered")
 
 // forward fills m, the reply to r, with the upstreams' answer for name
 // (r's question, lower-cased): from the cache when it has it, else asked
-// if r wants recursion (every stub resolver does), else REFUSED.
-func (f *forwarder) forward(m, r *dns.Msg, name string) {
+// if r wants recursion (every stub resolver does), else REFUSED. Asking
+// blocks: unless it may, forward returns false and leaves m alone.
+func (f *forwarder) forward(m, r *dns.Msg, name string, block bool) bool {
 	q := r.Question[0]
 	key := cacheKey{name, q.Qtype, q.Qclass}
 	now := f.now()
 	if c, ok := f.cache.Get(key); ok {
 		if ttl := c.expires.Sub(now) / time.Second; ttl > 0 {
 			c.fill(m, uint32(ttl))
-			return
+			return true
 		}
 		f.cache.Remove(key)
 	}
 	if !r.RecursionDesired {
 		m.Rcode = dns.RcodeRefused
-		return
+		return true
+	}
+	if !block {
+		return false
 	}
 	v, err, _ := f.flight.Do(name+"/"+strconv.Itoa(int(q.Qtype))+"/"+strconv.Itoa(int(q.Qclass)), func() (any, error) {
 		resp, err := f.ask(key)
@@ -99,14 +103,15 @@ func (f *forwarder) forward(m, r *dns.Msg, name string) {
 	if err != nil {
 		f.log.Debug("dns: forwarding", "name", name, "type", dns.TypeToString[q.Qtype], "err", err)
 		m.Rcode = dns.RcodeServerFailure
-		return
+		return true
 	}
 	c := v.(*cached)
 	if c.expires.IsZero() {
 		c.fill(m, 0) // not cacheable: as the upstream sent it
-		return
+	} else {
+		c.fill(m, uint32(max(c.expires.Sub(f.now())/time.Second, 1)))
 	}
-	c.fill(m, uint32(max(c.expires.Sub(f.now())/time.Second, 1)))
+	return true
 }
 
 // fill copies the cached reply into m. With ttl > 0, every record gets it,
