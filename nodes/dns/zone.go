@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -84,6 +85,15 @@ type zone struct {
 func (z *zone) lookup(name string, qtype uint16) *answer {
 	if a := z.answers[qkey{name, qtype}]; a != nil {
 		return a
+	}
+	if qtype == dns.TypeANY {
+		// One RRset of the name, as RFC 8482 allows: ANY is no way to
+		// get them all.
+		for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA} {
+			if a := z.answers[qkey{name, t}]; a != nil {
+				return a
+			}
+		}
 	}
 	if z.names[name] {
 		return z.nodata
@@ -166,20 +176,36 @@ func addrRR(name string, ip netip.Addr, ttl uint32) dns.RR {
 type zoneBuilder struct {
 	domain string
 	ttl    uint32
-	rrs    map[string]map[uint16][]dns.RR
-	seen   map[string]bool // RR text, to drop duplicates
+	rrs    map[qkey][]dns.RR
+	seen   map[rrKey]bool // to drop duplicates
 	errs   []error
 }
 
+type rrKey struct {
+	name  string
+	rtype uint16
+	data  string
+}
+
 func (b *zoneBuilder) add(rr dns.RR) {
-	if s := rr.String(); !b.seen[s] {
-		b.seen[s] = true
-		h := rr.Header()
-		if b.rrs[h.Name] == nil {
-			b.rrs[h.Name] = map[uint16][]dns.RR{}
-		}
-		b.rrs[h.Name][h.Rrtype] = append(b.rrs[h.Name][h.Rrtype], rr)
+	h := rr.Header()
+	k := rrKey{h.Name, h.Rrtype, ""}
+	switch rr := rr.(type) {
+	case *dns.A:
+		k.data = string(rr.A)
+	case *dns.AAAA:
+		k.data = string(rr.AAAA)
+	case *dns.PTR:
+		k.data = rr.Ptr
+	case *dns.SRV:
+		k.data = strconv.Itoa(int(rr.Port)) + " " + rr.Target
+	default: // the SOA and the TXT, added once
 	}
+	if b.seen[k] {
+		return
+	}
+	b.seen[k] = true
+	b.rrs[qkey{h.Name, h.Rrtype}] = append(b.rrs[qkey{h.Name, h.Rrtype}], rr)
 }
 
 func (b *zoneBuilder) hdr(name string, t uint16) dns.RR_Header {
@@ -273,7 +299,8 @@ func (b *zoneBuilder) service(s Service) (headless bool) {
 // buildZone indexes the records of svcs and pods. Invalid entries are
 // skipped and reported, wrapping ErrInvalid.
 func buildZone(domain string, ttl, serial uint32, svcs []Service, pods []Pod) (*zone, error) {
-	b := &zoneBuilder{domain: domain, ttl: ttl, rrs: map[string]map[uint16][]dns.RR{}, seen: map[string]bool{}}
+	n := 4*len(svcs) + 2*len(pods) // about the names and records there will be
+	b := &zoneBuilder{domain: domain, ttl: ttl, rrs: make(map[qkey][]dns.RR, n), seen: make(map[rrKey]bool, n)}
 	soa := &dns.SOA{Hdr: b.hdr(domain, dns.TypeSOA), Ns: "ns.dns." + domain, Mbox: "hostmaster." + domain,
 		Serial: serial, Refresh: 7200, Retry: 1800, Expire: 86400, Minttl: ttl}
 	b.add(soa)
@@ -318,7 +345,7 @@ func buildZone(domain string, ttl, serial uint32, svcs []Service, pods []Pod) (*
 	// A pod without a name of its own resolves back to its pod record,
 	// unless a Service already names its address.
 	for _, p := range plain {
-		if rev, _ := dns.ReverseAddr(p.ip.String()); len(b.rrs[rev][dns.TypePTR]) == 0 {
+		if rev, _ := dns.ReverseAddr(p.ip.String()); len(b.rrs[qkey{rev, dns.TypePTR}]) == 0 {
 			b.ptr(p.ip, dashed(p.ip)+"."+p.ns+".pod."+domain)
 		}
 	}
@@ -327,27 +354,25 @@ func buildZone(domain string, ttl, serial uint32, svcs []Service, pods []Pod) (*
 		domain:  domain,
 		podZone: ".pod." + domain,
 		ttl:     ttl,
-		answers: map[qkey]*answer{},
-		names:   map[string]bool{domain: true, "svc." + domain: true, "pod." + domain: true},
+		answers: make(map[qkey]*answer, len(b.rrs)),
+		names:   make(map[string]bool, len(b.rrs)),
+	}
+	for _, n := range []string{domain, "svc." + domain, "pod." + domain} {
+		z.names[n] = true
 	}
 	neg := []dns.RR{soa}
 	z.nodata = &answer{ns: neg}
 	z.nxdomain = &answer{rcode: dns.RcodeNameError, ns: neg}
-	for name, types := range b.rrs {
-		var all []dns.RR
-		for t, rrs := range types {
-			a := &answer{answer: rrs}
-			if t == dns.TypeSRV {
-				a.extra = b.targets(rrs)
-			}
-			z.answers[qkey{name, t}] = a
-			all = append(all, rrs...)
+	for k, rrs := range b.rrs {
+		a := &answer{answer: rrs}
+		if k.qtype == dns.TypeSRV {
+			a.extra = b.targets(rrs)
 		}
-		if !dns.IsSubDomain(domain, name) {
+		z.answers[k] = a
+		if k.name != domain && !strings.HasSuffix(k.name, "."+domain) {
 			continue // reverse names: only their PTRs are answered
 		}
-		z.answers[qkey{name, dns.TypeANY}] = &answer{answer: all}
-		for n := name; n != domain; n = n[strings.IndexByte(n, '.')+1:] {
+		for n := k.name; n != domain && !z.names[n]; n = n[strings.IndexByte(n, '.')+1:] {
 			z.names[n] = true
 		}
 	}
@@ -363,8 +388,8 @@ func (b *zoneBuilder) targets(srvs []dns.RR) []dns.RR {
 		t := rr.(*dns.SRV).Target
 		if !seen[t] {
 			seen[t] = true
-			extra = append(extra, b.rrs[t][dns.TypeA]...)
-			extra = append(extra, b.rrs[t][dns.TypeAAAA]...)
+			extra = append(extra, b.rrs[qkey{t, dns.TypeA}]...)
+			extra = append(extra, b.rrs[qkey{t, dns.TypeAAAA}]...)
 		}
 	}
 	return extra
