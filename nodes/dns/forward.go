@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -44,6 +45,14 @@ type cacheKey struct {
 type cached struct {
 	msg     *dns.Msg // without OPT
 	expires time.Time
+	// aged is the copy with the TTL last given out: the replies of one
+	// second share it, read-only, rather than copy the records each.
+	aged atomic.Pointer[aged]
+}
+
+type aged struct {
+	ttl               uint32
+	answer, ns, extra []dns.RR
 }
 
 func newForwarder(upstreams []string, size int, log *slog.Logger) (*forwarder, error) {
@@ -119,9 +128,12 @@ func (f *forwarder) forward(m, r *dns.Msg, name string, block bool) bool {
 func (c *cached) fill(m *dns.Msg, ttl uint32) {
 	m.Rcode = c.msg.Rcode
 	m.AuthenticatedData = c.msg.AuthenticatedData
-	m.Answer = withTTL(c.msg.Answer, ttl)
-	m.Ns = withTTL(c.msg.Ns, ttl)
-	m.Extra = withTTL(c.msg.Extra, ttl)
+	a := c.aged.Load()
+	if a == nil || a.ttl != ttl {
+		a = &aged{ttl, withTTL(c.msg.Answer, ttl), withTTL(c.msg.Ns, ttl), withTTL(c.msg.Extra, ttl)}
+		c.aged.Store(a)
+	}
+	m.Answer, m.Ns, m.Extra = a.answer, a.ns, a.extra
 }
 
 func withTTL(rrs []dns.RR, ttl uint32) []dns.RR {
