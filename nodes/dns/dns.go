@@ -31,6 +31,7 @@
 package dns
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,7 +77,7 @@ type Server struct {
 
 // New returns a server with no Service or pod records yet.
 func New(cfg Config) (*Server, error) {
-	domain := strings.ToLower(dns.Fqdn(cmp(cfg.Domain, "cluster.local")))
+	domain := strings.ToLower(dns.Fqdn(cmp.Or(cfg.Domain, "cluster.local")))
 	if _, ok := dns.IsDomainName(domain); !ok || domain == "." || strings.ContainsRune(domain, '\\') {
 		return nil, fmt.Errorf("dns: invalid domain %q", cfg.Domain)
 	}
@@ -95,17 +96,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{domain: domain, ttl: uint32(cfg.TTL / time.Second), log: log, fwd: fwd}
-	if err := s.Update(nil, nil); err != nil {
-		return nil, err
-	}
+	_ = s.Update(nil, nil) // nothing to be invalid
 	return s, nil
-}
-
-func cmp(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // Update replaces the cluster's records with those of svcs and pods; the
