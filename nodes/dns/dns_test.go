@@ -125,7 +125,7 @@ var testServices = []Service{
 	}},
 	{Namespace: "default", Name: "db", ClusterIP: "None", Ports: []Port{{Name: "pg", Port: 5432}},
 		Endpoints: []Endpoint{
-			{IP: "10.244.1.5", Hostname: "db-0", Ports: []Port{{Name: "pg", Port: 15432}}},
+			{IP: "10.244.1.5", Hostname: "db-0", Ports: []Port{{Name: "pg", Protocol: "TCP", Port: 15432}}},
 			{IP: "10.244.2.7"},
 		}},
 	{Namespace: "default", Name: "empty", ClusterIP: "", Ports: []Port{{Name: "x", Port: 1}}},

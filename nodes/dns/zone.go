@@ -72,8 +72,7 @@ type answer struct {
 // zone is an immutable snapshot of the cluster's records, indexed so a
 // query costs one or two map look-ups.
 type zone struct {
-	domain   string // lower-case FQDN, e.g. "cluster.local."
-	podZone  string // ".pod." + domain
+	podZone  string // ".pod.<domain>", the domain a lower-case FQDN
 	ttl      uint32
 	answers  map[qkey]*answer // positive answers, PTRs of the reverse zones included
 	names    map[string]bool  // names in the domain that exist (with records or under which records are)
@@ -228,14 +227,18 @@ func (b *zoneBuilder) invalid(format string, args ...any) {
 // srvName is _<port>._<proto>.<fqdn>, or "" for an unnamed or invalid port.
 func srvName(p Port, fqdn string) string {
 	name := strings.ToLower(p.Name)
-	proto := strings.ToLower(p.Protocol)
-	if proto == "" {
-		proto = "tcp"
-	}
-	if !validLabel(name) || !validLabel(proto) {
+	if !validLabel(name) || !validLabel(proto(p)) {
 		return ""
 	}
-	return "_" + name + "._" + proto + "." + fqdn
+	return "_" + name + "._" + proto(p) + "." + fqdn
+}
+
+// proto is p's protocol in lower case, tcp when it has none.
+func proto(p Port) string {
+	if p.Protocol == "" {
+		return "tcp"
+	}
+	return strings.ToLower(p.Protocol)
 }
 
 func (b *zoneBuilder) service(s Service) (headless bool) {
@@ -286,7 +289,7 @@ func (b *zoneBuilder) service(s Service) (headless bool) {
 			}
 			port := p.Port
 			for _, ep := range e.Ports {
-				if strings.EqualFold(ep.Name, p.Name) && strings.EqualFold(ep.Protocol, p.Protocol) {
+				if strings.EqualFold(ep.Name, p.Name) && proto(ep) == proto(p) {
 					port = ep.Port
 				}
 			}
@@ -351,7 +354,6 @@ func buildZone(domain string, ttl, serial uint32, svcs []Service, pods []Pod) (*
 	}
 
 	z := &zone{
-		domain:  domain,
 		podZone: ".pod." + domain,
 		ttl:     ttl,
 		answers: make(map[qkey]*answer, len(b.rrs)),
