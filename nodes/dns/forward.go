@@ -82,13 +82,13 @@ var errNoAnswer = errors.New("no upstream answered")
 func (f *forwarder) forward(m, r *dns.Msg, name string, block bool) bool {
 	q := r.Question[0]
 	key := cacheKey{name, q.Qtype, q.Qclass}
-	now := f.now()
+	// An expired entry stays until a fresh one replaces it: removing it
+	// here could remove that fresh one.
 	if c, ok := f.cache.Get(key); ok {
-		if ttl := c.expires.Sub(now) / time.Second; ttl > 0 {
+		if ttl := c.expires.Sub(f.now()) / time.Second; ttl > 0 {
 			c.fill(m, uint32(ttl))
 			return true
 		}
-		f.cache.Remove(key)
 	}
 	if !r.RecursionDesired {
 		m.Rcode = dns.RcodeRefused
