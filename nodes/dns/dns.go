@@ -209,9 +209,11 @@ func finish(m *dns.Msg, opt *dns.OPT, udp bool) *dns.Msg {
 }
 
 // Serve answers queries on pc (UDP) and l (TCP), either may be nil, until
-// ctx is done or one of them fails; then it stops both. A pc bound to one
-// address is served faster than one bound to all (0.0.0.0), which needs
-// miekg/dns's server to reply from the address each query came to.
+// ctx is done or one of them fails; then it stops both, and returns once
+// the queries waiting for an upstream are answered (2 s per upstream at
+// most). A pc bound to one address is served faster than one bound to all
+// (0.0.0.0), which needs miekg/dns's server to reply from the address
+// each query came to.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn, l net.Listener) error {
 	type run struct {
 		serve func() error

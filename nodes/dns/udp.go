@@ -35,7 +35,7 @@ type batchConn interface {
 
 const (
 	batchSize    = 64
-	maxQuerySize = 4096 // what a query may take; miekg/dns's server reads 512
+	maxQuerySize = 4096 // of a query; miekg/dns's server reads 512 by default
 )
 
 // ownUDP is pc as a *net.UDPConn when it is bound to one address, so
