@@ -71,6 +71,7 @@ fuzz:
 	$(FUZZ) 20000x -fuzz '^FuzzReadSnapshot$$' ./appliance/store/
 	$(FUZZ) 6300x -fuzz '^FuzzBackupFile$$' ./appliance/store/
 	$(FUZZ) 14000x -fuzz '^FuzzBootConfig$$' ./appliance/boot/
+	$(FUZZ) 80000x -fuzz '^FuzzServeDNS$$' ./nodes/dns/
 
 bench: deps
 	$(GO) test ./bench/ -run '^$$' -bench 'Validate|CueVet' -benchtime 3x

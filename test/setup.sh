@@ -19,6 +19,9 @@ packages=(
 	"curl:curl"
 	# the store benchmark runs etcd side by side (bench/store_test.go)
 	"etcd-server:etcd"
+	# the DNS benchmark runs dnsmasq side by side under dnsperf (bench/dns_test.go)
+	"dnsperf:dnsperf"
+	"dnsmasq-base:dnsmasq"
 	# the appliance image (make image) and its boot test
 	"qemu-system-x86:qemu-system-x86_64"
 	"grub-pc-bin:/usr/lib/grub/i386-pc/boot_hybrid.img"
