@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,23 +27,34 @@ type Registry struct {
 	ln   net.Listener
 	host string
 	done chan struct{}
+	auth *authn.Basic
+}
+
+// RegistryOption configures NewRegistry.
+type RegistryOption func(*Registry)
+
+// WithBasicAuth makes the registry answer only requests with these
+// credentials (401 with a Basic challenge otherwise), as a private
+// registry does; Push sends them.
+func WithBasicAuth(user, password string) RegistryOption {
+	return func(r *Registry) { r.auth = &authn.Basic{Username: user, Password: password} }
 }
 
 // NewRegistry starts a registry on a random loopback port.
-func NewRegistry() (*Registry, error) {
+func NewRegistry(opts ...RegistryOption) (*Registry, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{
-		ln:   ln,
-		host: ln.Addr().String(),
-		srv: &http.Server{
-			Handler:           registry.New(registry.Logger(log.New(io.Discard, "", 0))),
-			ReadHeaderTimeout: 10 * time.Second,
-		},
-		done: make(chan struct{}),
+	r := &Registry{ln: ln, host: ln.Addr().String(), done: make(chan struct{})}
+	for _, o := range opts {
+		o(r)
 	}
+	var h http.Handler = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	if r.auth != nil {
+		h = basicAuth(r.auth, h)
+	}
+	r.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(r.done)
 		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -66,21 +79,37 @@ func (r *Registry) Ref(repoTag string) string {
 // or already starts with Host(). It returns the full reference.
 func (r *Registry) Push(ctx context.Context, ref string, img v1.Image) (string, error) {
 	full := r.Ref(ref)
-	return full, Push(ctx, full, img)
+	var opts []remote.Option
+	if r.auth != nil {
+		opts = append(opts, remote.WithAuth(r.auth))
+	}
+	return full, Push(ctx, full, img, opts...)
 }
 
 // Push uploads img to a full reference (host/repo:tag), over plain HTTP
 // when the registry is on loopback, as go-containerregistry decides for
 // insecure references.
-func Push(ctx context.Context, ref string, img v1.Image) error {
+func Push(ctx context.Context, ref string, img v1.Image, opts ...remote.Option) error {
 	tag, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(tag, img, remote.WithContext(ctx)); err != nil {
+	if err := remote.Write(tag, img, append(opts, remote.WithContext(ctx))...); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil
+}
+
+func basicAuth(want *authn.Basic, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		user, pass, ok := req.BasicAuth()
+		if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(want.Username)) != 1 || subtle.ConstantTimeCompare([]byte(pass), []byte(want.Password)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="berth test registry"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, req)
+	})
 }
 
 // Close stops serving. Pulls in flight fail, which tests use to simulate a

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -850,4 +851,41 @@ func TestLifecycleAndGRPCSchema(t *testing.T) {
 	if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), "an init container cannot have lifecycle hooks") {
 		t.Errorf("init container hooks: %v", res.Diagnostics)
 	}
+}
+
+// imagePullSecrets: a missing one is a warning (Kubernetes pulls without
+// it), one of another type an error; a registry Secret holds its key with
+// the JSON the kubelet reads.
+func TestImagePullSecretsSchema(t *testing.T) {
+	pod := strings.Replace(webContainer, "    spec:\n", "    spec:\n      imagePullSecrets: [{name: regcred}, {name: plain}, {name: absent}]\n", 1)
+	cfg := base64.StdEncoding.EncodeToString([]byte(`{"auths":{"registry.example.com":{"auth":"` + base64.StdEncoding.EncodeToString([]byte("u:p")) + `"}}}`))
+	secrets := `apiVersion: v1
+kind: Secret
+metadata: {name: regcred}
+type: kubernetes.io/dockerconfigjson
+data: {.dockerconfigjson: ` + cfg + `}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: plain}
+stringData: {a: b}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: broken}
+type: kubernetes.io/dockerconfigjson
+stringData: {.dockerconfigjson: "{not json"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: keyless}
+type: kubernetes.io/dockercfg
+stringData: {other: x}
+`
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": pod, "s.yaml": secrets}),
+		`d.yaml:9:50: error: Secret "plain" is of type "Opaque"; an image pull secret is of type kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg`,
+		`d.yaml:9:65: warning: Secret "absent" is not defined in namespace "default"; images are pulled without it, as Kubernetes does`,
+		`s.yaml:16:33: error: stringData[".dockerconfigjson"]: .dockerconfigjson is not a docker config: invalid character 'n' looking for beginning of object key string`,
+		`s.yaml:21:7: error: type: a Secret of type kubernetes.io/dockercfg needs the key .dockercfg in data or stringData`,
+	)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -20,8 +21,9 @@ type facts struct {
 	namePos diag.Position
 	failed  bool // the object failed its schema: known by name only
 
-	refs []ref           // ConfigMaps and Secrets the object's pods need
-	keys map[string]bool // a ConfigMap's or Secret's keys
+	refs       []ref           // ConfigMaps and Secrets the object's pods need
+	keys       map[string]bool // a ConfigMap's or Secret's keys
+	secretType string
 
 	podLabels map[string]string // a Deployment's pod template labels
 	podPorts  map[string]bool   // named container ports of a Deployment's pods
@@ -36,6 +38,7 @@ type facts struct {
 type ref struct {
 	kind, name, key string
 	optional        bool
+	pullSecret      bool // an imagePullSecrets entry: absent is a warning, as Kubernetes pulls without it
 	pos             diag.Position
 }
 
@@ -85,11 +88,17 @@ func (r *report) add(sev diag.Severity, rule string, path []any, format string, 
 		Message: pathText(path) + ": " + fmt.Sprintf(format, args...), Object: r.c.object})
 }
 
+var plainKey = regexp.MustCompile(`^[A-Za-z_][-A-Za-z0-9_]*$`)
+
 func pathText(path []any) string {
 	var b strings.Builder
 	for _, p := range path {
 		switch p := p.(type) {
 		case string:
+			if !plainKey.MatchString(p) {
+				fmt.Fprintf(&b, "[%q]", p) // a key such as ".dockerconfigjson" or "index.html"
+				continue
+			}
 			if b.Len() > 0 {
 				b.WriteByte('.')
 			}
@@ -123,7 +132,7 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []diag.Diagnostic 
 			f.keys[k] = true
 		}
 	case *objects.Secret:
-		f.keys = map[string]bool{}
+		f.keys, f.secretType = map[string]bool{}, o.Type
 		for _, k := range sortedKeys(o.Data) {
 			if _, err := base64.StdEncoding.DecodeString(o.Data[k]); err != nil {
 				r.add(diag.Error, diag.RuleSchema, []any{"data", k}, "value is not valid base64: %v", err)
@@ -133,6 +142,7 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []diag.Diagnostic 
 		for k := range o.StringData {
 			f.keys[k] = true
 		}
+		dockerConfigChecks(r, o)
 	case *objects.Deployment:
 		deploymentChecks(r, f, o)
 	case *objects.Service:
@@ -224,6 +234,9 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		if sources != 1 {
 			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir (has %d)", sources)
 		}
+	}
+	for i, s := range p.ImagePullSecrets {
+		f.refs = append(f.refs, ref{kind: "Secret", name: s.Name, pullSecret: true, pos: r.c.at(r.root, join(at, "imagePullSecrets", i, "name")...)})
 	}
 	names := map[string]bool{} // for references to any container of the pod
 	for _, ct := range p.AllContainers() {
@@ -492,6 +505,14 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 			target := byID[objects.ObjectID{Kind: rf.kind, Namespace: f.id.Namespace, Name: rf.name}]
 			switch {
 			case rf.optional:
+			case rf.pullSecret && target == nil:
+				diags = append(diags, diag.Diagnostic{Severity: diag.Warning, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
+					Message: fmt.Sprintf("Secret %s is not defined in namespace %s; images are pulled without it, as Kubernetes does", Excerpt(rf.name), Excerpt(f.id.Namespace))})
+			case rf.pullSecret && !target.facts.failed && objects.DockerConfigKey(target.facts.secretType) == "":
+				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
+					Message: fmt.Sprintf("Secret %s is of type %s; an image pull secret is of type %s or %s", Excerpt(rf.name), Excerpt(target.facts.secretType), objects.SecretTypeDockerConfigJSON, objects.SecretTypeDockerCfg),
+					Related: []diag.Related{{Position: target.facts.namePos, Message: "Secret defined here"}}})
+			case rf.pullSecret:
 			case target == nil:
 				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("%s %s is not defined in namespace %s (mark the reference optional: true if it may be absent)", rf.kind, Excerpt(rf.name), Excerpt(f.id.Namespace))})
@@ -551,4 +572,20 @@ func serviceTargets(svc *facts, deps *nsDeployments) []diag.Diagnostic {
 		}
 	}
 	return diags
+}
+
+// dockerConfigChecks: a Secret of a registry-credentials type holds its
+// key, and the key holds the JSON the kubelet reads, as the API server
+// validates it.
+func dockerConfigChecks(r *report, s *objects.Secret) {
+	if _, err := objects.RegistryAuths(s); err != nil {
+		key := objects.DockerConfigKey(s.Type)
+		at := []any{"data", key}
+		if _, ok := s.StringData[key]; ok {
+			at = []any{"stringData", key}
+		} else if _, ok := s.Data[key]; !ok {
+			at = []any{"type"}
+		}
+		r.add(diag.Error, diag.RuleSchema, at, "%v", err)
+	}
 }

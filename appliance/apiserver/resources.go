@@ -218,6 +218,9 @@ func references(spec *objects.PodSpec) []reference {
 			}
 		}
 	}
+	for _, s := range spec.ImagePullSecrets {
+		out = append(out, reference{name: s.Name, secret: true})
+	}
 	for _, v := range spec.Volumes {
 		if v.ConfigMap != nil {
 			out = append(out, reference{name: v.ConfigMap.Name})

@@ -206,7 +206,7 @@ func envFromData(a *api.NodeAssignment, namespace string, src objects.EnvFromSou
 		return nil, &configError{fmt.Sprintf("envFrom: Secret %s/%s not found", namespace, ref.Name)}
 	}
 	if s != nil {
-		for k, v := range secretData(s) {
+		for k, v := range objects.SecretData(s) {
 			out[k] = string(v)
 		}
 	}
@@ -229,7 +229,7 @@ func lookupKey(a *api.NodeAssignment, namespace string, vf *objects.EnvVarSource
 	ref := vf.SecretKeyRef
 	s := a.Secrets[namespace+"/"+ref.Name]
 	if s != nil {
-		if v, ok := secretData(s)[ref.Key]; ok {
+		if v, ok := objects.SecretData(s)[ref.Key]; ok {
 			return string(v), true, nil
 		}
 	}
@@ -237,21 +237,6 @@ func lookupKey(a *api.NodeAssignment, namespace string, vf *objects.EnvVarSource
 		return "", false, nil
 	}
 	return "", false, &configError{fmt.Sprintf("Secret %s/%s has no key %q", namespace, ref.Name, ref.Key)}
-}
-
-// secretData merges data (base64, validated by the loader) and stringData,
-// which wins as in Kubernetes.
-func secretData(s *objects.Secret) map[string][]byte {
-	out := map[string][]byte{}
-	for k, v := range s.Data {
-		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
-			out[k] = b
-		}
-	}
-	for k, v := range s.StringData {
-		out[k] = []byte(v)
-	}
-	return out
 }
 
 // configMapData merges data and binaryData of a ConfigMap.

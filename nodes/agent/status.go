@@ -26,6 +26,7 @@ func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod, node *state.
 	if err != nil {
 		return rp, err
 	}
+	rp.RegistryAuth = pullCredentials(asg, p)
 	for i, c := range p.Spec.AllContainers() {
 		env, podIPEnv, err := resolveEnv(asg, p, &c, node)
 		if err != nil {
@@ -52,6 +53,21 @@ func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod, node *state.
 		}
 	}
 	return rp, nil
+}
+
+// pullCredentials reads the pod's image pull secrets in order; as the
+// kubelet, one that is missing or unreadable is passed over (the loader
+// warned of it) and the image is pulled without it.
+func pullCredentials(asg *api.NodeAssignment, p *state.Pod) []objects.RegistryAuth {
+	var out []objects.RegistryAuth
+	for _, ref := range p.Spec.ImagePullSecrets {
+		if s := asg.Secrets[p.Namespace+"/"+ref.Name]; s != nil {
+			if auths, err := objects.RegistryAuths(s); err == nil {
+				out = append(out, auths...)
+			}
+		}
+	}
+	return out
 }
 
 // podStatus is the status the agent reports: the runtime's view, the

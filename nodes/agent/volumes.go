@@ -65,7 +65,7 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 				return nil, &configError{fmt.Sprintf("volume %s: Secret %s/%s not found", v.Name, p.Namespace, v.Secret.SecretName)}
 			}
 			if s != nil {
-				files = secretData(s)
+				files = objects.SecretData(s)
 			}
 			items = v.Secret.Items
 			mode = 0o600

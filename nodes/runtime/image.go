@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd"
@@ -13,6 +14,8 @@ import (
 	"github.com/containerd/containerd/remotes/docker"
 	"github.com/containerd/containerd/remotes/docker/config"
 	"github.com/distribution/reference"
+
+	"github.com/berth/berth/schemas/objects"
 )
 
 // pullFailure remembers a failed pull so the next attempts back off, as
@@ -37,16 +40,76 @@ func (e *imageError) Unwrap() error { return e.err }
 // resolver builds a registry resolver in the client: with containerd's Go
 // client, pulls run here and not in the daemon, so the daemon's registry
 // configuration does not apply.
-func (r *Runtime) resolver(ctx context.Context) remotes.Resolver {
+// A pull secret's credentials go to the one registry host they match.
+func (r *Runtime) resolver(ctx context.Context, auth *objects.RegistryAuth, authHost string) remotes.Resolver {
 	return docker.NewResolver(docker.ResolverOptions{
 		Hosts: func(host string) ([]docker.RegistryHost, error) {
 			opts := config.HostOptions{}
 			if r.isPlainHTTP(host) {
 				opts.DefaultScheme = "http"
 			}
+			if auth != nil {
+				opts.Credentials = func(h string) (string, string, error) {
+					if registryHost(h) != authHost {
+						return "", "", nil
+					}
+					return auth.Username, auth.Password, nil
+				}
+			}
 			return config.ConfigureHosts(ctx, opts)(host)
 		},
 	})
+}
+
+// credentials picks the pull secret entry for an image as the kubelet's
+// keyring does: the entry's host matches the image's (a leading "*."
+// stands for one label; Docker Hub's many names are one) and its path is a
+// prefix of the image's; the longest match wins. It returns the entry and
+// the image's registry host.
+func credentials(image string, auths []objects.RegistryAuth) (*objects.RegistryAuth, string) {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return nil, ""
+	}
+	host, path := registryHost(reference.Domain(named)), reference.Path(named)
+	var best *objects.RegistryAuth
+	bestLen := -1
+	for i, a := range auths {
+		key := a.Registry
+		for _, scheme := range []string{"https://", "http://"} {
+			key = strings.TrimPrefix(key, scheme)
+		}
+		keyHost, keyPath, _ := strings.Cut(strings.TrimSuffix(key, "/"), "/")
+		keyHost = registryHost(keyHost)
+		if keyHost == "docker.io" && (keyPath == "v1" || keyPath == "v2") {
+			keyPath = "" // https://index.docker.io/v1/ names the Hub, not a path
+		}
+		if !hostMatches(keyHost, host) || (keyPath != "" && path != keyPath && !strings.HasPrefix(path, keyPath+"/")) {
+			continue
+		}
+		if len(key) > bestLen {
+			best, bestLen = &auths[i], len(key)
+		}
+	}
+	return best, host
+}
+
+// registryHost is a registry's host as a pull secret names it: Docker
+// Hub's names are docker.io.
+func registryHost(h string) string {
+	switch h = strings.ToLower(h); h {
+	case "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com":
+		return "docker.io"
+	}
+	return h
+}
+
+func hostMatches(pattern, host string) bool {
+	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
+		_, parent, found := strings.Cut(host, ".")
+		return found && parent == rest
+	}
+	return pattern == host
 }
 
 // isPlainHTTP: a listed host matches with or without its port; loopback
@@ -94,7 +157,7 @@ func pullPolicy(policy, image string) string {
 
 // ensureImage returns the image unpacked in the snapshotter, pulling it as
 // the policy says. Errors are *imageError.
-func (r *Runtime) ensureImage(ctx context.Context, image, policy string) (containerd.Image, error) {
+func (r *Runtime) ensureImage(ctx context.Context, image, policy string, auths []objects.RegistryAuth) (containerd.Image, error) {
 	name, err := normalizeImage(image)
 	if err != nil {
 		return nil, &imageError{ReasonInvalidImageName, fmt.Errorf("invalid image name %q: %w", image, err)}
@@ -116,10 +179,11 @@ func (r *Runtime) ensureImage(ctx context.Context, image, policy string) (contai
 		}
 	}
 	start := time.Now()
+	auth, host := credentials(name, auths)
 	img, err := r.client.Pull(ctx, name,
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(r.snapshotter),
-		containerd.WithResolver(r.resolver(ctx)))
+		containerd.WithResolver(r.resolver(ctx, auth, host)))
 	if err != nil {
 		return nil, &imageError{ReasonErrImagePull, fmt.Errorf("pull %s: %w", name, err)}
 	}

@@ -488,7 +488,7 @@ func (r *Runtime) prepareContainer(ctx context.Context, pod Pod, sb *sandbox, c 
 			return cs, nil, nil
 		}
 	}
-	img, err := r.ensureImage(ctx, c.Spec.Image, c.Spec.ImagePullPolicy)
+	img, err := r.ensureImage(ctx, c.Spec.Image, c.Spec.ImagePullPolicy, pod.RegistryAuth)
 	if err != nil {
 		var ie *imageError
 		cs.Reason = ReasonErrImagePull

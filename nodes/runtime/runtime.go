@@ -91,6 +91,8 @@ type Pod struct {
 	// Containers start.
 	InitContainers []Container
 	Containers     []Container
+	// RegistryAuth are the pod's image pull secrets' credentials.
+	RegistryAuth []objects.RegistryAuth
 	// HostPorts are published on the node (needs network.Config.PortMap).
 	HostPorts []network.PortMapping
 }

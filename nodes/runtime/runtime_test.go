@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth/berth/images"
 	"github.com/berth/berth/nodes/action"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -605,6 +607,50 @@ func TestGRPCProbeOnAContainer(t *testing.T) {
 		}
 		if healthy != (err == nil) {
 			t.Errorf("%s: probe %v", status, err)
+		}
+	}
+}
+
+// An image in a registry that requires authentication is pulled with the
+// pod's pull secret credentials for that registry, and refused without
+// them or with another registry's.
+func TestPullWithCredentials(t *testing.T) {
+	need(t)
+	t.Parallel()
+	reg, err := images.NewRegistry(images.WithBasicAuth("puller", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	img, err := images.Busybox(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := reg.Push(context.Background(), "team/private:v1", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		auth []objects.RegistryAuth
+		ok   bool
+	}{
+		{"none", nil, false},
+		{"other-registry", []objects.RegistryAuth{{Registry: "registry.example.com", Username: "puller", Password: "s3cret"}}, false},
+		{"wrong-password", []objects.RegistryAuth{{Registry: reg.Host(), Username: "puller", Password: "nope"}}, false},
+		{"right", []objects.RegistryAuth{{Registry: "other.example.com", Username: "x", Password: "y"}, {Registry: "http://" + reg.Host() + "/team", Username: "puller", Password: "s3cret"}}, true},
+	} {
+		pod := testPod("pull-auth-"+tc.name, Container{Spec: objects.Container{Name: "c", Image: ref, Command: []string{"sleep", "3600"}}})
+		pod.RegistryAuth = tc.auth
+		stopAtEnd(t, pod.PodRef)
+		st, err := env.rt.EnsurePod(ctx, pod)
+		if c := st.Container("c"); tc.ok != (err == nil) || tc.ok != (c.Reason != ReasonErrImagePull) {
+			t.Errorf("%s: %v, %+v", tc.name, err, c)
+		}
+		if !tc.ok && !strings.Contains(fmt.Sprint(err), "401") && !strings.Contains(fmt.Sprint(err), "unauthorized") {
+			t.Errorf("%s: the refusal does not say why: %v", tc.name, err)
 		}
 	}
 }

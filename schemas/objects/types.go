@@ -139,21 +139,27 @@ type TemplateMeta struct {
 type PodSpec struct {
 	// InitContainers run one at a time, each to completion, before the
 	// Containers start.
-	InitContainers                []Container         `json:"initContainers,omitempty"`
-	Containers                    []Container         `json:"containers"`
-	Volumes                       []Volume            `json:"volumes,omitempty"`
-	NodeSelector                  map[string]string   `json:"nodeSelector,omitempty"`
-	RestartPolicy                 string              `json:"restartPolicy"`
-	TerminationGracePeriodSeconds int64               `json:"terminationGracePeriodSeconds"`
-	SecurityContext               *PodSecurityContext `json:"securityContext,omitempty"`
-	ServiceAccountName            string              `json:"serviceAccountName,omitempty"`
-	DeprecatedServiceAccount      string              `json:"serviceAccount,omitempty"`
+	InitContainers                []Container            `json:"initContainers,omitempty"`
+	Containers                    []Container            `json:"containers"`
+	Volumes                       []Volume               `json:"volumes,omitempty"`
+	NodeSelector                  map[string]string      `json:"nodeSelector,omitempty"`
+	RestartPolicy                 string                 `json:"restartPolicy"`
+	TerminationGracePeriodSeconds int64                  `json:"terminationGracePeriodSeconds"`
+	SecurityContext               *PodSecurityContext    `json:"securityContext,omitempty"`
+	ImagePullSecrets              []LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	ServiceAccountName            string                 `json:"serviceAccountName,omitempty"`
+	DeprecatedServiceAccount      string                 `json:"serviceAccount,omitempty"`
 }
 
 // AllContainers is the init containers, then the others: everything of the
 // pod that reads env, volumes and images.
 func (s *PodSpec) AllContainers() []Container {
 	return append(slices.Clip(s.InitContainers), s.Containers...)
+}
+
+// LocalObjectReference names an object of the same namespace.
+type LocalObjectReference struct {
+	Name string `json:"name"`
 }
 
 type Container struct {
