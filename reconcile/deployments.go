@@ -74,6 +74,9 @@ func rollout(s *state.State, dep *objects.Deployment, pods []*state.Pod, planned
 	var cmds []state.Command
 	terminate := func(p *state.Pod) { cmds = append(cmds, stop(s, p)...) }
 
+	if dep.Spec.Paused {
+		return pausedScale(s, dep, live, replicas, planned, now)
+	}
 	if dep.Spec.Strategy.Type == "Recreate" {
 		for _, p := range old {
 			terminate(p)
@@ -90,7 +93,7 @@ func rollout(s *state.State, dep *objects.Deployment, pods []*state.Pod, planned
 	}
 	// Create new pods within the surge budget.
 	if room := min(replicas+surge-len(live), replicas-len(current)); room > 0 {
-		cmds = append(cmds, create(s, dep, hash, room, planned, now)...)
+		cmds = append(cmds, create(s, dep.Metadata, templateOf(dep, hash), room, planned, now)...)
 	}
 	// Old pods that are not available cost nothing to stop; available ones
 	// only while enough stay available.
@@ -160,19 +163,44 @@ func resolve(v objects.IntOrString, total int, roundUp bool) int {
 // stopping the least settled (not ready, then newest) first.
 func scale(s *state.State, dep *objects.Deployment, hash string, current []*state.Pod, replicas int, planned map[string]bool, now time.Time) []state.Command {
 	if n := replicas - len(current); n > 0 {
-		return create(s, dep, hash, n, planned, now)
+		return create(s, dep.Metadata, templateOf(dep, hash), n, planned, now)
 	}
+	return shrink(s, current, len(current)-replicas)
+}
+
+// shrink stops extra of pods, the least settled (not ready, then newest)
+// first.
+func shrink(s *state.State, pods []*state.Pod, extra int) []state.Command {
 	var cmds []state.Command
-	extra := len(current) - replicas
 	for _, ready := range []bool{false, true} {
-		for i := len(current) - 1; i >= 0 && extra > 0; i-- {
-			if current[i].Status.Ready == ready {
-				cmds = append(cmds, stop(s, current[i])...)
+		for i := len(pods) - 1; i >= 0 && extra > 0; i-- {
+			if pods[i].Status.Ready == ready {
+				cmds = append(cmds, stop(s, pods[i])...)
 				extra--
 			}
 		}
 	}
 	return cmds
+}
+
+// pausedScale holds a paused Deployment's rollout, as Kubernetes does: no
+// pod of a new template, none replaced, but the pods are scaled to
+// replicas, new ones copying the newest pod's template. A Deployment
+// paused before it had any pod gets none.
+func pausedScale(s *state.State, dep *objects.Deployment, live []*state.Pod, replicas int, planned map[string]bool, now time.Time) []state.Command {
+	if len(live) == 0 {
+		return nil
+	}
+	if n := replicas - len(live); n > 0 {
+		newest := live[0]
+		for _, p := range live {
+			if p.Created.After(newest.Created) {
+				newest = p
+			}
+		}
+		return create(s, dep.Metadata, podTemplate{Hash: newest.TemplateHash, Labels: newest.Labels, Annotations: newest.Annotations, Spec: newest.Spec}, n, planned, now)
+	}
+	return shrink(s, live, len(live)-replicas)
 }
 
 // suffixAlphabet is Kubernetes' for generated names: no vowels (no words)
@@ -185,35 +213,49 @@ const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
 // already in the state (perhaps a pod still being removed) or planned
 // earlier in this pass is skipped for the next counter value, so every
 // name in a batch is new by construction, however large the Deployment.
-func create(s *state.State, dep *objects.Deployment, hash string, n int, planned map[string]bool, now time.Time) []state.Command {
+func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planned map[string]bool, now time.Time) []state.Command {
 	var cmds []state.Command
-	labels := map[string]string{}
-	if dep.Spec.Template.Metadata != nil {
-		maps.Copy(labels, dep.Spec.Template.Metadata.Labels)
-	}
-	labels["pod-template-hash"] = hash
 	for i := 0; len(cmds) < n; i++ {
-		sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d/%d", dep.Metadata.Namespace, hash, s.Index, i))
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d/%d", dep.Namespace, t.Hash, s.Index, i))
 		v := binary.BigEndian.Uint64(sum[:8])
 		id := make([]byte, 5)
 		for j := range id {
 			id[j] = suffixAlphabet[v%uint64(len(suffixAlphabet))]
 			v /= uint64(len(suffixAlphabet))
 		}
-		name := fmt.Sprintf("%s-%s-%s", dep.Metadata.Name, hash, id)
-		key := state.PodKey(dep.Metadata.Namespace, name)
+		name := fmt.Sprintf("%s-%s-%s", dep.Name, t.Hash, id)
+		key := state.PodKey(dep.Namespace, name)
 		if s.Pods.Get(key) != nil || planned[key] {
 			continue
 		}
 		planned[key] = true
 		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, state.Pod{
-			Namespace: dep.Metadata.Namespace, Name: name,
-			Deployment: dep.Metadata.Name, TemplateHash: hash,
-			Labels: labels, Annotations: dep.Spec.Template.Metadata.Annotations, Spec: dep.Spec.Template.Spec,
+			Namespace: dep.Namespace, Name: name,
+			Deployment: dep.Name, TemplateHash: t.Hash,
+			Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec,
 			Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
 		}))
 	}
 	return cmds
+}
+
+// podTemplate is what a Deployment's pods of one template hash share.
+type podTemplate struct {
+	Hash        string
+	Labels      map[string]string
+	Annotations map[string]string
+	Spec        objects.PodSpec
+}
+
+// templateOf is the Deployment's template, labelled with its hash.
+func templateOf(dep *objects.Deployment, hash string) podTemplate {
+	t := podTemplate{Hash: hash, Labels: map[string]string{"pod-template-hash": hash}, Spec: dep.Spec.Template.Spec}
+	if m := dep.Spec.Template.Metadata; m != nil {
+		maps.Copy(t.Labels, m.Labels)
+		t.Labels["pod-template-hash"] = hash
+		t.Annotations = m.Annotations
+	}
+	return t
 }
 
 // stop asks the pod's agent to stop it, or deletes it outright when no
@@ -229,16 +271,26 @@ func stop(s *state.State, p *state.Pod) []state.Command {
 	return []state.Command{state.NewCommand(state.CmdTerminatePod, ref)}
 }
 
+// Kubernetes' reasons of a Deployment's Progressing condition.
+const (
+	ProgressDeadlineExceeded = "ProgressDeadlineExceeded"
+	DeploymentPaused         = "DeploymentPaused"
+)
+
 // DefaultProgressDeadline is Kubernetes' progressDeadlineSeconds.
 const DefaultProgressDeadline = 600 * time.Second
 
 // RolloutReason is Kubernetes' reason for a rollout that has made no
 // progress for the Deployment's progressDeadlineSeconds:
-// "ProgressDeadlineExceeded", or "" while it progresses or is complete.
+// ProgressDeadlineExceeded, DeploymentPaused, or "" while it progresses or
+// is complete.
 // Progress is a pod of the current template created or becoming ready; a
 // rollout is complete when replicas pods of it are ready and no other
 // pods remain.
 func RolloutReason(dep *objects.Deployment, pods []*state.Pod, now time.Time) string {
+	if dep.Spec.Paused {
+		return DeploymentPaused // no deadline while paused, as in Kubernetes
+	}
 	hash := TemplateHash(dep.Spec.Template)
 	ready, others := 0, 0
 	var last time.Time
@@ -263,7 +315,7 @@ func RolloutReason(dep *objects.Deployment, pods []*state.Pod, now time.Time) st
 		deadline = time.Duration(*d) * time.Second
 	}
 	if !last.IsZero() && now.Sub(last) > deadline {
-		return "ProgressDeadlineExceeded"
+		return ProgressDeadlineExceeded
 	}
 	return ""
 }

@@ -514,3 +514,50 @@ func TestRolloutProgressDeadline(t *testing.T) {
 		t.Fatalf("a complete rollout an hour later: %q", r)
 	}
 }
+
+// A paused Deployment rolls out no new template and replaces nothing, but
+// is scaled to its replicas with copies of its newest pods; its reason is
+// DeploymentPaused and no deadline runs. Resumed, it rolls out.
+func TestPausedDeployment(t *testing.T) {
+	h := newHarness(t, node("a"))
+	h.commit(deployment("web", 2, "1"))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	v1 := TemplateHash(deployment("web", 2, "1").Spec.Template)
+	paused := deployment("web", 3, "2")
+	paused.Spec.Paused = true
+	h.commit(paused)
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	if byHash, ready := h.pods(); byHash[v1] != 3 || len(byHash) != 1 || ready != 3 {
+		t.Fatalf("scaled up while paused: %v, %d ready; want 3 of the old template", byHash, ready)
+	}
+	if r := RolloutReason(paused, slices.Collect(h.s.Pods.All()), h.now.Add(time.Hour)); r != DeploymentPaused {
+		t.Errorf("reason %q, want %s", r, DeploymentPaused)
+	}
+	paused.Spec.Replicas = 1
+	h.commit(paused)
+	h.control()
+	h.agents()
+	if byHash, _ := h.pods(); byHash[v1] != 1 || len(byHash) != 1 {
+		t.Fatalf("scaled down while paused: %v", byHash)
+	}
+	h.commit(deployment("web", 1, "2"))
+	for range 4 {
+		h.control()
+		h.agents()
+	}
+	if byHash, _ := h.pods(); byHash[TemplateHash(paused.Spec.Template)] != 1 || len(byHash) != 1 {
+		t.Fatalf("resumed: %v", byHash)
+	}
+
+	fresh := deployment("fresh", 2, "1")
+	fresh.Spec.Paused = true
+	if cmds := Deployments(&state.State{}, &Desired{Deployments: []*objects.Deployment{fresh}}, h.now); len(cmds) != 0 {
+		t.Errorf("a Deployment paused before its first pod made %d commands", len(cmds))
+	}
+}

@@ -42,7 +42,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State)
 	if d, err := reconcile.DesiredState(st); err == nil {
 		for _, dep := range d.Deployments {
 			pods := slices.Collect(st.Pods.OfDeployment(dep.Metadata.Namespace, dep.Metadata.Name))
-			if reconcile.RolloutReason(dep, pods, time.Now()) != "" {
+			if reconcile.RolloutReason(dep, pods, time.Now()) == reconcile.ProgressDeadlineExceeded {
 				out.Stalled = append(out.Stalled, dep.Metadata.Namespace+"/"+dep.Metadata.Name)
 			}
 		}

@@ -102,6 +102,8 @@ type DeploymentSpec struct {
 	MinReadySeconds      int32              `json:"minReadySeconds"`
 	// ProgressDeadlineSeconds is nil for Kubernetes' default, 600.
 	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+	// Paused holds the rollout: the pods keep their template.
+	Paused bool `json:"paused,omitempty"`
 }
 
 type DeploymentStrategy struct {
