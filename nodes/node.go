@@ -115,7 +115,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ln = ln
-	info, err := agent.NodeInfo(cfg.Name, advertise, cfg.Labels)
+	info, err := agent.NodeInfo(cfg.Name, advertise, cfg.DataDir, cfg.Labels)
 	if err != nil {
 		n.Close()
 		return nil, err

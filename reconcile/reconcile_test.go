@@ -561,3 +561,32 @@ func TestPausedDeployment(t *testing.T) {
 		t.Errorf("a Deployment paused before its first pod made %d commands", len(cmds))
 	}
 }
+
+// ephemeral-storage requests are placed against the node's disk, next to
+// what its pods already asked for; init containers count as Kubernetes
+// counts them (the largest, or the sum of the others if more).
+func TestSchedulerEphemeralStorage(t *testing.T) {
+	small := node("small")
+	small.EphemeralBytes = 10 << 30
+	h := newHarness(t, small)
+	big := deployment("big", 1, "1")
+	big.Spec.Template.Spec.Containers[0].Resources.Requests.EphemeralStorage = "11Gi"
+	fits := deployment("fits", 2, "1")
+	fits.Spec.Template.Spec.Containers[0].Resources.Limits.EphemeralStorage = "4Gi" // a request defaults to its limit
+	fits.Spec.Template.Spec.InitContainers = []objects.Container{{Name: "init", Image: "busybox",
+		Resources: objects.ResourceRequirements{Requests: objects.ResourceList{EphemeralStorage: "3Gi"}}}}
+	h.commit(big, fits)
+	h.control()
+	placed := 0
+	for p := range h.s.Pods.All() {
+		switch {
+		case p.Deployment == "big" && (p.NodeName != "" || !strings.Contains(p.Status.Message, "1 lack ephemeral-storage")):
+			t.Errorf("11Gi on a 10Gi disk: node %q, %s", p.NodeName, p.Status.Message)
+		case p.Deployment == "fits" && p.NodeName == "small":
+			placed++
+		}
+	}
+	if placed != 2 {
+		t.Errorf("%d of 2 pods of 4Gi placed on a 10Gi disk", placed)
+	}
+}

@@ -20,12 +20,11 @@ import (
 // the name, so the choice is deterministic. Pods that fit nowhere stay
 // pending with a reason.
 func Schedule(s *state.State) []state.Command {
-	type load struct{ cpu, mem int64 }
-	used := map[string]*load{}
+	used := map[string]*resources{}
 	spread := map[string]int{} // node/namespace/deployment -> pods
 	var nodes []*state.Node
 	for _, n := range s.Nodes {
-		used[n.Name] = &load{}
+		used[n.Name] = &resources{}
 		if n.Ready && !n.DiskPressure {
 			nodes = append(nodes, n)
 		}
@@ -40,9 +39,7 @@ func Schedule(s *state.State) []state.Command {
 			continue
 		}
 		if u := used[p.NodeName]; u != nil {
-			cpu, mem := requests(&p.Spec)
-			u.cpu += cpu
-			u.mem += mem
+			u.add(requests(&p.Spec))
 		}
 		spread[p.NodeName+"/"+p.Namespace+"/"+p.Deployment]++
 	}
@@ -61,7 +58,7 @@ func Schedule(s *state.State) []state.Command {
 			unschedulable(p, fmt.Sprintf("0/%d nodes are available: no node offers %s", len(nodes), strings.Join(ext, ", ")))
 			continue
 		}
-		cpu, mem := requests(&p.Spec)
+		req := requests(&p.Spec)
 		var best *state.Node
 		var bestSpread int
 		var bestShare float64
@@ -72,22 +69,25 @@ func Schedule(s *state.State) []state.Command {
 			case !selects(p.Spec.NodeSelector, n.Labels):
 				unfit["node selector"]++
 				continue
-			case n.CPUMilli > 0 && u.cpu+cpu > n.CPUMilli:
+			case n.CPUMilli > 0 && u.cpu+req.cpu > n.CPUMilli:
 				unfit["cpu"]++
 				continue
-			case n.MemoryBytes > 0 && u.mem+mem > n.MemoryBytes:
+			case n.MemoryBytes > 0 && u.mem+req.mem > n.MemoryBytes:
 				unfit["memory"]++
+				continue
+			case n.EphemeralBytes > 0 && u.disk+req.disk > n.EphemeralBytes:
+				unfit["ephemeral-storage"]++
 				continue
 			}
 			sp := spread[n.Name+"/"+p.Namespace+"/"+p.Deployment]
-			share := fraction(u.cpu+cpu, n.CPUMilli) + fraction(u.mem+mem, n.MemoryBytes)
+			share := fraction(u.cpu+req.cpu, n.CPUMilli) + fraction(u.mem+req.mem, n.MemoryBytes)
 			if best == nil || sp < bestSpread || (sp == bestSpread && share < bestShare) {
 				best, bestSpread, bestShare = n, sp, share
 			}
 		}
 		if best == nil {
 			msg := fmt.Sprintf("0/%d nodes are available", len(nodes))
-			for _, why := range []string{"node selector", "cpu", "memory"} {
+			for _, why := range []string{"node selector", "cpu", "memory", "ephemeral-storage"} {
 				if unfit[why] > 0 {
 					msg += fmt.Sprintf(", %d lack %s", unfit[why], why)
 				}
@@ -95,8 +95,7 @@ func Schedule(s *state.State) []state.Command {
 			unschedulable(p, msg)
 			continue
 		}
-		used[best.Name].cpu += cpu
-		used[best.Name].mem += mem
+		used[best.Name].add(req)
 		spread[best.Name+"/"+p.Namespace+"/"+p.Deployment]++
 		cmds = append(cmds, state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: best.Name}))
 	}
@@ -139,36 +138,36 @@ func extended(spec *objects.PodSpec) []string {
 	return slices.Sorted(maps.Keys(names))
 }
 
+// resources are millicores, and bytes of memory and of disk.
+type resources struct{ cpu, mem, disk int64 }
+
+func (r *resources) add(o resources) { r.cpu, r.mem, r.disk = r.cpu+o.cpu, r.mem+o.mem, r.disk+o.disk }
+
 // requests is what the pod needs of a node, as Kubernetes counts it: the
 // sum of its containers' requests, or the largest init container's if more
 // (init containers run one at a time, before the others).
-func requests(spec *objects.PodSpec) (cpu, mem int64) {
+func requests(spec *objects.PodSpec) resources {
+	var sum resources
 	for _, c := range spec.Containers {
-		c, m := request(&c)
-		cpu, mem = cpu+c, mem+m
+		sum.add(request(&c))
 	}
 	for _, c := range spec.InitContainers {
-		c, m := request(&c)
-		cpu, mem = max(cpu, c), max(mem, m)
+		r := request(&c)
+		sum = resources{max(sum.cpu, r.cpu), max(sum.mem, r.mem), max(sum.disk, r.disk)}
 	}
-	return cpu, mem
+	return sum
 }
 
 // request is one container's request; an unset one is its limit, as the
 // API server defaults it.
-func request(c *objects.Container) (cpu, mem int64) {
-	r := c.Resources.Requests
-	if r.CPU == "" {
-		r.CPU = c.Resources.Limits.CPU
+func request(c *objects.Container) resources {
+	q := func(req, lim objects.Quantity, scale func(objects.Quantity) (int64, error)) int64 {
+		if req == "" {
+			req = lim
+		}
+		v, _ := scale(req) // the loader checked the grammar; "" is 0
+		return v
 	}
-	if r.Memory == "" {
-		r.Memory = c.Resources.Limits.Memory
-	}
-	if v, err := r.CPU.Milli(); err == nil {
-		cpu = v
-	}
-	if v, err := r.Memory.Value(); err == nil {
-		mem = v
-	}
-	return cpu, mem
+	r, l := c.Resources.Requests, c.Resources.Limits
+	return resources{q(r.CPU, l.CPU, objects.Quantity.Milli), q(r.Memory, l.Memory, objects.Quantity.Value), q(r.EphemeralStorage, l.EphemeralStorage, objects.Quantity.Value)}
 }

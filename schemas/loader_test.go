@@ -777,6 +777,8 @@ func TestEnvDownwardAPISchema(t *testing.T) {
         - {name: TIER, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
         - {name: MEM, valueFrom: {resourceFieldRef: {containerName: web, resource: limits.memory, divisor: 1Mi}}}
         - {name: CPU, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}
+        - {name: DISK, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Mi}}}
+        resources: {requests: {ephemeral-storage: 1Gi}, limits: {ephemeral-storage: 2Gi}}
 `
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
 	for env, want := range map[string]string{

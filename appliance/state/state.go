@@ -135,8 +135,11 @@ type Node struct {
 	Labels      map[string]string `json:"labels"`
 	CPUMilli    int64             `json:"cpuMilli"`
 	MemoryBytes int64             `json:"memoryBytes"`
-	PodCIDR     string            `json:"podCIDR"`
-	Ready       bool              `json:"ready"`
+	// EphemeralBytes is the size of the filesystem holding the node's
+	// data (0: not reported, no limit).
+	EphemeralBytes int64  `json:"ephemeralBytes,omitempty"`
+	PodCIDR        string `json:"podCIDR"`
+	Ready          bool   `json:"ready"`
 	// ClusterCIDR is the pod network PodCIDR is part of: the agent sends
 	// traffic to it unmasqueraded.
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`

@@ -146,6 +146,8 @@ func resourceField(p *state.Pod, self *objects.Container, node *state.Node, rf *
 		limit, request, capacity = c.Resources.Limits.CPU, c.Resources.Requests.CPU, node.CPUMilli
 	case "memory":
 		limit, request, capacity = c.Resources.Limits.Memory, c.Resources.Requests.Memory, node.MemoryBytes
+	case "ephemeral-storage":
+		limit, request, capacity = c.Resources.Limits.EphemeralStorage, c.Resources.Requests.EphemeralStorage, node.EphemeralBytes
 	default:
 		return "", fmt.Errorf("berth does not offer %s", rf.Resource)
 	}

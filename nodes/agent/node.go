@@ -8,16 +8,22 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth/berth/appliance/state"
 )
 
 // NodeInfo describes this machine for registration: its capacity (all
 // CPUs, MemTotal) and the well-known labels Kubernetes nodes carry, plus
 // extra labels. address is where the agent's log server listens.
-func NodeInfo(name, address string, extra map[string]string) (state.Node, error) {
+func NodeInfo(name, address, dataDir string, extra map[string]string) (state.Node, error) {
 	mem, err := memTotal("/proc/meminfo")
 	if err != nil {
 		return state.Node{}, err
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dataDir, &fs); err != nil {
+		return state.Node{}, fmt.Errorf("the size of the data directory's filesystem: %w", err)
 	}
 	labels := map[string]string{
 		"kubernetes.io/hostname": name,
@@ -28,7 +34,7 @@ func NodeInfo(name, address string, extra map[string]string) (state.Node, error)
 		labels[k] = v
 	}
 	return state.Node{Name: name, Address: address, Labels: labels,
-		CPUMilli: int64(goruntime.NumCPU()) * 1000, MemoryBytes: mem}, nil
+		CPUMilli: int64(goruntime.NumCPU()) * 1000, MemoryBytes: mem, EphemeralBytes: int64(fs.Blocks) * fs.Bsize}, nil
 }
 
 // memTotal reads MemTotal (in kB) from a meminfo file.

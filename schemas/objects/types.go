@@ -193,16 +193,18 @@ type ResourceRequirements struct {
 // ResourceList holds quantities as written ("500m", "128Mi"); ParseQuantity
 // turns them into numbers.
 type ResourceList struct {
-	CPU    Quantity `json:"cpu,omitempty"`
-	Memory Quantity `json:"memory,omitempty"`
+	CPU              Quantity `json:"cpu,omitempty"`
+	Memory           Quantity `json:"memory,omitempty"`
+	EphemeralStorage Quantity `json:"ephemeral-storage,omitempty"`
 	// Extended are the resources named domain/name (nvidia.com/gpu).
 	Extended map[string]Quantity `json:"-"`
 }
 
 // resourceList is ResourceList's JSON without its extended resources.
 type resourceList struct {
-	CPU    Quantity `json:"cpu,omitempty"`
-	Memory Quantity `json:"memory,omitempty"`
+	CPU              Quantity `json:"cpu,omitempty"`
+	Memory           Quantity `json:"memory,omitempty"`
+	EphemeralStorage Quantity `json:"ephemeral-storage,omitempty"`
 }
 
 // MarshalJSON writes the extended resources beside cpu and memory, as
@@ -216,6 +218,9 @@ func (r ResourceList) MarshalJSON() ([]byte, error) {
 	if r.Memory != "" {
 		m["memory"] = r.Memory
 	}
+	if r.EphemeralStorage != "" {
+		m["ephemeral-storage"] = r.EphemeralStorage
+	}
 	return json.Marshal(m)
 }
 
@@ -228,7 +233,7 @@ func (r *ResourceList) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
-	*r = ResourceList{CPU: known.CPU, Memory: known.Memory}
+	*r = ResourceList{CPU: known.CPU, Memory: known.Memory, EphemeralStorage: known.EphemeralStorage}
 	for k, v := range all {
 		if strings.Contains(k, "/") {
 			if r.Extended == nil {
