@@ -518,7 +518,8 @@ func (s *schema) defaultValue() (any, bool) {
 	if v, ok := s.concrete(); ok {
 		return v, true
 	}
-	if s.alts != nil || !s.isStruct() {
+	// A struct that is also a list is `_`, which has no default.
+	if s.alts != nil || !s.isStruct() || s.elem != nil {
 		return nil, false
 	}
 	out := map[string]any{}
