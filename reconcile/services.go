@@ -271,14 +271,16 @@ func ingress(s *state.State, pods []*state.Pod, local bool) []string {
 }
 
 // nodeIP is the IPv4 address of the host:port a node registered with, if
-// it is one (a node that advertises a host name has none).
+// it is one others reach it at: not a host name, nor loopback (`berth up`
+// registers at 127.0.0.1 unless --agent-advertise says otherwise, and a
+// DNAT from 127/8 would need route_localnet).
 func nodeIP(n *state.Node) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(n.Address)
 	if err != nil {
 		return netip.Addr{}, false
 	}
 	a, err := netip.ParseAddr(host)
-	return a, err == nil && a.Is4()
+	return a, err == nil && a.Is4() && !a.IsLoopback()
 }
 
 // targetPort resolves a service port's target on one pod: absent means the

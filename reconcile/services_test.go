@@ -176,7 +176,8 @@ func TestHeadlessServiceView(t *testing.T) {
 	}
 }
 
-// A LoadBalancer is served on every ready node's address; with
+// A LoadBalancer is served on every ready node's address (a host name or
+// loopback is none); with
 // externalTrafficPolicy Local on those of ready nodes with an endpoint, as
 // k3s's ServiceLB reports them. The view carries the policies and the
 // affinity the proxy renders.
@@ -186,25 +187,34 @@ func TestLoadBalancerIngress(t *testing.T) {
 		n.Address = addr
 		return n
 	}
-	h := newHarness(t, nodeAt("a", "10.0.0.10:10250"), nodeAt("b", "10.0.0.9:10250"), nodeAt("c", "10.0.0.11:10250"), nodeAt("d", "worker-d:10250"))
+	h := newHarness(t, nodeAt("a", "10.0.0.10:10250"), nodeAt("b", "10.0.0.9:10250"), nodeAt("c", "10.0.0.11:10250"),
+		nodeAt("d", "worker-d:10250"), nodeAt("e", "127.0.0.1:10250"))
 	h.apply(state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "c", Ready: false}))
 	lb := typed("lb", "LoadBalancer")
 	local := typed("local", "LoadBalancer")
 	local.Spec.ExternalTrafficPolicy, local.Spec.InternalTrafficPolicy = "Local", "Local"
 	local.Spec.SessionAffinity = "ClientIP"
 	local.Spec.LoadBalancerSourceRanges = []string{"192.168.0.0/16"}
-	h.commit(deployment("web", 1, "1"), lb, local)
+	h.commit(deployment("web", 3, "1"), lb, local)
 	h.control()
 	h.agents()
 	views := h.views()
 	if got := views["lb"].Ingress; !reflect.DeepEqual(got, []string{"10.0.0.9", "10.0.0.10"}) {
 		t.Errorf("LoadBalancer ingress %v, want the ready nodes' addresses in order", got)
 	}
-	ep := views["local"].Ports[0].Endpoints
-	if len(ep) != 1 {
-		t.Fatalf("endpoints %+v", ep)
+	hosting := map[string]bool{}
+	for _, ep := range views["local"].Ports[0].Endpoints {
+		hosting[ep.Node] = true
 	}
-	want := map[string][]string{"a": {"10.0.0.10"}, "b": {"10.0.0.9"}}[ep[0].Node]
+	if len(hosting) != 3 {
+		t.Fatalf("endpoints on %v, want three nodes", hosting)
+	}
+	var want []string // of a and b, in address order
+	for _, n := range []struct{ name, ip string }{{"b", "10.0.0.9"}, {"a", "10.0.0.10"}} {
+		if hosting[n.name] {
+			want = append(want, n.ip)
+		}
+	}
 	v := views["local"]
 	if !reflect.DeepEqual(v.Ingress, want) || v.AffinityTimeout != objects.DefaultAffinityTimeout ||
 		v.ExternalTrafficPolicy != "Local" || v.InternalTrafficPolicy != "Local" || len(v.LoadBalancerSourceRanges) != 1 {
