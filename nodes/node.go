@@ -205,7 +205,7 @@ func (n *Node) newRuntime(ctx context.Context, node state.Node) (*runtime.Runtim
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		agent.RunServiceProxy(ctx, n.client, px, n.cfg.Logger)
+		agent.RunServiceProxy(ctx, n.client, px, node.Name, n.cfg.Logger)
 	}()
 	return rt, nil
 }

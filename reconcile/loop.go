@@ -126,7 +126,9 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 		{"nodes", false, func(s *state.State, _ *Desired) []state.Command {
 			return Nodes(s, l.Heartbeats.Snapshot(), since, now(), l.Timeouts)
 		}},
-		{"services", true, func(s *state.State, d *Desired) []state.Command { return ServiceIPs(s, d, l.ServiceCIDR) }},
+		{"services", true, func(s *state.State, d *Desired) []state.Command {
+			return append(ServiceIPs(s, d, l.ServiceCIDR), NodePorts(s, d)...)
+		}},
 		{"deployments", true, func(s *state.State, d *Desired) []state.Command { return Deployments(s, d, now()) }},
 		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},
 	} {

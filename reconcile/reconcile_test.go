@@ -70,7 +70,7 @@ func (h *harness) desired() *Desired {
 
 // control runs the controllers once, each on a fresh state, like Loop.pass.
 func (h *harness) control() {
-	h.apply(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR)...)
+	h.apply(append(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR), NodePorts(h.s, h.desired())...)...)
 	h.apply(Deployments(h.s, h.desired(), h.now)...)
 	h.apply(Schedule(h.s)...)
 }

@@ -307,12 +307,17 @@ func (c *checker) disjunction(s *schema, n, key *yaml.Node) any {
 // field's value (rollingUpdate with type RollingUpdate), unknown to
 // berth.yaml, or a field of Kubernetes berth does not support.
 func (c *checker) unknownField(s *schema, name string) string {
+	// Every value that allows it (externalTrafficPolicy: NodePort or
+	// LoadBalancer); the conditions on one field name one sibling.
+	var sibling string
+	var values []string
 	for _, cd := range s.conds {
-		for _, f := range cd.fields {
-			if f.name == name {
-				return fmt.Sprintf("field not allowed here: only when %s is %q", cd.sibling, fmt.Sprint(cd.equals))
-			}
+		if findField(cd.fields, name) != nil {
+			sibling, values = cd.sibling, append(values, strconv.Quote(fmt.Sprint(cd.equals)))
 		}
+	}
+	if values != nil {
+		return fmt.Sprintf("field not allowed here: only when %s is %s", sibling, strings.Join(values, " or "))
 	}
 	if c.berthOwn {
 		return "unknown field"
@@ -518,7 +523,8 @@ func (s *schema) defaultValue() (any, bool) {
 	if v, ok := s.concrete(); ok {
 		return v, true
 	}
-	if s.alts != nil || !s.isStruct() {
+	// A struct that is also a list is `_`, which has no default.
+	if s.alts != nil || !s.isStruct() || s.elem != nil {
 		return nil, false
 	}
 	out := map[string]any{}

@@ -216,7 +216,9 @@ func mutations(t testing.TB, src string) []string {
 // seedDocuments are valid documents of every kind, from the examples and
 // from hand-written specs that reach the less common fields.
 func seedDocuments(t testing.TB) []string {
-	docs := []string{deployYAML, cmYAML,
+	docs := []string{deployYAML, cmYAML, kubectlLoadBalancer,
+		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80}]\nstatus:\n  loadBalancer:\n    ingress: [{ip: 10.0.0.2, ports: [{port: 80, protocol: TCP}]}]\n",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: None\n  publishNotReadyAddresses: true\n  selector: {app: db}\n  ports: [{port: 5432}]\n",
 		"apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: ns}\ntype: Opaque\ndata: {pw: aHVudGVyMg==}\nstringData: {user: admin}\n",
 		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  type: NodePort\n  selector: {app: a}\n  ports:\n    - {name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: UDP}\n",
 		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  strategy: {type: Recreate}\n  selector:\n    matchExpressions: [{key: app, operator: In, values: [a]}]\n  template:\n    metadata: {labels: {app: a}}\n    spec:\n      nodeSelector: {disk: ssd}\n      containers:\n        - name: c\n          image: i\n          command: [sh, -c]\n          args: [sleep 1]\n          livenessProbe:\n            exec: {command: [true]}\n            periodSeconds: 5\n          resources: {limits: {cpu: 1, memory: 1.5Gi}}\n          securityContext: {privileged: false, runAsGroup: 10, capabilities: {add: [NET_ADMIN]}}\n          volumeMounts: [{name: tmp, mountPath: /tmp}]\n      volumes:\n        - {name: tmp, emptyDir: {medium: Memory, sizeLimit: 64Mi}}\n        - {name: cfg, configMap: {name: c, items: [{key: k, path: p}], defaultMode: 0o644}}\n",

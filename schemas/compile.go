@@ -239,7 +239,12 @@ func (c *compiler) expr1(e ast.Expr) (*schema, error) {
 		case "bool":
 			return &schema{kinds: kBool, def: -1}, nil
 		case "_":
-			return &schema{kinds: kAny, def: -1}, nil
+			// Any value, as in CUE: structs and lists of anything, at any
+			// depth (status.loadBalancer.ingress under status's `[string]: _`).
+			top := &schema{kinds: kAny, def: -1}
+			top.patterns = []pattern{{key: &schema{kinds: kString, def: -1}, val: top}}
+			top.elem = top
+			return top, nil
 		}
 		if strings.HasPrefix(e.Name, "#") {
 			return c.def(e.Name)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -93,8 +94,9 @@ func appendJSONString(b []byte, s string) []byte {
 // fillFrom sets *dst (a pointer to one of the object types) from v as
 // json.Unmarshal of v's JSON would, and reports whether it could. It
 // declines, leaving *dst partly set, on any value or type it does not
-// handle exactly as encoding/json does (a key matching no field by its
-// exact name, a number that does not fit, a null, interfaces); the caller
+// handle exactly as encoding/json does (a key matching a field only
+// case-insensitively, a number that does not fit, a null, interfaces); a
+// key no field has, as encoding/json, it skips. The caller
 // then decodes a fresh object with json.Unmarshal, which also gives the
 // error when there is one.
 func fillFrom(dst any, v any) bool {
@@ -184,6 +186,15 @@ func newDecoder(t reflect.Type) decoder {
 		for name, index := range names {
 			fields[name] = structField{index, decoderFor(t.FieldByIndex(index).Type)}
 		}
+		// folds: encoding/json would match k to a field case-insensitively.
+		folds := func(k string) bool {
+			for name := range fields {
+				if strings.EqualFold(name, k) {
+					return true
+				}
+			}
+			return false
+		}
 		return func(dst reflect.Value, v any) bool {
 			m, ok := v.(map[string]any)
 			if !ok {
@@ -191,7 +202,13 @@ func newDecoder(t reflect.Type) decoder {
 			}
 			for k, val := range m {
 				f, ok := fields[k]
-				if !ok || !f.dec(dst.FieldByIndex(f.index), val) {
+				if !ok {
+					if folds(k) {
+						return false
+					}
+					continue // no field has it (an object's status): encoding/json skips it too
+				}
+				if !f.dec(dst.FieldByIndex(f.index), val) {
 					return false
 				}
 			}

@@ -31,8 +31,16 @@ type facts struct {
 	selector    map[string]string // a Service's selector
 	selectorPos diag.Position
 	targetPorts []namedPort // a Service's named targetPorts
-	clusterIP   netip.Addr  // a Service's pinned ClusterIP, if valid
-	clusterPos  diag.Position
+	claims      []claim     // what a Service holds alone in the cluster
+}
+
+// claim is something one Service only may hold: a pinned ClusterIP, a
+// pinned nodePort, a LoadBalancer's port on the nodes' addresses.
+type claim struct {
+	what string // "clusterIP 10.96.0.10", the key two claims collide on
+	verb string // "pinned": how the Service holds it
+	why  string // why only one may
+	pos  diag.Position
 }
 
 type ref struct {
@@ -414,25 +422,54 @@ func handlerChecks(r *report, at []any, what, allowed string, h *objects.Handler
 }
 
 func serviceChecks(r *report, f *facts, s *objects.Service) {
-	f.selector = s.Spec.Selector
+	spec := &s.Spec
+	f.selector = spec.Selector
 	f.selectorPos = r.c.at(r.root, "spec", "selector")
-	if len(s.Spec.Selector) == 0 {
+	if len(spec.Selector) == 0 {
 		r.add(diag.Warning, diag.RuleSelector, []any{"spec"}, "no selector: berth has no manual Endpoints, so this Service will route nowhere")
 	}
-	if ip := s.Spec.ClusterIP; ip != "" {
+	claim := func(what, verb, why string, path ...any) {
+		f.claims = append(f.claims, claim{what: what, verb: verb, why: why, pos: r.c.at(r.root, path...)})
+	}
+	if ip := spec.ClusterIP; ip != "" && !spec.Headless() {
 		// The schema's pattern lets 300.1.1.1 through; the masters would
 		// then fail to assign it on every pass.
 		if a, err := netip.ParseAddr(ip); err != nil || !a.Is4() {
 			r.add(diag.Error, diag.RuleSchema, []any{"spec", "clusterIP"}, "clusterIP %s is not an IPv4 address", Excerpt(ip))
 		} else {
-			f.clusterIP, f.clusterPos = a, r.c.at(r.root, "spec", "clusterIP")
+			claim("clusterIP "+a.String(), "pinned", "a ClusterIP belongs to one Service", "spec", "clusterIP")
+		}
+	}
+	if spec.ClusterIPs != nil && (len(spec.ClusterIPs) != 1 || spec.ClusterIPs[0] != spec.ClusterIP) {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", "clusterIPs"}, "must be [clusterIP] (here [%s]): berth gives a Service one address", Excerpt(spec.ClusterIP))
+	}
+	if len(spec.IPFamilies) > 1 {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", "ipFamilies"}, "berth gives a Service one IPv4 address: list IPv4 once")
+	}
+	if spec.Headless() {
+		// Nothing is proxied for a headless Service, so these would be
+		// accepted and do nothing.
+		if spec.Type != "ClusterIP" {
+			r.add(diag.Error, diag.RuleSchema, []any{"spec", "clusterIP"}, "a %s Service needs a ClusterIP: only a ClusterIP Service may be headless", spec.Type)
+		}
+		if spec.SessionAffinity == "ClientIP" {
+			r.add(diag.Error, diag.RuleSchema, []any{"spec", "sessionAffinity"}, "a headless Service is not proxied, so it has no session affinity")
+		}
+		if spec.InternalTrafficPolicy == "Local" {
+			r.add(diag.Error, diag.RuleSchema, []any{"spec", "internalTrafficPolicy"}, "a headless Service is not proxied, so it has no traffic policy")
+		}
+	}
+	for i, cidr := range spec.LoadBalancerSourceRanges {
+		if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
+			r.add(diag.Error, diag.RuleSchema, []any{"spec", "loadBalancerSourceRanges", i}, "%s is not an IPv4 address range", Excerpt(cidr))
 		}
 	}
 	names := map[string]bool{}
 	ports := map[string]bool{}
-	for i, p := range s.Spec.Ports {
+	nodePorts := map[string]bool{}
+	for i, p := range spec.Ports {
 		pp := []any{"spec", "ports", i}
-		if len(s.Spec.Ports) > 1 && p.Name == "" {
+		if len(spec.Ports) > 1 && p.Name == "" {
 			r.add(diag.Error, diag.RuleSchema, pp, "a Service with several ports must name each of them")
 		}
 		if p.Name != "" && names[p.Name] {
@@ -444,8 +481,22 @@ func serviceChecks(r *report, f *facts, s *objects.Service) {
 			r.add(diag.Error, diag.RuleUnique, join(pp, "port"), "port %s is declared twice", key)
 		}
 		ports[key] = true
-		if p.NodePort != 0 && s.Spec.Type != "NodePort" {
-			r.add(diag.Error, diag.RuleSchema, join(pp, "nodePort"), "nodePort is only allowed when spec.type is NodePort")
+		if spec.Type == "LoadBalancer" {
+			claim("port "+key+" on the nodes' addresses", "taken", "ServiceLB serves a port of the nodes for one LoadBalancer Service", join(pp, "port")...)
+		}
+		if p.NodePort != 0 {
+			if spec.Type != "NodePort" && spec.Type != "LoadBalancer" {
+				r.add(diag.Error, diag.RuleSchema, join(pp, "nodePort"), "nodePort is only allowed when spec.type is NodePort or LoadBalancer")
+			}
+			// One number may serve a TCP and a UDP port of one Service,
+			// as in Kubernetes.
+			npKey := fmt.Sprintf("%d/%s", p.NodePort, p.Protocol)
+			if nodePorts[npKey] {
+				r.add(diag.Error, diag.RuleUnique, join(pp, "nodePort"), "nodePort %s is used twice", npKey)
+			} else if !nodePorts[fmt.Sprint(p.NodePort)] {
+				claim(fmt.Sprintf("nodePort %d", p.NodePort), "pinned", "a node port belongs to one Service", join(pp, "nodePort")...)
+			}
+			nodePorts[npKey], nodePorts[fmt.Sprint(p.NodePort)] = true, true
 		}
 		if p.TargetPort != nil && p.TargetPort.IsString {
 			f.targetPorts = append(f.targetPorts, namedPort{name: p.TargetPort.Str, pos: r.c.at(r.root, join(pp, "targetPort")...)})
@@ -460,7 +511,11 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 	var diags []diag.Diagnostic
 	byID := map[objects.ObjectID]*document{}
 	namespaces := map[string]bool{"default": true}
-	pinned := map[netip.Addr]*facts{} // Services by pinned ClusterIP
+	type held struct {
+		by  *facts
+		pos diag.Position
+	}
+	claimed := map[string]held{} // the first claim of each
 	// Deployments by namespace, in document order, so each Service looks at
 	// its own namespace's Deployments only: scanning every document for every
 	// Service made this pass quadratic in the size of the repository.
@@ -525,13 +580,13 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 		if f.id.Kind == "Service" && len(f.selector) > 0 {
 			diags = append(diags, serviceTargets(f, deployments[f.id.Namespace])...)
 		}
-		if f.clusterIP.IsValid() {
-			if first := pinned[f.clusterIP]; first != nil {
-				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: f.clusterPos, Rule: diag.RuleDuplicate, Object: display(f.id),
-					Message: fmt.Sprintf("clusterIP %s is pinned by %s too; a ClusterIP belongs to one Service", f.clusterIP, display(first.id)),
-					Related: []diag.Related{{Position: first.clusterPos, Message: "pinned first here"}}})
+		for _, c := range f.claims {
+			if first, ok := claimed[c.what]; ok {
+				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: c.pos, Rule: diag.RuleDuplicate, Object: display(f.id),
+					Message: fmt.Sprintf("%s is %s by %s too; %s", c.what, c.verb, display(first.by.id), c.why),
+					Related: []diag.Related{{Position: first.pos, Message: c.verb + " first here"}}})
 			} else {
-				pinned[f.clusterIP] = f
+				claimed[c.what] = held{f, c.pos}
 			}
 		}
 	}

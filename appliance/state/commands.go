@@ -51,8 +51,12 @@ const (
 	CmdSetPodStatus CommandType = "SetPodStatus" // PodStatusUpdate
 	// CmdSetServiceIP assigns (IP set) or releases (IP empty) a ClusterIP.
 	CmdSetServiceIP CommandType = "SetServiceIP" // ServiceIP
-	CmdAddToken     CommandType = "AddToken"     // auth.Token
-	CmdRevokeToken  CommandType = "RevokeToken"  // TokenRef
+	// CmdSetNodePort assigns (NodePort set) or releases (NodePort 0) the
+	// node port of one Service port. The FSM refuses a number another
+	// Service holds; one Service may use a number for a TCP and a UDP port.
+	CmdSetNodePort CommandType = "SetNodePort" // ServiceNodePort
+	CmdAddToken    CommandType = "AddToken"    // auth.Token
+	CmdRevokeToken CommandType = "RevokeToken" // TokenRef
 	// CmdUseToken counts one join made with a join token. The FSM refuses
 	// it for a token that is revoked, expired at Time or used up, so of
 	// two joins with one single-use token exactly one commits, and only
@@ -124,6 +128,21 @@ type ServiceIP struct {
 	IP  string `json:"ip"`
 }
 
+// ServiceNodePort is the node port of one port of a Service.
+type ServiceNodePort struct {
+	Service  string `json:"service"` // namespace/name
+	Protocol string `json:"protocol"`
+	Port     int32  `json:"port"`
+	NodePort int32  `json:"nodePort"`
+}
+
+// NodePortKey names one port of a Service, as State.NodePorts keys it.
+func NodePortKey(service, protocol string, port int32) string {
+	return fmt.Sprintf("%s/%s/%d", service, protocol, port)
+}
+
+func (p ServiceNodePort) Key() string { return NodePortKey(p.Service, p.Protocol, p.Port) }
+
 type TokenRef struct {
 	ID string `json:"id"`
 }
@@ -179,7 +198,7 @@ func Apply(s *State, batch []Command) error {
 type writer struct {
 	s State
 
-	revisions, nodes, serviceIPs, tokens, masterAPIs bool
+	revisions, nodes, serviceIPs, nodePorts, tokens, masterAPIs bool
 	// pods is the batch's version of the pods, read and written through
 	// it (w.s.Pods is the version before the batch until the end).
 	pods podWriter
@@ -201,6 +220,9 @@ func (w *writer) Revisions() []Revision {
 
 func (w *writer) Nodes() map[string]*Node       { return own(&w.s.Nodes, &w.nodes) }
 func (w *writer) ServiceIPs() map[string]string { return own(&w.s.ServiceIPs, &w.serviceIPs) }
+func (w *writer) NodePorts() map[string]ServiceNodePort {
+	return own(&w.s.NodePorts, &w.nodePorts)
+}
 func (w *writer) Tokens() map[string]auth.Token { return own(&w.s.Tokens, &w.tokens) }
 func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w.masterAPIs) }
 
@@ -388,6 +410,24 @@ func applyOne(w *writer, c Command) error {
 			}
 		}
 		w.ServiceIPs()[u.Key] = u.IP
+	case CmdSetNodePort:
+		u, err := decode[ServiceNodePort](c)
+		if err != nil {
+			return err
+		}
+		if u.NodePort == 0 {
+			delete(w.NodePorts(), u.Key())
+			break
+		}
+		if u.Service == "" || u.NodePort < 0 || u.NodePort > 65535 {
+			return fmt.Errorf("node port %d of Service %q: want a Service and a port number", u.NodePort, u.Service)
+		}
+		for k, p := range s.NodePorts {
+			if p.NodePort == u.NodePort && k != u.Key() && (p.Service != u.Service || p.Protocol == u.Protocol) {
+				return fmt.Errorf("node port %d is taken by %s", u.NodePort, k)
+			}
+		}
+		w.NodePorts()[u.Key()] = u
 	case CmdAddToken:
 		t, err := decode[auth.Token](c)
 		if err != nil {

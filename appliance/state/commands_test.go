@@ -148,6 +148,33 @@ func TestApplyServiceIPs(t *testing.T) {
 	}
 }
 
+// A node port is one Service's, but one Service may give one number to
+// its TCP and its UDP port (DNS on 53 both ways); released, it is free.
+func TestApplyNodePorts(t *testing.T) {
+	t.Parallel()
+	s := statetest.Cluster(t)
+	np := func(svc, proto string, port, nodePort int32) state.Command {
+		return state.NewCommand(state.CmdSetNodePort, state.ServiceNodePort{Service: svc, Protocol: proto, Port: port, NodePort: nodePort})
+	}
+	statetest.MustApply(t, s, np("ns/dns", "UDP", 53, 30053), np("ns/dns", "TCP", 53, 30053), np("ns/web", "TCP", 80, 30080))
+	statetest.MustReject(t, s, "node port 30053 is taken by ns/dns/UDP/53", np("ns/api", "UDP", 53, 30053))
+	statetest.MustReject(t, s, "node port 30080 is taken by ns/web/TCP/80", np("ns/web", "TCP", 8080, 30080))
+	statetest.MustReject(t, s, "want a Service and a port number", np("", "TCP", 80, 30090))
+	statetest.MustApply(t, s,
+		np("ns/web", "TCP", 80, 30080), // again: no-op
+		np("ns/web", "TCP", 80, 0),
+		np("ns/api", "TCP", 80, 30080),
+	)
+	want := map[string]state.ServiceNodePort{
+		"ns/dns/UDP/53": {"ns/dns", "UDP", 53, 30053},
+		"ns/dns/TCP/53": {"ns/dns", "TCP", 53, 30053},
+		"ns/api/TCP/80": {"ns/api", "TCP", 80, 30080},
+	}
+	if !reflect.DeepEqual(s.NodePorts, want) {
+		t.Errorf("NodePorts = %v, want %v", s.NodePorts, want)
+	}
+}
+
 // TestApplyTokenUses: each join counts, at the time the command carries;
 // a use of a token that is used up, expired then, revoked, not a join
 // token or unknown is refused and changes nothing.

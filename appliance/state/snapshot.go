@@ -82,6 +82,12 @@ func WriteSnapshot(out io.Writer, s *State) error {
 	w.raw("}")
 	w.raw(",\"serviceIPs\":")
 	w.value(s.ServiceIPs)
+	if len(s.NodePorts) > 0 {
+		// Absent when empty, so that masters from before node ports were
+		// allocated read the snapshots of clusters that have none.
+		w.raw(",\"nodePorts\":")
+		writeMap(w, s.NodePorts)
+	}
 	w.raw(",\"tokens\":")
 	w.value(s.Tokens)
 	if s.CA != nil {
@@ -153,6 +159,8 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			}
 		case "serviceIPs":
 			err = dec.Decode(&s.ServiceIPs)
+		case "nodePorts":
+			err = dec.Decode(&s.NodePorts)
 		case "tokens":
 			err = dec.Decode(&s.Tokens)
 		case "ca":

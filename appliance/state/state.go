@@ -29,6 +29,9 @@ type State struct {
 	// ServiceIPs maps namespace/name of a Service to its ClusterIP; an IP
 	// stays with its Service for as long as the Service exists.
 	ServiceIPs map[string]string `json:"serviceIPs"`
+	// NodePorts are the node ports of Service ports by NodePortKey; a
+	// port keeps its number for as long as it exists.
+	NodePorts map[string]ServiceNodePort `json:"nodePorts,omitempty"`
 	// Tokens are the API's bearer tokens by ID, hashed.
 	Tokens map[string]auth.Token `json:"tokens"`
 	// CA is the cluster's certificate authority; nil before bootstrap.
@@ -240,6 +243,9 @@ func (s *State) init() {
 	}
 	if s.ServiceIPs == nil {
 		s.ServiceIPs = map[string]string{}
+	}
+	if s.NodePorts == nil {
+		s.NodePorts = map[string]ServiceNodePort{}
 	}
 	if s.Tokens == nil {
 		s.Tokens = map[string]auth.Token{}

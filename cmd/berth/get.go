@@ -134,8 +134,15 @@ func printItems(w io.Writer, kind, output string, items any) error {
 			row(d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Ready, d.Replicas), d.UpToDate, d.TemplateHash, strings.Join(d.Images, ","), orNone(d.Reason))
 		}
 	case "services":
-		row("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "ENDPOINTS")
+		row("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORTS", "ENDPOINTS")
 		for _, s := range items.([]apiService) {
+			external := "<none>" // as kubectl shows it
+			if s.Type == "LoadBalancer" {
+				external = strings.Join(s.Ingress, ",")
+				if external == "" {
+					external = "<pending>"
+				}
+			}
 			var ports []string
 			eps := 0
 			for _, p := range s.Ports {
@@ -146,7 +153,7 @@ func printItems(w io.Writer, kind, output string, items any) error {
 				ports = append(ports, port)
 				eps = max(eps, len(p.Endpoints))
 			}
-			row(s.Namespace, s.Name, s.Type, s.ClusterIP, strings.Join(ports, ","), eps)
+			row(s.Namespace, s.Name, s.Type, s.ClusterIP, external, strings.Join(ports, ","), eps)
 		}
 	case "revisions":
 		row("COMMIT", "STATUS", "OBJECTS", "AGE", "AUTHOR", "MESSAGE")

@@ -1,10 +1,12 @@
 // Command hello is the tiny HTTP server that berth's tests and examples run
 // in containers. GET / answers "<pod name> <version>\n" so a test can tell
-// which pod and which rollout served a request; GET /healthz answers 200 for
-// probes. With GRPC_HEALTH_PORT set it also serves the standard
-// grpc.health.v1 service there, answering GRPC_HEALTH_STATUS (SERVING by
-// default), for gRPC probes. It is built static (CGO_ENABLED=0) so the
-// image needs no libc.
+// which pod and which rollout served a request; GET /client answers
+// "<pod name> <client address>\n", the address the connection came from
+// (to tell a kept client address from a masqueraded one); GET /healthz
+// answers 200 for probes. With GRPC_HEALTH_PORT set it also serves the
+// standard grpc.health.v1 service there, answering GRPC_HEALTH_STATUS
+// (SERVING by default), for gRPC probes. It is built static
+// (CGO_ENABLED=0) so the image needs no libc.
 package main
 
 import (
@@ -82,6 +84,10 @@ func newHandler(name, version string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s\n", name, version)
+	})
+	mux.HandleFunc("GET /client", func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintf(w, "%s %s\n", name, host)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)

@@ -15,6 +15,7 @@ func TestHandler(t *testing.T) {
 		body string
 	}{
 		"/":        {200, "pod-a v2\n"},
+		"/client":  {200, "pod-a 127.0.0.1\n"},
 		"/healthz": {200, "ok\n"},
 		"/nope":    {404, ""},
 	} {

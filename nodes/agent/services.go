@@ -23,9 +23,10 @@ type ServiceSyncer interface {
 }
 
 // RunServiceProxy watches the Services and their ready endpoints and
-// renders every change, as kube-proxy does, until ctx ends. A failed sync
-// is retried at the next change or after a pause.
-func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, log *slog.Logger) error {
+// renders every change, as kube-proxy does, until ctx ends, for node (its
+// endpoints are the local ones). A failed sync is retried at the next
+// change or after a pause.
+func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, node string, log *slog.Logger) error {
 	const pause = 2 * time.Second
 	var index uint64
 	for ctx.Err() == nil {
@@ -37,7 +38,7 @@ func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, lo
 			}
 			continue
 		}
-		err = p.Sync(toProxy(views))
+		err = p.Sync(toProxy(views, node))
 		switch {
 		case errors.Is(err, proxy.ErrInvalid):
 			// The rest is applied; rendering the same input again would
@@ -53,14 +54,17 @@ func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, lo
 	return ctx.Err()
 }
 
-func toProxy(views []reconcile.ServiceView) []proxy.Service {
+func toProxy(views []reconcile.ServiceView, node string) []proxy.Service {
 	out := make([]proxy.Service, 0, len(views))
 	for _, v := range views {
-		s := proxy.Service{Namespace: v.Namespace, Name: v.Name, ClusterIP: v.ClusterIP}
+		s := proxy.Service{Namespace: v.Namespace, Name: v.Name, ClusterIP: v.ClusterIP,
+			LoadBalancer: v.Ingress, SourceRanges: v.LoadBalancerSourceRanges,
+			Affinity:      time.Duration(v.AffinityTimeout) * time.Second,
+			InternalLocal: v.InternalTrafficPolicy == "Local", ExternalLocal: v.ExternalTrafficPolicy == "Local"}
 		for _, p := range v.Ports {
 			sp := proxy.ServicePort{Name: p.Name, Protocol: p.Protocol, Port: p.Port, NodePort: p.NodePort}
 			for _, e := range p.Endpoints {
-				sp.Endpoints = append(sp.Endpoints, proxy.Endpoint{IP: e.IP, Port: e.Port})
+				sp.Endpoints = append(sp.Endpoints, proxy.Endpoint{IP: e.IP, Port: e.Port, Local: e.Node == node})
 			}
 			s.Ports = append(s.Ports, sp)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -46,10 +47,28 @@ func TestServiceProxyAdvancesPastInvalid(t *testing.T) {
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		w := &watches{indexes: []uint64{5, 9}, done: cancel}
-		RunServiceProxy(ctx, w, syncResult{tc.err}, slog.New(slog.DiscardHandler))
+		RunServiceProxy(ctx, w, syncResult{tc.err}, "n1", slog.New(slog.DiscardHandler))
 		cancel()
 		if fmt.Sprint(w.asked) != fmt.Sprint(tc.want) {
 			t.Errorf("sync error %v: queries after %v, want %v", tc.err, w.asked, tc.want)
 		}
+	}
+}
+
+// The proxy gets what each view field asks for: this node's endpoints
+// marked local, the LoadBalancer addresses and source ranges, the
+// affinity timeout, the Local policies.
+func TestToProxy(t *testing.T) {
+	got := toProxy([]reconcile.ServiceView{{Namespace: "ns", Name: "lb", ClusterIP: "10.96.0.5",
+		Ingress: []string{"10.0.0.2"}, LoadBalancerSourceRanges: []string{"10.0.0.0/8"}, AffinityTimeout: 60,
+		InternalTrafficPolicy: "Cluster", ExternalTrafficPolicy: "Local",
+		Ports: []reconcile.PortView{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30080, Endpoints: []reconcile.Endpoint{
+			{IP: "10.244.0.5", Port: 8080, Pod: "a", Node: "n1"}, {IP: "10.244.1.5", Port: 8080, Pod: "b", Node: "n2"}}}}}}, "n1")
+	want := []proxy.Service{{Namespace: "ns", Name: "lb", ClusterIP: "10.96.0.5", LoadBalancer: []string{"10.0.0.2"},
+		SourceRanges: []string{"10.0.0.0/8"}, Affinity: time.Minute, ExternalLocal: true,
+		Ports: []proxy.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, NodePort: 30080, Endpoints: []proxy.Endpoint{
+			{IP: "10.244.0.5", Port: 8080, Local: true}, {IP: "10.244.1.5", Port: 8080}}}}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("toProxy:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,15 +25,39 @@ type svcPort struct {
 	clusterIP netip.Addr
 	proto     uint8 // unix.IPPROTO_TCP or IPPROTO_UDP
 	port      uint16
-	nodePort  uint16 // 0: none
-	endpoints []netip.AddrPort
+	nodePort  uint16       // 0: none
+	lbAddrs   []netip.Addr // LoadBalancer addresses, served at port
+	// sourceRanges, when set, are the only clients the lbAddrs take.
+	sourceRanges       []netip.Prefix
+	affinity           time.Duration // 0: none
+	intLocal, extLocal bool
+	endpoints          []endpoint
+}
+
+type endpoint struct {
+	netip.AddrPort
+	local bool // on this node
+}
+
+func (e endpoint) String() string { return e.AddrPort.String() }
+
+// local returns the endpoints on this node, by index in p.endpoints.
+func (p *svcPort) local() []int {
+	var out []int
+	for i, ep := range p.endpoints {
+		if ep.local {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // plan is the normalized input of one Sync. Everything is sorted so that
 // equal input renders an equal ruleset.
 type plan struct {
-	ports   []svcPort
-	invalid []error
+	ports    []svcPort
+	invalid  []error
+	affinity bool // a port has session affinity
 }
 
 func buildPlan(services []Service) *plan {
@@ -53,6 +78,33 @@ func buildPlan(services []Service) *plan {
 		vip, err := netip.ParseAddr(s.ClusterIP)
 		if err != nil || !vip.Is4() {
 			bad(s, nil, "clusterIP %q is not an IPv4 address", s.ClusterIP)
+			continue
+		}
+		var lbAddrs []netip.Addr
+		for _, a := range s.LoadBalancer {
+			if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {
+				lbAddrs = append(lbAddrs, ip)
+			} else {
+				bad(s, nil, "load balancer address %q is not an IPv4 address", a)
+			}
+		}
+		slices.SortFunc(lbAddrs, netip.Addr.Compare)
+		lbAddrs = slices.Compact(lbAddrs)
+		var ranges []netip.Prefix
+		for _, r := range s.SourceRanges {
+			if pfx, err := netip.ParsePrefix(r); err == nil && pfx.Addr().Is4() {
+				ranges = append(ranges, pfx.Masked())
+			} else {
+				bad(s, nil, "source range %q is not an IPv4 prefix", r)
+			}
+		}
+		if len(ranges) == 0 && len(s.SourceRanges) > 0 {
+			// Open to anyone would be the opposite of what was asked.
+			bad(s, nil, "no valid source range; its load balancer addresses are left out")
+			lbAddrs = nil
+		}
+		if s.Affinity < 0 {
+			bad(s, nil, "negative session affinity %s", s.Affinity)
 			continue
 		}
 		for j := range s.Ports {
@@ -76,11 +128,16 @@ func buildPlan(services []Service) *plan {
 				continue
 			}
 			p := svcPort{
-				key:       s.Namespace + "/" + s.Name + "/" + protoName(proto) + "/" + strconv.Itoa(int(sp.Port)),
-				clusterIP: vip,
-				proto:     proto,
-				port:      uint16(sp.Port),
-				nodePort:  uint16(sp.NodePort),
+				key:          s.Namespace + "/" + s.Name + "/" + protoName(proto) + "/" + strconv.Itoa(int(sp.Port)),
+				clusterIP:    vip,
+				proto:        proto,
+				port:         uint16(sp.Port),
+				nodePort:     uint16(sp.NodePort),
+				lbAddrs:      lbAddrs,
+				sourceRanges: ranges,
+				affinity:     s.Affinity,
+				intLocal:     s.InternalLocal,
+				extLocal:     s.ExternalLocal,
 			}
 			for _, ep := range sp.Endpoints {
 				ip, err := netip.ParseAddr(ep.IP)
@@ -88,10 +145,10 @@ func buildPlan(services []Service) *plan {
 					bad(s, sp, "endpoint %s:%d is not an IPv4 address and port", ep.IP, ep.Port)
 					continue
 				}
-				p.endpoints = append(p.endpoints, netip.AddrPortFrom(ip, uint16(ep.Port)))
+				p.endpoints = append(p.endpoints, endpoint{netip.AddrPortFrom(ip, uint16(ep.Port)), ep.Local})
 			}
-			slices.SortFunc(p.endpoints, netip.AddrPort.Compare)
-			p.endpoints = slices.Compact(p.endpoints)
+			slices.SortFunc(p.endpoints, func(a, b endpoint) int { return a.Compare(b.AddrPort) })
+			p.endpoints = slices.CompactFunc(p.endpoints, func(a, b endpoint) bool { return a.AddrPort == b.AddrPort })
 			pl.ports = append(pl.ports, p)
 		}
 	}
@@ -137,6 +194,20 @@ func buildPlan(services []Service) *plan {
 		}
 		keys[p.key] = true
 		vips[vk] = p.key
+		pl.affinity = pl.affinity || p.affinity > 0
+		// A load balancer address taken already is left out, the rest of
+		// the port stays.
+		p.lbAddrs = slices.DeleteFunc(slices.Clone(p.lbAddrs), func(a netip.Addr) bool {
+			other, ok := vips[vipKey{a, p.proto, p.port}]
+			if ok {
+				pl.invalid = append(pl.invalid, fmt.Errorf("%s: %s:%d/%s already used by %s",
+					p.key, a, p.port, protoName(p.proto), other))
+			}
+			return ok
+		})
+		for _, a := range p.lbAddrs {
+			vips[vipKey{a, p.proto, p.port}] = p.key
+		}
 		out = append(out, p)
 	}
 	pl.ports = out

@@ -1,11 +1,14 @@
 // Package proxy is berth's service proxy: kube-proxy's job in nftables mode.
 //
 // Every node renders one nftables table (family ip, default name "berth")
-// that DNATs each Service ClusterIP:port, and each NodePort on any local
-// address, to one of the service's ready endpoints picked by
-// `numgen random mod N`. Sync replaces the whole table in one netlink
+// that DNATs each Service ClusterIP:port, each LoadBalancer address at the
+// service port, and each NodePort on any local address, to one of the
+// service's ready endpoints picked by `numgen random mod N` (or the one a
+// client with session affinity had; or among this node's endpoints, for a
+// Local traffic policy). Sync replaces the whole table in one netlink
 // transaction, so packets see either the old or the new ruleset, never a
-// half-written one. Close removes the table.
+// half-written one; the clients in the affinity set are carried over.
+// Close removes the table.
 package proxy
 
 import (
@@ -24,8 +27,9 @@ import (
 
 // Endpoint is one ready backend of a service port.
 type Endpoint struct {
-	IP   string
-	Port int32
+	IP    string
+	Port  int32
+	Local bool // on this node
 }
 
 // ServicePort is one port of a Service and the endpoints that serve it.
@@ -43,7 +47,22 @@ type ServicePort struct {
 // its traffic goes. A ClusterIP of "" or "None" (headless) is not proxied.
 type Service struct {
 	Namespace, Name, ClusterIP string
-	Ports                      []ServicePort
+	// LoadBalancer are addresses the Service is served on too, at each
+	// port's Port, as ClusterIP is.
+	LoadBalancer []string
+	// SourceRanges, when set, are the only clients the LoadBalancer
+	// addresses take; others are dropped.
+	SourceRanges []string
+	// Affinity sends a client (by source address) back to the endpoint it
+	// had for this long after its last new connection; 0: none.
+	Affinity time.Duration
+	// InternalLocal sends ClusterIP traffic to this node's endpoints only
+	// (and drops it when there are none). ExternalLocal does so for node
+	// port and LoadBalancer traffic from outside the cluster, which keeps
+	// its client address; pods and the node itself still reach every
+	// endpoint there, as with kube-proxy.
+	InternalLocal, ExternalLocal bool
+	Ports                        []ServicePort
 }
 
 // ErrInvalid marks entries Sync skipped. The rest of the input was applied.
@@ -116,6 +135,7 @@ type Proxy struct {
 	clusterCIDR netip.Prefix
 	log         *slog.Logger
 	closed      bool
+	synced      bool // the table exists
 }
 
 // New returns a proxy. It does not touch the ruleset until Sync.
@@ -146,23 +166,56 @@ func (p *Proxy) Sync(services []Service) error {
 	start := time.Now()
 	pl := buildPlan(services)
 
-	c, err := p.conn(bufSize(pl))
+	kept := p.affinityEntries(pl)
+	c, err := p.conn(bufSize(pl, len(kept)))
 	if err != nil {
 		return err
 	}
-	msgs, err := render(c, p.table, pl, p.clusterCIDR)
+	msgs, err := render(c, p.table, pl, p.clusterCIDR, kept)
 	if err != nil {
 		return fmt.Errorf("proxy: render table %s: %w", p.table, err)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("proxy: sync table %s: %w", p.table, err)
 	}
+	p.synced = true
 	p.log.Debug("proxy: synced", "table", p.table, "servicePorts", len(pl.ports),
 		"messages", msgs, "took", time.Since(start))
 	if len(pl.invalid) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(pl.invalid...))
 	}
 	return nil
+}
+
+// affinityEntries reads the clients the affinity set holds now, with the
+// time each has left, for the table that replaces it: a Sync must not make
+// clients lose their endpoints. A client that first connects between this
+// read and the replace loses its entry. Only a plan with affinity pays for
+// the read.
+func (p *Proxy) affinityEntries(pl *plan) []nftables.SetElement {
+	if !pl.affinity {
+		return nil
+	}
+	var kept []nftables.SetElement
+	c, err := p.conn(1 << 20)
+	if err == nil {
+		var s *nftables.Set
+		if s, err = c.GetSetByName(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: p.table}, setAffinity); err == nil {
+			var elems []nftables.SetElement
+			if elems, err = c.GetSetElements(s); err == nil {
+				for _, e := range elems {
+					if e.Expires > 0 {
+						kept = append(kept, nftables.SetElement{Key: e.Key, Timeout: e.Expires})
+					}
+				}
+				return kept
+			}
+		}
+	}
+	if p.synced { // before the first Sync there is no table to read
+		p.log.Warn("proxy: reading session affinity; clients may change endpoints", "err", err)
+	}
+	return kept
 }
 
 // Close removes the table and releases the namespace. Traffic to services

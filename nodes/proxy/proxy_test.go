@@ -154,7 +154,7 @@ func TestUDP(t *testing.T) {
 	tp := newTopo(t, 3)
 	p, _ := newProxy(t, tp)
 	node := tp.nodePath()
-	eps := []Endpoint{{tp.pods[0].ip, udpPort}, {tp.pods[1].ip, udpPort}, {tp.pods[2].ip, udpPort}}
+	eps := []Endpoint{{IP: tp.pods[0].ip, Port: udpPort}, {IP: tp.pods[1].ip, Port: udpPort}, {IP: tp.pods[2].ip, Port: udpPort}}
 
 	if err := p.Sync(webService("UDP", 53, 0, eps)); err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func TestSyncInvalid(t *testing.T) {
 func TestBuildPlan(t *testing.T) {
 	pl := buildPlan([]Service{
 		{Namespace: "b", Name: "s", ClusterIP: "10.0.0.2", Ports: []ServicePort{
-			{Protocol: "udp", Port: 53, Endpoints: []Endpoint{{"10.1.0.2", 53}, {"10.1.0.1", 53}, {"10.1.0.2", 53}, {"bogus", 1}}},
+			{Protocol: "udp", Port: 53, Endpoints: []Endpoint{{IP: "10.1.0.2", Port: 53}, {IP: "10.1.0.1", Port: 53}, {IP: "10.1.0.2", Port: 53}, {IP: "bogus", Port: 1}}},
 		}},
 		{Namespace: "a", Name: "s", ClusterIP: "10.0.0.1", Ports: []ServicePort{
 			{Port: 80, NodePort: 30000},

@@ -77,7 +77,59 @@ type ServiceSpec struct {
 	Type      string            `json:"type"`
 	Selector  map[string]string `json:"selector,omitempty"`
 	ClusterIP string            `json:"clusterIP,omitempty"`
-	Ports     []ServicePort     `json:"ports"`
+	// ClusterIPs, IPFamilies and IPFamilyPolicy only restate ClusterIP and
+	// berth's single IPv4 family; the loader checks that they do.
+	ClusterIPs                    []string               `json:"clusterIPs,omitempty"`
+	IPFamilies                    []string               `json:"ipFamilies,omitempty"`
+	IPFamilyPolicy                string                 `json:"ipFamilyPolicy,omitempty"`
+	Ports                         []ServicePort          `json:"ports"`
+	PublishNotReadyAddresses      bool                   `json:"publishNotReadyAddresses,omitempty"`
+	SessionAffinity               string                 `json:"sessionAffinity,omitempty"`
+	SessionAffinityConfig         *SessionAffinityConfig `json:"sessionAffinityConfig,omitempty"`
+	InternalTrafficPolicy         string                 `json:"internalTrafficPolicy,omitempty"`
+	ExternalTrafficPolicy         string                 `json:"externalTrafficPolicy,omitempty"`
+	AllocateLoadBalancerNodePorts *bool                  `json:"allocateLoadBalancerNodePorts,omitempty"`
+	LoadBalancerSourceRanges      []string               `json:"loadBalancerSourceRanges,omitempty"`
+}
+
+type SessionAffinityConfig struct {
+	ClientIP *ClientIPConfig `json:"clientIP,omitempty"`
+}
+
+type ClientIPConfig struct {
+	TimeoutSeconds *int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// DefaultAffinityTimeout is Kubernetes' sessionAffinityConfig.clientIP
+// timeoutSeconds default: 3 hours.
+const DefaultAffinityTimeout = 10800
+
+// Headless: clusterIP None, no virtual IP.
+func (s *ServiceSpec) Headless() bool { return s.ClusterIP == "None" }
+
+// AffinityTimeout is how long, in seconds, a client stays with its
+// endpoint: 0 without sessionAffinity ClientIP.
+func (s *ServiceSpec) AffinityTimeout() int32 {
+	if s.SessionAffinity != "ClientIP" {
+		return 0
+	}
+	if c := s.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
+		return *c.ClientIP.TimeoutSeconds
+	}
+	return DefaultAffinityTimeout
+}
+
+// AllocatesNodePorts says whether ports without a nodePort get one: a
+// NodePort Service's do, and a LoadBalancer's unless
+// allocateLoadBalancerNodePorts is false.
+func (s *ServiceSpec) AllocatesNodePorts() bool {
+	switch s.Type {
+	case "NodePort":
+		return true
+	case "LoadBalancer":
+		return s.AllocateLoadBalancerNodePorts == nil || *s.AllocateLoadBalancerNodePorts
+	}
+	return false
 }
 
 type ServicePort struct {

@@ -17,61 +17,80 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/test/harness"
 )
 
-// TestTwoNodes: two workers, each `berth agent` in a network namespace of
-// its own on one layer-2 network with the master, run one pod each. Each
-// node routes the other's pod CIDR to it, so both pods answer from either
-// node and from inside either pod, directly and through the Service's
-// ClusterIP.
-func TestTwoNodes(t *testing.T) {
-	tag := fmt.Sprintf("b2n%d", os.Getpid()%100000)
-	bridge, masterIP := tag+"br", "10.252.0.1"
+// twoNodes is a master in this network namespace and two workers, n1 and
+// n2, each `berth agent` in a network namespace of its own on one layer-2
+// network with it, both ready.
+type twoNodes struct {
+	image  string // the hello image, through a relay on that network
+	repo   *configRepo
+	master *harness.Master
+	admin  *api.Client
+	hostIP string            // this namespace's address there
+	nodes  []string          // n1, n2
+	ns, ip map[string]string // by node: network namespace, address
+}
+
+// newTwoNodes builds it on subnet (three octets, a /24), naming links and
+// namespaces after tag.
+func newTwoNodes(t *testing.T, tag, subnet string) *twoNodes {
+	c := &twoNodes{hostIP: subnet + ".1", nodes: []string{"n1", "n2"}, ns: map[string]string{}, ip: map[string]string{}}
+	bridge := tag + "br"
 	run(t, "ip", "link", "add", bridge, "type", "bridge")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
-	run(t, "ip", "addr", "add", masterIP+"/24", "dev", bridge)
+	run(t, "ip", "addr", "add", c.hostIP+"/24", "dev", bridge)
 	run(t, "ip", "link", "set", bridge, "up")
 
 	// The registry listens on the host's loopback, which the namespaces
 	// do not share: relay it on the bridge.
-	registry := relay(t, masterIP, env.Registry.Host())
-	image := registry + strings.TrimPrefix(env.Hello, env.Registry.Host())
+	registry := relay(t, c.hostIP, env.Registry.Host())
+	c.image = registry + strings.TrimPrefix(env.Hello, env.Registry.Host())
 
-	repo := newConfigRepo(t)
-	m := env.NewMaster(t, "m", harness.MasterOptions{Listen: loopback(t, masterIP), RaftListen: loopback(t, "127.0.0.1"),
-		Extra: []string{"--repo", repo.dir, "--poll", "1s"}})
-	m.Start("--bootstrap")
-	admin := m.Client(m.AdminToken())
+	c.repo = newConfigRepo(t)
+	c.master = env.NewMaster(t, "m", harness.MasterOptions{Listen: loopback(t, c.hostIP), RaftListen: loopback(t, "127.0.0.1"),
+		Extra: []string{"--repo", c.repo.dir, "--poll", "1s"}})
+	c.master.Start("--bootstrap")
+	c.admin = c.master.Client(c.master.AdminToken())
 
-	nodes := []string{"n1", "n2"}
-	for i, name := range nodes {
-		ns, ip := tag+name, fmt.Sprintf("10.252.0.%d", i+2)
+	for i, name := range c.nodes {
+		ns, ip := tag+name, fmt.Sprintf("%s.%d", subnet, i+2)
+		c.ns[name], c.ip[name] = ns, ip
 		run(t, "ip", "link", "set", netnsWithVeth(t, ns, ip), "master", bridge, "up")
 		// A default route, as machines have: the node's own traffic to a
 		// ClusterIP is routed before the proxy's DNAT sees it.
-		run(t, "ip", "-n", ns, "route", "add", "default", "via", masterIP)
-		startAgent(t, ns, name, ip, m, registry)
+		run(t, "ip", "-n", ns, "route", "add", "default", "via", c.hostIP)
+		startAgent(t, ns, name, ip, c.master, registry)
 	}
-
 	// Both nodes ready first, so that the scheduler spreads the pods.
 	harness.Eventually(t, "two ready nodes", time.Minute, func() error {
-		st, err := admin.Status(context.Background())
+		st, err := c.admin.Status(context.Background())
 		if err == nil && st.ReadyNodes != 2 {
 			err = fmt.Errorf("%d ready nodes", st.ReadyNodes)
 		}
 		return err
 	})
-	if err := os.WriteFile(filepath.Join(repo.dir, "app.yaml"), []byte(twoNodeApp(image)), 0o644); err != nil {
+	return c
+}
+
+// commit writes file into the config repository and commits it.
+func (c *twoNodes) commit(t *testing.T, file, content, msg string) {
+	if err := os.WriteFile(filepath.Join(c.repo.dir, file), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	repo.git("add", ".")
-	repo.git("commit", "-q", "-m", "two replicas")
+	c.repo.git("add", ".")
+	c.repo.git("commit", "-q", "-m", msg)
+}
 
+// readyPods waits for n ready pods, one or more on each node, and returns
+// them.
+func (c *twoNodes) readyPods(t *testing.T, n int) []state.Pod {
 	var pods []state.Pod
-	harness.Eventually(t, "one ready pod on each node", 3*time.Minute, func() error {
-		all, _, err := admin.Pods(context.Background(), "", nil)
+	harness.Eventually(t, fmt.Sprintf("%d ready pods on both nodes", n), 3*time.Minute, func() error {
+		all, _, err := c.admin.Pods(context.Background(), "", nil)
 		if err != nil {
 			return err
 		}
@@ -83,20 +102,30 @@ func TestTwoNodes(t *testing.T) {
 				pods = append(pods, p)
 			}
 		}
-		if len(pods) != 2 || len(on) != 2 {
+		if len(pods) != n || len(on) != 2 {
 			return fmt.Errorf("%d ready pods on %d nodes", len(pods), len(on))
 		}
 		return nil
 	})
-	svcs, _, err := admin.Services(context.Background(), nil)
+	return pods
+}
+
+// TestTwoNodes: two workers run one pod each. Each node routes the other's
+// pod CIDR to it, so both pods answer from either node and from inside
+// either pod, directly and through the Service's ClusterIP.
+func TestTwoNodes(t *testing.T) {
+	c := newTwoNodes(t, fmt.Sprintf("b2n%d", os.Getpid()%100000), "10.252.0")
+	c.commit(t, "app.yaml", twoNodeApp(c.image), "two replicas")
+	pods := c.readyPods(t, 2)
+	svcs, _, err := c.admin.Services(context.Background(), nil)
 	if err != nil || len(svcs) != 1 {
 		t.Fatalf("services: %+v %v", svcs, err)
 	}
 	// From each node, and from inside each pod: both pods answer, directly
 	// and through the ClusterIP.
 	from := map[string]string{} // what -> network namespace
-	for _, name := range nodes {
-		from["node "+name] = tag + name
+	for _, name := range c.nodes {
+		from["node "+name] = c.ns[name]
 	}
 	// A pod's namespace is the one that holds its IP address.
 	entries, _ := os.ReadDir("/run/netns")
@@ -207,7 +236,11 @@ func startAgent(t *testing.T, ns, name, ip string, m *harness.Master, registry s
 
 // askFrom GETs http://addr/ from inside network namespace ns and returns
 // the body.
-func askFrom(ns, addr string) (string, error) {
+func askFrom(ns, addr string) (string, error) { return getFrom(ns, addr, "/") }
+
+// getFrom GETs http://addr+path from inside network namespace ns, or this
+// one when ns is "", and returns the body.
+func getFrom(ns, addr, path string) (string, error) {
 	type result struct {
 		body string
 		err  error
@@ -218,13 +251,15 @@ func askFrom(ns, addr string) (string, error) {
 		// it; the thread is never unlocked, so it ends with the goroutine.
 		runtime.LockOSThread()
 		body, err := func() (string, error) {
-			f, err := os.Open("/run/netns/" + ns)
-			if err != nil {
-				return "", err
-			}
-			defer f.Close()
-			if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-				return "", err
+			if ns != "" {
+				f, err := os.Open("/run/netns/" + ns)
+				if err != nil {
+					return "", err
+				}
+				defer f.Close()
+				if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+					return "", err
+				}
 			}
 			conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
 			if err != nil {
@@ -232,7 +267,7 @@ func askFrom(ns, addr string) (string, error) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(3 * time.Second))
-			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 			if err := req.Write(conn); err != nil {
 				return "", err
 			}
@@ -248,7 +283,7 @@ func askFrom(ns, addr string) (string, error) {
 	}()
 	r := <-done
 	if r.err != nil {
-		return "", fmt.Errorf("GET http://%s/ in %s: %w", addr, ns, r.err)
+		return "", fmt.Errorf("GET http://%s%s in %q: %w", addr, path, ns, r.err)
 	}
 	return r.body, nil
 }
