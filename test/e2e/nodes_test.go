@@ -127,12 +127,15 @@ func TestTwoNodes(t *testing.T) {
 	for _, name := range c.nodes {
 		from["node "+name] = c.ns[name]
 	}
-	// A pod's namespace is the one that holds its IP address.
+	// A pod's namespace is the one that holds its IP address, with the
+	// other end of its eth0 in its node's: other clusters on the machine
+	// (tests running beside this one) give their pods the same addresses.
 	entries, _ := os.ReadDir("/run/netns")
 	for _, e := range entries {
-		out, _ := exec.Command("ip", "-n", e.Name(), "-4", "-o", "addr", "show").Output()
+		addrs, _ := exec.Command("ip", "-n", e.Name(), "-4", "-o", "addr", "show").Output()
+		link, _ := exec.Command("ip", "-n", e.Name(), "-o", "link", "show", "eth0").Output()
 		for _, p := range pods {
-			if strings.Contains(string(out), " "+p.Status.IP+"/") {
+			if strings.Contains(string(addrs), " "+p.Status.IP+"/") && strings.Contains(string(link), " link-netns "+c.ns[p.NodeName]) {
 				from["pod "+p.Name] = e.Name()
 			}
 		}
