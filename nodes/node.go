@@ -4,6 +4,7 @@
 package nodes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +17,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/httpserve"
@@ -24,9 +28,11 @@ import (
 	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/agent"
+	"github.com/berth/berth/nodes/dns"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/proxy"
 	"github.com/berth/berth/nodes/runtime"
+	"github.com/berth/berth/reconcile"
 )
 
 // DefaultClusterCIDR is the pod network of masters that do not say which
@@ -57,6 +63,13 @@ type Config struct {
 	PlainHTTPRegistries []string
 	Labels              map[string]string
 	ClusterCIDR         string
+	// ClusterDomain is the cluster's DNS domain (default cluster.local),
+	// as the kubelet's --cluster-domain.
+	ClusterDomain string
+	// ResolvConf is the host's resolver configuration: the cluster DNS
+	// forwards other names to its nameservers, and dnsPolicy Default pods
+	// get it (default /etc/resolv.conf, as the kubelet's --resolv-conf).
+	ResolvConf string
 	// ProxyTable names the nftables table of the service proxy.
 	ProxyTable string
 	// Backoff shortens the restart back-off (tests); zero keeps the
@@ -76,9 +89,16 @@ type Node struct {
 
 	client *api.Client
 
+	hostDNS dns.ResolvConf
+
 	mu    sync.Mutex
 	rt    *runtime.Runtime
 	proxy *proxy.Proxy
+	dns   *dns.Server
+	dnsIP string // where pods reach dns; "" until it listens
+	// services is the latest answer of the Services watch, for the pods'
+	// Service variables.
+	services []reconcile.ServiceView
 }
 
 // Start brings the worker up: containerd, the agent's API, then the agent
@@ -136,10 +156,20 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
+	// Names outside the cluster go to the host's resolvers; without a
+	// resolv.conf there are none (and pods get SERVFAIL for them).
+	if n.hostDNS, err = dns.ReadResolvConf(cmp.Or(cfg.ResolvConf, "/etc/resolv.conf")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		n.Close()
+		return nil, err
+	}
 	ag, err := agent.New(agent.Config{
 		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), NodeDir: cfg.DataDir, Logger: cfg.Logger,
-		NewRuntime: func(ctx context.Context, node state.Node) (agent.Runtime, error) { return n.newRuntime(ctx, node) },
-		Routes:     syncRoutes,
+		NewRuntime:    func(ctx context.Context, node state.Node) (agent.Runtime, error) { return n.newRuntime(ctx, node) },
+		Routes:        syncRoutes,
+		ClusterDomain: cfg.ClusterDomain,
+		ClusterDNS:    n.clusterDNS,
+		HostDNS:       n.hostDNS,
+		Services:      n.latestServices,
 	})
 	if err != nil {
 		n.Close()
@@ -199,15 +229,93 @@ func (n *Node) newRuntime(ctx context.Context, node state.Node) (*runtime.Runtim
 		rt.Close()
 		return nil, err
 	}
+	srv, err := n.startDNS(ctx, netw.Gateway().String())
+	if err != nil {
+		px.Close()
+		rt.Close()
+		return nil, err
+	}
 	n.mu.Lock()
-	n.rt, n.proxy = rt, px
+	n.rt, n.proxy, n.dns = rt, px, srv
 	n.mu.Unlock()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		agent.RunServiceProxy(ctx, n.client, px, node.Name, n.cfg.Logger)
+		agent.RunServiceProxy(ctx, n.client, px, node.Name, n.servicesSeen, n.cfg.Logger)
 	}()
 	return rt, nil
+}
+
+// startDNS serves the cluster's names on the pods' gateway, port 53, which
+// every pod of the node reaches. The bridge that carries the address comes
+// with the first pod, so the sockets bind before it exists (IP_FREEBIND).
+// A node where the port is taken runs on: its pods get the host's
+// resolvers, and the log says why.
+func (n *Node) startDNS(ctx context.Context, ip string) (*dns.Server, error) {
+	var upstream []string
+	for _, ns := range n.hostDNS.Nameservers {
+		upstream = append(upstream, net.JoinHostPort(ns, "53"))
+	}
+	srv, err := dns.New(dns.Config{Domain: n.cfg.ClusterDomain, Upstream: upstream, Logger: n.cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort(ip, "53")
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1) })
+		return errors.Join(err, serr)
+	}}
+	pc, err := lc.ListenPacket(ctx, "udp4", addr)
+	if err != nil {
+		n.cfg.Logger.Error("cluster DNS cannot listen; pods use the host's resolvers", "addr", addr, "err", err)
+		return srv, nil
+	}
+	l, err := lc.Listen(ctx, "tcp4", addr)
+	if err != nil {
+		pc.Close()
+		n.cfg.Logger.Error("cluster DNS cannot listen; pods use the host's resolvers", "addr", addr, "err", err)
+		return srv, nil
+	}
+	n.mu.Lock()
+	n.dnsIP = ip
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(ctx, pc, l); err != nil && ctx.Err() == nil {
+			n.cfg.Logger.Error("cluster DNS stopped", "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+// servicesSeen takes each answer of the Services watch: the DNS records
+// follow it, and pods started from then on get its variables.
+func (n *Node) servicesSeen(views []reconcile.ServiceView) {
+	n.mu.Lock()
+	n.services = views
+	srv := n.dns
+	n.mu.Unlock()
+	if srv != nil {
+		if err := srv.Update(agent.DNSRecords(views), nil); err != nil {
+			n.cfg.Logger.Warn("services skipped by the cluster DNS", "err", err)
+		}
+	}
+}
+
+// latestServices is the last answer of the Services watch.
+func (n *Node) latestServices() []reconcile.ServiceView {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.services
+}
+
+// clusterDNS is the address pods resolve names at; "" while none listens.
+func (n *Node) clusterDNS() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dnsIP
 }
 
 // Close stops the agent and the proxy (removing its nftables table) and

@@ -201,6 +201,9 @@ type Endpoint struct {
 	Port int32  `json:"port"`
 	Pod  string `json:"pod"`
 	Node string `json:"node"`
+	// Hostname is the pod's spec.hostname when its spec.subdomain names
+	// this Service: the DNS name hostname.service.namespace.svc.<domain>.
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // Services computes what every node's proxy should render: for each Service
@@ -236,7 +239,11 @@ func Services(s *state.State, d *Desired) []ServiceView {
 			pv := PortView{Name: sp.Name, Protocol: sp.Protocol, Port: sp.Port, NodePort: s.NodePorts[state.NodePortKey(key, sp.Protocol, sp.Port)].NodePort}
 			for _, p := range pods {
 				if port, ok := targetPort(sp, &p.Spec); ok {
-					pv.Endpoints = append(pv.Endpoints, Endpoint{IP: p.Status.IP, Port: port, Pod: p.Name, Node: p.NodeName})
+					e := Endpoint{IP: p.Status.IP, Port: port, Pod: p.Name, Node: p.NodeName}
+					if p.Spec.Subdomain == svc.Metadata.Name {
+						e.Hostname = p.Spec.Hostname // as the endpoints controller names it
+					}
+					pv.Endpoints = append(pv.Endpoints, e)
 				}
 			}
 			v.Ports = append(v.Ports, pv)

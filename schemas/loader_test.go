@@ -709,11 +709,40 @@ func TestEnvFromSchema(t *testing.T) {
 // what berth does, and other values are refused with why.
 func TestGeneratedPodFields(t *testing.T) {
 	ok := webContainer + "        terminationMessagePath: /dev/termination-log\n        terminationMessagePolicy: File\n"
-	ok = strings.Replace(ok, "    spec:\n", "    spec:\n      dnsPolicy: Default\n      schedulerName: default-scheduler\n      enableServiceLinks: false\n", 1)
+	ok = strings.Replace(ok, "    spec:\n", "    spec:\n      dnsPolicy: ClusterFirst\n      schedulerName: default-scheduler\n      enableServiceLinks: false\n", 1)
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
-	bad := strings.Replace(webContainer, "    spec:\n", "    spec:\n      dnsPolicy: ClusterFirst\n", 1)
-	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
-		`d.yaml:9:18: error: spec.template.spec.dnsPolicy: invalid value "ClusterFirst": want #HostDNS ("Default": until berth has cluster DNS`)
+	bad := strings.Replace(webContainer, "    spec:\n", "    spec:\n      schedulerName: volcano\n", 1)
+	res := loadRepo(t, map[string]string{"d.yaml": bad})
+	if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), `spec.template.spec.schedulerName: invalid value "volcano"`) {
+		t.Errorf("another scheduler: %v", res.Diagnostics)
+	}
+}
+
+// The pod's DNS: the four policies, dnsConfig, hostname and subdomain;
+// None without a nameserver, and more than three, are errors.
+func TestPodDNSSchema(t *testing.T) {
+	ok := strings.Replace(webContainer, "    spec:\n", `    spec:
+      dnsPolicy: None
+      dnsConfig:
+        nameservers: [10.0.0.10]
+        searches: [corp.example]
+        options: [{name: ndots, value: "2"}, {name: edns0}]
+      hostname: web-0
+      subdomain: peers
+      enableServiceLinks: true
+`, 1)
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
+	for policy, want := range map[string]string{
+		"dnsPolicy: None": "spec.template.spec.dnsPolicy: None needs at least one nameserver in dnsConfig",
+		"dnsPolicy: Default\n      dnsConfig: {nameservers: [1.1.1.1, 1.0.0.1, 8.8.8.8, 8.8.4.4]}": "at most 3 nameservers",
+		"dnsPolicy: Cluster": `spec.template.spec.dnsPolicy: berth does not support "Cluster" here; it supports "ClusterFirst", "Default", "None" or "ClusterFirstWithHostNet"`,
+		"hostname: Web_0":    "spec.template.spec.hostname",
+	} {
+		res := loadRepo(t, map[string]string{"d.yaml": strings.Replace(webContainer, "    spec:\n", "    spec:\n      "+policy+"\n", 1)})
+		if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), want) {
+			t.Errorf("%s: %v, want %q", policy, res.Diagnostics, want)
+		}
+	}
 }
 
 // Extended resources (nvidia.com/gpu) are accepted beside cpu and memory

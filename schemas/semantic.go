@@ -243,6 +243,12 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir (has %d)", sources)
 		}
 	}
+	if p.DNSPolicy == "None" && (p.DNSConfig == nil || len(p.DNSConfig.Nameservers) == 0) {
+		r.add(diag.Error, diag.RuleSchema, join(at, "dnsPolicy"), "None needs at least one nameserver in dnsConfig, as Kubernetes validates it")
+	}
+	if c := p.DNSConfig; c != nil && len(c.Nameservers) > 3 {
+		r.add(diag.Error, diag.RuleSchema, join(at, "dnsConfig", "nameservers"), "at most 3 nameservers, as Kubernetes validates it (has %d)", len(c.Nameservers))
+	}
 	for i, s := range p.ImagePullSecrets {
 		f.refs = append(f.refs, ref{kind: "Secret", name: s.Name, pullSecret: true, pos: r.c.at(r.root, join(at, "imagePullSecrets", i, "name")...)})
 	}

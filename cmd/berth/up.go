@@ -24,6 +24,7 @@ import (
 // nodeFlags are the worker's flags, shared by `berth up` and `berth agent`.
 type nodeFlags struct {
 	name, containerd, listen, advertise string
+	clusterDomain, resolvConf           string
 	insecureRegistries                  []string
 	labels                              map[string]string
 }
@@ -35,11 +36,13 @@ func (f *nodeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.listen, "agent-listen", "", "address the agent's API listens on (default: the advertised one only; 0.0.0.0:PORT for every interface)")
 	cmd.Flags().StringSliceVar(&f.insecureRegistries, "insecure-registry", nil, "registry (host[:port]) to pull from over plain HTTP; repeatable")
 	cmd.Flags().StringToStringVar(&f.labels, "node-label", nil, "extra node label key=value; repeatable")
+	cmd.Flags().StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's names (<service>.<namespace>.svc.DOMAIN), as the kubelet's")
+	cmd.Flags().StringVar(&f.resolvConf, "resolv-conf", "/etc/resolv.conf", "the host's resolver configuration: the cluster DNS forwards other names to its nameservers, as the kubelet's")
 }
 
 func (f *nodeFlags) config(dataDir, server, token, caHash string, log *slog.Logger) nodes.Config {
 	return nodes.Config{Name: f.name, DataDir: dataDir, Server: server, Token: token, CAHash: caHash, Containerd: f.containerd,
-		Listen: f.listen, Advertise: f.advertise, PlainHTTPRegistries: f.insecureRegistries, Labels: f.labels, Logger: log}
+		Listen: f.listen, Advertise: f.advertise, PlainHTTPRegistries: f.insecureRegistries, Labels: f.labels, ClusterDomain: f.clusterDomain, ResolvConf: f.resolvConf, Logger: log}
 }
 
 func newUpCmd() *cobra.Command {

@@ -18,7 +18,9 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/nodes/dns"
 	"github.com/berth/berth/nodes/runtime"
+	"github.com/berth/berth/reconcile"
 )
 
 // Master is the masters' API as the agent uses it (api.Client has it).
@@ -68,7 +70,17 @@ type Config struct {
 	// Routes, when set, is given the routes to the other nodes' pods each
 	// time they change, and again after it failed.
 	Routes func([]api.PodRoute) error
-	Logger *slog.Logger
+	// ClusterDomain is the cluster's DNS domain (default cluster.local).
+	ClusterDomain string
+	// ClusterDNS, when set, is the node's cluster DNS server address for
+	// the pods it starts; none (or no answer) gives them the host's
+	// resolvers, HostDNS.
+	ClusterDNS func() string
+	HostDNS    dns.ResolvConf
+	// Services, when set, is the latest view of the Services: pods that
+	// start get the variables of their namespace's (enableServiceLinks).
+	Services func() []reconcile.ServiceView
+	Logger   *slog.Logger
 }
 
 // Agent runs the pods the masters bind to its node.
@@ -131,6 +143,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
+	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = dns.DefaultDomain
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -25,8 +25,10 @@ type ServiceSyncer interface {
 // RunServiceProxy watches the Services and their ready endpoints and
 // renders every change, as kube-proxy does, until ctx ends, for node (its
 // endpoints are the local ones). A failed sync is retried at the next
-// change or after a pause.
-func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, node string, log *slog.Logger) error {
+// change or after a pause. seen, if set, is given every answer first (the
+// node's DNS records and the pods' Service variables follow the same
+// watch).
+func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, node string, seen func([]reconcile.ServiceView), log *slog.Logger) error {
 	const pause = 2 * time.Second
 	var index uint64
 	for ctx.Err() == nil {
@@ -37,6 +39,9 @@ func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, no
 				retry.Sleep(ctx, pause)
 			}
 			continue
+		}
+		if seen != nil {
+			seen(views)
 		}
 		err = p.Sync(toProxy(views, node))
 		switch {

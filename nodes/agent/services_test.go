@@ -47,7 +47,7 @@ func TestServiceProxyAdvancesPastInvalid(t *testing.T) {
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		w := &watches{indexes: []uint64{5, 9}, done: cancel}
-		RunServiceProxy(ctx, w, syncResult{tc.err}, "n1", slog.New(slog.DiscardHandler))
+		RunServiceProxy(ctx, w, syncResult{tc.err}, "n1", nil, slog.New(slog.DiscardHandler))
 		cancel()
 		if fmt.Sprint(w.asked) != fmt.Sprint(tc.want) {
 			t.Errorf("sync error %v: queries after %v, want %v", tc.err, w.asked, tc.want)

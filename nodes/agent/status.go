@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,31 +10,43 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/nodes/dns"
 	"github.com/berth/berth/nodes/network"
 	"github.com/berth/berth/nodes/runtime"
 	"github.com/berth/berth/schemas/objects"
 )
 
 // runtimePod turns a pod of the store into what the runtime runs: env and
-// volumes resolved from the node's assignment, hostPorts collected.
-func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod, node *state.Node) (runtime.Pod, error) {
+// volumes resolved from the node's assignment, hostPorts collected, its
+// names and resolv.conf.
+func (a *Agent) runtimePod(asg *api.NodeAssignment, p *state.Pod) (runtime.Pod, error) {
+	root, node := a.cfg.DataDir, &a.cfg.Node
 	rp := runtime.Pod{
 		PodRef:        runtime.PodRef{Namespace: p.Namespace, Name: p.Name, UID: podUID(p)},
+		Hostname:      cmp.Or(p.Spec.Hostname, p.Name),
 		RestartPolicy: p.Spec.RestartPolicy,
 		GracePeriod:   gracePeriod(p),
+		ResolvConf:    a.resolvConf(p),
+	}
+	if p.Spec.Subdomain != "" {
+		rp.FQDN = rp.Hostname + "." + p.Spec.Subdomain + "." + p.Namespace + ".svc." + a.cfg.ClusterDomain
 	}
 	mounts, err := prepareVolumes(root, asg, p)
 	if err != nil {
 		return rp, err
 	}
 	rp.RegistryAuth = pullCredentials(asg, p)
+	var links []string
+	if a.cfg.Services != nil && (p.Spec.EnableServiceLinks == nil || *p.Spec.EnableServiceLinks) {
+		links = serviceEnv(a.cfg.Services(), p.Namespace)
+	}
 	for i, c := range p.Spec.AllContainers() {
 		env, podIPEnv, err := resolveEnv(asg, p, &c, node)
 		if err != nil {
 			return rp, err
 		}
 		c.SecurityContext = p.Spec.SecurityContext.Effective(c.SecurityContext)
-		rc := runtime.Container{Spec: c, Env: env, PodIPEnv: podIPEnv}
+		rc := runtime.Container{Spec: c, Env: env, PodIPEnv: podIPEnv, ServiceEnv: links}
 		if psc := p.Spec.SecurityContext; psc != nil {
 			rc.SupplementalGroups = psc.SupplementalGroups
 		}
@@ -53,6 +66,19 @@ func runtimePod(root string, asg *api.NodeAssignment, p *state.Pod, node *state.
 		}
 	}
 	return rp, nil
+}
+
+// resolvConf is the pod's /etc/resolv.conf as the kubelet writes it for
+// its dnsPolicy: with no cluster DNS on this node ClusterFirst falls back
+// to the host's resolvers, as the kubelet does without --cluster-dns.
+func (a *Agent) resolvConf(p *state.Pod) []byte {
+	var cluster []string
+	if a.cfg.ClusterDNS != nil {
+		if ip := a.cfg.ClusterDNS(); ip != "" {
+			cluster = []string{ip}
+		}
+	}
+	return dns.PodResolvConf(dns.PodDNS{Namespace: p.Namespace, Policy: p.Spec.DNSPolicy, Config: p.Spec.DNSConfig}, a.cfg.ClusterDomain, cluster, a.cfg.HostDNS)
 }
 
 // pullCredentials reads the pod's image pull secrets in order; as the

@@ -156,7 +156,7 @@ func (w *podWorker) sync(ctx context.Context) {
 	}
 	now := time.Now()
 	var st runtime.PodStatus
-	rp, err := runtimePod(w.a.cfg.DataDir, asg, p, &w.a.cfg.Node)
+	rp, err := w.a.runtimePod(asg, p)
 	if errors.Is(err, syscall.ENOSPC) && w.reported != nil && w.reported.Phase == state.PodRunning {
 		// A running pod keeps the files it has, as the kubelet keeps a
 		// pod whose ConfigMap volume it cannot update: the node reports

@@ -45,6 +45,9 @@ import (
 	"github.com/miekg/dns"
 )
 
+// DefaultDomain is Kubernetes' default cluster domain.
+const DefaultDomain = "cluster.local"
+
 // Config configures a Server; the zero value of each field is its default.
 type Config struct {
 	Domain string        // the cluster domain: "cluster.local"
@@ -77,7 +80,7 @@ type Server struct {
 
 // New returns a server with no Service or pod records yet.
 func New(cfg Config) (*Server, error) {
-	domain := strings.ToLower(dns.Fqdn(cmp.Or(cfg.Domain, "cluster.local")))
+	domain := strings.ToLower(dns.Fqdn(cmp.Or(cfg.Domain, DefaultDomain)))
 	if _, ok := dns.IsDomainName(domain); !ok || domain == "." || strings.ContainsRune(domain, '\\') {
 		return nil, fmt.Errorf("dns: invalid domain %q", cfg.Domain)
 	}

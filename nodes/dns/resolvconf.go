@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/berth/berth/schemas/objects"
 )
 
 // ResolvConf is a resolver configuration, as resolv.conf holds it.
@@ -64,21 +66,7 @@ type PodDNS struct {
 	// unknown), ClusterFirstWithHostNet, Default or None.
 	Policy      string
 	HostNetwork bool
-	Config      *PodDNSConfig // spec.dnsConfig
-}
-
-// PodDNSConfig is a pod's spec.dnsConfig.
-type PodDNSConfig struct {
-	Nameservers []string
-	Searches    []string
-	Options     []PodDNSConfigOption
-}
-
-// PodDNSConfigOption is one of spec.dnsConfig.options; a nil or empty
-// Value writes the name alone.
-type PodDNSConfigOption struct {
-	Name  string
-	Value *string
+	Config      *objects.PodDNSConfig // spec.dnsConfig
 }
 
 // Limits of the kubelet (Kubernetes' validation, ExpandedDNSConfig).
@@ -150,7 +138,7 @@ func unique(ss []string) []string {
 
 // mergeOptions sets each of add by name over opts, in place or appended
 // (the kubelet's order is a map's; this one is stable).
-func mergeOptions(opts []string, add []PodDNSConfigOption) []string {
+func mergeOptions(opts []string, add []objects.PodDNSConfigOption) []string {
 	out := append([]string(nil), opts...)
 	for _, o := range add {
 		s := o.Name

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/berth/berth/schemas/objects"
 )
 
 func TestReadResolvConf(t *testing.T) {
@@ -68,17 +70,17 @@ nameserver 192.0.2.1
 nameserver 192.0.2.2
 options edns0 ndots:1
 `},
-		{"None", PodDNS{Namespace: "shop", Policy: "None", Config: &PodDNSConfig{
+		{"None", PodDNS{Namespace: "shop", Policy: "None", Config: &objects.PodDNSConfig{
 			Nameservers: []string{"1.1.1.1"}, Searches: []string{"a.example"},
-			Options: []PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "edns0"}}}}, `search a.example
+			Options: []objects.PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "edns0"}}}}, `search a.example
 nameserver 1.1.1.1
 options ndots:2 edns0
 `},
 		{"None, empty", PodDNS{Policy: "None"}, ""},
-		{"ClusterFirst merged with dnsConfig", PodDNS{Namespace: "shop", Config: &PodDNSConfig{
+		{"ClusterFirst merged with dnsConfig", PodDNS{Namespace: "shop", Config: &objects.PodDNSConfig{
 			Nameservers: []string{"10.96.0.10", "1.1.1.1", "8.8.8.8", "9.9.9.9"},
 			Searches:    []string{"cluster.local", "b.example"},
-			Options:     []PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "single-request"}}}},
+			Options:     []objects.PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "single-request"}}}},
 			`search shop.svc.cluster.local svc.cluster.local cluster.local corp.example b.example
 nameserver 10.96.0.10
 nameserver 1.1.1.1
@@ -106,12 +108,12 @@ func TestPodResolvConfLimits(t *testing.T) {
 		line, _, _ := strings.Cut(string(PodResolvConf(pod, "cluster.local", []string{"10.96.0.10"}, ResolvConf{})), "\n")
 		return strings.Fields(line)[1:]
 	}
-	got := search(PodDNS{Namespace: "n", Config: &PodDNSConfig{Searches: many}})
+	got := search(PodDNS{Namespace: "n", Config: &objects.PodDNSConfig{Searches: many}})
 	if len(got) != 32 || got[31] != "d28.example" {
 		t.Errorf("32 domains at most: %d, last %q", len(got), got[len(got)-1])
 	}
 	long := strings.Repeat("a", 254)
-	got = search(PodDNS{Namespace: "n", Config: &PodDNSConfig{Searches: []string{long, "ok.example"}}})
+	got = search(PodDNS{Namespace: "n", Config: &objects.PodDNSConfig{Searches: []string{long, "ok.example"}}})
 	if strings.Contains(strings.Join(got, " "), long) || got[len(got)-1] != "ok.example" {
 		t.Errorf("a domain over 253 characters is dropped: %q", got)
 	}
@@ -119,7 +121,7 @@ func TestPodResolvConfLimits(t *testing.T) {
 	for i := range 20 {
 		wide = append(wide, fmt.Sprintf("%s%02d", strings.Repeat("w", 150), i))
 	}
-	got = search(PodDNS{Namespace: "n", Config: &PodDNSConfig{Searches: wide}})
+	got = search(PodDNS{Namespace: "n", Config: &objects.PodDNSConfig{Searches: wide}})
 	if n := len(strings.Join(got, " ")); n > 2048 || n < 2048-160 {
 		t.Errorf("search line of %d characters, want the most under 2048", n)
 	}

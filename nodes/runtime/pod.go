@@ -40,6 +40,7 @@ type sandbox struct {
 	ip            string
 	dir           string
 	hostname      string
+	fqdn          string // only while the sandbox is made: /etc/hosts is written once
 	hasResolvConf bool
 	restartPolicy string
 	created       time.Time
@@ -317,10 +318,10 @@ func (r *Runtime) newSandbox(ctx context.Context, pod Pod, key string) (*sandbox
 	}
 	sb := &sandbox{
 		key: key, ref: pod.PodRef, netns: nsPath, dir: r.podDir(key),
-		hostname: pod.Hostname, restartPolicy: pod.RestartPolicy, created: start,
+		hostname: pod.Hostname, fqdn: pod.FQDN, restartPolicy: pod.RestartPolicy, created: start,
 		undo: r.undoSandbox(key, nsPath),
 	}
-	if err := r.writePodFiles(sb); err != nil {
+	if err := r.writePodFiles(sb, pod.ResolvConf); err != nil {
 		sb.undo(ctx)
 		return nil, fmt.Errorf("runtime: pod %s: %w", pod.PodRef, err)
 	}
@@ -386,27 +387,35 @@ func (r *Runtime) sandboxFromLabels(l map[string]string) *sandbox {
 // writeHosts writes the /etc/hosts the pod's containers share, once the
 // pod has its address; containers bind-mount it when they start.
 func (r *Runtime) writeHosts(sb *sandbox) error {
-	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb.ip, sb.hostname)
+	names := sb.hostname
+	if sb.fqdn != "" {
+		names = sb.fqdn + "\t" + sb.hostname
+	}
+	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb.ip, names)
 	return os.WriteFile(filepath.Join(sb.dir, "hosts"), []byte(hosts), 0o644)
 }
 
 // writePodFiles writes the /etc/hostname and /etc/resolv.conf the pod's
 // containers share, and makes its log directory.
-func (r *Runtime) writePodFiles(sb *sandbox) error {
+func (r *Runtime) writePodFiles(sb *sandbox, resolvConf []byte) error {
 	if err := os.MkdirAll(filepath.Join(sb.dir, "logs"), 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(sb.dir, "hostname"), []byte(sb.hostname+"\n"), 0o644); err != nil {
 		return err
 	}
-	// Pods resolve names as the host does, as with the kubelet's default
-	// --resolv-conf.
-	b, err := os.ReadFile("/etc/resolv.conf")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
+	// Without one of its own the pod resolves names as the host does, as
+	// with the kubelet's default --resolv-conf.
+	b := resolvConf
+	if b == nil {
+		var err error
+		b, err = os.ReadFile("/etc/resolv.conf")
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(sb.dir, "resolv.conf"), b, 0o644); err != nil {
 		return err

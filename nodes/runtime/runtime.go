@@ -82,6 +82,11 @@ type Pod struct {
 	PodRef
 	// Hostname defaults to the pod name.
 	Hostname string
+	// FQDN, when set, names the pod in its /etc/hosts beside Hostname
+	// (hostname.subdomain.namespace.svc.domain, as the kubelet writes it).
+	FQDN string
+	// ResolvConf is the pod's /etc/resolv.conf; nil: the host's.
+	ResolvConf []byte
 	// RestartPolicy is Always (the default), OnFailure or Never.
 	RestartPolicy string
 	// GracePeriod is how long a container that must be replaced (its spec
@@ -107,8 +112,13 @@ type Container struct {
 	// PodIPEnv names variables set to the pod's IP (the downward API's
 	// status.podIP), which only the runtime knows, once the network is up.
 	PodIPEnv []string
-	Mounts   []Mount
-	init     bool // one of the pod's InitContainers
+	// ServiceEnv are the Services' variables (enableServiceLinks); Env
+	// overrides them. Apart from Env since they change with the cluster:
+	// as the kubelet, a new Service restarts no container, and a container
+	// created later gets the variables of then.
+	ServiceEnv []string
+	Mounts     []Mount
+	init       bool // one of the pod's InitContainers
 	// SupplementalGroups are added to the process's groups (the pod's
 	// securityContext.supplementalGroups).
 	SupplementalGroups []int64

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,10 +43,11 @@ func (r *Runtime) specOpts(pod Pod, sb *sandbox, c Container, img containerd.Ima
 	if s.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
 	}
-	env := c.Env
-	for _, name := range c.PodIPEnv {
-		env = append(env, name+"="+sb.ip)
+	podIP := make([]string, len(c.PodIPEnv))
+	for i, name := range c.PodIPEnv {
+		podIP[i] = name + "=" + sb.ip
 	}
+	env := lastWins(slices.Concat(c.ServiceEnv, c.Env, podIP))
 	if len(env) > 0 {
 		opts = append(opts, oci.WithEnv(env))
 	}
@@ -216,4 +218,22 @@ func capNames(names []string) (out []string, all bool) {
 		out = append(out, n)
 	}
 	return out, all
+}
+
+// lastWins keeps one NAME=value per name, the last, at the first one's
+// place: oci.WithEnv would keep both of two new entries of one name, and
+// a process would read the first.
+func lastWins(env []string) []string {
+	at := map[string]int{}
+	var out []string
+	for _, e := range env {
+		name, _, _ := strings.Cut(e, "=")
+		if i, ok := at[name]; ok {
+			out[i] = e
+			continue
+		}
+		at[name] = len(out)
+		out = append(out, e)
+	}
+	return out
 }

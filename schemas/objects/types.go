@@ -203,6 +203,26 @@ type PodSpec struct {
 	ImagePullSecrets              []LocalObjectReference `json:"imagePullSecrets,omitempty"`
 	ServiceAccountName            string                 `json:"serviceAccountName,omitempty"`
 	DeprecatedServiceAccount      string                 `json:"serviceAccount,omitempty"`
+	// DNSPolicy "" is ClusterFirst, Kubernetes' default.
+	DNSPolicy string        `json:"dnsPolicy,omitempty"`
+	DNSConfig *PodDNSConfig `json:"dnsConfig,omitempty"`
+	// EnableServiceLinks nil is true, Kubernetes' default.
+	EnableServiceLinks *bool  `json:"enableServiceLinks,omitempty"`
+	Hostname           string `json:"hostname,omitempty"`
+	Subdomain          string `json:"subdomain,omitempty"`
+}
+
+// PodDNSConfig adds to (or, with dnsPolicy None, makes) the pod's
+// resolv.conf.
+type PodDNSConfig struct {
+	Nameservers []string             `json:"nameservers,omitempty"`
+	Searches    []string             `json:"searches,omitempty"`
+	Options     []PodDNSConfigOption `json:"options,omitempty"`
+}
+
+type PodDNSConfigOption struct {
+	Name  string  `json:"name"`
+	Value *string `json:"value,omitempty"`
 }
 
 // AllContainers is the init containers, then the others: everything of the
