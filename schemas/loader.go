@@ -205,6 +205,34 @@ func fileDiag(file, format string, args ...any) Diagnostic {
 // readFile reads a spec file through g (directly when g is nil: a file the
 // user named), refusing what is too large or not text.
 func readFile(o *options, g *gate, name, display string) ([]byte, *Diagnostic) {
+	b, d := readBytes(o, g, name, display)
+	if d != nil {
+		return nil, d
+	}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		d := fileDiag(display, "file holds a NUL byte: it looks binary, not a text spec")
+		d.Position = offsetPos(display, b, i)
+		return nil, &d
+	}
+	if !utf8.Valid(b) {
+		i := 0
+		for i < len(b) {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		d := fileDiag(display, "file is not valid UTF-8 (byte 0x%02x)", b[i])
+		d.Position = offsetPos(display, b, i)
+		return nil, &d
+	}
+	return b, nil
+}
+
+// readBytes reads a file through g (directly when g is nil), refusing one
+// larger than the limit; kustomize's generators read binary files this way.
+func readBytes(o *options, g *gate, name, display string) ([]byte, *Diagnostic) {
 	var f *os.File
 	var err error
 	if g != nil {
@@ -240,24 +268,6 @@ func readFile(o *options, g *gate, name, display string) ([]byte, *Diagnostic) {
 	}
 	if int64(len(b)) > o.maxFileBytes {
 		return nil, &tooLarge
-	}
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		d := fileDiag(display, "file holds a NUL byte: it looks binary, not a text spec")
-		d.Position = offsetPos(display, b, i)
-		return nil, &d
-	}
-	if !utf8.Valid(b) {
-		i := 0
-		for i < len(b) {
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size <= 1 {
-				break
-			}
-			i += size
-		}
-		d := fileDiag(display, "file is not valid UTF-8 (byte 0x%02x)", b[i])
-		d.Position = offsetPos(display, b, i)
-		return nil, &d
 	}
 	return b, nil
 }
