@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	goyaml "github.com/goccy/go-yaml"
 	goyamlparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/kustomize/api/konfig"
 )
 
 // DefaultMaxFileBytes is the largest file the loader reads. Kubernetes
@@ -107,11 +109,20 @@ func Load(paths []string, opts ...Option) *Result {
 	var sources []*source
 	res := &Result{}
 	for _, p := range distinctPaths(&o, paths) {
-		src := collect(&o, p, &tasks)
+		src := collect(&o, p)
 		if src.gate != nil {
 			defer src.gate.root.Close()
 		}
 		sources = append(sources, src)
+	}
+	renderKustomizations(&o, sources)
+	for _, src := range sources {
+		if src.top != nil {
+			defer src.top.root.Close()
+		}
+		src.first = len(tasks)
+		tasks = append(tasks, src.tasks...)
+		src.limit = len(tasks)
 		res.Diagnostics = append(res.Diagnostics, src.diags...)
 	}
 	out := make([]fileResult, len(tasks))
@@ -482,7 +493,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		// kustomize reads a kustomization file without apiVersion or kind.
 		kind = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "Kustomization", Line: at.Line, Column: at.Column}
 		if apiVersion == nil {
-			apiVersion = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kustomize.config.k8s.io/v1beta1", Line: at.Line, Column: at.Column}
+			apiVersion = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: kustomizeAPIVersion, Line: at.Line, Column: at.Column}
 		}
 	}
 	if kind == nil {
@@ -581,12 +592,11 @@ func scalarString(n *yaml.Node) *yaml.Node {
 
 // isKustomization reports whether file is named as kustomize's own.
 func isKustomization(file string) bool {
-	switch path.Base(filepath.ToSlash(file)) {
-	case "kustomization.yaml", "kustomization.yml", "Kustomization":
-		return true
-	}
-	return false
+	return slices.Contains(konfig.RecognizedKustomizationFileNames(), path.Base(filepath.ToSlash(file)))
 }
+
+// kustomizeAPIVersion is a kustomization's apiVersion when it has none.
+const kustomizeAPIVersion = "kustomize.config.k8s.io/v1beta1"
 
 // kindName is what a Kubernetes kind looks like (UpperCamelCase, short).
 var kindName = regexp.MustCompile(`^[A-Z][A-Za-z0-9]{0,62}$`)
@@ -612,7 +622,7 @@ func unsupportedKind(apiVersion, kind string) string {
 		return fmt.Sprintf("%s configures a Kubernetes API server's %s, which berth does not have; %s", kind, what, skip) // a known name
 	}
 	if kind == "Kustomization" {
-		return "berth does not render kustomize directories yet; render them with `kubectl kustomize` into the repository, or " + skip
+		return "berth renders a kustomization when it validates the directory holding it (a file named kustomization.yaml, kustomization.yml or Kustomization); name the directory, or " + skip
 	}
 	return fmt.Sprintf("berth does not support %s (it runs %s); %s", Excerpt(apiVersion+" "+kind), strings.Join(SupportedKinds(), ", "), skip)
 }
