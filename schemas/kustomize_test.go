@@ -291,6 +291,21 @@ func TestKustomizeRoots(t *testing.T) {
 	}
 }
 
+func TestKustomizeExample(t *testing.T) {
+	for _, dir := range []string{"kustomize", "kustomize/overlays/prod"} {
+		res := Load([]string{filepath.Join("..", "examples", dir)})
+		assertDiags(t, res)
+		if len(res.Objects) != 4 {
+			t.Fatalf("%s: %d objects, want 4", dir, len(res.Objects))
+		}
+		for _, l := range res.Objects {
+			if d, ok := l.Object.(*objects.Deployment); ok && (d.Spec.Replicas != 3 || d.Spec.Template.Spec.Containers[0].Image != "localhost:5000/berth/hello:2") {
+				t.Errorf("%s: Deployment %+v", dir, d.Spec)
+			}
+		}
+	}
+}
+
 // berth.yaml's ignoreKinds applies to what kustomize renders; naming the
 // Kustomization kind keeps the files read one by one, as before berth
 // rendered kustomizations.
