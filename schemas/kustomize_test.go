@@ -446,3 +446,14 @@ func offline(tb testing.TB) (fetched func()) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A kustomization named as a file, or one in a file kustomize would not
+// read, is not rendered; the error says what would be.
+func TestKustomizationNotRendered(t *testing.T) {
+	dir := writeRepo(t, map[string]string{"app/kustomization.yaml": "resources: [cm.yaml]\n", "app/cm.yaml": cmYAML,
+		"other/kust.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [cm.yaml]\n"})
+	assertDiags(t, Load([]string{"app/kustomization.yaml"}, WithBase(dir)),
+		"app/kustomization.yaml:1:1: error: berth renders a kustomization when it validates the directory holding it; name the directory, or skip it with `ignoreKinds: [\"Kustomization\"]` in berth.yaml")
+	assertDiags(t, Load([]string{"other"}, WithBase(dir)),
+		"other/kust.yaml:2:7: error: kustomize reads a kustomization only from a file named kustomization.yaml, kustomization.yml or Kustomization, whose directory berth renders; rename it, or skip it")
+}

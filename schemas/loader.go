@@ -513,7 +513,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	}
 	ks, ok := kindSchemas[kind.Value]
 	if !ok {
-		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind, Message: unsupportedKind(apiVersion.Value, kind.Value)}}
+		return nil, []Diagnostic{{Severity: Error, Position: c.pos(kind), Rule: RuleKind, Message: unsupportedKind(file, apiVersion.Value, kind.Value)}}
 	}
 	if apiVersion.Value != ks.apiVersion {
 		return nil, []Diagnostic{{Severity: Error, Position: c.pos(apiVersion), Rule: RuleKind,
@@ -613,7 +613,7 @@ var apiServerKinds = map[string]string{
 // unsupportedKind says why kind is refused, and how to skip it: in one
 // line, without the list of every kind berth accepts where that list is
 // no help.
-func unsupportedKind(apiVersion, kind string) string {
+func unsupportedKind(file, apiVersion, kind string) string {
 	skip := "skip it with ignoreKinds in berth.yaml"
 	if kindName.MatchString(kind) { // else the excerpt alone is shown
 		skip = fmt.Sprintf("skip it with `ignoreKinds: [%q]` in berth.yaml", kind)
@@ -621,8 +621,11 @@ func unsupportedKind(apiVersion, kind string) string {
 	if what, ok := apiServerKinds[kind]; ok {
 		return fmt.Sprintf("%s configures a Kubernetes API server's %s, which berth does not have; %s", kind, what, skip) // a known name
 	}
+	if kind == "Kustomization" && isKustomization(file) {
+		return "berth renders a kustomization when it validates the directory holding it; name the directory, or " + skip
+	}
 	if kind == "Kustomization" {
-		return "berth renders a kustomization when it validates the directory holding it (a file named kustomization.yaml, kustomization.yml or Kustomization); name the directory, or " + skip
+		return "kustomize reads a kustomization only from a file named kustomization.yaml, kustomization.yml or Kustomization, whose directory berth renders; rename it, or " + skip
 	}
 	return fmt.Sprintf("berth does not support %s (it runs %s); %s", Excerpt(apiVersion+" "+kind), strings.Join(SupportedKinds(), ", "), skip)
 }
