@@ -584,6 +584,10 @@ func (f *kustFS) ReadFile(p string) ([]byte, error) {
 			f.setRefusal(*d)
 			return nil, errors.New(d.Message)
 		}
+		if d := f.pluginDirs(filepath.Dir(real), display, doc); d != nil {
+			f.setRefusal(*d)
+			return nil, errors.New(d.Message)
+		}
 		f.kusts[filepath.Dir(real)] = doc
 		if filepath.Dir(real) == f.root {
 			b = withOriginAnnotations(b)
@@ -596,6 +600,30 @@ func (f *kustFS) ReadFile(p string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// pluginDirs refuses a directory under generators, transformers or
+// validators: kustomize configures plugins from what it renders there,
+// which its patches may have changed after berth checked the files.
+func (f *kustFS) pluginDirs(dir, display string, doc *yaml.Node) *Diagnostic {
+	m := deref(firstContent(doc))
+	for i := 0; m != nil && m.Kind == yaml.MappingNode && i+1 < len(m.Content); i += 2 {
+		if !slices.ContainsFunc(pluginFields, func(f string) bool { return strings.EqualFold(m.Content[i].Value, f) }) {
+			continue
+		}
+		list := deref(m.Content[i+1])
+		for j := 0; list != nil && list.Kind == yaml.SequenceNode && j < len(list.Content); j++ {
+			it := deref(list.Content[j])
+			if v := scalarValue(it); v != "" && !strings.Contains(v, "\n") && f.IsDir(filepath.Join(dir, v)) {
+				return &Diagnostic{Severity: Error, Position: Position{File: display, Line: it.Line, Column: it.Column}, Rule: RuleKustomize,
+					Message: fmt.Sprintf("%s: %s is a directory; berth configures built-in plugins from files only, which it checks for what kustomize would fetch", m.Content[i].Value, Excerpt(v))}
+			}
+		}
+	}
+	return nil
+}
+
+// pluginFields list the plugin configurations of a kustomization.
+var pluginFields = []string{"generators", "transformers", "validators"}
 
 func (f *kustFS) stat(p string) (string, fs.FileInfo, error) {
 	real, rel, err := f.resolve(p)
@@ -720,8 +748,12 @@ func checkPluginConfigs(display string, b []byte) *Diagnostic {
 		if dec.Decode(&doc) != nil {
 			return nil // not YAML: kustomize reads it as data or says what is wrong
 		}
+		// kustomize runs a document as a built-in plugin when the version of
+		// its apiVersion (the last, if the key is there twice) is builtin.
 		root := deref(firstContent(&doc))
-		if root == nil || root.Kind != yaml.MappingNode || !strings.EqualFold(scalarValue(mapGet(root, "apiVersion")), konfig.BuiltinPluginApiVersion) {
+		if !slices.ContainsFunc(values(root, "apiVersion"), func(v string) bool {
+			return strings.Contains(strings.ToLower(v), konfig.BuiltinPluginApiVersion)
+		}) {
 			continue
 		}
 		c := &remoteCheck{file: display, seen: map[*yaml.Node]bool{}}
@@ -762,7 +794,7 @@ func (c *remoteCheck) kustomization(m *yaml.Node) {
 			if v != nil && len(v.Content) > 0 {
 				c.refuse(k, "%s: berth does not run Helm; render the chart into the repository (helm template) and list the files under resources", k.Value)
 			}
-		case slices.ContainsFunc([]string{"generators", "transformers", "validators"}, func(f string) bool { return strings.EqualFold(k.Value, f) }):
+		case slices.ContainsFunc(pluginFields, func(f string) bool { return strings.EqualFold(k.Value, f) }):
 			// Entries are files, or configurations written inline.
 			walkScalars(v, c.seen, func(n *yaml.Node) {
 				c.scalar(k.Value, n)
@@ -786,11 +818,23 @@ func (c *remoteCheck) pluginConfig(m *yaml.Node) {
 	if m == nil || m.Kind != yaml.MappingNode {
 		return
 	}
-	if scalarValue(mapGet(m, "kind")) == "HelmChartInflationGenerator" {
+	if slices.Contains(values(m, "kind"), "HelmChartInflationGenerator") {
 		c.refuse(m, "HelmChartInflationGenerator: berth does not run Helm; render the chart into the repository (helm template) and list the files under resources")
 		return
 	}
-	c.values(scalarValue(mapGet(m, "kind")), m)
+	c.values("", m)
+}
+
+// values are the values of key in mapping m, every one if the key is there
+// more than once.
+func values(m *yaml.Node, key string) []string {
+	var out []string
+	for i := 0; m != nil && m.Kind == yaml.MappingNode && i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			out = append(out, scalarValue(m.Content[i+1]))
+		}
+	}
+	return out
 }
 
 // values checks every scalar below n but those of value-only fields.
