@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -884,6 +885,9 @@ func (c *remoteCheck) scalar(field string, n *yaml.Node) {
 var gitUser = regexp.MustCompile(`^[a-z][a-z0-9-]*@`)
 
 func isRemote(s string) bool {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		return true // kustomize's own test for a file to download
+	}
 	s = strings.TrimPrefix(strings.ToLower(s), "git::")
 	for _, p := range []string{"http://", "https://", "ssh://", "file://", "github.com/", "github.com:"} {
 		if strings.HasPrefix(s, p) {
