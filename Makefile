@@ -59,6 +59,7 @@ fuzz:
 	$(FUZZ) 22000x -fuzz '^FuzzLoadCUE$$' ./schemas/
 	$(FUZZ) 32000x -fuzz '^FuzzCheckerAgreesWithCUE$$' ./schemas/
 	$(FUZZ) 47000x -fuzz '^FuzzAppendJSONString$$' ./schemas/
+	$(FUZZ) 1700x -fuzz '^FuzzKustomize$$' ./schemas/
 	$(FUZZ) 3300x -fuzz '^FuzzExtract$$' ./gitops/
 	$(FUZZ) 15000x -fuzz '^FuzzFSMApply$$' ./appliance/store/
 	$(FUZZ) 26000x -fuzz '^FuzzRequests$$' ./appliance/api/

@@ -89,10 +89,15 @@ func libraryMessage(msg string) string {
 		}
 		return Excerpt(inner)
 	})
+	return clip(msg, maxLibraryMessageRunes)
+}
+
+// clip escapes what is not printable in msg and cuts it after limit runes.
+func clip(msg string, limit int) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range msg {
-		if n == maxLibraryMessageRunes {
+		if n == limit {
 			b.WriteString("...")
 			break
 		}

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -64,5 +65,53 @@ func FuzzLoadCUE(f *testing.F) {
 			return
 		}
 		checkResult(t, "f.cue", loadCUE(nil, []string{"f.cue"}, [][]byte{[]byte(src)}))
+	})
+}
+
+// FuzzKustomize renders fuzzed kustomization.yaml content over a fixed
+// repository (a base, resources and patches beside it): no panic or hang,
+// diagnostics in the repository's files, nothing fetched, and no origin
+// annotation left on an object.
+func FuzzKustomize(f *testing.F) {
+	files := map[string]string{"app/deploy.yaml": deployYAML, "app/cm.yaml": cmYAML}
+	for k, v := range kustomizeRepo {
+		files[strings.Replace(k, "overlays/prod/", "app/", 1)] = v
+	}
+	dir := writeRepo(f, files)
+	fetched := offline(f)
+	f.Add(kustomizeRepo["overlays/prod/kustomization.yaml"])
+	f.Add(kustomizeRepo["base/kustomization.yaml"])
+	for _, s := range []string{
+		"resources: [deploy.yaml, cm.yaml]\nnamespace: x\nnameSuffix: -v1\nlabels: [{pairs: {a: b}, includeSelectors: true}]\n",
+		"resources: [../base]\nreplicas: [{name: web, count: 2}]\npatches: [{patch: '[{\"op\": \"remove\", \"path\": \"/spec/replicas\"}]', target: {kind: Deployment}}]\n",
+		"resources: [deploy.yaml]\npatches:\n- patch: |-\n    apiVersion: apps/v1\n    kind: Deployment\n    metadata: {name: web}\n    spec: {replicas: 5}\n",
+		"resources: [deploy.yaml]\nsecretGenerator: [{name: s, files: [cm.yaml], type: Opaque}]\ngeneratorOptions: {disableNameSuffixHash: true}\n",
+		"resources: [https://example.com/x.yaml]\n",
+		"resources: [git::https://example.com/repo//base]\n",
+		"components: [../../outside]\n",
+		"transformers:\n- |\n  apiVersion: builtin\n  kind: PatchTransformer\n  metadata: {name: p}\n  path: !!binary aHR0cHM6Ly9leGFtcGxlLmNvbS8=\n",
+		"helmCharts: [{name: x}]\n",
+		"openapi: {path: cm.yaml}\nresources: [deploy.yaml]\n",
+		"resources: &a [deploy.yaml, *a]\n",
+		"kind: Component\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		if err := os.WriteFile(filepath.Join(dir, "app", "kustomization.yaml"), []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := Load([]string{"."}, WithBase(dir))
+		for _, d := range res.Diagnostics {
+			if d.File == "" || filepath.IsAbs(d.File) || strings.HasPrefix(d.File, "..") || d.Line < 1 || d.Column < 1 || d.Message == "" {
+				t.Fatalf("diagnostic without a proper position or message: %#v", d)
+			}
+		}
+		for _, l := range res.Objects {
+			if !json.Valid(l.JSON) || bytes.Contains(l.JSON, []byte("config.kubernetes.io/origin")) {
+				t.Fatalf("object %s: %s", l.ID(), l.JSON)
+			}
+		}
+		fetched()
 	})
 }

@@ -59,20 +59,31 @@ func OutsideLinkMessage(target string) string {
 }
 
 // source is one path argument of Load: its tasks, and for a directory its
-// gate and berth.yaml.
+// gate, berth.yaml and kustomizations.
 type source struct {
 	display      string
+	arg          string
 	sub          bool    // a directory below the repository's root: entries of berth.yaml for elsewhere match nothing here
 	gate         *gate   // nil for a file argument
 	cfg          *config // nil for a file argument, or when berth.yaml is invalid
-	first, limit int     // its tasks, as indexes into Load's
+	tasks        []task
+	first, limit int // its tasks, as indexes into Load's
 	diags        []diag.Diagnostic
+
+	// The kustomization roots below a directory argument; with any, the
+	// directory (dir), the gate's root (rootDir), both with links resolved
+	// (realDir, realRoot), and the repository's top kustomize reads below.
+	roots             []*kustRoot
+	dir, rootDir      string
+	realDir, realRoot string
+	realTop           string
+	top               *gate
+	renderedElsewhere bool // a kustomization of another argument renders one of its own
 }
 
-// collect walks one path argument into tasks, appended to tasks.
-func collect(o *options, arg string, tasks *[]task) *source {
-	src := &source{display: displayPath(arg, "."), first: len(*tasks)}
-	defer func() { src.limit = len(*tasks) }()
+// collect walks one path argument into its tasks.
+func collect(o *options, arg string) *source {
+	src := &source{display: displayPath(arg, "."), arg: arg}
 	abs := arg
 	if o.base != "" && !filepath.IsAbs(arg) {
 		abs = filepath.Join(o.base, arg)
@@ -84,7 +95,7 @@ func collect(o *options, arg string, tasks *[]task) *source {
 	}
 	if !fi.IsDir() {
 		// A file the user named is read as named, a link or not.
-		*tasks = append(*tasks, &fileTask{o: o, name: abs, display: arg})
+		src.tasks = append(src.tasks, &fileTask{o: o, name: abs, display: arg})
 		return src
 	}
 	// The repository's root holds berth.yaml, also when a directory below
@@ -111,13 +122,14 @@ func collect(o *options, arg string, tasks *[]task) *source {
 	if src.cfg, src.diags = readConfig(o, src.gate, rootArg); src.cfg == nil {
 		return src
 	}
-	w := &walker{o: o, g: src.gate, cfg: src.cfg, arg: arg, sub: sub, src: src, cueDirs: map[string]*cueTask{}, skipped: map[string]bool{}}
+	src.dir, src.rootDir = abs, root
+	w := &walker{o: o, g: src.gate, cfg: src.cfg, arg: arg, sub: sub, src: src, cueDirs: map[string]*cueTask{}, skipped: map[string]bool{}, kustDirs: map[string]bool{}}
 	if err := fs.WalkDir(src.gate.root.FS(), sub, w.visit); err != nil {
 		src.diags = append(src.diags, fileDiag(arg, "cannot walk: %v", unwrapPathError(err)))
 	}
-	*tasks = append(*tasks, w.tasks...)
+	src.tasks = append(src.tasks, w.tasks...)
 	for _, dir := range w.order {
-		*tasks = append(*tasks, w.cueDirs[dir])
+		src.tasks = append(src.tasks, w.cueDirs[dir])
 	}
 	return src
 }
@@ -172,6 +184,8 @@ type walker struct {
 	// skipped holds the excluded directories, and those below them: their
 	// files are not read, but their links are checked all the same.
 	skipped map[string]bool
+	// kustDirs holds the directories found to hold a kustomization.
+	kustDirs map[string]bool
 }
 
 func (w *walker) visit(p string, d fs.DirEntry, err error) error {
@@ -220,6 +234,9 @@ func (w *walker) reads(p string) bool {
 	if p == configFile {
 		return false // read already, as the configuration
 	}
+	if isKustomization(p) {
+		return w.cfg.included(p)
+	}
 	switch strings.ToLower(path.Ext(p)) {
 	case ".yaml", ".yml", ".json", ".cue":
 		return w.cfg.included(p)
@@ -228,6 +245,15 @@ func (w *walker) reads(p string) bool {
 }
 
 func (w *walker) add(p, display string) {
+	// A kustomization is rendered, unless berth.yaml skips the kind, as it
+	// did before berth rendered them.
+	if isKustomization(p) && !w.cfg.ignoresKind(kustomizeAPIVersion, "Kustomization") {
+		if dir := path.Dir(p); !w.kustDirs[dir] {
+			w.kustDirs[dir] = true
+			w.src.roots = append(w.src.roots, &kustRoot{src: w.src, rel: dir, file: display})
+		}
+		return
+	}
 	if strings.EqualFold(path.Ext(p), ".cue") {
 		dir := path.Dir(p)
 		ct := w.cueDirs[dir]
@@ -264,8 +290,9 @@ func (src *source) verdict(out []fileResult) []diag.Diagnostic {
 		}
 	}
 	// With errors the revision is refused anyway, and its objects are
-	// missing because they failed, not because they are gone.
-	if objects == 0 && errs == 0 && !src.cfg.AllowEmpty {
+	// missing because they failed, not because they are gone; nor are they
+	// gone when another argument's kustomization renders them.
+	if objects == 0 && errs == 0 && !src.cfg.AllowEmpty && !src.renderedElsewhere {
 		diags = append(diags, src.cfg.empty(src.display))
 	}
 	return diags

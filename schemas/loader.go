@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	goyaml "github.com/goccy/go-yaml"
 	goyamlparser "github.com/goccy/go-yaml/parser"
 	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/kustomize/api/konfig"
 )
 
 // DefaultMaxFileBytes is the largest file the loader reads. Kubernetes
@@ -108,11 +110,20 @@ func Load(paths []string, opts ...Option) *Result {
 	var sources []*source
 	res := &Result{}
 	for _, p := range distinctPaths(&o, paths) {
-		src := collect(&o, p, &tasks)
+		src := collect(&o, p)
 		if src.gate != nil {
 			defer src.gate.root.Close()
 		}
 		sources = append(sources, src)
+	}
+	renderKustomizations(&o, sources)
+	for _, src := range sources {
+		if src.top != nil {
+			defer src.top.root.Close()
+		}
+		src.first = len(tasks)
+		tasks = append(tasks, src.tasks...)
+		src.limit = len(tasks)
 		res.Diagnostics = append(res.Diagnostics, src.diags...)
 	}
 	out := make([]fileResult, len(tasks))
@@ -206,6 +217,34 @@ func fileDiag(file, format string, args ...any) diag.Diagnostic {
 // readFile reads a spec file through g (directly when g is nil: a file the
 // user named), refusing what is too large or not text.
 func readFile(o *options, g *gate, name, display string) ([]byte, *diag.Diagnostic) {
+	b, d := readBytes(o, g, name, display)
+	if d != nil {
+		return nil, d
+	}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		d := fileDiag(display, "file holds a NUL byte: it looks binary, not a text spec")
+		d.Position = offsetPos(display, b, i)
+		return nil, &d
+	}
+	if !utf8.Valid(b) {
+		i := 0
+		for i < len(b) {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		d := fileDiag(display, "file is not valid UTF-8 (byte 0x%02x)", b[i])
+		d.Position = offsetPos(display, b, i)
+		return nil, &d
+	}
+	return b, nil
+}
+
+// readBytes reads a file through g (directly when g is nil), refusing one
+// larger than the limit; kustomize's generators read binary files this way.
+func readBytes(o *options, g *gate, name, display string) ([]byte, *diag.Diagnostic) {
 	var f *os.File
 	var err error
 	if g != nil {
@@ -241,24 +280,6 @@ func readFile(o *options, g *gate, name, display string) ([]byte, *diag.Diagnost
 	}
 	if int64(len(b)) > o.maxFileBytes {
 		return nil, &tooLarge
-	}
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		d := fileDiag(display, "file holds a NUL byte: it looks binary, not a text spec")
-		d.Position = offsetPos(display, b, i)
-		return nil, &d
-	}
-	if !utf8.Valid(b) {
-		i := 0
-		for i < len(b) {
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size <= 1 {
-				break
-			}
-			i += size
-		}
-		d := fileDiag(display, "file is not valid UTF-8 (byte 0x%02x)", b[i])
-		d.Position = offsetPos(display, b, i)
-		return nil, &d
 	}
 	return b, nil
 }
@@ -473,7 +494,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		// kustomize reads a kustomization file without apiVersion or kind.
 		kind = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "Kustomization", Line: at.Line, Column: at.Column}
 		if apiVersion == nil {
-			apiVersion = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kustomize.config.k8s.io/v1beta1", Line: at.Line, Column: at.Column}
+			apiVersion = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: kustomizeAPIVersion, Line: at.Line, Column: at.Column}
 		}
 	}
 	if kind == nil {
@@ -493,7 +514,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 	}
 	ks, ok := kindSchemas[kind.Value]
 	if !ok {
-		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: c.pos(kind), Rule: diag.RuleKind, Message: unsupportedKind(apiVersion.Value, kind.Value)}}
+		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: c.pos(kind), Rule: diag.RuleKind, Message: unsupportedKind(file, apiVersion.Value, kind.Value)}}
 	}
 	if apiVersion.Value != ks.apiVersion {
 		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: c.pos(apiVersion), Rule: diag.RuleKind,
@@ -572,12 +593,11 @@ func scalarString(n *yaml.Node) *yaml.Node {
 
 // isKustomization reports whether file is named as kustomize's own.
 func isKustomization(file string) bool {
-	switch path.Base(filepath.ToSlash(file)) {
-	case "kustomization.yaml", "kustomization.yml", "Kustomization":
-		return true
-	}
-	return false
+	return slices.Contains(konfig.RecognizedKustomizationFileNames(), path.Base(filepath.ToSlash(file)))
 }
+
+// kustomizeAPIVersion is a kustomization's apiVersion when it has none.
+const kustomizeAPIVersion = "kustomize.config.k8s.io/v1beta1"
 
 // kindName is what a Kubernetes kind looks like (UpperCamelCase, short).
 var kindName = regexp.MustCompile(`^[A-Z][A-Za-z0-9]{0,62}$`)
@@ -594,7 +614,7 @@ var apiServerKinds = map[string]string{
 // unsupportedKind says why kind is refused, and how to skip it: in one
 // line, without the list of every kind berth accepts where that list is
 // no help.
-func unsupportedKind(apiVersion, kind string) string {
+func unsupportedKind(file, apiVersion, kind string) string {
 	skip := "skip it with ignoreKinds in berth.yaml"
 	if kindName.MatchString(kind) { // else the excerpt alone is shown
 		skip = fmt.Sprintf("skip it with `ignoreKinds: [%q]` in berth.yaml", kind)
@@ -602,8 +622,11 @@ func unsupportedKind(apiVersion, kind string) string {
 	if what, ok := apiServerKinds[kind]; ok {
 		return fmt.Sprintf("%s configures a Kubernetes API server's %s, which berth does not have; %s", kind, what, skip) // a known name
 	}
+	if kind == "Kustomization" && isKustomization(file) {
+		return "berth renders a kustomization when it validates the directory holding it; name the directory, or " + skip
+	}
 	if kind == "Kustomization" {
-		return "berth does not render kustomize directories yet; render them with `kubectl kustomize` into the repository, or " + skip
+		return "kustomize reads a kustomization only from a file named kustomization.yaml, kustomization.yml or Kustomization, whose directory berth renders; rename it, or " + skip
 	}
 	return fmt.Sprintf("berth does not support %s (it runs %s); %s", Excerpt(apiVersion+" "+kind), strings.Join(SupportedKinds(), ", "), skip)
 }

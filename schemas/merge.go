@@ -70,8 +70,9 @@ func mergeIn(n *yaml.Node, seen map[*yaml.Node]bool) (*yaml.Node, error) {
 	return nil, nil
 }
 
+// deref follows aliases; nil stays nil.
 func deref(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
 	return n
