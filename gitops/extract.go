@@ -42,17 +42,46 @@ func (s *Source) Extract(sha, dir string) error {
 	if err != nil {
 		return treeError(".", err)
 	}
-	top := tree
-	if s.subPath != "" {
-		tree, err = tree.Tree(s.subPath)
+	top, base := tree, s.subPath
+	if base != "" {
+		tree, err = tree.Tree(base)
 		if errors.Is(err, object.ErrDirectoryNotFound) {
 			return nil
 		}
 		if err != nil {
-			return treeError(s.subPath, err)
+			return treeError(base, err)
+		}
+		// A kustomize overlay names its bases beside the path (../base):
+		// with a kustomization below the path the whole tree is written, as
+		// berth validate reads the whole repository; the loader still loads
+		// the path alone.
+		if kust, err := holdsKustomization(tree); err != nil {
+			return treeError(base, err)
+		} else if kust {
+			tree, base = top, ""
 		}
 	}
-	return extract(s.repo, tree, s.subPath, dir, top)
+	return extract(s.repo, tree, base, dir, top)
+}
+
+// holdsKustomization reports whether a kustomization file is in tree, at
+// any depth, reading names only.
+func holdsKustomization(tree *object.Tree) (bool, error) {
+	w := object.NewTreeWalker(tree, true, nil)
+	defer w.Close()
+	for n := 0; n <= maxTreeEntries; n++ {
+		name, e, err := w.Next()
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if e.Mode != filemode.Dir && schemas.IsKustomization(path.Base(name)) {
+			return true, nil
+		}
+	}
+	return false, nil // the extraction refuses a tree this large
 }
 
 // extract writes tree, found at base in its commit, below dir; with a base,

@@ -716,3 +716,24 @@ func TestEmptyCommitRejected(t *testing.T) {
 		t.Fatalf("allowEmpty: %+v", summary(fs.snapshot()))
 	}
 }
+
+// A master following an overlay's path renders it with its base beside
+// the path, as berth validate on the repository does; without a
+// kustomization below the path nothing beside it is written.
+func TestSubPathKustomizeOverlay(t *testing.T) {
+	up := newUpstream(t, "main")
+	up.write(map[string]string{
+		"base/kustomization.yaml":          "resources: [cm.yaml]\n",
+		"base/cm.yaml":                     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n",
+		"overlays/prod/kustomization.yaml": "resources: [../../base]\nnamePrefix: prod-\n",
+	})
+	c1 := up.commit("overlay")
+	s, fs := newTestSyncer(t, up.dir, WithPath("overlays/prod"))
+	if err := s.sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	r := fs.revisions()
+	if len(r) != 1 || r[0].Commit != c1 || r[0].Status != state.RevisionApplied || len(r[0].Objects) != 1 || r[0].Objects[0].ID.Name != "prod-settings" {
+		t.Fatalf("revisions = %+v %v", summary(fs.snapshot()), r[0].Diagnostics)
+	}
+}

@@ -234,7 +234,7 @@ func (w *walker) reads(p string) bool {
 	if p == configFile {
 		return false // read already, as the configuration
 	}
-	if isKustomization(p) {
+	if IsKustomization(p) {
 		return w.cfg.included(p)
 	}
 	switch strings.ToLower(path.Ext(p)) {
@@ -247,7 +247,7 @@ func (w *walker) reads(p string) bool {
 func (w *walker) add(p, display string) {
 	// A kustomization is rendered, unless berth.yaml skips the kind, as it
 	// did before berth rendered them.
-	if isKustomization(p) && !w.cfg.ignoresKind(kustomizeAPIVersion, "Kustomization") {
+	if IsKustomization(p) && !w.cfg.ignoresKind(kustomizeAPIVersion, "Kustomization") {
 		if dir := path.Dir(p); !w.kustDirs[dir] {
 			w.kustDirs[dir] = true
 			w.src.roots = append(w.src.roots, &kustRoot{src: w.src, rel: dir, file: display})

@@ -313,7 +313,7 @@ func (r *kustRoot) placer(origin *resource.Origin, obj *yaml.Node, cache map[str
 	case !generated:
 		at = pickDoc(docs, kind, name)
 		p.origin = at
-	case isKustomization(real) && len(docs) > 0:
+	case IsKustomization(real) && len(docs) > 0:
 		// configMapGenerator or secretGenerator: the entry whose name the
 		// rendered one carries (with prefix, suffix and hash).
 		list := origin.ConfiguredBy.Kind
@@ -580,7 +580,7 @@ func (f *kustFS) ReadFile(p string) ([]byte, error) {
 		f.read[real] = b
 	}
 	display := f.src.displayOf(real)
-	if isKustomization(real) {
+	if IsKustomization(real) {
 		f.loaded[filepath.Dir(real)] = true
 		doc, d := checkKustomization(display, b)
 		if d != nil {

@@ -490,7 +490,7 @@ func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.No
 		return nil, []diag.Diagnostic{{Severity: diag.Error, Position: at, Rule: diag.RuleKind, Message: fmt.Sprintf("document is %s, not an object with apiVersion and kind", show(root))}}
 	}
 	apiVersion, kind := scalarString(mapGet(root, "apiVersion")), scalarString(mapGet(root, "kind"))
-	if kind == nil && isKustomization(file) {
+	if kind == nil && IsKustomization(file) {
 		// kustomize reads a kustomization file without apiVersion or kind.
 		kind = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "Kustomization", Line: at.Line, Column: at.Column}
 		if apiVersion == nil {
@@ -591,8 +591,8 @@ func scalarString(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// isKustomization reports whether file is named as kustomize's own.
-func isKustomization(file string) bool {
+// IsKustomization reports whether file is named as kustomize's own.
+func IsKustomization(file string) bool {
 	return slices.Contains(konfig.RecognizedKustomizationFileNames(), path.Base(filepath.ToSlash(file)))
 }
 
@@ -622,7 +622,7 @@ func unsupportedKind(file, apiVersion, kind string) string {
 	if what, ok := apiServerKinds[kind]; ok {
 		return fmt.Sprintf("%s configures a Kubernetes API server's %s, which berth does not have; %s", kind, what, skip) // a known name
 	}
-	if kind == "Kustomization" && isKustomization(file) {
+	if kind == "Kustomization" && IsKustomization(file) {
 		return "berth renders a kustomization when it validates the directory holding it; name the directory, or " + skip
 	}
 	if kind == "Kustomization" {

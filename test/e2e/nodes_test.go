@@ -26,19 +26,22 @@ import (
 // n2, each `berth agent` in a network namespace of its own on one layer-2
 // network with it, both ready.
 type twoNodes struct {
-	image  string // the hello image, through a relay on that network
-	repo   *configRepo
-	master *harness.Master
-	admin  *api.Client
-	hostIP string            // this namespace's address there
-	nodes  []string          // n1, n2
-	ns, ip map[string]string // by node: network namespace, address
+	image string // the hello image, through a relay on that network
+	// restart kills a node's agent (SIGKILL) and starts it again.
+	restart map[string]func()
+	repo    *configRepo
+	master  *harness.Master
+	admin   *api.Client
+	hostIP  string            // this namespace's address there
+	nodes   []string          // n1, n2
+	ns, ip  map[string]string // by node: network namespace, address
 }
 
 // newTwoNodes builds it on subnet (three octets, a /24), naming links and
 // namespaces after tag.
-func newTwoNodes(t *testing.T, tag, subnet string) *twoNodes {
-	c := &twoNodes{hostIP: subnet + ".1", nodes: []string{"n1", "n2"}, ns: map[string]string{}, ip: map[string]string{}}
+// Agents get agentArgs besides the usual ones.
+func newTwoNodes(t *testing.T, tag, subnet string, agentArgs ...string) *twoNodes {
+	c := &twoNodes{hostIP: subnet + ".1", nodes: []string{"n1", "n2"}, ns: map[string]string{}, ip: map[string]string{}, restart: map[string]func(){}}
 	bridge := tag + "br"
 	run(t, "ip", "link", "add", bridge, "type", "bridge")
 	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
@@ -63,7 +66,7 @@ func newTwoNodes(t *testing.T, tag, subnet string) *twoNodes {
 		// A default route, as machines have: the node's own traffic to a
 		// ClusterIP is routed before the proxy's DNAT sees it.
 		run(t, "ip", "-n", ns, "route", "add", "default", "via", c.hostIP)
-		startAgent(t, ns, name, ip, c.master, registry)
+		c.restart[name] = startAgent(t, ns, name, ip, c.master, registry, agentArgs...)
 	}
 	// Both nodes ready first, so that the scheduler spreads the pods.
 	harness.Eventually(t, "two ready nodes", time.Minute, func() error {
@@ -206,8 +209,9 @@ func twoNodeApp(image string) string {
 
 // startAgent runs `berth agent` for node name inside network namespace ns,
 // advertising ip; at cleanup it stops it and `berth down` removes its pods,
-// routes and nftables tables there.
-func startAgent(t *testing.T, ns, name, ip string, m *harness.Master, registry string) {
+// routes and nftables tables there. It returns what kills the agent
+// (SIGKILL) and starts it again on the same data.
+func startAgent(t *testing.T, ns, name, ip string, m *harness.Master, registry string, extra ...string) (restart func()) {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), name)
 	logf, err := os.Create(data + ".log")
@@ -216,13 +220,18 @@ func startAgent(t *testing.T, ns, name, ip string, m *harness.Master, registry s
 	}
 	// nsenter, not `ip netns exec`: that also mounts a /sys of its own,
 	// without the cgroup file system runc needs.
-	cmd := exec.Command("nsenter", "--net=/run/netns/"+ns, env.Bin, "agent", "--server", m.URL, "--token", m.JoinToken("join-agent"),
+	args := append([]string{"--net=/run/netns/" + ns, env.Bin, "agent", "--server", m.URL, "--token", m.JoinToken("join-agent"),
 		"--ca-hash", m.CAHash(), "--data", filepath.Join(data, "node"), "--node-name", name,
-		"--agent-listen", ip+":10250", "--insecure-registry", registry)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		"--agent-listen", ip + ":10250", "--insecure-registry", registry}, extra...)
+	var cmd *exec.Cmd
+	start := func() {
+		cmd = exec.Command("nsenter", args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	start()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -235,6 +244,11 @@ func startAgent(t *testing.T, ns, name, ip string, m *harness.Master, registry s
 			t.Logf("agent %s, end of its log:\n%s", name, b[max(0, len(b)-4000):])
 		}
 	})
+	return func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		start()
+	}
 }
 
 // askFrom GETs http://addr/ from inside network namespace ns and returns
