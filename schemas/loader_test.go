@@ -785,12 +785,16 @@ func TestServiceAccounts(t *testing.T) {
 // are accepted; a Localhost profile and a privileged container that may
 // not escalate are refused, the latter as Kubernetes refuses it.
 func TestSecurityContextFields(t *testing.T) {
-	spec := "    spec:\n      securityContext: {runAsUser: 1000, runAsNonRoot: true, supplementalGroups: [3000], seccompProfile: {type: RuntimeDefault}}\n"
+	spec := "    spec:\n      securityContext: {runAsUser: 1000, runAsNonRoot: true, supplementalGroups: [3000], seccompProfile: {type: RuntimeDefault}, fsGroup: 2000, fsGroupChangePolicy: OnRootMismatch, sysctls: [{name: net.ipv4.tcp_syncookies, value: \"1\"}]}\n"
 	ok := strings.Replace(webContainer, "    spec:\n", spec, 1) + "        securityContext: {allowPrivilegeEscalation: false, seccompProfile: {type: Unconfined}}\n"
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
 	bad := webContainer + "        securityContext: {privileged: true, allowPrivilegeEscalation: false, seccompProfile: {type: Localhost}}\n"
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
 		`d.yaml:12:101: error: spec.template.spec.containers[0].securityContext.seccompProfile.type: berth does not support "Localhost" here; it supports "RuntimeDefault" or "Unconfined"`)
+	unsafe := strings.Replace(webContainer, "    spec:\n", "    spec:\n      securityContext: {sysctls: [{name: net.core.somaxconn, value: \"1024\"}]}\n", 1)
+	if res := loadRepo(t, map[string]string{"d.yaml": unsafe}); len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), `berth does not support "net.core.somaxconn" here; it supports "kernel.shm_rmid_forced"`) {
+		t.Errorf("an unsafe sysctl: %v", res.Diagnostics)
+	}
 	bad = webContainer + "        securityContext: {privileged: true, allowPrivilegeEscalation: false}\n"
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": bad}),
 		`d.yaml:12:71: error: spec.template.spec.containers[0].securityContext.allowPrivilegeEscalation: cannot be false for a privileged container`)

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -115,6 +117,41 @@ func TestPrepareVolumes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(mounts["c"][1].HostPath, "user")); !os.IsNotExist(err) {
 		t.Fatalf("stale key still there: %v", err)
+	}
+}
+
+// With fsGroup every volume directory belongs to the group and is setgid,
+// projected files are group-readable, and the containers' processes have
+// the group.
+func TestVolumesFSGroup(t *testing.T) {
+	root := t.TempDir()
+	group := int64(2345)
+	p := &state.Pod{Namespace: "ns", Name: "p", Spec: objects.PodSpec{
+		SecurityContext: &objects.PodSecurityContext{FSGroup: &group, SupplementalGroups: []int64{7}},
+		Volumes: []objects.Volume{
+			{Name: "creds", Secret: &objects.SecretVolumeSource{SecretName: "creds"}},
+			{Name: "scratch", EmptyDir: &objects.EmptyDirVolumeSource{}},
+		},
+		Containers: []objects.Container{{Name: "c", VolumeMounts: []objects.VolumeMount{{Name: "creds", MountPath: "/creds"}, {Name: "scratch", MountPath: "/tmp"}}}},
+	}}
+	mounts, err := prepareVolumes(root, assignment(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts["c"] {
+		fi, err := os.Stat(m.HostPath)
+		if err != nil || fi.Sys().(*syscall.Stat_t).Gid != uint32(group) || fi.Mode()&os.ModeSetgid == 0 {
+			t.Errorf("%s: %v %v", m.ContainerPath, fi.Mode(), err)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(mounts["c"][0].HostPath, "pw"))
+	if err != nil || fi.Sys().(*syscall.Stat_t).Gid != uint32(group) || fi.Mode().Perm() != 0o640 {
+		t.Errorf("secret file: %v %v, want group %d, 0640", fi.Mode(), err, group)
+	}
+	a := &Agent{cfg: Config{DataDir: root, ClusterDomain: "cluster.local"}}
+	rp, err := a.runtimePod(assignment(), p)
+	if err != nil || !slices.Equal(rp.Containers[0].SupplementalGroups, []int64{7, group}) {
+		t.Errorf("groups %v %v", rp.Containers[0].SupplementalGroups, err)
 	}
 }
 

@@ -49,6 +49,15 @@ func (a *Agent) runtimePod(asg *api.NodeAssignment, p *state.Pod) (runtime.Pod, 
 		rc := runtime.Container{Spec: c, Env: env, PodIPEnv: podIPEnv, ServiceEnv: links}
 		if psc := p.Spec.SecurityContext; psc != nil {
 			rc.SupplementalGroups = psc.SupplementalGroups
+			if psc.FSGroup != nil {
+				rc.SupplementalGroups = append(slices.Clip(rc.SupplementalGroups), *psc.FSGroup)
+			}
+			for _, s := range psc.Sysctls {
+				if rp.Sysctls == nil {
+					rp.Sysctls = map[string]string{}
+				}
+				rp.Sysctls[s.Name] = s.Value
+			}
 		}
 		for _, m := range mounts[c.Name] {
 			rc.Mounts = append(rc.Mounts, runtime.Mount(m))

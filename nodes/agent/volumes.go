@@ -27,8 +27,16 @@ func podDir(root string, p *state.Pod) string {
 // creates its emptyDirs, then returns each container's mounts. ConfigMap
 // and Secret files are rewritten whole on every call, so a new revision's
 // data reaches running pods, as the kubelet's projection does.
+//
+// With the pod's fsGroup, as the kubelet's volume ownership: directories
+// belong to that group and are setgid (what containers create there is
+// the group's too), projected files are group-readable.
 func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[string][]Mount, error) {
 	dir := podDir(root, p)
+	fsGroup := -1
+	if sc := p.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		fsGroup = int(*sc.FSGroup)
+	}
 	hostPaths := map[string]string{}
 	// Projected (ConfigMap, Secret) volumes are mounted read-only whatever
 	// the spec says, as Kubernetes does: the agent rewrites their files as
@@ -45,6 +53,11 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 		case v.EmptyDir != nil:
 			if err := os.MkdirAll(path, 0o777); err != nil {
 				return nil, err
+			}
+			if fsGroup >= 0 {
+				if err := groupOwn(path, fsGroup, 0o777); err != nil {
+					return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+				}
 			}
 			continue
 		case v.ConfigMap != nil:
@@ -73,7 +86,10 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 				mode = os.FileMode(*v.Secret.DefaultMode)
 			}
 		}
-		if err := project(path, files, items, mode); err != nil {
+		if fsGroup >= 0 {
+			mode |= 0o440
+		}
+		if err := project(path, files, items, mode, fsGroup); err != nil {
 			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
 		}
 	}
@@ -93,7 +109,7 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 // project writes the selected keys (all keys without items) into the
 // volume directory. The directory itself stays (containers bind-mount it);
 // each file is replaced by a rename, and keys that are gone are removed.
-func project(path string, files map[string][]byte, items []objects.KeyToPath, mode os.FileMode) error {
+func project(path string, files map[string][]byte, items []objects.KeyToPath, mode os.FileMode, group int) error {
 	if len(items) == 0 {
 		for k := range files {
 			items = append(items, objects.KeyToPath{Key: k, Path: k})
@@ -127,15 +143,34 @@ func project(path string, files map[string][]byte, items []objects.KeyToPath, mo
 			root.Remove(rel + ".tmp") // what a full disk let through
 			return err
 		}
+		if group >= 0 {
+			// Before the rename: the file appears with its group.
+			if err := root.Chown(rel+".tmp", -1, group); err != nil {
+				return err
+			}
+		}
 		if err := root.Rename(rel+".tmp", rel); err != nil {
 			return err
 		}
 		keep[filepath.Join(path, rel)] = true
 	}
 	return filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !keep[p] {
+		switch {
+		case err != nil:
+			return err
+		case !d.IsDir() && !keep[p]:
 			return os.Remove(p)
+		case d.IsDir() && group >= 0:
+			return groupOwn(p, group, 0o755)
 		}
-		return err
+		return nil
 	})
+}
+
+// groupOwn gives directory dir to group with mode (setgid, as fsGroup asks).
+func groupOwn(dir string, group int, mode os.FileMode) error {
+	if err := os.Lchown(dir, -1, group); err != nil {
+		return err
+	}
+	return os.Chmod(dir, mode|os.ModeSetgid)
 }

@@ -96,6 +96,8 @@ type Pod struct {
 	// Containers start.
 	InitContainers []Container
 	Containers     []Container
+	// Sysctls are namespaced kernel parameters set in its containers.
+	Sysctls map[string]string
 	// RegistryAuth are the pod's image pull secrets' credentials.
 	RegistryAuth []objects.RegistryAuth
 	// HostPorts are published on the node (needs network.Config.PortMap).

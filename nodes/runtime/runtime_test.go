@@ -362,6 +362,7 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		PodIPEnv:           []string{"MY_IP"},
 		SupplementalGroups: []int64{3000},
 	})
+	pod.Sysctls = map[string]string{"net.ipv4.tcp_keepalive_time": "123"}
 	stopAtEnd(t, pod.PodRef)
 	podIP := ensure(t, pod).IP
 	if podIP == "" {
@@ -380,6 +381,8 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		{"echo $FROM_CONFIGMAP", 0, "hello"},
 		// The downward API's status.podIP, known once the network is up.
 		{"echo $MY_IP", 0, podIP},
+		// A sysctl of the pod, in its network namespace.
+		{"cat /proc/sys/net/ipv4/tcp_keepalive_time", 0, "123"},
 		{"cat /config/key", 0, "value"},
 		{"cat /sys/fs/cgroup/memory/memory.limit_in_bytes", 0, "67108864"},
 		{"cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares", 0, "50000\n512"},

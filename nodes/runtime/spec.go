@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -74,6 +75,15 @@ func (r *Runtime) specOpts(pod Pod, sb *sandbox, c Container, img containerd.Ima
 		mounts = append(mounts, bindMount(m.HostPath, m.ContainerPath, m.ReadOnly))
 	}
 	opts = append(opts, oci.WithMounts(mounts))
+	if len(pod.Sysctls) > 0 {
+		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if s.Linux.Sysctl == nil {
+				s.Linux.Sysctl = map[string]string{}
+			}
+			maps.Copy(s.Linux.Sysctl, pod.Sysctls) // runc sets them in the container's namespaces
+			return nil
+		})
+	}
 
 	res, err := resourceOpts(s.Resources)
 	if err != nil {

@@ -480,11 +480,20 @@ type SecurityContext struct {
 // PodSecurityContext is what every container of a pod runs with unless its
 // own securityContext says otherwise.
 type PodSecurityContext struct {
-	RunAsUser          *int64          `json:"runAsUser,omitempty"`
-	RunAsGroup         *int64          `json:"runAsGroup,omitempty"`
-	RunAsNonRoot       *bool           `json:"runAsNonRoot,omitempty"`
-	SupplementalGroups []int64         `json:"supplementalGroups,omitempty"`
-	SeccompProfile     *SeccompProfile `json:"seccompProfile,omitempty"`
+	RunAsUser           *int64          `json:"runAsUser,omitempty"`
+	RunAsGroup          *int64          `json:"runAsGroup,omitempty"`
+	RunAsNonRoot        *bool           `json:"runAsNonRoot,omitempty"`
+	SupplementalGroups  []int64         `json:"supplementalGroups,omitempty"`
+	SeccompProfile      *SeccompProfile `json:"seccompProfile,omitempty"`
+	FSGroup             *int64          `json:"fsGroup,omitempty"`
+	FSGroupChangePolicy string          `json:"fsGroupChangePolicy,omitempty"`
+	Sysctls             []Sysctl        `json:"sysctls,omitempty"`
+}
+
+// Sysctl is a namespaced kernel parameter for the pod.
+type Sysctl struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 type SeccompProfile struct {
