@@ -924,3 +924,19 @@ stringData: {other: x}
 		`s.yaml:21:7: error: type: a Secret of type kubernetes.io/dockercfg needs the key .dockercfg in data or stringData`,
 	)
 }
+
+// What `kubectl get -o yaml` adds to a manifest (the API server's metadata)
+// is accepted and ignored; appProtocol and hostAliases are accepted.
+func TestFromClusterShapes(t *testing.T) {
+	dep := strings.Replace(webContainer, "metadata: {name: web}\n", `metadata:
+  name: web
+  creationTimestamp: "2024-05-02T09:14:11Z"
+  resourceVersion: "81234"
+  uid: 6b1e4a52-2f0c-4a58-9d0e-0c8c1c1f1b2a
+  generation: 3
+  managedFields: [{manager: kubectl, operation: Update}]
+`, 1)
+	dep = strings.Replace(dep, "    spec:\n", "    spec:\n      hostAliases: [{ip: 10.1.2.3, hostnames: [db.corp.test, db]}]\n", 1)
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, appProtocol: http}]\n"
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": dep, "s.yaml": svc}))
+}

@@ -28,6 +28,9 @@ func (a *Agent) runtimePod(asg *api.NodeAssignment, p *state.Pod) (runtime.Pod, 
 		GracePeriod:   gracePeriod(p),
 		ResolvConf:    a.resolvConf(p),
 	}
+	for _, h := range p.Spec.HostAliases {
+		rp.HostAliases = append(rp.HostAliases, h.IP+"\t"+strings.Join(h.Hostnames, "\t"))
+	}
 	if p.Spec.Subdomain != "" {
 		rp.FQDN = rp.Hostname + "." + p.Spec.Subdomain + "." + p.Namespace + ".svc." + a.cfg.ClusterDomain
 	}

@@ -40,7 +40,8 @@ type sandbox struct {
 	ip            string
 	dir           string
 	hostname      string
-	fqdn          string // only while the sandbox is made: /etc/hosts is written once
+	fqdn          string   // only while the sandbox is made: /etc/hosts is written once
+	aliases       []string // the same
 	hasResolvConf bool
 	restartPolicy string
 	created       time.Time
@@ -318,7 +319,7 @@ func (r *Runtime) newSandbox(ctx context.Context, pod Pod, key string) (*sandbox
 	}
 	sb := &sandbox{
 		key: key, ref: pod.PodRef, netns: nsPath, dir: r.podDir(key),
-		hostname: pod.Hostname, fqdn: pod.FQDN, restartPolicy: pod.RestartPolicy, created: start,
+		hostname: pod.Hostname, fqdn: pod.FQDN, aliases: pod.HostAliases, restartPolicy: pod.RestartPolicy, created: start,
 		undo: r.undoSandbox(key, nsPath),
 	}
 	if err := r.writePodFiles(sb, pod.ResolvConf); err != nil {
@@ -392,6 +393,9 @@ func (r *Runtime) writeHosts(sb *sandbox) error {
 		names = sb.fqdn + "\t" + sb.hostname
 	}
 	hosts := fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", sb.ip, names)
+	if len(sb.aliases) > 0 {
+		hosts += "\n# Entries added by HostAliases.\n" + strings.Join(sb.aliases, "\n") + "\n"
+	}
 	return os.WriteFile(filepath.Join(sb.dir, "hosts"), []byte(hosts), 0o644)
 }
 

@@ -85,6 +85,8 @@ type Pod struct {
 	// FQDN, when set, names the pod in its /etc/hosts beside Hostname
 	// (hostname.subdomain.namespace.svc.domain, as the kubelet writes it).
 	FQDN string
+	// HostAliases are more lines of its /etc/hosts ("IP name...").
+	HostAliases []string
 	// ResolvConf is the pod's /etc/resolv.conf; nil: the host's.
 	ResolvConf []byte
 	// RestartPolicy is Always (the default), OnFailure or Never.

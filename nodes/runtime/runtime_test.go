@@ -363,6 +363,7 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		SupplementalGroups: []int64{3000},
 	})
 	pod.Sysctls = map[string]string{"net.ipv4.tcp_keepalive_time": "123"}
+	pod.FQDN, pod.HostAliases = "secure-1.peers.test.svc.cluster.local", []string{"10.1.2.3\tdb.corp.test\tdb"}
 	stopAtEnd(t, pod.PodRef)
 	podIP := ensure(t, pod).IP
 	if podIP == "" {
@@ -381,6 +382,8 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		{"echo $FROM_CONFIGMAP", 0, "hello"},
 		// The downward API's status.podIP, known once the network is up.
 		{"echo $MY_IP", 0, podIP},
+		// The pod's names, and its hostAliases.
+		{"grep -E 'secure-1|db' /etc/hosts", 0, podIP + "\tsecure-1.peers.test.svc.cluster.local\tsecure-1\n10.1.2.3\tdb.corp.test\tdb"},
 		// A sysctl of the pod, in its network namespace.
 		{"cat /proc/sys/net/ipv4/tcp_keepalive_time", 0, "123"},
 		{"cat /config/key", 0, "value"},

@@ -207,9 +207,16 @@ type PodSpec struct {
 	DNSPolicy string        `json:"dnsPolicy,omitempty"`
 	DNSConfig *PodDNSConfig `json:"dnsConfig,omitempty"`
 	// EnableServiceLinks nil is true, Kubernetes' default.
-	EnableServiceLinks *bool  `json:"enableServiceLinks,omitempty"`
-	Hostname           string `json:"hostname,omitempty"`
-	Subdomain          string `json:"subdomain,omitempty"`
+	EnableServiceLinks *bool       `json:"enableServiceLinks,omitempty"`
+	Hostname           string      `json:"hostname,omitempty"`
+	Subdomain          string      `json:"subdomain,omitempty"`
+	HostAliases        []HostAlias `json:"hostAliases,omitempty"`
+}
+
+// HostAlias is a line of the pod's /etc/hosts.
+type HostAlias struct {
+	IP        string   `json:"ip"`
+	Hostnames []string `json:"hostnames,omitempty"`
 }
 
 // PodDNSConfig adds to (or, with dnsPolicy None, makes) the pod's
