@@ -590,3 +590,80 @@ func TestSchedulerEphemeralStorage(t *testing.T) {
 		t.Errorf("%d of 2 pods of 4Gi placed on a 10Gi disk", placed)
 	}
 }
+
+// Affinity, anti-affinity, topology spread and tolerations place pods as
+// kube-scheduler would: required terms filter, preferred ones win ties
+// over plain spreading, and a pod that fits nowhere says which constraint.
+func TestSchedulerAffinity(t *testing.T) {
+	zoned := func(name, zone string) state.Node {
+		n := node(name)
+		n.Labels["topology.kubernetes.io/zone"] = zone
+		return n
+	}
+	h := newHarness(t, zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b"))
+	hostname, zone := "kubernetes.io/hostname", "topology.kubernetes.io/zone"
+	sel := func(app string) *objects.LabelSelector {
+		return &objects.LabelSelector{MatchLabels: map[string]string{"app": app}}
+	}
+
+	inB := deployment("in-b", 1, "1")
+	inB.Spec.Template.Spec.Affinity = &objects.Affinity{NodeAffinity: &objects.NodeAffinity{
+		Required: &objects.NodeSelector{NodeSelectorTerms: []objects.NodeSelectorTerm{{MatchExpressions: []objects.NodeSelectorRequirement{{Key: zone, Operator: "In", Values: []string{"b"}}}}}}}}
+	prefersA2 := deployment("prefers-a2", 1, "1")
+	prefersA2.Spec.Template.Spec.Affinity = &objects.Affinity{NodeAffinity: &objects.NodeAffinity{
+		Preferred: []objects.PreferredSchedulingTerm{{Weight: 50, Preference: objects.NodeSelectorTerm{MatchFields: []objects.NodeSelectorRequirement{{Key: "metadata.name", Operator: "In", Values: []string{"a2"}}}}}}}}
+	apart := deployment("apart", 4, "1")
+	apart.Spec.Template.Spec.Affinity = &objects.Affinity{PodAntiAffinity: &objects.PodAffinity{
+		Required: []objects.PodAffinityTerm{{LabelSelector: sel("apart"), TopologyKey: hostname}}}}
+	spreadZones := deployment("spread", 4, "1")
+	spreadZones.Spec.Template.Spec.TopologySpreadConstraints = []objects.TopologySpreadConstraint{{MaxSkew: 1, TopologyKey: zone, WhenUnsatisfiable: "DoNotSchedule", LabelSelector: sel("spread")}}
+	h.commit(inB, prefersA2, apart, spreadZones)
+	h.control()
+	h.control()
+
+	on := map[string][]string{}
+	var why string
+	for p := range h.s.Pods.All() {
+		on[p.Deployment] = append(on[p.Deployment], p.NodeName)
+		if p.Deployment == "apart" && p.NodeName == "" {
+			why = p.Status.Message
+		}
+	}
+	zoneOf := map[string]string{"a1": "a", "a2": "a", "b1": "b"}
+	if !slices.Equal(on["in-b"], []string{"b1"}) {
+		t.Errorf("required node affinity: %v", on["in-b"])
+	}
+	if !slices.Equal(on["prefers-a2"], []string{"a2"}) {
+		t.Errorf("preferred node affinity: %v", on["prefers-a2"])
+	}
+	placed := slices.DeleteFunc(slices.Clone(on["apart"]), func(n string) bool { return n == "" })
+	slices.Sort(placed)
+	if !slices.Equal(placed, []string{"a1", "a2", "b1"}) || !strings.Contains(why, "3 fail pod anti-affinity") {
+		t.Errorf("required anti-affinity by host: %v, the fourth: %q", on["apart"], why)
+	}
+	byZone := map[string]int{}
+	for _, n := range on["spread"] {
+		byZone[zoneOf[n]]++
+	}
+	if byZone["a"] != 2 || byZone["b"] != 2 {
+		t.Errorf("spread over zones with maxSkew 1: %v", on["spread"])
+	}
+
+	// Disk pressure is a taint: only a pod that tolerates it goes there.
+	for _, name := range []string{"a1", "a2", "b1"} {
+		h.apply(state.NewCommand(state.CmdSetDiskPressure, state.NodeDiskPressure{Name: name, DiskPressure: true}))
+	}
+	tolerant := deployment("tolerant", 1, "1")
+	tolerant.Spec.Template.Spec.Tolerations = []objects.Toleration{{Key: "node.kubernetes.io/disk-pressure", Operator: "Exists", Effect: "NoSchedule"}}
+	h.commit(inB, prefersA2, apart, spreadZones, tolerant, deployment("plain", 1, "1"))
+	h.control()
+	h.control()
+	for p := range h.s.Pods.All() {
+		switch {
+		case p.Deployment == "tolerant" && p.NodeName == "":
+			t.Errorf("a pod tolerating disk pressure was not placed: %s", p.Status.Message)
+		case p.Deployment == "plain" && p.NodeName != "":
+			t.Errorf("a pod that tolerates nothing went to a node under disk pressure: %s", p.NodeName)
+		}
+	}
+}

@@ -12,20 +12,23 @@ import (
 )
 
 // Schedule binds every unbound pod to a node, as kube-scheduler's default
-// profile would in miniature. Filter: the node is ready and not under disk
-// pressure, carries the pod's
-// nodeSelector labels, and has room for its CPU and memory requests next to
-// what is already bound there. Score: fewest pods of the same Deployment
-// (spreading replicas), then the lowest share of requested resources, then
-// the name, so the choice is deterministic. Pods that fit nowhere stay
-// pending with a reason.
+// profile would in miniature. Filter: the node is ready, its taints (disk
+// pressure) are tolerated, it carries the pod's nodeSelector labels and
+// meets its required node and pod (anti-)affinity and its
+// DoNotSchedule topology spread, and it has room for the pod's requests
+// next to what is already bound there. Score: the preferred affinities'
+// weights and ScheduleAnyway spreading, then fewest pods of the same
+// Deployment (spreading replicas), then the lowest share of requested
+// resources, then the name, so the choice is deterministic. Pods that fit
+// nowhere stay pending with a reason.
 func Schedule(s *state.State) []state.Command {
 	used := map[string]*resources{}
 	spread := map[string]int{} // node/namespace/deployment -> pods
+	c := &cluster{nodes: s.Nodes, pods: map[string][]*state.Pod{}}
 	var nodes []*state.Node
 	for _, n := range s.Nodes {
 		used[n.Name] = &resources{}
-		if n.Ready && !n.DiskPressure {
+		if n.Ready {
 			nodes = append(nodes, n)
 		}
 	}
@@ -40,6 +43,9 @@ func Schedule(s *state.State) []state.Command {
 		}
 		if u := used[p.NodeName]; u != nil {
 			u.add(requests(&p.Spec))
+		}
+		if !p.Terminating {
+			c.place(p, p.NodeName)
 		}
 		spread[p.NodeName+"/"+p.Namespace+"/"+p.Deployment]++
 	}
@@ -60,14 +66,26 @@ func Schedule(s *state.State) []state.Command {
 		}
 		req := requests(&p.Spec)
 		var best *state.Node
-		var bestSpread int
+		var bestScore, bestSpread int
 		var bestShare float64
 		unfit := map[string]int{}
 		for _, n := range nodes {
 			u := used[n.Name]
+			affine, nodeScore := nodeAffinity(&p.Spec, n)
+			podsOK, podWhy, podScore := c.podAffinity(p, n)
+			spreadOK, spreadScore := c.spread(p, n, nodes)
 			switch {
-			case !selects(p.Spec.NodeSelector, n.Labels):
+			case !tolerated(&p.Spec, n):
+				unfit["an untolerated taint (disk pressure)"]++
+				continue
+			case !selects(p.Spec.NodeSelector, n.Labels) || !affine:
 				unfit["node selector"]++
+				continue
+			case !podsOK:
+				unfit[podWhy]++
+				continue
+			case !spreadOK:
+				unfit["topology spread"]++
 				continue
 			case n.CPUMilli > 0 && u.cpu+req.cpu > n.CPUMilli:
 				unfit["cpu"]++
@@ -79,10 +97,11 @@ func Schedule(s *state.State) []state.Command {
 				unfit["ephemeral-storage"]++
 				continue
 			}
+			score := nodeScore + podScore + spreadScore
 			sp := spread[n.Name+"/"+p.Namespace+"/"+p.Deployment]
 			share := fraction(u.cpu+req.cpu, n.CPUMilli) + fraction(u.mem+req.mem, n.MemoryBytes)
-			if best == nil || sp < bestSpread || (sp == bestSpread && share < bestShare) {
-				best, bestSpread, bestShare = n, sp, share
+			if best == nil || score > bestScore || score == bestScore && (sp < bestSpread || (sp == bestSpread && share < bestShare)) {
+				best, bestScore, bestSpread, bestShare = n, score, sp, share
 			}
 		}
 		if best == nil {
@@ -92,11 +111,17 @@ func Schedule(s *state.State) []state.Command {
 					msg += fmt.Sprintf(", %d lack %s", unfit[why], why)
 				}
 			}
+			for _, why := range []string{"pod affinity", "pod anti-affinity", "topology spread", "an untolerated taint (disk pressure)"} {
+				if unfit[why] > 0 {
+					msg += fmt.Sprintf(", %d fail %s", unfit[why], why)
+				}
+			}
 			unschedulable(p, msg)
 			continue
 		}
 		used[best.Name].add(req)
 		spread[best.Name+"/"+p.Namespace+"/"+p.Deployment]++
+		c.place(p, best.Name)
 		cmds = append(cmds, state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: best.Name}))
 	}
 	return cmds

@@ -940,3 +940,28 @@ func TestFromClusterShapes(t *testing.T) {
 	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, appProtocol: http}]\n"
 	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": dep, "s.yaml": svc}))
 }
+
+// Scheduling constraints as Helm charts write them are accepted.
+func TestSchedulingConstraintsSchema(t *testing.T) {
+	ok := strings.Replace(webContainer, "    spec:\n", `    spec:
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 1
+            podAffinityTerm:
+              labelSelector: {matchLabels: {app: web}}
+              topologyKey: kubernetes.io/hostname
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: kubernetes.io/arch, operator: In, values: [amd64, arm64]}]
+      tolerations: [{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}]
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: web}}}
+`, 1)
+	assertDiags(t, loadRepo(t, map[string]string{"d.yaml": ok}))
+	bad := strings.Replace(webContainer, "    spec:\n", "    spec:\n      tolerations: [{key: k, operator: Equal, value: v, effect: NoExecute, tolerationSeconds: 30}]\n", 1)
+	if res := loadRepo(t, map[string]string{"d.yaml": bad}); len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), "tolerationSeconds: berth does not support this field") {
+		t.Errorf("tolerationSeconds: %v", res.Diagnostics)
+	}
+}

@@ -193,16 +193,19 @@ type TemplateMeta struct {
 type PodSpec struct {
 	// InitContainers run one at a time, each to completion, before the
 	// Containers start.
-	InitContainers                []Container            `json:"initContainers,omitempty"`
-	Containers                    []Container            `json:"containers"`
-	Volumes                       []Volume               `json:"volumes,omitempty"`
-	NodeSelector                  map[string]string      `json:"nodeSelector,omitempty"`
-	RestartPolicy                 string                 `json:"restartPolicy"`
-	TerminationGracePeriodSeconds int64                  `json:"terminationGracePeriodSeconds"`
-	SecurityContext               *PodSecurityContext    `json:"securityContext,omitempty"`
-	ImagePullSecrets              []LocalObjectReference `json:"imagePullSecrets,omitempty"`
-	ServiceAccountName            string                 `json:"serviceAccountName,omitempty"`
-	DeprecatedServiceAccount      string                 `json:"serviceAccount,omitempty"`
+	InitContainers                []Container                `json:"initContainers,omitempty"`
+	Containers                    []Container                `json:"containers"`
+	Volumes                       []Volume                   `json:"volumes,omitempty"`
+	NodeSelector                  map[string]string          `json:"nodeSelector,omitempty"`
+	Affinity                      *Affinity                  `json:"affinity,omitempty"`
+	Tolerations                   []Toleration               `json:"tolerations,omitempty"`
+	TopologySpreadConstraints     []TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	RestartPolicy                 string                     `json:"restartPolicy"`
+	TerminationGracePeriodSeconds int64                      `json:"terminationGracePeriodSeconds"`
+	SecurityContext               *PodSecurityContext        `json:"securityContext,omitempty"`
+	ImagePullSecrets              []LocalObjectReference     `json:"imagePullSecrets,omitempty"`
+	ServiceAccountName            string                     `json:"serviceAccountName,omitempty"`
+	DeprecatedServiceAccount      string                     `json:"serviceAccount,omitempty"`
 	// DNSPolicy "" is ClusterFirst, Kubernetes' default.
 	DNSPolicy string        `json:"dnsPolicy,omitempty"`
 	DNSConfig *PodDNSConfig `json:"dnsConfig,omitempty"`
@@ -236,6 +239,69 @@ type PodDNSConfigOption struct {
 // pod that reads env, volumes and images.
 func (s *PodSpec) AllContainers() []Container {
 	return append(slices.Clip(s.InitContainers), s.Containers...)
+}
+
+// Affinity constrains and prefers nodes by their labels and by the pods
+// they run, as kube-scheduler does.
+type Affinity struct {
+	NodeAffinity    *NodeAffinity `json:"nodeAffinity,omitempty"`
+	PodAffinity     *PodAffinity  `json:"podAffinity,omitempty"`
+	PodAntiAffinity *PodAffinity  `json:"podAntiAffinity,omitempty"`
+}
+
+type NodeAffinity struct {
+	Required  *NodeSelector             `json:"requiredDuringSchedulingIgnoredDuringExecution,omitempty"`
+	Preferred []PreferredSchedulingTerm `json:"preferredDuringSchedulingIgnoredDuringExecution,omitempty"`
+}
+
+type NodeSelector struct {
+	NodeSelectorTerms []NodeSelectorTerm `json:"nodeSelectorTerms"`
+}
+
+type NodeSelectorTerm struct {
+	MatchExpressions []NodeSelectorRequirement `json:"matchExpressions,omitempty"`
+	MatchFields      []NodeSelectorRequirement `json:"matchFields,omitempty"`
+}
+
+type NodeSelectorRequirement struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"`
+	Values   []string `json:"values,omitempty"`
+}
+
+type PreferredSchedulingTerm struct {
+	Weight     int32            `json:"weight"`
+	Preference NodeSelectorTerm `json:"preference"`
+}
+
+type PodAffinity struct {
+	Required  []PodAffinityTerm         `json:"requiredDuringSchedulingIgnoredDuringExecution,omitempty"`
+	Preferred []WeightedPodAffinityTerm `json:"preferredDuringSchedulingIgnoredDuringExecution,omitempty"`
+}
+
+type PodAffinityTerm struct {
+	LabelSelector *LabelSelector `json:"labelSelector,omitempty"`
+	Namespaces    []string       `json:"namespaces,omitempty"`
+	TopologyKey   string         `json:"topologyKey"`
+}
+
+type WeightedPodAffinityTerm struct {
+	Weight          int32           `json:"weight"`
+	PodAffinityTerm PodAffinityTerm `json:"podAffinityTerm"`
+}
+
+type Toleration struct {
+	Key      string `json:"key,omitempty"`
+	Operator string `json:"operator,omitempty"`
+	Value    string `json:"value,omitempty"`
+	Effect   string `json:"effect,omitempty"`
+}
+
+type TopologySpreadConstraint struct {
+	MaxSkew           int32          `json:"maxSkew"`
+	TopologyKey       string         `json:"topologyKey"`
+	WhenUnsatisfiable string         `json:"whenUnsatisfiable"`
+	LabelSelector     *LabelSelector `json:"labelSelector,omitempty"`
 }
 
 // LocalObjectReference names an object of the same namespace.
