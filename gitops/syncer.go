@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas"
 	"github.com/berth/berth/schemas/diag"
@@ -236,7 +237,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-s.trigger:
-			if !sleep(ctx, max(s.debounce, s.gap-time.Since(lastTriggered))) {
+			if !retry.Sleep(ctx, max(s.debounce, s.gap-time.Since(lastTriggered))) {
 				continue
 			}
 			// Triggers that came during the wait are this sync's too.
@@ -251,20 +252,6 @@ func (s *Syncer) Run(ctx context.Context) error {
 			lastTriggered = time.Now()
 		}
 		t.Reset(s.interval)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
