@@ -358,7 +358,7 @@ func TestSecurityResourcesMounts(t *testing.T) {
 			},
 		},
 		Mounts:             []Mount{{HostPath: cfgDir, ContainerPath: "/config", ReadOnly: true}},
-		Env:                []string{"FROM_CONFIGMAP=hello"},
+		Env:                []string{"FROM_CONFIGMAP=hello", "GREETING=$(FROM_CONFIGMAP)-at-$(MY_IP)"},
 		PodIPEnv:           []string{"MY_IP"},
 		SupplementalGroups: []int64{3000},
 	})
@@ -382,6 +382,8 @@ func TestSecurityResourcesMounts(t *testing.T) {
 		{"echo $FROM_CONFIGMAP", 0, "hello"},
 		// The downward API's status.podIP, known once the network is up.
 		{"echo $MY_IP", 0, podIP},
+		// $(VAR) references expand, as the kubelet expands them.
+		{"echo $GREETING", 0, "hello-at-" + podIP},
 		// The pod's names, and its hostAliases.
 		{"grep -E 'secure-1|db' /etc/hosts", 0, podIP + "\tsecure-1.peers.test.svc.cluster.local\tsecure-1\n10.1.2.3\tdb.corp.test\tdb"},
 		// A sysctl of the pod, in its network namespace.

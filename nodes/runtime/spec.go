@@ -34,21 +34,24 @@ func (r *Runtime) specOpts(pod Pod, sb *sandbox, c Container, img containerd.Ima
 	s := c.Spec
 	var opts []oci.SpecOpts
 
+	env, vars := containerEnv(c, sb.ip)
+	expandAll := func(ss []string) []string {
+		out := make([]string, len(ss))
+		for i, x := range ss {
+			out[i] = expand(x, vars)
+		}
+		return out
+	}
 	// Process args the Kubernetes way: command replaces the image's
 	// Entrypoint, args its Cmd; args alone run after the Entrypoint.
 	if len(s.Command) > 0 {
-		opts = append(opts, oci.WithImageConfig(img), oci.WithProcessArgs(append(append([]string{}, s.Command...), s.Args...)...))
+		opts = append(opts, oci.WithImageConfig(img), oci.WithProcessArgs(append(expandAll(s.Command), expandAll(s.Args)...)...))
 	} else {
-		opts = append(opts, oci.WithImageConfigArgs(img, s.Args))
+		opts = append(opts, oci.WithImageConfigArgs(img, expandAll(s.Args)))
 	}
 	if s.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
 	}
-	podIP := make([]string, len(c.PodIPEnv))
-	for i, name := range c.PodIPEnv {
-		podIP[i] = name + "=" + sb.ip
-	}
-	env := lastWins(slices.Concat(c.ServiceEnv, c.Env, podIP))
 	if len(env) > 0 {
 		opts = append(opts, oci.WithEnv(env))
 	}
@@ -246,4 +249,62 @@ func lastWins(env []string) []string {
 		out = append(out, e)
 	}
 	return out
+}
+
+// containerEnv is the container's environment, the Services' variables
+// first, each value with its $(VAR) references expanded as the kubelet
+// expands them (by what is defined before it; the pod IP's variables are
+// known from the start), and the variables for command and args.
+func containerEnv(c Container, podIP string) (env []string, vars map[string]string) {
+	vars = map[string]string{}
+	for _, name := range c.PodIPEnv {
+		vars[name] = podIP
+	}
+	for _, e := range lastWins(slices.Concat(c.ServiceEnv, c.Env)) {
+		name, value, _ := strings.Cut(e, "=")
+		value = expand(value, vars)
+		vars[name] = value
+		env = append(env, name+"="+value)
+	}
+	for _, name := range c.PodIPEnv {
+		env = append(env, name+"="+podIP)
+	}
+	return lastWins(env), vars
+}
+
+// expand replaces $(NAME) by the variable's value, as Kubernetes does in
+// env values, command and args: $$ is a literal $, and a reference to a
+// variable not defined (or not closed) stays as written.
+func expand(s string, vars map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vars[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
 }
