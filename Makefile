@@ -5,7 +5,9 @@ export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps build image demo demo-stop test lint unit fuzz bench clean
+.PHONY: all deps build install image demo demo-stop test lint unit fuzz bench clean
+
+PREFIX ?= /usr/local
 
 all: build
 
@@ -16,6 +18,10 @@ deps:
 build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o out/berth ./cmd/berth
 
+# berth on PATH, so the README's commands work as written.
+install: build
+	install -D -m 0755 out/berth $(DESTDIR)$(PREFIX)/bin/berth
+
 # The master's bootable image: out/vmlinuz + out/initramfs.img (PXE, qemu
 # -kernel/-initrd) and out/berth-appliance.iso (BIOS and UEFI). Timestamps
 # come from the last commit, so a clean tree rebuilds to the same bytes.
@@ -25,7 +31,7 @@ image: build
 
 # The main job: validate the examples, then run the hello example on this
 # machine with berth up and show its pods (see test/demo.sh).
-demo: build
+demo: install
 	out/berth validate examples/hello
 	out/berth validate examples/cue-app
 	./test/demo.sh
