@@ -57,6 +57,8 @@ type Config struct {
 	PlainHTTPRegistries []string
 	Labels              map[string]string
 	ClusterCIDR         string
+	// Heartbeat is the agent's heartbeat period (0: the agent's default).
+	Heartbeat time.Duration
 	// ProxyTable names the nftables table of the service proxy.
 	ProxyTable string
 	// Backoff shortens the restart back-off (tests); zero keeps the
@@ -135,11 +137,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
+	// A master that does not answer must cost less than the masters'
+	// grace: after two heartbeat periods the next master is tried.
+	beat := cfg.Heartbeat
+	if beat <= 0 {
+		beat = agent.DefaultHeartbeat
+	}
+	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}),
+		api.WithAnswerTimeout(2*beat))
 	ag, err := agent.New(agent.Config{
 		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), NodeDir: cfg.DataDir, Logger: cfg.Logger,
 		NewRuntime: func(ctx context.Context, node state.Node) (agent.Runtime, error) { return n.newRuntime(ctx, node) },
-		Routes:     syncRoutes,
+		Routes:     syncRoutes, Heartbeat: cfg.Heartbeat,
 	})
 	if err != nil {
 		n.Close()

@@ -23,6 +23,8 @@ import (
 //     replicas-maxUnavailable pods stay available (ready for minReadySeconds).
 //   - Recreate: all old pods stop before any new pod starts.
 //   - Pods of Deployments no longer in the revision are stopped.
+//   - Pods on a node being drained are replaced as pods of an older
+//     template are, within the same bounds.
 //
 // A stopped pod is marked Terminating for its agent; a pod that no agent
 // will ever stop (unbound, or on a node that is not ready) is deleted.
@@ -61,7 +63,7 @@ func rollout(s *state.State, dep *objects.Deployment, pods []*state.Pod, planned
 			continue
 		}
 		live = append(live, p)
-		if p.TemplateHash == hash {
+		if p.TemplateHash == hash && !draining(s, p) {
 			current = append(current, p)
 		} else {
 			old = append(old, p)
@@ -116,6 +118,12 @@ func rollout(s *state.State, dep *objects.Deployment, pods []*state.Pod, planned
 		}
 	}
 	return cmds
+}
+
+// draining says whether the pod's node is being drained (berth drain).
+func draining(s *state.State, p *state.Pod) bool {
+	n := s.Nodes[p.NodeName]
+	return n != nil && n.Draining
 }
 
 func terminatingOf(pods []*state.Pod) int {

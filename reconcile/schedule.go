@@ -13,7 +13,7 @@ import (
 
 // Schedule binds every unbound pod to a node, as kube-scheduler's default
 // profile would in miniature. Filter: the node is ready and not under disk
-// pressure, carries the pod's
+// pressure nor cordoned, carries the pod's
 // nodeSelector labels, and has room for its CPU and memory requests next to
 // what is already bound there. Score: fewest pods of the same Deployment
 // (spreading replicas), then the lowest share of requested resources, then
@@ -25,7 +25,7 @@ func Schedule(s *state.State) []state.Command {
 	var nodes []*state.Node
 	for _, n := range s.Nodes {
 		used[n.Name] = &resources{}
-		if n.Ready && !n.DiskPressure {
+		if n.Ready && !n.DiskPressure && !n.Unschedulable {
 			nodes = append(nodes, n)
 		}
 	}

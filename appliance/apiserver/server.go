@@ -116,6 +116,7 @@ func NewServer(cfg Config) *Server {
 	s.route("POST /v1/nodes", anyAgent, s.registerNode)
 	s.route("POST /v1/nodes/{name}/heartbeat", self, s.heartbeat)
 	s.route("DELETE /v1/nodes/{existing}", admins, s.deleteNode)
+	s.route("PUT /v1/nodes/{existing}/scheduling", admins, s.nodeScheduling)
 	// A node's pods come with the Secrets they use: only that node's agent
 	// (and admins) may read them.
 	s.route("GET /v1/nodes/{name}/pods", self, s.nodePods)

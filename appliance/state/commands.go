@@ -74,6 +74,9 @@ const (
 	// CmdSetPodNetwork sets the cluster's pod address range and each
 	// node's share of it, once, at bootstrap.
 	CmdSetPodNetwork CommandType = "SetPodNetwork" // PodNetwork
+	// CmdSetNodeScheduling cordons, drains or uncordons a node. Both
+	// flags outlive the node's registrations: they are the admin's.
+	CmdSetNodeScheduling CommandType = "SetNodeScheduling" // NodeScheduling
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -99,6 +102,13 @@ type NodeReady struct {
 type NodeDiskPressure struct {
 	Name         string `json:"name"`
 	DiskPressure bool   `json:"diskPressure"`
+}
+
+// NodeScheduling is a node's cordon: Drain implies Unschedulable.
+type NodeScheduling struct {
+	Name          string `json:"name"`
+	Unschedulable bool   `json:"unschedulable"`
+	Drain         bool   `json:"drain,omitempty"`
 }
 
 type NodeRef struct {
@@ -287,7 +297,7 @@ func applyOne(w *writer, c Command) error {
 			return fmt.Errorf("node has no name")
 		}
 		if old, ok := s.Nodes[n.Name]; ok {
-			n.PodCIDR = old.PodCIDR
+			n.PodCIDR, n.Unschedulable, n.Draining = old.PodCIDR, old.Unschedulable, old.Draining
 		} else if n.PodCIDR == "" {
 			if n.PodCIDR, err = nextPodCIDR(s); err != nil {
 				return fmt.Errorf("node %s: %w", n.Name, err)
@@ -329,6 +339,18 @@ func applyOne(w *writer, c Command) error {
 			changed.DiskPressure = d.DiskPressure
 			w.Nodes()[d.Name] = &changed
 		}
+	case CmdSetNodeScheduling:
+		u, err := decode[NodeScheduling](c)
+		if err != nil {
+			return err
+		}
+		n, ok := s.Nodes[u.Name]
+		if !ok {
+			return fmt.Errorf("no node %q", u.Name)
+		}
+		changed := *n
+		changed.Unschedulable, changed.Draining = u.Unschedulable || u.Drain, u.Drain
+		w.Nodes()[u.Name] = &changed
 	case CmdCreatePod:
 		p, err := decode[Pod](c)
 		if err != nil {

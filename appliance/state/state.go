@@ -150,6 +150,11 @@ type Node struct {
 	DiskPressure bool `json:"diskPressure,omitempty"`
 	// Transition is when Ready last changed.
 	Transition time.Time `json:"transition"`
+	// Unschedulable: cordoned; no new pod goes there (berth cordon).
+	Unschedulable bool `json:"unschedulable,omitempty"`
+	// Draining: cordoned, and its Deployments' pods move to other nodes
+	// within each Deployment's rolling-update bounds (berth drain).
+	Draining bool `json:"draining,omitempty"`
 }
 
 // PodPhase follows Kubernetes.

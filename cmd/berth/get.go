@@ -107,6 +107,9 @@ func printItems(w io.Writer, kind, output string, items any) error {
 			if n.DiskPressure {
 				status += ",DiskPressure" // as kubectl shows a cordoned node
 			}
+			if n.Unschedulable {
+				status += ",SchedulingDisabled"
+			}
 			row(n.Name, status, n.Address, n.PodCIDR, fmt.Sprintf("%dm", n.CPUMilli), fmt.Sprintf("%dMi", n.MemoryBytes>>20), orNone(n.Reason))
 		}
 	case "pods":

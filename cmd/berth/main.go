@@ -50,5 +50,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
 		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd(),
 		newMasterCmd(), newTokenCmd(), newDeleteCmd())
+	root.AddCommand(newCordonCmds()...)
 	return root
 }
