@@ -32,7 +32,7 @@ func Deployments(s *state.State, d *Desired, now time.Time) []state.Command {
 	var cmds []state.Command
 	owned := map[string][]*state.Pod{} // namespace/deployment -> pods
 	for p := range s.Pods.All() {
-		if p.Deployment != "" {
+		if p.OwnerKind == "" && p.Deployment != "" {
 			k := p.Namespace + "/" + p.Deployment
 			owned[k] = append(owned[k], p)
 		}
@@ -206,7 +206,7 @@ func pausedScale(s *state.State, dep *objects.Deployment, live []*state.Pod, rep
 				newest = p
 			}
 		}
-		return create(s, dep.Metadata, podTemplate{Hash: newest.TemplateHash, Labels: newest.Labels, Annotations: newest.Annotations, Spec: newest.Spec}, n, planned, now)
+		return create(s, dep.Metadata, podTemplate{Prefix: dep.Metadata.Name + "-" + newest.TemplateHash, Hash: newest.TemplateHash, Labels: newest.Labels, Annotations: newest.Annotations, Spec: newest.Spec}, n, planned, now)
 	}
 	return shrink(s, live, len(live)-replicas)
 }
@@ -215,7 +215,7 @@ func pausedScale(s *state.State, dep *objects.Deployment, live []*state.Pod, rep
 // and none of 0, 1, 3 (no look-alikes).
 const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
 
-// create makes n pods of the template. Names are <deployment>-<hash>-<id>,
+// create makes n pods of the template. Names are <prefix>-<id>,
 // with a 5-character id (27^5, about 14 million) derived from the Raft index
 // and a counter, so the leader's choice is stable for a given state. A name
 // already in the state (perhaps a pod still being removed) or planned
@@ -231,7 +231,7 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 			id[j] = suffixAlphabet[v%uint64(len(suffixAlphabet))]
 			v /= uint64(len(suffixAlphabet))
 		}
-		name := fmt.Sprintf("%s-%s-%s", dep.Name, t.Hash, id)
+		name := t.Prefix + "-" + string(id)
 		key := state.PodKey(dep.Namespace, name)
 		if s.Pods.Get(key) != nil || planned[key] {
 			continue
@@ -239,7 +239,7 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 		planned[key] = true
 		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, state.Pod{
 			Namespace: dep.Namespace, Name: name,
-			Deployment: dep.Name, TemplateHash: t.Hash,
+			OwnerKind: t.Kind, Deployment: dep.Name, TemplateHash: t.Hash,
 			Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec,
 			Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
 		}))
@@ -247,8 +247,10 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 	return cmds
 }
 
-// podTemplate is what a Deployment's pods of one template hash share.
+// podTemplate is what an owner's pods of one template hash share.
 type podTemplate struct {
+	Kind        string // the owner's, "" for a Deployment
+	Prefix      string // of the pods' names: <deployment>-<hash>, <job>
 	Hash        string
 	Labels      map[string]string
 	Annotations map[string]string
@@ -257,7 +259,7 @@ type podTemplate struct {
 
 // templateOf is the Deployment's template, labelled with its hash.
 func templateOf(dep *objects.Deployment, hash string) podTemplate {
-	t := podTemplate{Hash: hash, Labels: map[string]string{"pod-template-hash": hash}, Spec: dep.Spec.Template.Spec}
+	t := podTemplate{Prefix: dep.Metadata.Name + "-" + hash, Hash: hash, Labels: map[string]string{"pod-template-hash": hash}, Spec: dep.Spec.Template.Spec}
 	if m := dep.Spec.Template.Metadata; m != nil {
 		maps.Copy(t.Labels, m.Labels)
 		t.Labels["pod-template-hash"] = hash

@@ -72,6 +72,8 @@ func (h *harness) desired() *Desired {
 func (h *harness) control() {
 	h.apply(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR)...)
 	h.apply(Deployments(h.s, h.desired(), h.now)...)
+	h.apply(CronJobs(h.s, h.desired(), h.now)...)
+	h.apply(Jobs(h.s, h.desired(), h.now)...)
 	h.apply(Schedule(h.s)...)
 }
 
@@ -84,7 +86,7 @@ func (h *harness) agents(up ...string) {
 	}
 	var cmds []state.Command
 	for _, p := range sortedPods(slices.Collect(h.s.Pods.All())) {
-		if p.NodeName == "" || (len(up) > 0 && !isUp[p.NodeName]) {
+		if p.NodeName == "" || p.Finished() || (len(up) > 0 && !isUp[p.NodeName]) {
 			continue
 		}
 		if p.Terminating {

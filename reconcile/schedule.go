@@ -38,10 +38,13 @@ func Schedule(s *state.State) []state.Command {
 			}
 			continue
 		}
+		if p.Finished() {
+			continue // a Job's pod that ran to its end holds nothing
+		}
 		if u := used[p.NodeName]; u != nil {
 			u.add(requests(&p.Spec))
 		}
-		spread[p.NodeName+"/"+p.Namespace+"/"+p.Deployment]++
+		spread[spreadKey(p.NodeName, p)]++
 	}
 
 	var cmds []state.Command
@@ -79,7 +82,7 @@ func Schedule(s *state.State) []state.Command {
 				unfit["ephemeral-storage"]++
 				continue
 			}
-			sp := spread[n.Name+"/"+p.Namespace+"/"+p.Deployment]
+			sp := spread[spreadKey(n.Name, p)]
 			share := fraction(u.cpu+req.cpu, n.CPUMilli) + fraction(u.mem+req.mem, n.MemoryBytes)
 			if best == nil || sp < bestSpread || (sp == bestSpread && share < bestShare) {
 				best, bestSpread, bestShare = n, sp, share
@@ -96,10 +99,15 @@ func Schedule(s *state.State) []state.Command {
 			continue
 		}
 		used[best.Name].add(req)
-		spread[best.Name+"/"+p.Namespace+"/"+p.Deployment]++
+		spread[spreadKey(best.Name, p)]++
 		cmds = append(cmds, state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: best.Name}))
 	}
 	return cmds
+}
+
+// spreadKey counts the pods of one owner on one node.
+func spreadKey(node string, p *state.Pod) string {
+	return node + "/" + p.Namespace + "/" + p.OwnerKind + "/" + p.Deployment
 }
 
 func fraction(a, b int64) float64 {

@@ -414,6 +414,8 @@ var kindSchemas = map[string]struct{ apiVersion, def string }{
 	"Service":        {"v1", "#Service"},
 	"Deployment":     {"apps/v1", "#Deployment"},
 	"ServiceAccount": {"v1", "#ServiceAccount"},
+	"Job":            {"batch/v1", "#Job"},
+	"CronJob":        {"batch/v1", "#CronJob"},
 }
 
 // SupportedKinds lists "apiVersion Kind" for every kind berth accepts.
@@ -440,6 +442,10 @@ func newObject(kind string) objects.Object {
 		return &objects.Deployment{}
 	case "ServiceAccount":
 		return &objects.ServiceAccount{}
+	case "Job":
+		return &objects.Job{}
+	case "CronJob":
+		return &objects.CronJob{}
 	}
 	return nil
 }

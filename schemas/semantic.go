@@ -145,6 +145,10 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []diag.Diagnostic 
 		dockerConfigChecks(r, o)
 	case *objects.Deployment:
 		deploymentChecks(r, f, o)
+	case *objects.Job:
+		jobChecks(r, f, []any{"spec"}, &o.Spec)
+	case *objects.CronJob:
+		cronJobChecks(r, f, o)
 	case *objects.Service:
 		serviceChecks(r, f, o)
 	}
@@ -174,6 +178,9 @@ func deploymentChecks(r *report, f *facts, d *objects.Deployment) {
 	}
 	if ru := d.Spec.Strategy.RollingUpdate; ru != nil && isZero(ru.MaxSurge) && isZero(ru.MaxUnavailable) {
 		r.add(diag.Error, diag.RuleSchema, []any{"spec", "strategy", "rollingUpdate"}, "maxSurge and maxUnavailable cannot both be 0: the rollout could never make progress")
+	}
+	if rp := d.Spec.Template.Spec.RestartPolicy; rp != "Always" {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", "template", "spec", "restartPolicy"}, "must be Always for a Deployment, whose pods run until replaced (a Job runs pods to completion)")
 	}
 	podChecks(r, f, []any{"spec", "template", "spec"}, &d.Spec.Template.Spec)
 }

@@ -77,6 +77,13 @@ const (
 	// CmdSetNodeScheduling cordons, drains or uncordons a node. Both
 	// flags outlive the node's registrations: they are the admin's.
 	CmdSetNodeScheduling CommandType = "SetNodeScheduling" // NodeScheduling
+	// CmdPutJob records a Job run, new or with a new status; CmdDeleteJob
+	// forgets one (its pods go through their own commands).
+	CmdPutJob    CommandType = "PutJob"    // Job
+	CmdDeleteJob CommandType = "DeleteJob" // JobRef
+	// CmdSetCronSchedule records a CronJob's last schedule time (zero
+	// Time: forget the CronJob).
+	CmdSetCronSchedule CommandType = "SetCronSchedule" // CronSchedule
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -189,7 +196,7 @@ func Apply(s *State, batch []Command) error {
 type writer struct {
 	s State
 
-	revisions, nodes, serviceIPs, tokens, masterAPIs bool
+	revisions, nodes, serviceIPs, tokens, masterAPIs, jobs, cronSchedules bool
 	// pods is the batch's version of the pods, read and written through
 	// it (w.s.Pods is the version before the batch until the end).
 	pods podWriter
@@ -213,6 +220,10 @@ func (w *writer) Nodes() map[string]*Node       { return own(&w.s.Nodes, &w.node
 func (w *writer) ServiceIPs() map[string]string { return own(&w.s.ServiceIPs, &w.serviceIPs) }
 func (w *writer) Tokens() map[string]auth.Token { return own(&w.s.Tokens, &w.tokens) }
 func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w.masterAPIs) }
+func (w *writer) Jobs() map[string]*Job         { return own(&w.s.Jobs, &w.jobs) }
+func (w *writer) CronSchedules() map[string]time.Time {
+	return own(&w.s.CronSchedules, &w.cronSchedules)
+}
 
 // changePod replaces pod key with a copy that change has edited. The copy
 // is shallow: change sets fields, it never edits what they point to.
@@ -351,6 +362,31 @@ func applyOne(w *writer, c Command) error {
 		changed := *n
 		changed.Unschedulable, changed.Draining = u.Unschedulable || u.Drain, u.Drain
 		w.Nodes()[u.Name] = &changed
+	case CmdPutJob:
+		j, err := decode[Job](c)
+		if err != nil {
+			return err
+		}
+		if j.Namespace == "" || j.Name == "" {
+			return fmt.Errorf("job needs a namespace and a name")
+		}
+		w.Jobs()[j.Key()] = &j
+	case CmdDeleteJob:
+		r, err := decode[JobRef](c)
+		if err != nil {
+			return err
+		}
+		delete(w.Jobs(), r.Key)
+	case CmdSetCronSchedule:
+		u, err := decode[CronSchedule](c)
+		if err != nil {
+			return err
+		}
+		if u.Time.IsZero() {
+			delete(w.CronSchedules(), u.Key)
+		} else {
+			w.CronSchedules()[u.Key] = u.Time
+		}
 	case CmdCreatePod:
 		p, err := decode[Pod](c)
 		if err != nil {

@@ -53,8 +53,9 @@ func newCordonCmds() []*cobra.Command {
 the other nodes as a rolling update replaces old pods: at most maxSurge extra
 pods at a time, and never more than maxUnavailable of a Deployment's pods
 unavailable (so a Deployment with maxUnavailable 0 first starts a replacement,
-then stops the drained pod once it is ready). It waits until no pod is left on
-the node, printing how many remain. 'berth uncordon' ends it.`, state.NodeScheduling{Drain: true}),
+then stops the drained pod once it is ready); a Job's running pods stop and
+start again elsewhere. It waits until no running pod is left on the node,
+printing how many remain. 'berth uncordon' ends it.`, state.NodeScheduling{Drain: true}),
 	}
 }
 
@@ -70,12 +71,18 @@ func waitDrained(ctx context.Context, c *api.Client, node string, out io.Writer)
 		if err != nil {
 			return err
 		}
-		if len(pods) == 0 {
+		left := 0
+		for _, p := range pods {
+			if !p.Finished() { // a Job's finished pods hold nothing
+				left++
+			}
+		}
+		if left == 0 {
 			return nil
 		}
-		if len(pods) != last {
-			fmt.Fprintf(out, "%d pods left on %s\n", len(pods), node)
-			last = len(pods)
+		if left != last {
+			fmt.Fprintf(out, "%d pods left on %s\n", left, node)
+			last = left
 		}
 		index = idx
 	}

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	// CronJobs' timeZone, on masters without a zoneinfo database (the
+	// appliance image).
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 )
