@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/test/harness"
 )
 
@@ -42,4 +46,98 @@ func TestNodeLoss(t *testing.T) {
 		return nil
 	})
 	n.ReadyPods("web", 3, victim.Name, time.Second)
+}
+
+// batchApp is a Job whose first attempt fails: its container exits 1 the
+// first time and restarts (OnFailure) in the same pod, whose emptyDir
+// remembers the attempt; and a CronJob that runs every minute.
+func batchApp() string {
+	return fmt.Sprintf(`apiVersion: batch/v1
+kind: Job
+metadata: {name: second-try, namespace: default}
+spec:
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+        - name: try
+          image: %[1]s
+          command: [sh, -c, 'test -f /data/tried || { touch /data/tried; exit 1; }']
+          volumeMounts: [{name: data, mountPath: /data}]
+      volumes: [{name: data, emptyDir: {}}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick, namespace: default}
+spec:
+  schedule: "* * * * *"
+  timeZone: UTC
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - name: tick
+              image: %[1]s
+              command: [sh, -c, 'echo tick']
+`, env.Hello)
+}
+
+// TestJobAndCronJob: a Job whose first attempt fails completes; a CronJob
+// runs once a minute, each run completing; berth get shows both.
+func TestJobAndCronJob(t *testing.T) {
+	c := env.NewCluster(t, map[string]string{"batch.yaml": batchApp()})
+	ctx := context.Background()
+	c.Eventually("the Job complete after a failed attempt", 2*time.Minute, func() error {
+		jobs, err := c.Client.Jobs(ctx)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if j.Name == "second-try" {
+				if j.Status.Condition != state.JobComplete {
+					return fmt.Errorf("status %+v", j.Status)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no run of second-try in %d jobs", len(jobs))
+	})
+	for _, p := range c.Pods() {
+		if p.Deployment == "second-try" && (p.Status.Phase != state.PodSucceeded || p.Status.Restarts != 1) {
+			t.Errorf("the Job's pod: phase %s, %d restarts; want Succeeded after 1", p.Status.Phase, p.Status.Restarts)
+		}
+	}
+
+	var scheduled []time.Time
+	c.Eventually("two completed runs of the CronJob", 3*time.Minute, func() error {
+		jobs, err := c.Client.Jobs(ctx)
+		if err != nil {
+			return err
+		}
+		scheduled = scheduled[:0]
+		for _, j := range jobs {
+			if j.CronJob == "tick" && j.Status.Condition == state.JobComplete {
+				scheduled = append(scheduled, j.ScheduledTime)
+			}
+		}
+		if len(scheduled) < 2 {
+			return fmt.Errorf("%d completed runs", len(scheduled))
+		}
+		return nil
+	})
+	slices.SortFunc(scheduled, time.Time.Compare)
+	for i := 1; i < len(scheduled); i++ {
+		if d := scheduled[i].Sub(scheduled[i-1]); d != time.Minute {
+			t.Errorf("runs scheduled %s apart, want a minute: %v", d, scheduled)
+		}
+	}
+	out, err := c.Berth("get", "jobs")
+	if err != nil || !strings.Contains(out, "second-try") || !strings.Contains(out, "Complete") {
+		t.Errorf("berth get jobs: %v\n%s", err, out)
+	}
+	if out, err = c.Berth("get", "cronjobs"); err != nil || !strings.Contains(out, "* * * * *") {
+		t.Errorf("berth get cronjobs: %v\n%s", err, out)
+	}
 }
