@@ -240,7 +240,7 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, state.Pod{
 			Namespace: dep.Namespace, Name: name,
 			OwnerKind: t.Kind, Deployment: dep.Name, TemplateHash: t.Hash,
-			Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec,
+			Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec, NodeName: t.Node,
 			Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
 		}))
 	}
@@ -251,6 +251,7 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 type podTemplate struct {
 	Kind        string // the owner's, "" for a Deployment
 	Prefix      string // of the pods' names: <deployment>-<hash>, <job>
+	Node        string // bound at creation (a DaemonSet's), or "" for the scheduler
 	Hash        string
 	Labels      map[string]string
 	Annotations map[string]string

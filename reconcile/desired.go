@@ -20,6 +20,7 @@ import (
 type Desired struct {
 	Commit      string
 	Deployments []*objects.Deployment
+	DaemonSets  []*objects.DaemonSet
 	Jobs        []*objects.Job
 	CronJobs    []*objects.CronJob
 	Services    []*objects.Service
@@ -73,6 +74,10 @@ func decode(rev *state.Revision) (*Desired, error) {
 			v := &objects.Deployment{}
 			err = json.Unmarshal(o.JSON, v)
 			d.Deployments = append(d.Deployments, v)
+		case "DaemonSet":
+			v := &objects.DaemonSet{}
+			err = json.Unmarshal(o.JSON, v)
+			d.DaemonSets = append(d.DaemonSets, v)
 		case "Job":
 			v := &objects.Job{}
 			err = json.Unmarshal(o.JSON, v)

@@ -28,7 +28,8 @@ var DefaultNodeTimeouts = NodeTimeouts{Grace: 8 * time.Second, Eviction: 4 * tim
 
 // Nodes marks nodes NotReady when their last heartbeat (kept in the leader's
 // memory, as Nomad does) is older than the grace period, and deletes the
-// pods of nodes NotReady for longer than the eviction timeout. A node the
+// pods of nodes NotReady for longer than the eviction timeout, DaemonSets'
+// excepted. A node the
 // leader has not heard from since it took office counts from since: a beat
 // from an earlier term of this master (or any older one) says nothing about
 // the time it did not lead, when the node beat to another master.
@@ -63,7 +64,9 @@ func Nodes(s *state.State, heartbeats map[string]time.Time, since, now time.Time
 			continue
 		}
 		for p := range s.Pods.OnNode(name) { // in key order
-			cmds = append(cmds, state.NewCommand(state.CmdDeletePod, state.PodRef{Key: p.Key()}))
+			if p.OwnerKind != KindDaemonSet { // they belong to the node, and wait for it
+				cmds = append(cmds, state.NewCommand(state.CmdDeletePod, state.PodRef{Key: p.Key()}))
+			}
 		}
 	}
 	return cmds

@@ -72,6 +72,7 @@ func (h *harness) desired() *Desired {
 func (h *harness) control() {
 	h.apply(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR)...)
 	h.apply(Deployments(h.s, h.desired(), h.now)...)
+	h.apply(DaemonSets(h.s, h.desired(), h.now)...)
 	h.apply(CronJobs(h.s, h.desired(), h.now)...)
 	h.apply(Jobs(h.s, h.desired(), h.now)...)
 	h.apply(Schedule(h.s)...)

@@ -82,3 +82,35 @@ func TestBatchKinds(t *testing.T) {
 		})
 	}
 }
+
+func TestDaemonSet(t *testing.T) {
+	ds := `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      nodeSelector: {disk: ssd}
+      containers:
+        - name: a
+          image: example/agent:1
+`
+	svc := "apiVersion: v1\nkind: Service\nmetadata: {name: agent}\nspec:\n  selector: {app: agent}\n  ports: [{port: 80}]\n"
+	res := loadRepo(t, map[string]string{"d.yaml": ds, "s.yaml": svc})
+	assertDiags(t, res)
+	for _, o := range res.Objects {
+		if d, ok := o.Object.(*objects.DaemonSet); ok {
+			if ru := d.Spec.UpdateStrategy.RollingUpdate; d.Spec.UpdateStrategy.Type != "RollingUpdate" || ru == nil || ru.MaxUnavailable.Int != 1 || ru.MaxSurge.Int != 0 {
+				t.Errorf("defaults: %+v", d.Spec.UpdateStrategy)
+			}
+		}
+	}
+	res = loadRepo(t, map[string]string{"d.yaml": strings.Replace(ds, "labels: {app: agent}", "labels: {app: other}", 1)})
+	if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), "spec.selector: does not match the pod template's labels") {
+		t.Errorf("a selector that misses: %v", res.Diagnostics)
+	}
+}

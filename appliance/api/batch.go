@@ -31,3 +31,20 @@ func (c *Client) CronJobs(ctx context.Context) ([]CronJobStatus, error) {
 	v, _, err := get[[]CronJobStatus](ctx, c, "/v1/cronjobs", nil)
 	return v, err
 }
+
+// DaemonSetStatus is one DaemonSet of the applied revision: on how many
+// nodes it should run, and runs, ready and of its current template.
+type DaemonSetStatus struct {
+	Namespace    string            `json:"namespace"`
+	Name         string            `json:"name"`
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	Desired      int               `json:"desired"`
+	Current      int               `json:"current"`
+	Ready        int               `json:"ready"`
+	UpToDate     int               `json:"upToDate"`
+}
+
+func (c *Client) DaemonSets(ctx context.Context) ([]DaemonSetStatus, error) {
+	v, _, err := get[[]DaemonSetStatus](ctx, c, "/v1/daemonsets", nil)
+	return v, err
+}

@@ -42,3 +42,34 @@ func (s *Server) cronJobs(w http.ResponseWriter, r *http.Request, st *state.Stat
 	}
 	return out, nil
 }
+
+func (s *Server) daemonSets(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	d, err := reconcile.DesiredState(st)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.DaemonSetStatus{}
+	for _, ds := range d.DaemonSets {
+		v := api.DaemonSetStatus{Namespace: ds.Metadata.Namespace, Name: ds.Metadata.Name, NodeSelector: ds.Spec.Template.Spec.NodeSelector}
+		for _, n := range st.Nodes {
+			if n.Ready && reconcile.Selects(v.NodeSelector, n.Labels) {
+				v.Desired++
+			}
+		}
+		hash := reconcile.TemplateHash(ds.Spec.Template)
+		for p := range st.Pods.OfOwner(reconcile.KindDaemonSet, v.Namespace, v.Name) {
+			if p.Terminating {
+				continue
+			}
+			v.Current++
+			if p.Status.Ready {
+				v.Ready++
+			}
+			if p.TemplateHash == hash {
+				v.UpToDate++
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/reconcile"
 )
 
 // newSchedulingCmd is berth cordon, uncordon or drain: what each sets.
@@ -54,8 +55,8 @@ the other nodes as a rolling update replaces old pods: at most maxSurge extra
 pods at a time, and never more than maxUnavailable of a Deployment's pods
 unavailable (so a Deployment with maxUnavailable 0 first starts a replacement,
 then stops the drained pod once it is ready); a Job's running pods stop and
-start again elsewhere. It waits until no running pod is left on the node,
-printing how many remain. 'berth uncordon' ends it.`, state.NodeScheduling{Drain: true}),
+start again elsewhere; DaemonSet pods stay. It waits until no running pod
+but those is left on the node, printing how many remain. 'berth uncordon' ends it.`, state.NodeScheduling{Drain: true}),
 	}
 }
 
@@ -73,7 +74,9 @@ func waitDrained(ctx context.Context, c *api.Client, node string, out io.Writer)
 		}
 		left := 0
 		for _, p := range pods {
-			if !p.Finished() { // a Job's finished pods hold nothing
+			// A Job's finished pods hold nothing; DaemonSet pods belong to
+			// the node (kubectl drain --ignore-daemonsets).
+			if !p.Finished() && p.OwnerKind != reconcile.KindDaemonSet {
 				left++
 			}
 		}

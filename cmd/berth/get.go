@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ var kindAliases = map[string]string{
 	"service": "services", "svc": "services",
 	"revision": "revisions", "rev": "revisions",
 	"job": "jobs", "cronjob": "cronjobs", "cj": "cronjobs",
+	"daemonset": "daemonsets", "ds": "daemonsets",
 }
 
 func resourceKind(arg string) (string, error) {
@@ -30,16 +33,16 @@ func resourceKind(arg string) (string, error) {
 		k = a
 	}
 	switch k {
-	case "nodes", "pods", "deployments", "services", "revisions", "jobs", "cronjobs":
+	case "nodes", "pods", "deployments", "services", "revisions", "jobs", "cronjobs", "daemonsets":
 		return k, nil
 	}
-	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, jobs, cronjobs, services or revisions)", arg)}
+	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, daemonsets, jobs, cronjobs, services or revisions)", arg)}
 }
 
 func newGetCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "get nodes|pods|deployments|jobs|cronjobs|services|revisions",
+		Use:   "get nodes|pods|deployments|daemonsets|jobs|cronjobs|services|revisions",
 		Short: "List cluster objects",
 		Args:  cobra.ExactArgs(1),
 	}
@@ -70,6 +73,8 @@ func newGetCmd() *cobra.Command {
 			items, _, err = c.Services(ctx, nil)
 		case "revisions":
 			items, err = c.Revisions(ctx)
+		case "daemonsets":
+			items, err = c.DaemonSets(ctx)
 		case "jobs":
 			items, err = c.Jobs(ctx)
 		case "cronjobs":
@@ -141,6 +146,11 @@ func printItems(w io.Writer, kind, output string, items any) error {
 		for _, d := range items.([]apiDeployment) {
 			row(d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Ready, d.Replicas), d.UpToDate, d.TemplateHash, strings.Join(d.Images, ","), orNone(d.Reason))
 		}
+	case "daemonsets":
+		row("NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "NODE SELECTOR")
+		for _, d := range items.([]api.DaemonSetStatus) {
+			row(d.Namespace, d.Name, d.Desired, d.Current, d.Ready, d.UpToDate, orNone(showSelector(d.NodeSelector)))
+		}
 	case "jobs":
 		row("NAMESPACE", "NAME", "STATUS", "COMPLETIONS", "FAILED", "AGE", "REASON")
 		for _, j := range items.([]state.Job) {
@@ -184,6 +194,14 @@ func printItems(w io.Writer, kind, output string, items any) error {
 		}
 	}
 	return nil
+}
+
+func showSelector(m map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
 }
 
 func podStatusWord(p state.Pod) string {

@@ -116,6 +116,24 @@ type RollingUpdateDeployment struct {
 	MaxUnavailable IntOrString `json:"maxUnavailable"`
 }
 
+// DaemonSet runs one pod on every node that matches (cue/daemonset.cue).
+type DaemonSet struct {
+	Header
+	Spec DaemonSetSpec `json:"spec"`
+}
+
+type DaemonSetSpec struct {
+	Selector       LabelSelector   `json:"selector"`
+	Template       PodTemplateSpec `json:"template"`
+	UpdateStrategy struct {
+		Type string `json:"type"`
+		// RollingUpdate is nil under OnDelete.
+		RollingUpdate *RollingUpdateDeployment `json:"rollingUpdate,omitempty"`
+	} `json:"updateStrategy"`
+	RevisionHistoryLimit int32 `json:"revisionHistoryLimit"`
+	MinReadySeconds      int32 `json:"minReadySeconds"`
+}
+
 // Job runs pods to completion (see cue/job.cue).
 type Job struct {
 	Header

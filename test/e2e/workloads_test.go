@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -139,5 +140,40 @@ func TestJobAndCronJob(t *testing.T) {
 	}
 	if out, err = c.Berth("get", "cronjobs"); err != nil || !strings.Contains(out, "* * * * *") {
 		t.Errorf("berth get cronjobs: %v\n%s", err, out)
+	}
+}
+
+// TestDaemonSetOnLaterNode: a DaemonSet runs on the one node there is, and
+// on a second that joins later.
+func TestDaemonSetOnLaterNode(t *testing.T) {
+	n := env.NewNodeNet(t, fmt.Sprintf("bds%d", os.Getpid()%100000), "10.253.1")
+	n.AddAgent("n1")
+	n.ReadyNodes(1, time.Minute)
+	n.Commit(map[string]string{"ds.yaml": n.DaemonSet("logger")})
+	readyOn := func(want ...string) func() error {
+		return func() error {
+			pods, _, err := n.Admin.Pods(context.Background(), "", nil)
+			if err != nil {
+				return err
+			}
+			var on []string
+			for _, p := range pods {
+				if p.OwnerKind == "DaemonSet" && p.Status.Ready {
+					on = append(on, p.NodeName)
+				}
+			}
+			slices.Sort(on)
+			if !slices.Equal(on, want) {
+				return fmt.Errorf("ready on %v", on)
+			}
+			return nil
+		}
+	}
+	harness.Eventually(t, "the DaemonSet ready on n1", 3*time.Minute, readyOn("n1"))
+	n.AddAgent("n2")
+	harness.Eventually(t, "the DaemonSet ready on n1 and n2", 2*time.Minute, readyOn("n1", "n2"))
+	if out, err := exec.Command(env.Bin, "get", "daemonsets", "--config", n.Master.Data+"/admin.conf").CombinedOutput(); err != nil ||
+		!strings.Contains(strings.Join(strings.Fields(string(out)), " "), "apps logger 2 2 2 2 <none>") {
+		t.Errorf("berth get daemonsets: %v\n%s", err, out)
 	}
 }

@@ -294,3 +294,26 @@ func (n *NodeNet) Restore(a *Agent) {
 	a.Cut(false)
 	a.Start()
 }
+
+// DaemonSet is a DaemonSet of the hello image in namespace apps.
+func (n *NodeNet) DaemonSet(name string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: %[1]s, namespace: apps}
+spec:
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      labels: {app: %[1]s}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+        - name: hello
+          image: %[2]s
+          ports: [{name: http, containerPort: 8080}]
+          readinessProbe:
+            httpGet: {path: /healthz, port: http}
+            periodSeconds: 1
+`, name, n.Image)
+}
