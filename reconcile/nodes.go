@@ -44,7 +44,7 @@ func Nodes(s *state.State, heartbeats map[string]time.Time, since, now time.Time
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	ready := map[string]bool{}
+	anyReady := false
 	for _, name := range names {
 		n := s.Nodes[name]
 		last := heartbeats[name]
@@ -56,11 +56,11 @@ func Nodes(s *state.State, heartbeats map[string]time.Time, since, now time.Time
 				Reason: fmt.Sprintf("no heartbeat for %s", now.Sub(last).Round(time.Second))}))
 			continue
 		}
-		ready[name] = n.Ready
+		anyReady = anyReady || n.Ready
 	}
 	for _, name := range names {
 		n := s.Nodes[name]
-		if n.Ready || now.Sub(n.Transition) <= t.Eviction || !anyTrue(ready) {
+		if n.Ready || now.Sub(n.Transition) <= t.Eviction || !anyReady {
 			continue
 		}
 		for p := range s.Pods.OnNode(name) { // in key order
@@ -70,13 +70,4 @@ func Nodes(s *state.State, heartbeats map[string]time.Time, since, now time.Time
 		}
 	}
 	return cmds
-}
-
-func anyTrue(m map[string]bool) bool {
-	for _, v := range m {
-		if v {
-			return true
-		}
-	}
-	return false
 }
