@@ -262,7 +262,7 @@ func (n *NodeNet) ReadyPods(name string, replicas int, avoid string, wait time.D
 		ready, other := 0, 0
 		for _, p := range pods {
 			switch {
-			case p.Namespace != "apps" || p.Deployment != name:
+			case p.Namespace != "apps" || p.OwnerKind != "" || p.Deployment != name:
 			case p.Status.Ready && p.NodeName != avoid && !p.Terminating:
 				ready++
 			default:
