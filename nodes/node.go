@@ -70,6 +70,8 @@ type Config struct {
 	// forwards other names to its nameservers, and dnsPolicy Default pods
 	// get it (default /etc/resolv.conf, as the kubelet's --resolv-conf).
 	ResolvConf string
+	// Heartbeat is the agent's heartbeat period (0: the agent's default).
+	Heartbeat time.Duration
 	// ProxyTable names the nftables table of the service proxy.
 	ProxyTable string
 	// Backoff shortens the restart back-off (tests); zero keeps the
@@ -155,7 +157,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}))
+	// A master that does not answer must cost less than the masters'
+	// grace: after two heartbeat periods the next master is tried.
+	beat := cfg.Heartbeat
+	if beat <= 0 {
+		beat = agent.DefaultHeartbeat
+	}
+	n.client = api.NewClient(strings.Join(id.masters, ","), "", api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}),
+		api.WithAnswerTimeout(2*beat))
 	// Names outside the cluster go to the host's resolvers; without a
 	// resolv.conf there are none (and pods get SERVFAIL for them).
 	if n.hostDNS, err = dns.ReadResolvConf(cmp.Or(cfg.ResolvConf, "/etc/resolv.conf")); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -166,6 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Node: info, Master: n.client, DataDir: filepath.Join(cfg.DataDir, "agent"), NodeDir: cfg.DataDir, Logger: cfg.Logger,
 		NewRuntime:    func(ctx context.Context, node state.Node) (agent.Runtime, error) { return n.newRuntime(ctx, node) },
 		Routes:        syncRoutes,
+		Heartbeat:     cfg.Heartbeat,
 		ClusterDomain: cfg.ClusterDomain,
 		ClusterDNS:    n.clusterDNS,
 		HostDNS:       n.hostDNS,

@@ -23,6 +23,8 @@ import (
 //     replicas-maxUnavailable pods stay available (ready for minReadySeconds).
 //   - Recreate: all old pods stop before any new pod starts.
 //   - Pods of Deployments no longer in the revision are stopped.
+//   - Pods on a node being drained are replaced as pods of an older
+//     template are, within the same bounds.
 //
 // A stopped pod is marked Terminating for its agent; a pod that no agent
 // will ever stop (unbound, or on a node that is not ready) is deleted.
@@ -30,7 +32,7 @@ func Deployments(s *state.State, d *Desired, now time.Time) []state.Command {
 	var cmds []state.Command
 	owned := map[string][]*state.Pod{} // namespace/deployment -> pods
 	for p := range s.Pods.All() {
-		if p.Deployment != "" {
+		if p.OwnerKind == "" && p.Deployment != "" {
 			k := p.Namespace + "/" + p.Deployment
 			owned[k] = append(owned[k], p)
 		}
@@ -61,7 +63,7 @@ func rollout(s *state.State, dep *objects.Deployment, pods []*state.Pod, planned
 			continue
 		}
 		live = append(live, p)
-		if p.TemplateHash == hash {
+		if p.TemplateHash == hash && !draining(s, p) {
 			current = append(current, p)
 		} else {
 			old = append(old, p)
@@ -116,6 +118,12 @@ func rollout(s *state.State, dep *objects.Deployment, pods []*state.Pod, planned
 		}
 	}
 	return cmds
+}
+
+// draining says whether the pod's node is being drained (berth drain).
+func draining(s *state.State, p *state.Pod) bool {
+	n := s.Nodes[p.NodeName]
+	return n != nil && n.Draining
 }
 
 func terminatingOf(pods []*state.Pod) int {
@@ -198,7 +206,7 @@ func pausedScale(s *state.State, dep *objects.Deployment, live []*state.Pod, rep
 				newest = p
 			}
 		}
-		return create(s, dep.Metadata, podTemplate{Hash: newest.TemplateHash, Labels: newest.Labels, Annotations: newest.Annotations, Spec: newest.Spec}, n, planned, now)
+		return create(s, dep.Metadata, podTemplate{Prefix: dep.Metadata.Name + "-" + newest.TemplateHash, Hash: newest.TemplateHash, Labels: newest.Labels, Annotations: newest.Annotations, Spec: newest.Spec}, n, planned, now)
 	}
 	return shrink(s, live, len(live)-replicas)
 }
@@ -207,7 +215,7 @@ func pausedScale(s *state.State, dep *objects.Deployment, live []*state.Pod, rep
 // and none of 0, 1, 3 (no look-alikes).
 const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789"
 
-// create makes n pods of the template. Names are <deployment>-<hash>-<id>,
+// create makes n pods of the template. Names are <prefix>-<id>,
 // with a 5-character id (27^5, about 14 million) derived from the Raft index
 // and a counter, so the leader's choice is stable for a given state. A name
 // already in the state (perhaps a pod still being removed) or planned
@@ -223,7 +231,7 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 			id[j] = suffixAlphabet[v%uint64(len(suffixAlphabet))]
 			v /= uint64(len(suffixAlphabet))
 		}
-		name := fmt.Sprintf("%s-%s-%s", dep.Name, t.Hash, id)
+		name := t.Prefix + "-" + string(id)
 		key := state.PodKey(dep.Namespace, name)
 		if s.Pods.Get(key) != nil || planned[key] {
 			continue
@@ -231,16 +239,19 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 		planned[key] = true
 		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, state.Pod{
 			Namespace: dep.Namespace, Name: name,
-			Deployment: dep.Name, TemplateHash: t.Hash,
-			Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec,
+			OwnerKind: t.Kind, Deployment: dep.Name, TemplateHash: t.Hash,
+			Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec, NodeName: t.Node,
 			Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
 		}))
 	}
 	return cmds
 }
 
-// podTemplate is what a Deployment's pods of one template hash share.
+// podTemplate is what an owner's pods of one template hash share.
 type podTemplate struct {
+	Kind        string // the owner's, "" for a Deployment
+	Prefix      string // of the pods' names: <deployment>-<hash>, <job>
+	Node        string // bound at creation (a DaemonSet's), or "" for the scheduler
 	Hash        string
 	Labels      map[string]string
 	Annotations map[string]string
@@ -249,7 +260,7 @@ type podTemplate struct {
 
 // templateOf is the Deployment's template, labelled with its hash.
 func templateOf(dep *objects.Deployment, hash string) podTemplate {
-	t := podTemplate{Hash: hash, Labels: map[string]string{"pod-template-hash": hash}, Spec: dep.Spec.Template.Spec}
+	t := podTemplate{Prefix: dep.Metadata.Name + "-" + hash, Hash: hash, Labels: map[string]string{"pod-template-hash": hash}, Spec: dep.Spec.Template.Spec}
 	if m := dep.Spec.Template.Metadata; m != nil {
 		maps.Copy(t.Labels, m.Labels)
 		t.Labels["pod-template-hash"] = hash

@@ -20,6 +20,9 @@ import (
 type Desired struct {
 	Commit      string
 	Deployments []*objects.Deployment
+	DaemonSets  []*objects.DaemonSet
+	Jobs        []*objects.Job
+	CronJobs    []*objects.CronJob
 	Services    []*objects.Service
 	ConfigMaps  map[string]*objects.ConfigMap // by namespace/name
 	Secrets     map[string]*objects.Secret    // by namespace/name
@@ -71,6 +74,18 @@ func decode(rev *state.Revision) (*Desired, error) {
 			v := &objects.Deployment{}
 			err = json.Unmarshal(o.JSON, v)
 			d.Deployments = append(d.Deployments, v)
+		case "DaemonSet":
+			v := &objects.DaemonSet{}
+			err = json.Unmarshal(o.JSON, v)
+			d.DaemonSets = append(d.DaemonSets, v)
+		case "Job":
+			v := &objects.Job{}
+			err = json.Unmarshal(o.JSON, v)
+			d.Jobs = append(d.Jobs, v)
+		case "CronJob":
+			v := &objects.CronJob{}
+			err = json.Unmarshal(o.JSON, v)
+			d.CronJobs = append(d.CronJobs, v)
 		case "Service":
 			v := &objects.Service{}
 			err = json.Unmarshal(o.JSON, v)
@@ -94,8 +109,14 @@ func decode(rev *state.Revision) (*Desired, error) {
 // TemplateHash identifies a pod template: equal templates hash equally in
 // every revision, so reverting a commit brings back the earlier rollout's
 // pods by identity. Like Kubernetes' pod-template-hash, 10 hex digits.
-func TemplateHash(t objects.PodTemplateSpec) string {
-	b, err := json.Marshal(t)
+func TemplateHash(t objects.PodTemplateSpec) string { return hashOf(t) }
+
+// JobHash identifies a Job's spec: a Job from git whose spec changes is a
+// new run.
+func JobHash(spec objects.JobSpec) string { return hashOf(spec) }
+
+func hashOf(v any) string {
+	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // schemas types are JSON-safe
 	}

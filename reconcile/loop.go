@@ -130,6 +130,9 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 			return append(ServiceIPs(s, d, l.ServiceCIDR), NodePorts(s, d)...)
 		}},
 		{"deployments", true, func(s *state.State, d *Desired) []state.Command { return Deployments(s, d, now()) }},
+		{"daemonsets", true, func(s *state.State, d *Desired) []state.Command { return DaemonSets(s, d, now()) }},
+		{"cronjobs", true, func(s *state.State, d *Desired) []state.Command { return CronJobs(s, d, now()) }},
+		{"jobs", true, func(s *state.State, d *Desired) []state.Command { return Jobs(s, d, now()) }},
 		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},
 	} {
 		l.control(ctx, c)

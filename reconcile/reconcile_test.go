@@ -72,6 +72,9 @@ func (h *harness) desired() *Desired {
 func (h *harness) control() {
 	h.apply(append(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR), NodePorts(h.s, h.desired())...)...)
 	h.apply(Deployments(h.s, h.desired(), h.now)...)
+	h.apply(DaemonSets(h.s, h.desired(), h.now)...)
+	h.apply(CronJobs(h.s, h.desired(), h.now)...)
+	h.apply(Jobs(h.s, h.desired(), h.now)...)
 	h.apply(Schedule(h.s)...)
 }
 
@@ -84,7 +87,7 @@ func (h *harness) agents(up ...string) {
 	}
 	var cmds []state.Command
 	for _, p := range sortedPods(slices.Collect(h.s.Pods.All())) {
-		if p.NodeName == "" || (len(up) > 0 && !isUp[p.NodeName]) {
+		if p.NodeName == "" || p.Finished() || (len(up) > 0 && !isUp[p.NodeName]) {
 			continue
 		}
 		if p.Terminating {
@@ -665,5 +668,100 @@ func TestSchedulerAffinity(t *testing.T) {
 		case p.Deployment == "plain" && p.NodeName != "":
 			t.Errorf("a pod that tolerates nothing went to a node under disk pressure: %s", p.NodeName)
 		}
+	}
+}
+
+// Every node silent at once (the masters' own network is the likelier
+// fault): all go NotReady, but no pod is evicted.
+func TestNoEvictionWhenNoNodeIsReady(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"))
+	h.commit(deployment("web", 2, "1"))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	start := h.now
+	for range 60 {
+		h.now = h.now.Add(time.Second)
+		h.apply(Nodes(h.s, h.beats, start, h.now, DefaultNodeTimeouts)...)
+		h.control()
+	}
+	if h.s.Nodes["a"].Ready || h.s.Nodes["b"].Ready {
+		t.Fatal("silent nodes still ready")
+	}
+	if h.s.Pods.Len() != 2 {
+		t.Fatalf("%d pods, want the 2 that were running", h.s.Pods.Len())
+	}
+}
+
+// The default timeouts replace a lost node's pods within 12 s of its last
+// heartbeat, in the harness's 1 s steps (the loop's tick).
+func TestDefaultTimeoutsReplaceWithinTwelveSeconds(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"), node("c"))
+	h.commit(deployment("web", 3, "1"))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	start := h.now
+	for h.now.Sub(start) < time.Minute {
+		h.now = h.now.Add(time.Second)
+		h.beats["a"], h.beats["b"] = h.now, h.now // c is dead
+		h.apply(Nodes(h.s, h.beats, start, h.now, DefaultNodeTimeouts)...)
+		h.control()
+		h.agents("a", "b")
+		ready := 0
+		for p := range h.s.Pods.All() {
+			if p.NodeName != "c" && p.Status.Ready {
+				ready++
+			}
+		}
+		if ready == 3 {
+			break
+		}
+	}
+	if took := h.now.Sub(start); took > 14*time.Second {
+		t.Fatalf("3 ready pods off the dead node after %s", took)
+	}
+}
+
+// A cordoned node takes no new pod; a drained one gives its pods up within
+// the Deployment's bounds (maxUnavailable 0 here: never fewer than
+// replicas ready), and registering again keeps both.
+func TestCordonAndDrain(t *testing.T) {
+	h := newHarness(t, node("a"), node("b"), node("c"))
+	dep := deployment("web", 4, "1")
+	dep.Spec.Strategy.RollingUpdate.MaxUnavailable = objects.IntOrString{Int: 0}
+	h.commit(dep)
+	h.apply(state.NewCommand(state.CmdSetNodeScheduling, state.NodeScheduling{Name: "c", Unschedulable: true}))
+	for range 3 {
+		h.control()
+		h.agents()
+	}
+	for p := range h.s.Pods.All() {
+		if p.NodeName == "c" {
+			t.Fatalf("pod %s on the cordoned node", p.Name)
+		}
+	}
+	h.apply(state.NewCommand(state.CmdSetNodeScheduling, state.NodeScheduling{Name: "c"}))
+	h.apply(state.NewCommand(state.CmdSetNodeScheduling, state.NodeScheduling{Name: "b", Drain: true}))
+	h.apply(state.NewCommand(state.CmdRegisterNode, node("b"))) // its agent restarts meanwhile
+	if n := h.s.Nodes["b"]; !n.Unschedulable || !n.Draining {
+		t.Fatalf("b after registering again: %+v", n)
+	}
+	for range 10 {
+		h.now = h.now.Add(time.Second)
+		h.control()
+		if _, ready := h.pods(); ready < 4 {
+			t.Fatalf("%d ready pods while draining, want at least 4", ready)
+		}
+		h.agents()
+	}
+	on := map[string]int{}
+	for p := range h.s.Pods.All() {
+		on[p.NodeName]++
+	}
+	if on["b"] != 0 || on["a"]+on["c"] != 4 {
+		t.Fatalf("pods by node after the drain: %v", on)
 	}
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // Schedule binds every unbound pod to a node, as kube-scheduler's default
-// profile would in miniature. Filter: the node is ready, its taints (disk
-// pressure) are tolerated, it carries the pod's nodeSelector labels and
+// profile would in miniature. Filter: the node is ready and not cordoned, its
+// taints (disk pressure) are tolerated, it carries the pod's nodeSelector labels and
 // meets its required node and pod (anti-)affinity and its
 // DoNotSchedule topology spread, and it has room for the pod's requests
 // next to what is already bound there. Score: the preferred affinities'
@@ -28,7 +28,7 @@ func Schedule(s *state.State) []state.Command {
 	var nodes []*state.Node
 	for _, n := range s.Nodes {
 		used[n.Name] = &resources{}
-		if n.Ready {
+		if n.Ready && !n.Unschedulable {
 			nodes = append(nodes, n)
 		}
 	}
@@ -41,13 +41,16 @@ func Schedule(s *state.State) []state.Command {
 			}
 			continue
 		}
+		if p.Finished() {
+			continue // a Job's pod that ran to its end holds nothing
+		}
 		if u := used[p.NodeName]; u != nil {
 			u.add(requests(&p.Spec))
 		}
 		if !p.Terminating {
 			c.place(p, p.NodeName)
 		}
-		spread[p.NodeName+"/"+p.Namespace+"/"+p.Deployment]++
+		spread[spreadKey(p.NodeName, p)]++
 	}
 
 	var cmds []state.Command
@@ -98,7 +101,7 @@ func Schedule(s *state.State) []state.Command {
 				continue
 			}
 			score := nodeScore + podScore + spreadScore
-			sp := spread[n.Name+"/"+p.Namespace+"/"+p.Deployment]
+			sp := spread[spreadKey(n.Name, p)]
 			share := fraction(u.cpu+req.cpu, n.CPUMilli) + fraction(u.mem+req.mem, n.MemoryBytes)
 			if best == nil || score > bestScore || score == bestScore && (sp < bestSpread || (sp == bestSpread && share < bestShare)) {
 				best, bestScore, bestSpread, bestShare = n, score, sp, share
@@ -120,11 +123,16 @@ func Schedule(s *state.State) []state.Command {
 			continue
 		}
 		used[best.Name].add(req)
-		spread[best.Name+"/"+p.Namespace+"/"+p.Deployment]++
+		spread[spreadKey(best.Name, p)]++
 		c.place(p, best.Name)
 		cmds = append(cmds, state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: best.Name}))
 	}
 	return cmds
+}
+
+// spreadKey counts the pods of one owner on one node.
+func spreadKey(node string, p *state.Pod) string {
+	return node + "/" + p.Namespace + "/" + p.OwnerKind + "/" + p.Deployment
 }
 
 func fraction(a, b int64) float64 {

@@ -435,6 +435,9 @@ var kindSchemas = map[string]struct{ apiVersion, def string }{
 	"Service":        {"v1", "#Service"},
 	"Deployment":     {"apps/v1", "#Deployment"},
 	"ServiceAccount": {"v1", "#ServiceAccount"},
+	"DaemonSet":      {"apps/v1", "#DaemonSet"},
+	"Job":            {"batch/v1", "#Job"},
+	"CronJob":        {"batch/v1", "#CronJob"},
 }
 
 // SupportedKinds lists "apiVersion Kind" for every kind berth accepts.
@@ -461,6 +464,12 @@ func newObject(kind string) objects.Object {
 		return &objects.Deployment{}
 	case "ServiceAccount":
 		return &objects.ServiceAccount{}
+	case "DaemonSet":
+		return &objects.DaemonSet{}
+	case "Job":
+		return &objects.Job{}
+	case "CronJob":
+		return &objects.CronJob{}
 	}
 	return nil
 }

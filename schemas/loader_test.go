@@ -200,7 +200,7 @@ func TestBadInput(t *testing.T) {
 		{"no kind", map[string]string{"a.yaml": "apiVersion: v1\nmetadata: {name: x}\n"},
 			nil, []string{"a.yaml:1:1: error: object has no kind"}},
 		{"unsupported kind", map[string]string{"a.yaml": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\n"},
-			nil, []string{`a.yaml:2:7: error: berth does not support "apps/v1 StatefulSet" (it runs apps/v1 Deployment, v1 ConfigMap`}},
+			nil, []string{`a.yaml:2:7: error: berth does not support "apps/v1 StatefulSet" (it runs apps/v1 DaemonSet, apps/v1 Deployment, batch/v1 CronJob, batch/v1 Job, v1 ConfigMap`}},
 		{"wrong apiVersion", map[string]string{"a.yaml": strings.Replace(deployYAML, "apps/v1", "extensions/v1beta1", 1)},
 			nil, []string{`a.yaml:1:13: error: Deployment is served as apiVersion "apps/v1", not "extensions/v1beta1"`}},
 		{"duplicate key", map[string]string{"a.yaml": cmYAML + "data:\n  x: y\n"},

@@ -153,6 +153,12 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []diag.Diagnostic 
 		dockerConfigChecks(r, o)
 	case *objects.Deployment:
 		deploymentChecks(r, f, o)
+	case *objects.DaemonSet:
+		rolloutChecks(r, f, "DaemonSet", "updateStrategy", o.Spec.Selector, &o.Spec.Template, o.Spec.UpdateStrategy.RollingUpdate)
+	case *objects.Job:
+		jobChecks(r, f, []any{"spec"}, &o.Spec)
+	case *objects.CronJob:
+		cronJobChecks(r, f, o)
 	case *objects.Service:
 		serviceChecks(r, f, o)
 	}
@@ -169,21 +175,30 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 func deploymentChecks(r *report, f *facts, d *objects.Deployment) {
-	sel := d.Spec.Selector
+	rolloutChecks(r, f, "Deployment", "strategy", d.Spec.Selector, &d.Spec.Template, d.Spec.Strategy.RollingUpdate)
+}
+
+// rolloutChecks covers what a Deployment and a DaemonSet share: a
+// selector that matches the template, a rolling update that can
+// progress, pods that restart Always.
+func rolloutChecks(r *report, f *facts, kind, strategy string, sel objects.LabelSelector, t *objects.PodTemplateSpec, ru *objects.RollingUpdateDeployment) {
 	var labels map[string]string
-	if d.Spec.Template.Metadata != nil {
-		labels = d.Spec.Template.Metadata.Labels
+	if t.Metadata != nil {
+		labels = t.Metadata.Labels
 	}
 	f.podLabels = labels
 	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
-		r.add(diag.Error, diag.RuleSelector, []any{"spec", "selector"}, "must not be empty: a Deployment selects its pods by label")
+		r.add(diag.Error, diag.RuleSelector, []any{"spec", "selector"}, "must not be empty: a %s selects its pods by label", kind)
 	} else if !sel.Matches(labels) {
 		r.add(diag.Error, diag.RuleSelector, []any{"spec", "selector"}, "does not match the pod template's labels (spec.template.metadata.labels %s)", showLabels(labels))
 	}
-	if ru := d.Spec.Strategy.RollingUpdate; ru != nil && isZero(ru.MaxSurge) && isZero(ru.MaxUnavailable) {
-		r.add(diag.Error, diag.RuleSchema, []any{"spec", "strategy", "rollingUpdate"}, "maxSurge and maxUnavailable cannot both be 0: the rollout could never make progress")
+	if ru != nil && isZero(ru.MaxSurge) && isZero(ru.MaxUnavailable) {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", strategy, "rollingUpdate"}, "maxSurge and maxUnavailable cannot both be 0: the rollout could never make progress")
 	}
-	podChecks(r, f, []any{"spec", "template", "spec"}, &d.Spec.Template.Spec)
+	if rp := t.Spec.RestartPolicy; rp != "Always" {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", "template", "spec", "restartPolicy"}, "must be Always for a %s, whose pods run until replaced (a Job runs pods to completion)", kind)
+	}
+	podChecks(r, f, []any{"spec", "template", "spec"}, &t.Spec)
 }
 
 func isZero(v objects.IntOrString) bool {
@@ -527,7 +542,7 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 	// Service made this pass quadratic in the size of the repository.
 	deployments := map[string]*nsDeployments{}
 	for _, d := range docs {
-		if d.facts.id.Kind == "Deployment" {
+		if k := d.facts.id.Kind; k == "Deployment" || k == "DaemonSet" {
 			nd := deployments[d.facts.id.Namespace]
 			if nd == nil {
 				nd = &nsDeployments{}

@@ -46,8 +46,8 @@ type seenAnswer struct {
 // DefaultAnswerTimeout is how long a master may take to start answering
 // (beyond a blocking query's wait) before the next one is tried. A master
 // behind a half-open connection never answers; an agent stuck on it would
-// miss its heartbeats (20 s of silence marks a node NotReady) although
-// another master answers.
+// miss its heartbeats although another master answers; agents use two
+// heartbeat periods instead, below the masters' grace.
 const DefaultAnswerTimeout = 10 * time.Second
 
 // ClientOption configures a Client.
@@ -274,6 +274,14 @@ func (c *Client) RegisterNode(ctx context.Context, n state.Node) (state.Node, er
 func (c *Client) DeleteNode(ctx context.Context, name string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/nodes/"+url.PathEscape(name), nil, nil, nil)
 	return err
+}
+
+// SetNodeScheduling cordons (Unschedulable), drains (Drain) or uncordons
+// (neither) a node, and returns it as changed.
+func (c *Client) SetNodeScheduling(ctx context.Context, u state.NodeScheduling) (state.Node, error) {
+	var n state.Node
+	_, err := c.do(ctx, http.MethodPut, "/v1/nodes/"+url.PathEscape(u.Name)+"/scheduling", nil, u, &n)
+	return n, err
 }
 
 // Heartbeat tells the masters the node is alive, and what it reports of

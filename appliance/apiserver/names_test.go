@@ -95,6 +95,29 @@ func TestDeleteNode(t *testing.T) {
 	}
 }
 
+// berth cordon and drain set the node's flags; only admins may.
+func TestNodeScheduling(t *testing.T) {
+	c, b := newTestAPI(t)
+	ctx := context.Background()
+	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n1"})}); err != nil {
+		t.Fatal(err)
+	}
+	var e *api.Error
+	if _, err := api.NewClient(c.Server(), readOnly).SetNodeScheduling(ctx, state.NodeScheduling{Name: "n1", Unschedulable: true}); !errors.As(err, &e) || e.Code != http.StatusForbidden {
+		t.Fatalf("a read-only token cordoned a node: %v", err)
+	}
+	n, err := c.SetNodeScheduling(ctx, state.NodeScheduling{Name: "n1", Drain: true})
+	if err != nil || !n.Unschedulable || !n.Draining {
+		t.Fatalf("drain: %+v %v", n, err)
+	}
+	if n, err = c.SetNodeScheduling(ctx, state.NodeScheduling{Name: "n1"}); err != nil || n.Unschedulable || n.Draining {
+		t.Fatalf("uncordon: %+v %v", n, err)
+	}
+	if _, err := c.SetNodeScheduling(ctx, state.NodeScheduling{Name: "n2"}); !errors.As(err, &e) || e.Code != http.StatusNotFound {
+		t.Fatalf("an unknown node: %v", err)
+	}
+}
+
 // A route whose path wildcard has no name rule cannot be registered.
 func TestEveryWildcardHasARule(t *testing.T) {
 	defer func() {

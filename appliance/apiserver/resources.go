@@ -296,6 +296,24 @@ func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *state.St
 	return map[string]bool{"ok": true}, nil
 }
 
+// nodeScheduling cordons, drains or uncordons a node (berth cordon,
+// drain, uncordon); the controllers do the moving.
+func (s *Server) nodeScheduling(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	var u state.NodeScheduling
+	if err := decodeBody(r, &u); err != nil {
+		return nil, err
+	}
+	u.Name = r.PathValue("existing")
+	if _, ok := st.Nodes[u.Name]; !ok {
+		return nil, errorf(http.StatusNotFound, "no node %q", u.Name)
+	}
+	if err := s.propose(r, state.NewCommand(state.CmdSetNodeScheduling, u)); err != nil {
+		return nil, err
+	}
+	s.cfg.Logger.Info("node scheduling set", "node", u.Name, "unschedulable", u.Unschedulable, "drain", u.Drain, "by", identityOf(r).Name)
+	return s.cfg.Backend.State().Nodes[u.Name], nil
+}
+
 // deletePod stops a running pod gracefully (its Deployment replaces it, as
 // `kubectl delete pod` does) and removes a pod already stopping; agents call
 // it once they have stopped a terminating pod.

@@ -116,6 +116,7 @@ func NewServer(cfg Config) *Server {
 	s.route("POST /v1/nodes", anyAgent, s.registerNode)
 	s.route("POST /v1/nodes/{name}/heartbeat", self, s.heartbeat)
 	s.route("DELETE /v1/nodes/{existing}", admins, s.deleteNode)
+	s.route("PUT /v1/nodes/{existing}/scheduling", admins, s.nodeScheduling)
 	// A node's pods come with the Secrets they use: only that node's agent
 	// (and admins) may read them.
 	s.route("GET /v1/nodes/{name}/pods", self, s.nodePods)
@@ -124,6 +125,9 @@ func NewServer(cfg Config) *Server {
 	s.route("DELETE /v1/pods/{namespace}/{pod}", podOwner, s.deletePod)
 	s.mux.HandleFunc("GET /v1/pods/{namespace}/{pod}/logs", s.logs)
 	s.route("GET /v1/deployments", readers, s.deployments)
+	s.route("GET /v1/daemonsets", readers, s.daemonSets)
+	s.route("GET /v1/jobs", readers, s.jobs)
+	s.route("GET /v1/cronjobs", readers, s.cronJobs)
 	s.route("GET /v1/services", proxies, s.services)
 	s.mux.HandleFunc("POST /v1/webhook", s.webhook)
 	s.route("GET /v1/tokens", admins, s.listTokens)

@@ -78,6 +78,16 @@ const (
 	// CmdSetPodNetwork sets the cluster's pod address range and each
 	// node's share of it, once, at bootstrap.
 	CmdSetPodNetwork CommandType = "SetPodNetwork" // PodNetwork
+	// CmdSetNodeScheduling cordons, drains or uncordons a node. Both
+	// flags outlive the node's registrations: they are the admin's.
+	CmdSetNodeScheduling CommandType = "SetNodeScheduling" // NodeScheduling
+	// CmdPutJob records a Job run, new or with a new status; CmdDeleteJob
+	// forgets one (its pods go through their own commands).
+	CmdPutJob    CommandType = "PutJob"    // Job
+	CmdDeleteJob CommandType = "DeleteJob" // JobRef
+	// CmdSetCronSchedule records a CronJob's last schedule time (zero
+	// Time: forget the CronJob).
+	CmdSetCronSchedule CommandType = "SetCronSchedule" // CronSchedule
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -103,6 +113,13 @@ type NodeReady struct {
 type NodeDiskPressure struct {
 	Name         string `json:"name"`
 	DiskPressure bool   `json:"diskPressure"`
+}
+
+// NodeScheduling is a node's cordon: Drain implies Unschedulable.
+type NodeScheduling struct {
+	Name          string `json:"name"`
+	Unschedulable bool   `json:"unschedulable"`
+	Drain         bool   `json:"drain,omitempty"`
 }
 
 type NodeRef struct {
@@ -198,7 +215,7 @@ func Apply(s *State, batch []Command) error {
 type writer struct {
 	s State
 
-	revisions, nodes, serviceIPs, nodePorts, tokens, masterAPIs bool
+	revisions, nodes, serviceIPs, nodePorts, tokens, masterAPIs, jobs, cronSchedules bool
 	// pods is the batch's version of the pods, read and written through
 	// it (w.s.Pods is the version before the batch until the end).
 	pods podWriter
@@ -225,6 +242,10 @@ func (w *writer) NodePorts() map[string]ServiceNodePort {
 }
 func (w *writer) Tokens() map[string]auth.Token { return own(&w.s.Tokens, &w.tokens) }
 func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w.masterAPIs) }
+func (w *writer) Jobs() map[string]*Job         { return own(&w.s.Jobs, &w.jobs) }
+func (w *writer) CronSchedules() map[string]time.Time {
+	return own(&w.s.CronSchedules, &w.cronSchedules)
+}
 
 // changePod replaces pod key with a copy that change has edited. The copy
 // is shallow: change sets fields, it never edits what they point to.
@@ -309,7 +330,7 @@ func applyOne(w *writer, c Command) error {
 			return fmt.Errorf("node has no name")
 		}
 		if old, ok := s.Nodes[n.Name]; ok {
-			n.PodCIDR = old.PodCIDR
+			n.PodCIDR, n.Unschedulable, n.Draining = old.PodCIDR, old.Unschedulable, old.Draining
 		} else if n.PodCIDR == "" {
 			if n.PodCIDR, err = nextPodCIDR(s); err != nil {
 				return fmt.Errorf("node %s: %w", n.Name, err)
@@ -350,6 +371,43 @@ func applyOne(w *writer, c Command) error {
 			changed := *n
 			changed.DiskPressure = d.DiskPressure
 			w.Nodes()[d.Name] = &changed
+		}
+	case CmdSetNodeScheduling:
+		u, err := decode[NodeScheduling](c)
+		if err != nil {
+			return err
+		}
+		n, ok := s.Nodes[u.Name]
+		if !ok {
+			return fmt.Errorf("no node %q", u.Name)
+		}
+		changed := *n
+		changed.Unschedulable, changed.Draining = u.Unschedulable || u.Drain, u.Drain
+		w.Nodes()[u.Name] = &changed
+	case CmdPutJob:
+		j, err := decode[Job](c)
+		if err != nil {
+			return err
+		}
+		if j.Namespace == "" || j.Name == "" {
+			return fmt.Errorf("job needs a namespace and a name")
+		}
+		w.Jobs()[j.Key()] = &j
+	case CmdDeleteJob:
+		r, err := decode[JobRef](c)
+		if err != nil {
+			return err
+		}
+		delete(w.Jobs(), r.Key)
+	case CmdSetCronSchedule:
+		u, err := decode[CronSchedule](c)
+		if err != nil {
+			return err
+		}
+		if u.Time.IsZero() {
+			delete(w.CronSchedules(), u.Key)
+		} else {
+			w.CronSchedules()[u.Key] = u.Time
 		}
 	case CmdCreatePod:
 		p, err := decode[Pod](c)

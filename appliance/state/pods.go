@@ -16,7 +16,7 @@ import (
 // status update costs the same at 150,000 pods as at 100 (a map had to be
 // copied whole). Published tables are never written; every reader shares
 // them without a lock. Indexes: by key, by node (pods bound to a node, ""
-// for the unbound) and by owner (namespace and Deployment).
+// for the unbound) and by owner (namespace, owner kind and name).
 type PodTable struct {
 	db *memdb.MemDB // a snapshot no write reaches
 	n  int
@@ -30,7 +30,7 @@ var podSchema = &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 	podsTable: {Name: podsTable, Indexes: map[string]*memdb.IndexSchema{
 		"id":    {Name: "id", Unique: true, Indexer: podIndex(func(p *Pod) string { return p.Key() })},
 		"node":  {Name: "node", Indexer: podIndex(func(p *Pod) string { return p.NodeName })},
-		"owner": {Name: "owner", Indexer: podIndex(func(p *Pod) string { return p.Namespace + "/" + p.Deployment })},
+		"owner": {Name: "owner", Indexer: podIndex(func(p *Pod) string { return ownerKey(p.Namespace, p.OwnerKind, p.Deployment) })},
 	}},
 }}
 
@@ -105,8 +105,16 @@ func (t PodTable) OnNode(node string) iter.Seq[*Pod] { return t.by("node", node)
 
 // OfDeployment yields the pods Deployment namespace/name owns.
 func (t PodTable) OfDeployment(namespace, name string) iter.Seq[*Pod] {
-	return t.by("owner", namespace+"/"+name)
+	return t.OfOwner("", namespace, name)
 }
+
+// OfOwner yields the pods the kind's ("" for Deployment) namespace/name
+// owns.
+func (t PodTable) OfOwner(kind, namespace, name string) iter.Seq[*Pod] {
+	return t.by("owner", ownerKey(namespace, kind, name))
+}
+
+func ownerKey(namespace, kind, name string) string { return namespace + "/" + kind + "/" + name }
 
 func (t PodTable) by(index string, args ...any) iter.Seq[*Pod] {
 	return podsIn(t.read(), index, args...)

@@ -100,6 +100,15 @@ func WriteSnapshot(out io.Writer, s *State) error {
 		w.raw(",\"podNetwork\":")
 		w.value(s.PodNetwork)
 	}
+	// Written only when there are any, as json.Marshal's omitempty.
+	if len(s.Jobs) > 0 {
+		w.raw(",\"jobs\":")
+		writeMap(w, s.Jobs)
+	}
+	if len(s.CronSchedules) > 0 {
+		w.raw(",\"cronSchedules\":")
+		writeMap(w, s.CronSchedules)
+	}
 	w.raw("}\n")
 	return w.err
 }
@@ -169,6 +178,10 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			err = dec.Decode(&s.MasterAPIs)
 		case "podNetwork":
 			err = dec.Decode(&s.PodNetwork)
+		case "jobs":
+			s.Jobs, err = readObject[*Job](dec)
+		case "cronSchedules":
+			err = dec.Decode(&s.CronSchedules)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}
@@ -182,10 +195,15 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("snapshot: data after the state")
 	}
-	// Apply dereferences every node and pod.
+	// Apply dereferences every node, pod and job.
 	for k, n := range s.Nodes {
 		if n == nil {
 			return nil, fmt.Errorf("snapshot state: node %q is null", k)
+		}
+	}
+	for k, j := range s.Jobs {
+		if j == nil {
+			return nil, fmt.Errorf("snapshot state: job %q is null", k)
 		}
 	}
 	s.init()

@@ -42,6 +42,10 @@ type State struct {
 	// PodNetwork is where pods take their addresses; nil before bootstrap
 	// and in clusters made before it was configurable (see Network).
 	PodNetwork *PodNetwork `json:"podNetwork,omitempty"`
+	// Jobs are the runs of batch/v1 Jobs by namespace/name, and
+	// CronSchedules each CronJob's last schedule time.
+	Jobs          map[string]*Job      `json:"jobs,omitempty"`
+	CronSchedules map[string]time.Time `json:"cronSchedules,omitempty"`
 }
 
 // PodNetwork is the cluster's pod address range and each node's share of
@@ -153,23 +157,32 @@ type Node struct {
 	DiskPressure bool `json:"diskPressure,omitempty"`
 	// Transition is when Ready last changed.
 	Transition time.Time `json:"transition"`
+	// Unschedulable: cordoned; no new pod goes there (berth cordon).
+	Unschedulable bool `json:"unschedulable,omitempty"`
+	// Draining: cordoned, and its Deployments' pods move to other nodes
+	// within each Deployment's rolling-update bounds (berth drain).
+	Draining bool `json:"draining,omitempty"`
 }
 
 // PodPhase follows Kubernetes.
 type PodPhase string
 
 const (
-	PodPending PodPhase = "Pending"
-	PodRunning PodPhase = "Running"
-	PodFailed  PodPhase = "Failed"
+	PodPending   PodPhase = "Pending"
+	PodRunning   PodPhase = "Running"
+	PodSucceeded PodPhase = "Succeeded"
+	PodFailed    PodPhase = "Failed"
 )
 
-// Pod is one instance of a Deployment's pod template.
+// Pod is one instance of a workload's pod template.
 type Pod struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
-	// Deployment and TemplateHash tie the pod to its rollout: pods of one
-	// template hash are one "ReplicaSet".
+	// OwnerKind is the kind of the owner Deployment names: "" for a
+	// Deployment (as pods were before other owners), or "Job".
+	OwnerKind string `json:"ownerKind,omitempty"`
+	// Deployment (the owner's name) and TemplateHash tie the pod to its
+	// rollout: pods of one template hash are one "ReplicaSet".
 	Deployment   string            `json:"deployment"`
 	TemplateHash string            `json:"templateHash"`
 	Labels       map[string]string `json:"labels"`
@@ -209,6 +222,11 @@ type ContainerStatus struct {
 	ExitCode int    `json:"exitCode,omitempty"`
 	Restarts int    `json:"restarts"`
 	Ready    bool   `json:"ready"`
+}
+
+// Finished says whether the pod ran to its end (a Job's pods).
+func (p *Pod) Finished() bool {
+	return p.Status.Phase == PodSucceeded || p.Status.Phase == PodFailed
 }
 
 // PodKey is the key of a pod in State.Pods.
@@ -252,5 +270,11 @@ func (s *State) init() {
 	}
 	if s.MasterAPIs == nil {
 		s.MasterAPIs = map[string]string{}
+	}
+	if s.Jobs == nil {
+		s.Jobs = map[string]*Job{}
+	}
+	if s.CronSchedules == nil {
+		s.CronSchedules = map[string]time.Time{}
 	}
 }

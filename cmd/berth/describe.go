@@ -9,6 +9,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/reconcile"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -53,7 +55,7 @@ func newStatusCmd() *cobra.Command {
 func newDescribeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "describe KIND NAME",
-		Short: "Show one object in full: a node, pod, deployment, service or revision",
+		Short: "Show one object in full: a node, pod, deployment, daemonset, job, cronjob, service or revision",
 		Long: `describe shows one object and what relates to it. NAME may be
 namespace/name; a bare name is looked up in every namespace. A revision is
 named by a prefix of its commit.`,
@@ -125,14 +127,37 @@ func find(cmd *cobra.Command, c *api.Client, kind, arg string) (any, any, error)
 		}
 		for _, d := range deps {
 			if matches(arg, d.Namespace, d.Name) {
-				found = d
-				var mine []string
-				for _, p := range pods {
-					if p.Namespace == d.Namespace && p.Deployment == d.Name {
-						mine = append(mine, fmt.Sprintf("%s (%s, template %s, node %s)", p.Name, podStatusWord(p), p.TemplateHash, orNone(p.NodeName)))
-					}
-				}
-				related = map[string][]string{"pods": mine}
+				found, related = d, ownedPods(pods, "", d.Namespace, d.Name)
+			}
+		}
+	case "daemonsets":
+		dss, err := c.DaemonSets(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, d := range dss {
+			if matches(arg, d.Namespace, d.Name) {
+				found, related = d, ownedPods(pods, reconcile.KindDaemonSet, d.Namespace, d.Name)
+			}
+		}
+	case "jobs":
+		jobs, err := c.Jobs(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, j := range jobs {
+			if matches(arg, j.Namespace, j.Name) {
+				found, related = j, ownedPods(pods, reconcile.KindJob, j.Namespace, j.Name)
+			}
+		}
+	case "cronjobs":
+		cjs, err := c.CronJobs(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, cj := range cjs {
+			if matches(arg, cj.Namespace, cj.Name) {
+				found = cj
 			}
 		}
 	case "services":
@@ -161,6 +186,17 @@ func find(cmd *cobra.Command, c *api.Client, kind, arg string) (any, any, error)
 		return nil, nil, &exitError{1, fmt.Errorf("%s %q not found", strings.TrimSuffix(kind, "s"), arg)}
 	}
 	return found, related, nil
+}
+
+// ownedPods lists the pods of the kind's ("" a Deployment's) owner.
+func ownedPods(pods []state.Pod, kind, namespace, name string) map[string][]string {
+	var mine []string
+	for _, p := range pods {
+		if p.Namespace == namespace && p.OwnerKind == kind && p.Deployment == name {
+			mine = append(mine, fmt.Sprintf("%s (%s, template %s, node %s)", p.Name, podStatusWord(p), p.TemplateHash, orNone(p.NodeName)))
+		}
+	}
+	return map[string][]string{"pods": mine}
 }
 
 func describe(w io.Writer, obj, related any) error {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +23,8 @@ var kindAliases = map[string]string{
 	"deployment": "deployments", "deploy": "deployments",
 	"service": "services", "svc": "services",
 	"revision": "revisions", "rev": "revisions",
+	"job": "jobs", "cronjob": "cronjobs", "cj": "cronjobs",
+	"daemonset": "daemonsets", "ds": "daemonsets",
 }
 
 func resourceKind(arg string) (string, error) {
@@ -29,16 +33,16 @@ func resourceKind(arg string) (string, error) {
 		k = a
 	}
 	switch k {
-	case "nodes", "pods", "deployments", "services", "revisions":
+	case "nodes", "pods", "deployments", "services", "revisions", "jobs", "cronjobs", "daemonsets":
 		return k, nil
 	}
-	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, services or revisions)", arg)}
+	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, daemonsets, jobs, cronjobs, services or revisions)", arg)}
 }
 
 func newGetCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "get nodes|pods|deployments|services|revisions",
+		Use:   "get nodes|pods|deployments|daemonsets|jobs|cronjobs|services|revisions",
 		Short: "List cluster objects",
 		Args:  cobra.ExactArgs(1),
 	}
@@ -69,6 +73,12 @@ func newGetCmd() *cobra.Command {
 			items, _, err = c.Services(ctx, nil)
 		case "revisions":
 			items, err = c.Revisions(ctx)
+		case "daemonsets":
+			items, err = c.DaemonSets(ctx)
+		case "jobs":
+			items, err = c.Jobs(ctx)
+		case "cronjobs":
+			items, err = c.CronJobs(ctx)
 		}
 		if err != nil {
 			return &exitError{1, err}
@@ -107,6 +117,9 @@ func printItems(w io.Writer, kind, output string, items any) error {
 			if n.DiskPressure {
 				status += ",DiskPressure" // as kubectl shows a cordoned node
 			}
+			if n.Unschedulable {
+				status += ",SchedulingDisabled"
+			}
 			row(n.Name, status, n.Address, n.PodCIDR, fmt.Sprintf("%dm", n.CPUMilli), fmt.Sprintf("%dMi", n.MemoryBytes>>20), orNone(n.Reason))
 		}
 	case "pods":
@@ -132,6 +145,29 @@ func printItems(w io.Writer, kind, output string, items any) error {
 		row("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "TEMPLATE", "IMAGES", "REASON")
 		for _, d := range items.([]apiDeployment) {
 			row(d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Ready, d.Replicas), d.UpToDate, d.TemplateHash, strings.Join(d.Images, ","), orNone(d.Reason))
+		}
+	case "daemonsets":
+		row("NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "NODE SELECTOR")
+		for _, d := range items.([]api.DaemonSetStatus) {
+			row(d.Namespace, d.Name, d.Desired, d.Current, d.Ready, d.UpToDate, orNone(showSelector(d.NodeSelector)))
+		}
+	case "jobs":
+		row("NAMESPACE", "NAME", "STATUS", "COMPLETIONS", "FAILED", "AGE", "REASON")
+		for _, j := range items.([]state.Job) {
+			status := "Running"
+			if j.Status.Done() {
+				status = j.Status.Condition
+			}
+			row(j.Namespace, j.Name, status, fmt.Sprintf("%d/%d", j.Status.Succeeded, j.Spec.Completions), j.Status.Failed, age(j.Status.Start), orNone(j.Status.Reason))
+		}
+	case "cronjobs":
+		row("NAMESPACE", "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE")
+		for _, c := range items.([]api.CronJobStatus) {
+			last := "<none>"
+			if !c.LastSchedule.IsZero() {
+				last = age(c.LastSchedule)
+			}
+			row(c.Namespace, c.Name, c.Schedule, orNone(c.TimeZone), c.Suspend, c.Active, last)
 		}
 	case "services":
 		row("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORTS", "ENDPOINTS")
@@ -165,6 +201,14 @@ func printItems(w io.Writer, kind, output string, items any) error {
 		}
 	}
 	return nil
+}
+
+func showSelector(m map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
 }
 
 func podStatusWord(p state.Pod) string {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	// CronJobs' timeZone, on masters without a zoneinfo database (the
+	// appliance image).
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 )
@@ -50,5 +53,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
 		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd(),
 		newMasterCmd(), newTokenCmd(), newDeleteCmd())
+	root.AddCommand(newCordonCmds()...)
 	return root
 }

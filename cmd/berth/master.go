@@ -55,6 +55,7 @@ was; the join flags are then ignored.`,
 	f.StringVar(&cfg.CAHash, "ca-hash", "", "fingerprint of the cluster CA to trust when joining (sha256:...)")
 	repo.add(cmd, "config repository: path, file:// or http(s):// URL")
 	network.add(cmd)
+	addNodeTimeoutFlags(cmd, &cfg.NodeTimeouts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := network.apply(&cfg); err != nil {
 			return err

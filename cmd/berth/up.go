@@ -19,6 +19,8 @@ import (
 	"github.com/berth/berth/examples"
 	"github.com/berth/berth/gitops"
 	"github.com/berth/berth/nodes"
+	"github.com/berth/berth/nodes/agent"
+	"github.com/berth/berth/reconcile"
 )
 
 // nodeFlags are the worker's flags, shared by `berth up` and `berth agent`.
@@ -27,6 +29,7 @@ type nodeFlags struct {
 	clusterDomain, resolvConf           string
 	insecureRegistries                  []string
 	labels                              map[string]string
+	heartbeat                           time.Duration
 }
 
 func (f *nodeFlags) add(cmd *cobra.Command) {
@@ -38,11 +41,12 @@ func (f *nodeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringToStringVar(&f.labels, "node-label", nil, "extra node label key=value; repeatable")
 	cmd.Flags().StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of the cluster's names (<service>.<namespace>.svc.DOMAIN), as the kubelet's")
 	cmd.Flags().StringVar(&f.resolvConf, "resolv-conf", "/etc/resolv.conf", "the host's resolver configuration: the cluster DNS forwards other names to its nameservers, as the kubelet's")
+	cmd.Flags().DurationVar(&f.heartbeat, "heartbeat-interval", agent.DefaultHeartbeat, "how often the agent tells the masters the node is alive (keep it a quarter of the masters' --node-grace or less)")
 }
 
 func (f *nodeFlags) config(dataDir, server, token, caHash string, log *slog.Logger) nodes.Config {
 	return nodes.Config{Name: f.name, DataDir: dataDir, Server: server, Token: token, CAHash: caHash, Containerd: f.containerd,
-		Listen: f.listen, Advertise: f.advertise, PlainHTTPRegistries: f.insecureRegistries, Labels: f.labels, ClusterDomain: f.clusterDomain, ResolvConf: f.resolvConf, Logger: log}
+		Listen: f.listen, Advertise: f.advertise, PlainHTTPRegistries: f.insecureRegistries, Labels: f.labels, ClusterDomain: f.clusterDomain, ResolvConf: f.resolvConf, Heartbeat: f.heartbeat, Logger: log}
 }
 
 func newUpCmd() *cobra.Command {
@@ -51,6 +55,7 @@ func newUpCmd() *cobra.Command {
 		repo                      repoFlags
 		network                   networkFlags
 		node                      nodeFlags
+		timeouts                  reconcile.NodeTimeouts
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -69,13 +74,15 @@ It writes an admin client config to DATA/admin.conf.`,
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7443", "API address")
 	cmd.Flags().StringVar(&raftAddr, "raft-addr", "127.0.0.1:7444", "Raft transport address")
 	node.add(cmd)
+	addNodeTimeoutFlags(cmd, &timeouts)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		dir, err := filepath.Abs(dataDir)
 		if err != nil {
 			return err
 		}
-		cfg := appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftListen: raftAddr, Bootstrap: true, Logger: log}
+		cfg := appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftListen: raftAddr, Bootstrap: true, Logger: log,
+			NodeTimeouts: timeouts}
 		if err := repo.apply(&cfg); err != nil {
 			return &exitError{2, err}
 		}

@@ -59,7 +59,7 @@ type Config struct {
 	// NodeDir is the node's data dir, DataDir's by default: pod statuses
 	// say DATA for it, so no one who reads them learns the node's paths.
 	NodeDir string
-	// Heartbeat is the heartbeat period (default 5 s, a quarter of the
+	// Heartbeat is the heartbeat period (default 2 s, a quarter of the
 	// masters' default grace).
 	Heartbeat time.Duration
 	// Resync is how often each pod is checked and probed even when nothing
@@ -130,13 +130,17 @@ func (a *Agent) noSpace(now time.Time) { a.noSpaceUntil.Store(now.Add(noSpaceHol
 // stable text, so that the masters record it once.
 const runtimeProblem = "container runtime is down"
 
+// DefaultHeartbeat is the agent's heartbeat period: short, so that the
+// masters see a lost node within seconds; a beat is one small request.
+const DefaultHeartbeat = 2 * time.Second
+
 // New checks cfg and fills its defaults.
 func New(cfg Config) (*Agent, error) {
 	if cfg.Node.Name == "" || cfg.Master == nil || cfg.NewRuntime == nil || cfg.DataDir == "" {
 		return nil, errors.New("agent: Node.Name, Master, NewRuntime and DataDir are required")
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 5 * time.Second
+		cfg.Heartbeat = DefaultHeartbeat
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = time.Second

@@ -154,6 +154,13 @@ func podStatus(p *state.Pod, st *runtime.PodStatus, syncErr error, ready map[str
 		// Running, even while one of them is in CrashLoopBackOff.
 		out.Phase = state.PodRunning
 	}
+	if phase := ended(p.Spec.RestartPolicy, out.Containers); phase != "" {
+		out.Phase, out.Reason = phase, "Completed"
+		if phase == state.PodFailed {
+			out.Reason = "Error"
+		}
+		return out
+	}
 	if syncErr != nil && out.Message == "" {
 		out.Message = syncErr.Error()
 	}
@@ -166,6 +173,30 @@ func podStatus(p *state.Pod, st *runtime.PodStatus, syncErr error, ready map[str
 		}
 	}
 	return out
+}
+
+// ended is the phase of a pod whose containers will not run again, as
+// the kubelet decides it: under restartPolicy OnFailure or Never, every
+// container exited 0 is Succeeded; under Never, every container exited
+// and one failed is Failed. Otherwise "": the pod is not over.
+func ended(policy string, cs []state.ContainerStatus) state.PodPhase {
+	if policy != runtime.RestartOnFailure && policy != runtime.RestartNever {
+		return ""
+	}
+	failed := false
+	for _, c := range cs {
+		if c.State != runtime.StateExited {
+			return ""
+		}
+		failed = failed || c.ExitCode != 0
+	}
+	switch {
+	case !failed:
+		return state.PodSucceeded
+	case policy == runtime.RestartNever:
+		return state.PodFailed
+	}
+	return ""
 }
 
 // initializing fills out for a pod whose init containers have not all

@@ -151,6 +151,9 @@ func (w *podWorker) sync(ctx context.Context) {
 		w.terminate(ctx, p)
 		return
 	}
+	if p.Finished() {
+		return // ran to its end: never started again, whatever the runtime holds
+	}
 	if w.a.runtimeDown.Load() {
 		return // what the runtime last said stands; the node reports why
 	}

@@ -168,6 +168,61 @@ type RollingUpdateDeployment struct {
 	MaxUnavailable IntOrString `json:"maxUnavailable"`
 }
 
+// DaemonSet runs one pod on every node that matches (cue/daemonset.cue).
+type DaemonSet struct {
+	Header
+	Spec DaemonSetSpec `json:"spec"`
+}
+
+type DaemonSetSpec struct {
+	Selector       LabelSelector   `json:"selector"`
+	Template       PodTemplateSpec `json:"template"`
+	UpdateStrategy struct {
+		Type string `json:"type"`
+		// RollingUpdate is nil under OnDelete.
+		RollingUpdate *RollingUpdateDeployment `json:"rollingUpdate,omitempty"`
+	} `json:"updateStrategy"`
+	RevisionHistoryLimit int32 `json:"revisionHistoryLimit"`
+	MinReadySeconds      int32 `json:"minReadySeconds"`
+}
+
+// Job runs pods to completion (see cue/job.cue).
+type Job struct {
+	Header
+	Spec JobSpec `json:"spec"`
+}
+
+type JobSpec struct {
+	Completions  int32 `json:"completions"`
+	Parallelism  int32 `json:"parallelism"`
+	BackoffLimit int32 `json:"backoffLimit"`
+	// ActiveDeadlineSeconds and TTLSecondsAfterFinished are nil when unset.
+	ActiveDeadlineSeconds   *int64          `json:"activeDeadlineSeconds,omitempty"`
+	TTLSecondsAfterFinished *int32          `json:"ttlSecondsAfterFinished,omitempty"`
+	Template                PodTemplateSpec `json:"template"`
+}
+
+// CronJob makes Jobs on a schedule (see cue/cronjob.cue).
+type CronJob struct {
+	Header
+	Spec CronJobSpec `json:"spec"`
+}
+
+type CronJobSpec struct {
+	Schedule string `json:"schedule"`
+	// TimeZone is an IANA name; "" is the masters' local time zone.
+	TimeZone                   string `json:"timeZone,omitempty"`
+	ConcurrencyPolicy          string `json:"concurrencyPolicy"`
+	StartingDeadlineSeconds    *int64 `json:"startingDeadlineSeconds,omitempty"`
+	Suspend                    bool   `json:"suspend"`
+	SuccessfulJobsHistoryLimit int32  `json:"successfulJobsHistoryLimit"`
+	FailedJobsHistoryLimit     int32  `json:"failedJobsHistoryLimit"`
+	JobTemplate                struct {
+		Metadata *TemplateMeta `json:"metadata,omitempty"`
+		Spec     JobSpec       `json:"spec"`
+	} `json:"jobTemplate"`
+}
+
 type LabelSelector struct {
 	MatchLabels      map[string]string          `json:"matchLabels,omitempty"`
 	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`

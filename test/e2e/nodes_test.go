@@ -176,29 +176,12 @@ func TestTwoNodes(t *testing.T) {
 	}
 }
 
-// run runs a command the test needs, and fails the test if it fails.
-func run(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-}
+// run, netnsWithVeth and relay are the harness's.
+func run(t *testing.T, args ...string) { t.Helper(); harness.Run(t, args...) }
 
-// netnsWithVeth makes network namespace ns with loopback up, joined to
-// this one by a veth pair whose end in ns has ip/24; it returns the name
-// of the end here, which the caller addresses or puts on a bridge.
 func netnsWithVeth(t *testing.T, ns, ip string) string {
 	t.Helper()
-	host, inside := ns+"h", ns+"n"
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "link", "add", host, "type", "veth", "peer", "name", inside)
-	t.Cleanup(func() { exec.Command("ip", "link", "del", host).Run() })
-	run(t, "ip", "link", "set", inside, "netns", ns)
-	run(t, "ip", "-n", ns, "addr", "add", ip+"/24", "dev", inside)
-	run(t, "ip", "-n", ns, "link", "set", inside, "up")
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	return host
+	return harness.NetnsWithVeth(t, ns, ip)
 }
 
 // twoNodeApp is the hello app of TestUpEndToEnd with two replicas of
@@ -305,32 +288,4 @@ func getFrom(ns, addr, path string) (string, error) {
 	return r.body, nil
 }
 
-// relay forwards TCP connections to ip:0 on to target, and returns the
-// address it listens on.
-func relay(t *testing.T, ip, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+func relay(t *testing.T, ip, target string) string { t.Helper(); return harness.Relay(t, ip, target) }

@@ -358,15 +358,21 @@ func (c *Cluster) ClusterIP(namespace, name string) string {
 // with their process IDs.
 func (c *Cluster) Tasks() map[string]uint32 {
 	c.t.Helper()
-	cl, err := containerd.New(c.ContainerdSocket(), containerd.WithDefaultNamespace("berth"), containerd.WithTimeout(5*time.Second))
+	return tasks(c.t, c.ContainerdSocket())
+}
+
+// tasks lists the running containers of the containerd at socket.
+func tasks(t testing.TB, socket string) map[string]uint32 {
+	t.Helper()
+	cl, err := containerd.New(socket, containerd.WithDefaultNamespace("berth"), containerd.WithTimeout(5*time.Second))
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer cl.Close()
 	ctx := context.Background()
 	list, err := cl.Containers(ctx)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	out := map[string]uint32{}
 	for _, ct := range list {

@@ -1,0 +1,75 @@
+package apiserver
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/reconcile"
+)
+
+func (s *Server) jobs(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	out := []state.Job{}
+	for _, k := range slices.Sorted(maps.Keys(st.Jobs)) {
+		out = append(out, *st.Jobs[k])
+	}
+	return out, nil
+}
+
+func (s *Server) cronJobs(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	d, err := reconcile.DesiredState(st)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.CronJobStatus{}
+	for _, cj := range d.CronJobs {
+		cs := api.CronJobStatus{Namespace: cj.Metadata.Namespace, Name: cj.Metadata.Name, Schedule: cj.Spec.Schedule,
+			TimeZone: cj.Spec.TimeZone, Suspend: cj.Spec.Suspend}
+		for _, j := range st.Jobs {
+			if j.Namespace != cs.Namespace || j.CronJob != cs.Name {
+				continue
+			}
+			if !j.Status.Done() {
+				cs.Active++
+			}
+			if j.ScheduledTime.After(cs.LastSchedule) {
+				cs.LastSchedule = j.ScheduledTime
+			}
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+func (s *Server) daemonSets(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	d, err := reconcile.DesiredState(st)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.DaemonSetStatus{}
+	for _, ds := range d.DaemonSets {
+		v := api.DaemonSetStatus{Namespace: ds.Metadata.Namespace, Name: ds.Metadata.Name, NodeSelector: ds.Spec.Template.Spec.NodeSelector}
+		for _, n := range st.Nodes {
+			if n.Ready && reconcile.Selects(v.NodeSelector, n.Labels) {
+				v.Desired++
+			}
+		}
+		hash := reconcile.TemplateHash(ds.Spec.Template)
+		for p := range st.Pods.OfOwner(reconcile.KindDaemonSet, v.Namespace, v.Name) {
+			if p.Terminating {
+				continue
+			}
+			v.Current++
+			if p.Status.Ready {
+				v.Ready++
+			}
+			if p.TemplateHash == hash {
+				v.UpToDate++
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
