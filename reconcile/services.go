@@ -33,7 +33,7 @@ func ServiceIPs(s *state.State, d *Desired, cidr netip.Prefix) []state.Command {
 	wanted := map[string]bool{}
 	pins := map[netip.Addr]string{} // pinned IP -> the first Service pinning it
 	for _, svc := range d.Services {
-		if svc.Spec.Headless() {
+		if !svc.Spec.VirtualIP() {
 			continue // no IP; one it had is released
 		}
 		key := serviceKey(svc)
@@ -182,6 +182,9 @@ type ServiceView struct {
 	ExternalTrafficPolicy    string     `json:"externalTrafficPolicy,omitempty"`
 	LoadBalancerSourceRanges []string   `json:"loadBalancerSourceRanges,omitempty"`
 	Ports                    []PortView `json:"ports"`
+	// ExternalName, for a Service of that type, is the name it aliases;
+	// it has no ClusterIP.
+	ExternalName string `json:"externalName,omitempty"`
 }
 
 // PortView is one port of a ServiceView.
@@ -213,6 +216,11 @@ type Endpoint struct {
 func Services(s *state.State, d *Desired) []ServiceView {
 	var out []ServiceView
 	for _, svc := range d.Services {
+		if svc.Spec.Type == "ExternalName" {
+			// A name for another name: nothing is proxied, DNS answers a CNAME.
+			out = append(out, ServiceView{Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name, Type: svc.Spec.Type, ExternalName: svc.Spec.ExternalName})
+			continue
+		}
 		key := serviceKey(svc)
 		ip := s.ServiceIPs[key]
 		if svc.Spec.Headless() {

@@ -444,6 +444,20 @@ func handlerChecks(r *report, at []any, what, allowed string, h *objects.Handler
 
 func serviceChecks(r *report, f *facts, s *objects.Service) {
 	spec := &s.Spec
+	if spec.Type == "ExternalName" {
+		for _, field := range []struct {
+			name string
+			set  bool
+		}{{"selector", len(spec.Selector) > 0}, {"clusterIP", spec.ClusterIP != "" && spec.ClusterIP != "None"}} {
+			if field.set {
+				r.add(diag.Error, diag.RuleSchema, []any{"spec", field.name}, "an ExternalName Service is a DNS alias: it has no %s", field.name)
+			}
+		}
+		return
+	}
+	if len(spec.Ports) == 0 {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec"}, "a Service needs at least one port (an ExternalName Service none)")
+	}
 	f.selector = spec.Selector
 	f.selectorPos = r.c.at(r.root, "spec", "selector")
 	if len(spec.Selector) == 0 {

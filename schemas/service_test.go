@@ -73,7 +73,8 @@ func TestServiceFieldsRefused(t *testing.T) {
 		return "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {app: x}\n  ports: [{port: 80}]\n" + spec
 	}
 	for _, tc := range []struct{ spec, want string }{
-		{"  type: ExternalName\n", `7:9: error: spec.type: berth does not support "ExternalName" here; it supports "ClusterIP", "NodePort" or "LoadBalancer"`},
+		{"  type: ExternalName\n", `4:1: error: spec: missing required field "externalName"`},
+		{"  type: ExternalName\n  externalName: db.example.com\n", `5:13: error: spec.selector: an ExternalName Service is a DNS alias: it has no selector`},
 		{"  type: LoadBalancer\n  loadBalancerIP: 10.0.0.9\n", "8:3: error: spec.loadBalancerIP: berth does not support this field"},
 		{"  type: LoadBalancer\n  healthCheckNodePort: 32000\n", "8:3: error: spec.healthCheckNodePort: berth does not support this field"},
 		{"  externalTrafficPolicy: Local\n", `7:3: error: spec.externalTrafficPolicy: field not allowed here: only when type is "NodePort" or "LoadBalancer"`},
@@ -95,6 +96,17 @@ func TestServiceFieldsRefused(t *testing.T) {
 		onlyErrors(res)
 		assertDiags(t, res, "s.yaml:"+tc.want)
 	}
+}
+
+// An ExternalName Service is an alias, without ports; any other Service
+// needs one.
+func TestExternalNameService(t *testing.T) {
+	alias := "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  type: ExternalName\n  externalName: db.prod.example.com\n"
+	assertDiags(t, loadRepo(t, map[string]string{"s.yaml": alias}))
+	portless := "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  selector: {app: x}\n"
+	res := loadRepo(t, map[string]string{"s.yaml": portless})
+	onlyErrors(res)
+	assertDiags(t, res, "s.yaml:5:3: error: spec: a Service needs at least one port (an ExternalName Service none)")
 }
 
 // A node port and a LoadBalancer's port on the nodes' addresses are one

@@ -179,6 +179,10 @@ func printItems(w io.Writer, kind, output string, items any) error {
 					external = "<pending>"
 				}
 			}
+			clusterIP := s.ClusterIP
+			if s.Type == "ExternalName" {
+				clusterIP, external = "<none>", s.ExternalName
+			}
 			var ports []string
 			eps := 0
 			for _, p := range s.Ports {
@@ -189,7 +193,7 @@ func printItems(w io.Writer, kind, output string, items any) error {
 				ports = append(ports, port)
 				eps = max(eps, len(p.Endpoints))
 			}
-			row(s.Namespace, s.Name, s.Type, s.ClusterIP, external, strings.Join(ports, ","), eps)
+			row(s.Namespace, s.Name, s.Type, clusterIP, external, orNone(strings.Join(ports, ",")), eps)
 		}
 	case "revisions":
 		row("COMMIT", "STATUS", "OBJECTS", "AGE", "AUTHOR", "MESSAGE")

@@ -14,7 +14,7 @@ import (
 func DNSRecords(views []reconcile.ServiceView) []dns.Service {
 	out := make([]dns.Service, 0, len(views))
 	for _, v := range views {
-		s := dns.Service{Namespace: v.Namespace, Name: v.Name, ClusterIP: v.ClusterIP}
+		s := dns.Service{Namespace: v.Namespace, Name: v.Name, ClusterIP: v.ClusterIP, ExternalName: v.ExternalName}
 		byIP := map[string]int{}
 		for _, p := range v.Ports {
 			s.Ports = append(s.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: p.Port})
@@ -45,7 +45,7 @@ func DNSRecords(views []reconcile.ServiceView) []dns.Service {
 func serviceEnv(views []reconcile.ServiceView, namespace string) []string {
 	var env []string
 	for _, v := range views {
-		if v.Namespace != namespace || v.ClusterIP == "None" || len(v.Ports) == 0 {
+		if v.Namespace != namespace || v.ClusterIP == "None" || v.ExternalName != "" || len(v.Ports) == 0 {
 			continue
 		}
 		name := linkName(v.Name)

@@ -62,6 +62,9 @@ func RunServiceProxy(ctx context.Context, src ServiceSource, p ServiceSyncer, no
 func toProxy(views []reconcile.ServiceView, node string) []proxy.Service {
 	out := make([]proxy.Service, 0, len(views))
 	for _, v := range views {
+		if v.ExternalName != "" {
+			continue // DNS alone answers it
+		}
 		s := proxy.Service{Namespace: v.Namespace, Name: v.Name, ClusterIP: v.ClusterIP,
 			LoadBalancer: v.Ingress, SourceRanges: v.LoadBalancerSourceRanges,
 			Affinity:      time.Duration(v.AffinityTimeout) * time.Second,

@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,9 +175,34 @@ func (s *Server) answer(m, r *dns.Msg, block bool) bool {
 	if a == nil {
 		return s.fwd.forward(m, r, name, block)
 	}
+	if a.cname != "" {
+		return s.chase(m, r, a, z, block)
+	}
 	m.Authoritative = true
 	m.Rcode = a.rcode
 	m.Answer, m.Ns, m.Extra = a.answer, a.ns, a.extra
+	return true
+}
+
+// chase answers a name that is a CNAME (an ExternalName Service) as a
+// recursive server does: the CNAME, then the target's records, from the
+// zone or the upstreams (one step: a target in the zone that is itself a
+// CNAME is not followed further).
+func (s *Server) chase(m, r *dns.Msg, a *answer, z *zone, block bool) bool {
+	if s.inDomain(a.cname) {
+		t := z.lookup(a.cname, r.Question[0].Qtype)
+		m.Authoritative, m.Rcode = true, t.rcode
+		m.Answer, m.Ns = append(slices.Clip(a.answer), t.answer...), t.ns
+		return true
+	}
+	q := r.Copy()
+	q.Question[0].Name = a.cname
+	target := new(dns.Msg)
+	if !s.fwd.forward(target, q, a.cname, block) {
+		return false
+	}
+	m.Rcode = target.Rcode
+	m.Answer, m.Ns = append(slices.Clip(a.answer), target.Answer...), target.Ns
 	return true
 }
 

@@ -280,3 +280,24 @@ func TestForwardOnce(t *testing.T) {
 		t.Errorf("upstream asked %d times, want 1", n)
 	}
 }
+
+// An ExternalName Service is a CNAME, answered with the target's records:
+// from the upstream for a name outside the cluster, from the zone for one
+// inside; a CNAME query gets the CNAME alone.
+func TestExternalName(t *testing.T) {
+	up := startUpstream(t)
+	s, addr, _ := forwardingServer(t, Config{Upstream: []string{up.addr}})
+	if err := s.Update([]Service{
+		{Namespace: "shop", Name: "db", ExternalName: "a.example"},
+		{Namespace: "shop", Name: "alias", ExternalName: "web.shop.svc.cluster.local"},
+		{Namespace: "shop", Name: "web", ClusterIP: "10.96.0.7"},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := query(t, addr, "udp", "db.shop.svc.cluster.local.", dns.TypeA)
+	wantRRs(t, "external", r.Answer, "db.shop.svc.cluster.local. 5 IN CNAME a.example.", "a.example. 30 IN A 192.0.2.1")
+	r = query(t, addr, "udp", "alias.shop.svc.cluster.local.", dns.TypeA)
+	wantRRs(t, "in the zone", r.Answer, "alias.shop.svc.cluster.local. 5 IN CNAME web.shop.svc.cluster.local.", "web.shop.svc.cluster.local. 5 IN A 10.96.0.7")
+	r = query(t, addr, "tcp", "db.shop.svc.cluster.local.", dns.TypeCNAME)
+	wantRRs(t, "the CNAME", r.Answer, "db.shop.svc.cluster.local. 5 IN CNAME a.example.")
+}

@@ -19,6 +19,8 @@ type Service struct {
 	Ports     []Port
 	// Endpoints are the ready endpoints; only headless Services use them.
 	Endpoints []Endpoint
+	// ExternalName makes the Service's name a CNAME of this one.
+	ExternalName string
 }
 
 // Port is a Service port. Only named ports get SRV records.
@@ -67,6 +69,9 @@ type qkey struct {
 type answer struct {
 	rcode             int
 	answer, ns, extra []dns.RR
+	// cname is the target of an ExternalName Service asked for another
+	// type: the server resolves it and adds what it finds.
+	cname string
 }
 
 // zone is an immutable snapshot of the cluster's records, indexed so a
@@ -84,6 +89,9 @@ type zone struct {
 func (z *zone) lookup(name string, qtype uint16) *answer {
 	if a := z.answers[qkey{name, qtype}]; a != nil {
 		return a
+	}
+	if a := z.answers[qkey{name, dns.TypeCNAME}]; a != nil {
+		return &answer{answer: a.answer, cname: a.answer[0].(*dns.CNAME).Target}
 	}
 	if qtype == dns.TypeANY {
 		// One RRset of the name, as RFC 8482 allows: ANY is no way to
@@ -248,6 +256,15 @@ func (b *zoneBuilder) service(s Service) (headless bool) {
 		return false
 	}
 	fqdn := name + "." + ns + ".svc." + b.domain
+	if s.ExternalName != "" {
+		target := strings.ToLower(dns.Fqdn(s.ExternalName))
+		if _, ok := dns.IsDomainName(target); !ok || target == "." {
+			b.invalid("service %s/%s: externalName %q", s.Namespace, s.Name, s.ExternalName)
+			return false
+		}
+		b.add(&dns.CNAME{Hdr: b.hdr(fqdn, dns.TypeCNAME), Target: target})
+		return false
+	}
 	if s.ClusterIP != "" && s.ClusterIP != "None" {
 		ip, err := netip.ParseAddr(s.ClusterIP)
 		if err != nil || ip.Zone() != "" {

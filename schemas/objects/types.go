@@ -90,6 +90,8 @@ type ServiceSpec struct {
 	ExternalTrafficPolicy         string                 `json:"externalTrafficPolicy,omitempty"`
 	AllocateLoadBalancerNodePorts *bool                  `json:"allocateLoadBalancerNodePorts,omitempty"`
 	LoadBalancerSourceRanges      []string               `json:"loadBalancerSourceRanges,omitempty"`
+	// ExternalName is the DNS name an ExternalName Service stands for.
+	ExternalName string `json:"externalName,omitempty"`
 }
 
 type SessionAffinityConfig struct {
@@ -106,6 +108,10 @@ const DefaultAffinityTimeout = 10800
 
 // Headless: clusterIP None, no virtual IP.
 func (s *ServiceSpec) Headless() bool { return s.ClusterIP == "None" }
+
+// VirtualIP: the Service gets a ClusterIP (neither headless nor an alias
+// of an ExternalName).
+func (s *ServiceSpec) VirtualIP() bool { return !s.Headless() && s.Type != "ExternalName" }
 
 // AffinityTimeout is how long, in seconds, a client stays with its
 // endpoint: 0 without sessionAffinity ClientIP.
