@@ -17,22 +17,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
-const redisServer = "/usr/bin/redis-server"
-
 // TestHostBinary packs Debian's redis-server: the image holds it under its
 // own name, the interpreter and every library ldd lists, and (as root) runs
 // chrooted into the image's files alone.
 func TestHostBinary(t *testing.T) {
-	if _, err := os.Stat(redisServer); err != nil {
+	if _, err := os.Stat(RedisServer); err != nil {
 		t.Fatalf("%v: test/setup.sh installs Debian's redis-server", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	img, err := HostBinary(ctx, redisServer, WithUser("65534:65534"))
+	img, err := HostBinary(ctx, RedisServer, WithUser("65534:65534"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := HostBinary(ctx, redisServer, WithUser("65534:65534"))
+	again, err := HostBinary(ctx, RedisServer, WithUser("65534:65534"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +43,7 @@ func TestHostBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != redisServer || cf.Config.User != "65534:65534" {
+	if len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != RedisServer || cf.Config.User != "65534:65534" {
 		t.Errorf("config = %+v", cf.Config)
 	}
 
@@ -80,12 +78,12 @@ func TestHostBinary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if fi, err := os.Lstat(filepath.Join(root, redisServer)); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-		t.Errorf("%s in the image: %v %v, want an executable file", redisServer, fi, err)
+	if fi, err := os.Lstat(filepath.Join(root, RedisServer)); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		t.Errorf("%s in the image: %v %v, want an executable file", RedisServer, fi, err)
 	}
 
 	// ldd, the loader itself, is the independent judge of what is needed.
-	out, err := exec.Command("ldd", redisServer).Output()
+	out, err := exec.Command("ldd", RedisServer).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +104,7 @@ func TestHostBinary(t *testing.T) {
 		t.Log("not root: the image's files are not run chrooted")
 		return
 	}
-	cmd := exec.CommandContext(ctx, redisServer, "--version")
+	cmd := exec.CommandContext(ctx, RedisServer, "--version")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
 	cmd.Dir = "/"
 	got, err := cmd.CombinedOutput()
