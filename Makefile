@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps build install image demo demo-stop test lint unit fuzz bench clean
+.PHONY: all deps build install image demo demo-shop demo-stop test lint unit fuzz bench clean
 
 PREFIX ?= /usr/local
 
@@ -34,7 +34,13 @@ image: build
 demo: install
 	out/berth validate examples/hello
 	out/berth validate examples/cue-app
+	out/berth validate examples/shop
 	./test/demo.sh
+
+# Once the demo runs: the shop example (web, API, Redis) on the same
+# cluster, through its front end (see "The shop example" in README.md).
+demo-shop: build
+	./test/demo.sh shop
 
 demo-stop:
 	out/berth down --data $(CURDIR)/out/demo

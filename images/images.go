@@ -1,7 +1,8 @@
 // Package images builds the OCI images that berth's tests and examples run,
 // and serves them from a registry on loopback: the machines berth is tested
 // on cannot pull from any public registry, so every image is made here from
-// Go packages of this module and the host's busybox-static.
+// Go packages of this module, the host's busybox-static and programs from
+// the host's Debian packages (HostBinary).
 package images
 
 import (
@@ -40,6 +41,7 @@ type options struct {
 	busybox string
 	env     []string
 	cmd     []string
+	user    string
 }
 
 // Option changes how an image is built.
@@ -59,20 +61,29 @@ func WithBusybox() Option {
 // WithEnv adds NAME=value pairs to the image config's environment.
 func WithEnv(env ...string) Option { return func(o *options) { o.env = append(o.env, env...) } }
 
+// WithUser sets the user the image runs as ("uid" or "uid:gid"), where a
+// pod's securityContext does not say.
+func WithUser(user string) Option { return func(o *options) { o.user = user } }
+
 // BuildGoImage builds the Go package pkg (an import path or a ./relative
 // path) with CGO_ENABLED=0 and -trimpath into an image whose only file is
 // the binary at /app, its entrypoint. The image is for linux on the host's
 // architecture.
 func BuildGoImage(ctx context.Context, pkg string, opts ...Option) (v1.Image, error) {
-	o := &options{}
-	for _, opt := range opts {
-		opt(o)
-	}
 	bin, err := goBuild(ctx, pkg)
 	if err != nil {
 		return nil, err
 	}
-	app := []file{{name: "app", mode: 0o755, data: bin}}
+	return build(ctx, []file{{name: "app", mode: 0o755, data: bin}}, []string{"/app"}, opts)
+}
+
+// build makes an image of one layer of files, on top of busybox's if an
+// option asks for it.
+func build(ctx context.Context, files []file, entrypoint []string, opts []Option) (v1.Image, error) {
+	o := &options{}
+	for _, opt := range opts {
+		opt(o)
+	}
 	layers := []v1.Layer{}
 	if o.busybox != "" {
 		l, err := busyboxLayer(ctx, o.busybox)
@@ -81,12 +92,12 @@ func BuildGoImage(ctx context.Context, pkg string, opts ...Option) (v1.Image, er
 		}
 		layers = append(layers, l)
 	}
-	l, err := layerOf(app)
+	l, err := layerOf(files)
 	if err != nil {
 		return nil, err
 	}
 	layers = append(layers, l)
-	return assemble(layers, []string{"/app"}, o)
+	return assemble(layers, entrypoint, o)
 }
 
 // Busybox returns an image holding only busybox-static (see WithBusybox)
@@ -120,6 +131,7 @@ func assemble(layers []v1.Layer, entrypoint []string, o *options) (v1.Image, err
 	cf.Config.Entrypoint = entrypoint
 	cf.Config.Cmd = o.cmd
 	cf.Config.Env = append([]string{defaultPath}, o.env...)
+	cf.Config.User = o.user
 	return mutate.ConfigFile(img, cf)
 }
 

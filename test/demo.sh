@@ -3,6 +3,10 @@
 # from a registry on loopback (this machine may reach no public registry),
 # then the pods it runs and an answer through the Service's ClusterIP.
 # Run it again to restart the demo; `make demo-stop` ends it.
+#
+# `make demo-shop` (test/demo.sh shop), once the demo runs: the shop example
+# (examples/shop) committed to the demo's config repository, its images
+# published to the same registry, and an item added through its front end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -10,6 +14,62 @@ export PATH=$PATH:/usr/local/go/bin
 data=${BERTH_DEMO_DATA:-$PWD/out/demo}
 berth=$PWD/out/berth
 export BERTH_CONFIG=$data/admin.conf
+
+# ready NAMESPACE COUNT: whether COUNT Deployments of NAMESPACE have all
+# their replicas ready.
+ready() {
+	local n
+	n=$("$berth" get deployments 2>/dev/null | awk -v ns="$1" '$1 == ns { split($3, r, "/"); if (r[1] == r[2] && r[1] > 0) n++ } END { print n + 0 }')
+	((n == $2))
+}
+
+shop() {
+	if ! "$berth" status >/dev/null 2>&1 || [[ ! -d $data/config/.git ]]; then
+		echo "demo-shop: no demo runs; start it with make demo" >&2
+		exit 1
+	fi
+	go run ./images/publish localhost:5000/berth/shop-web:1 localhost:5000/berth/shop-web:2 \
+		localhost:5000/berth/shop-api:1 localhost:5000/berth/redis:7
+	if [[ ! -d $data/config/shop ]]; then
+		cp -r examples/shop "$data/config/shop"
+		git -C "$data/config" add shop
+		git -C "$data/config" commit -qm "the shop example"
+	fi
+	echo "demo-shop: committed examples/shop; berth up finds it within its 15 s poll"
+	for i in $(seq 180); do
+		ready shop 3 && break
+		if ((i == 180)); then
+			echo "demo-shop: the shop did not come up within 3 minutes:" >&2
+			"$berth" get pods >&2
+			exit 1
+		fi
+		sleep 1
+	done
+	"$berth" get deployments
+	echo
+	"$berth" get services
+	ip=$("$berth" get services | awk '$1 == "shop" && $2 == "web" { print $4 }')
+	echo
+	echo "demo-shop: an item added through the front end at http://$ip/, and the page's list:"
+	curl -s -m 5 -o /dev/null -d name=teapot "http://$ip/items"
+	curl -s -m 5 "http://$ip/" | grep -E '<h1>|version|<li>'
+	cat <<MSG
+
+The shop runs. Open http://$ip/ on this machine, or port 30080 of its
+address from another one. Roll out the web's version 2, and back:
+  export BERTH_CONFIG=$data/admin.conf
+  cd $data/config && sed -i 's|shop-web:1|shop-web:2|' shop/web.yaml && git commit -qam 'web 2'
+  watch -n1 $berth get deployments   # a rolling update, within the 15 s poll
+  git revert --no-edit HEAD          # and back
+See "The shop example" in README.md.
+MSG
+}
+
+if [[ ${1:-} == shop ]]; then
+	shop
+	exit
+fi
+
 mkdir -p "$data/registry"
 
 # A previous demo's berth up, if any, gives way to this one, and the demo
@@ -39,9 +99,7 @@ for _ in $(seq 50); do [[ -d $data/config/.git ]] && break; sleep 0.1; done
 git -C "$data/config" config user.name >/dev/null || git -C "$data/config" config user.name "berth demo"
 git -C "$data/config" config user.email >/dev/null || git -C "$data/config" config user.email "demo@berth.invalid"
 for i in $(seq 180); do
-	if "$berth" get deployments 2>/dev/null | grep -q ' 3/3 '; then
-		break
-	fi
+	ready hello 1 && break
 	if ((i == 180)); then
 		echo "demo: the example did not come up within 3 minutes; the log says:" >&2
 		tail -30 "$data/berth.log" >&2
@@ -65,5 +123,6 @@ berth runs in the background. Try:
   $berth get pods            # a rolling update, within the 15 s poll
   git revert --no-edit HEAD  # and back
   $berth logs hello/<pod>    # a pod's log
+Next, a three-tier app on the same cluster: make demo-shop
 Stop it all with: make demo-stop
 MSG

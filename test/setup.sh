@@ -17,6 +17,9 @@ packages=(
 	"busybox-static:busybox"
 	"docker-registry:docker-registry"
 	"curl:curl"
+	# the shop example's Redis is Debian's redis-server, packed into an image
+	# (images.HostBinary); the images test and the e2e test run it
+	"redis-server:redis-server"
 	# the store benchmark runs etcd side by side (bench/store_test.go)
 	"etcd-server:etcd"
 	# the DNS benchmark runs dnsmasq side by side under dnsperf (bench/dns_test.go)

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,54 +18,28 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/berth/berth/images/internal/serve"
 )
 
 func main() {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "8080"
-	}
-	name := os.Getenv("POD_NAME")
-	if name == "" {
-		// The runtime sets the pod name as the container's hostname.
-		name, _ = os.Hostname()
-	}
-	version := os.Getenv("VERSION")
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-
-	srv := &http.Server{Addr: ":" + port, Handler: newHandler(name, version), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	slog.Info("hello: listening", "addr", srv.Addr, "name", name, "version", version)
+	name, version := serve.PodName(), os.Getenv("VERSION")
 	if port := os.Getenv("GRPC_HEALTH_PORT"); port != "" {
-		go func() { errc <- serveHealth(port, os.Getenv("GRPC_HEALTH_STATUS")) }()
+		go func() {
+			err := serveHealth(port, os.Getenv("GRPC_HEALTH_STATUS"))
+			slog.Error("hello: gRPC health", "err", err)
+			os.Exit(1)
+		}()
 	}
-
-	select {
-	case err := <-errc:
-		slog.Error("hello: serve", "err", err)
-		os.Exit(1)
-	case <-ctx.Done():
-	}
-	// Exit 0 on SIGTERM so a graceful stop is told apart from a crash.
-	slog.Info("hello: shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		slog.Error("hello: shutdown", "err", err)
-	}
+	serve.Run("hello", newHandler(name, version), "name", name, "version", version)
 }
 
 // serveHealth answers grpc.health.v1 checks of the server as a whole.

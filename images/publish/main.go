@@ -1,8 +1,11 @@
-// Command publish builds the example app's image (images/hello, static,
-// with busybox for exec probes) and pushes it to a registry, for `make demo`:
-// the demo machine cannot pull from any public registry.
+// Command publish builds the examples' images and pushes them to a
+// registry, for `make demo`: the demo machine cannot pull from any public
+// registry. Each reference's last path element picks the image (see
+// images.Example): hello, shop-web, shop-api or redis.
 //
 //	go run ./images/publish localhost:5000/berth/hello:1
+//	go run ./images/publish localhost:5000/berth/shop-web:1 localhost:5000/berth/shop-web:2 \
+//		localhost:5000/berth/shop-api:1 localhost:5000/berth/redis:7
 package main
 
 import (
@@ -21,13 +24,12 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	img, err := images.BuildGoImage(ctx, "github.com/berth/berth/images/hello", images.WithBusybox())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "publish:", err)
-		os.Exit(1)
-	}
 	for _, ref := range os.Args[1:] {
-		if err := images.Push(ctx, ref, img); err != nil {
+		img, err := images.Example(ctx, ref)
+		if err == nil {
+			err = images.Push(ctx, ref, img)
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "publish:", err)
 			os.Exit(1)
 		}
