@@ -91,7 +91,7 @@ func TestExamplesAreValid(t *testing.T) {
 	for _, ex := range []struct {
 		dir     string
 		objects int
-	}{{"hello", 4}, {"cue-app", 7}} {
+	}{{"hello", 4}, {"cue-app", 7}, {"shop", 11}} {
 		res := Load([]string{filepath.Join("..", "examples", ex.dir)})
 		if len(res.Diagnostics) != 0 {
 			t.Errorf("%s: %v", ex.dir, res.Diagnostics)

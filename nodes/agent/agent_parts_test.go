@@ -109,6 +109,9 @@ func TestPrepareVolumes(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(mounts["c"][1].HostPath, "pw")); string(b) != "hunter2" {
 		t.Fatalf("secret file: %q", b)
 	}
+	if fi, err := os.Stat(mounts["c"][2].HostPath); err != nil || fi.Mode().Perm() != 0o777 {
+		t.Fatalf("emptyDir: %v %v, want 0777 as the kubelet makes it", fi.Mode(), err)
+	}
 	// A new revision's data replaces the files in the same directory.
 	a := assignment()
 	a.Secrets["ns/creds"].StringData = nil

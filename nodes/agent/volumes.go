@@ -51,7 +51,12 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 		mode := os.FileMode(0o644)
 		switch {
 		case v.EmptyDir != nil:
+			// World-writable, as the kubelet makes it: a container's user
+			// need not be root (MkdirAll's mode passes the umask).
 			if err := os.MkdirAll(path, 0o777); err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(path, 0o777); err != nil {
 				return nil, err
 			}
 			if fsGroup >= 0 {
