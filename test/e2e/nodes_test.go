@@ -159,20 +159,7 @@ func TestTwoNodes(t *testing.T) {
 				return nil
 			})
 		}
-		harness.Eventually(t, "the ClusterIP reaching both pods from "+what, time.Minute, func() error {
-			seen := map[string]bool{}
-			for range 40 {
-				body, err := askFrom(ns, svcs[0].ClusterIP+":80")
-				if err != nil {
-					return err
-				}
-				pod, _, _ := strings.Cut(body, " ")
-				if seen[pod] = true; len(seen) == 2 {
-					return nil
-				}
-			}
-			return fmt.Errorf("40 requests reached only %v", seen)
-		})
+		reachesBoth(t, ns, svcs[0].ClusterIP+":80")
 	}
 }
 
@@ -232,6 +219,26 @@ func startAgent(t *testing.T, ns, name, ip string, m *harness.Master, registry s
 		cmd.Wait()
 		start()
 	}
+}
+
+// reachesBoth asks addr from network namespace ns ("" for this one)
+// until two pods have answered.
+func reachesBoth(t *testing.T, ns, addr string) {
+	t.Helper()
+	harness.Eventually(t, fmt.Sprintf("%s reaching both pods from %q", addr, ns), time.Minute, func() error {
+		seen := map[string]bool{}
+		for range 40 {
+			body, err := getFrom(ns, addr, "/")
+			if err != nil {
+				return err
+			}
+			pod, _, _ := strings.Cut(body, " ")
+			if seen[pod] = true; len(seen) == 2 {
+				return nil
+			}
+		}
+		return fmt.Errorf("40 requests reached only %v", seen)
+	})
 }
 
 // askFrom GETs http://addr/ from inside network namespace ns and returns

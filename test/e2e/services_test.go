@@ -88,24 +88,7 @@ func TestServices(t *testing.T) {
 		return nil
 	})
 
-	// reaches asks addr from namespace ns until both pods have answered.
-	reaches := func(ns, addr string) {
-		t.Helper()
-		harness.Eventually(t, fmt.Sprintf("%s reaching both pods from %q", addr, ns), time.Minute, func() error {
-			seen := map[string]bool{}
-			for range 40 {
-				body, err := getFrom(ns, addr, "/")
-				if err != nil {
-					return err
-				}
-				pod, _, _ := strings.Cut(body, " ")
-				if seen[pod] = true; len(seen) == 2 {
-					return nil
-				}
-			}
-			return fmt.Errorf("40 requests reached only %v", seen)
-		})
-	}
+	reaches := func(ns, addr string) { t.Helper(); reachesBoth(t, ns, addr) }
 	for _, n := range c.nodes {
 		reaches("", c.ip[n]+":80")
 		reaches("", fmt.Sprintf("%s:%d", c.ip[n], views["np"].Ports[0].NodePort))

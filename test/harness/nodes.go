@@ -228,16 +228,21 @@ func (n *NodeNet) ReadyNodes(count int, wait time.Duration) {
 // Deployment is a Deployment of the hello image in namespace apps, ready
 // once it answers /healthz.
 func (n *NodeNet) Deployment(name string, replicas int) string {
+	return n.workload("Deployment", name, fmt.Sprintf("\n  replicas: %d", replicas))
+}
+
+// workload is a kind of hello pods in namespace apps, ready on /healthz,
+// with spec fields before its selector.
+func (n *NodeNet) workload(kind, name, spec string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %[1]s, namespace: apps}
-spec:
-  replicas: %[2]d
+kind: %[1]s
+metadata: {name: %[2]s, namespace: apps}
+spec:%[4]s
   selector:
-    matchLabels: {app: %[1]s}
+    matchLabels: {app: %[2]s}
   template:
     metadata:
-      labels: {app: %[1]s}
+      labels: {app: %[2]s}
     spec:
       terminationGracePeriodSeconds: 2
       containers:
@@ -247,7 +252,7 @@ spec:
           readinessProbe:
             httpGet: {path: /healthz, port: http}
             periodSeconds: 1
-`, name, replicas, n.Image)
+`, kind, name, n.Image, spec)
 }
 
 // ReadyPods waits until replicas pods of Deployment apps/name are ready on
@@ -296,24 +301,4 @@ func (n *NodeNet) Restore(a *Agent) {
 }
 
 // DaemonSet is a DaemonSet of the hello image in namespace apps.
-func (n *NodeNet) DaemonSet(name string) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: %[1]s, namespace: apps}
-spec:
-  selector:
-    matchLabels: {app: %[1]s}
-  template:
-    metadata:
-      labels: {app: %[1]s}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-        - name: hello
-          image: %[2]s
-          ports: [{name: http, containerPort: 8080}]
-          readinessProbe:
-            httpGet: {path: /healthz, port: http}
-            periodSeconds: 1
-`, name, n.Image)
-}
+func (n *NodeNet) DaemonSet(name string) string { return n.workload("DaemonSet", name, "") }
