@@ -116,7 +116,10 @@ func TestClusterDNS(t *testing.T) {
 		t.Error("the node's resolver was never asked")
 	}
 
-	// One pod turns unready: it leaves the headless answer.
+	// One pod turns unready: it leaves the headless answer. The time it
+	// takes spans the readiness probe (1 s period), the status report, the
+	// watch and the DNS update.
+	unready := time.Now()
 	if _, err := getFrom(c.ns[pods[0].NodeName], pods[0].Status.IP+":8080", "/unready"); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +133,7 @@ func TestClusterDNS(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("an unready pod left the headless answer %s after it failed its probe's endpoint", time.Since(unready).Round(10*time.Millisecond))
 
 	// An agent killed and started again rebuilds its records from the
 	// state: its pods keep resolving.
