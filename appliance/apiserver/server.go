@@ -123,6 +123,7 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /v1/pods", readers, s.pods)
 	s.route("PUT /v1/pods/{namespace}/{pod}/status", podOwner, s.podStatus)
 	s.route("DELETE /v1/pods/{namespace}/{pod}", podOwner, s.deletePod)
+	s.route("DELETE /v1/claims/{namespace}/{claim}", claimNode, s.forgetClaim)
 	s.mux.HandleFunc("GET /v1/pods/{namespace}/{pod}/logs", s.logs)
 	s.route("GET /v1/deployments", readers, s.deployments)
 	s.route("GET /v1/daemonsets", readers, s.daemonSets)
