@@ -127,6 +127,8 @@ func NewServer(cfg Config) *Server {
 	s.mux.HandleFunc("GET /v1/pods/{namespace}/{pod}/logs", s.logs)
 	s.route("GET /v1/deployments", readers, s.deployments)
 	s.route("GET /v1/daemonsets", readers, s.daemonSets)
+	s.route("GET /v1/statefulsets", readers, s.statefulSets)
+	s.route("GET /v1/claims", readers, s.claims)
 	s.route("GET /v1/jobs", readers, s.jobs)
 	s.route("GET /v1/cronjobs", readers, s.cronJobs)
 	s.route("GET /v1/services", proxies, s.services)
