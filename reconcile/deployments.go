@@ -237,14 +237,19 @@ func create(s *state.State, dep objects.ObjectMeta, t podTemplate, n int, planne
 			continue
 		}
 		planned[key] = true
-		cmds = append(cmds, state.NewCommand(state.CmdCreatePod, state.Pod{
-			Namespace: dep.Namespace, Name: name,
-			OwnerKind: t.Kind, Deployment: dep.Name, TemplateHash: t.Hash,
-			Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec, NodeName: t.Node,
-			Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
-		}))
+		cmds = append(cmds, createPod(dep, t, name, now))
 	}
 	return cmds
+}
+
+// createPod makes the pod name of the template.
+func createPod(owner objects.ObjectMeta, t podTemplate, name string, now time.Time) state.Command {
+	return state.NewCommand(state.CmdCreatePod, state.Pod{
+		Namespace: owner.Namespace, Name: name,
+		OwnerKind: t.Kind, Deployment: owner.Name, TemplateHash: t.Hash,
+		Labels: t.Labels, Annotations: t.Annotations, Spec: t.Spec, NodeName: t.Node,
+		Created: now, Status: state.PodStatus{Phase: state.PodPending, Reason: "Scheduling"},
+	})
 }
 
 // podTemplate is what an owner's pods of one template hash share.

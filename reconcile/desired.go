@@ -18,14 +18,16 @@ import (
 
 // Desired is the applied revision, decoded.
 type Desired struct {
-	Commit      string
-	Deployments []*objects.Deployment
-	DaemonSets  []*objects.DaemonSet
-	Jobs        []*objects.Job
-	CronJobs    []*objects.CronJob
-	Services    []*objects.Service
-	ConfigMaps  map[string]*objects.ConfigMap // by namespace/name
-	Secrets     map[string]*objects.Secret    // by namespace/name
+	Commit       string
+	Deployments  []*objects.Deployment
+	DaemonSets   []*objects.DaemonSet
+	StatefulSets []*objects.StatefulSet
+	Claims       []*objects.PersistentVolumeClaim
+	Jobs         []*objects.Job
+	CronJobs     []*objects.CronJob
+	Services     []*objects.Service
+	ConfigMaps   map[string]*objects.ConfigMap // by namespace/name
+	Secrets      map[string]*objects.Secret    // by namespace/name
 }
 
 // decoded holds the last revision DesiredState decoded: every controller
@@ -78,6 +80,14 @@ func decode(rev *state.Revision) (*Desired, error) {
 			v := &objects.DaemonSet{}
 			err = json.Unmarshal(o.JSON, v)
 			d.DaemonSets = append(d.DaemonSets, v)
+		case "StatefulSet":
+			v := &objects.StatefulSet{}
+			err = json.Unmarshal(o.JSON, v)
+			d.StatefulSets = append(d.StatefulSets, v)
+		case "PersistentVolumeClaim":
+			v := &objects.PersistentVolumeClaim{}
+			err = json.Unmarshal(o.JSON, v)
+			d.Claims = append(d.Claims, v)
 		case "Job":
 			v := &objects.Job{}
 			err = json.Unmarshal(o.JSON, v)

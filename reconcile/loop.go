@@ -131,6 +131,8 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 		}},
 		{"deployments", true, func(s *state.State, d *Desired) []state.Command { return Deployments(s, d, now()) }},
 		{"daemonsets", true, func(s *state.State, d *Desired) []state.Command { return DaemonSets(s, d, now()) }},
+		{"statefulsets", true, func(s *state.State, d *Desired) []state.Command { return StatefulSets(s, d, now()) }},
+		{"claims", true, func(s *state.State, d *Desired) []state.Command { return Claims(s, d) }},
 		{"cronjobs", true, func(s *state.State, d *Desired) []state.Command { return CronJobs(s, d, now()) }},
 		{"jobs", true, func(s *state.State, d *Desired) []state.Command { return Jobs(s, d, now()) }},
 		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},

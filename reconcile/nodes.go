@@ -28,8 +28,8 @@ var DefaultNodeTimeouts = NodeTimeouts{Grace: 8 * time.Second, Eviction: 4 * tim
 
 // Nodes marks nodes NotReady when their last heartbeat (kept in the leader's
 // memory, as Nomad does) is older than the grace period, and deletes the
-// pods of nodes NotReady for longer than the eviction timeout, DaemonSets'
-// excepted. A node the
+// pods of nodes NotReady for longer than the eviction timeout, except
+// DaemonSets' and those pinned there by a claim. A node the
 // leader has not heard from since it took office counts from since: a beat
 // from an earlier term of this master (or any older one) says nothing about
 // the time it did not lead, when the node beat to another master.
@@ -64,10 +64,30 @@ func Nodes(s *state.State, heartbeats map[string]time.Time, since, now time.Time
 			continue
 		}
 		for p := range s.Pods.OnNode(name) { // in key order
-			if p.OwnerKind != KindDaemonSet { // they belong to the node, and wait for it
+			switch claim := pinnedBy(s, p); {
+			case p.OwnerKind == KindDaemonSet: // they belong to the node, and wait for it
+			case claim != "":
+				// Its data are there: it waits for the node, and says so.
+				msg := fmt.Sprintf("node %s is not ready; the pod waits for it, since the data of its claim %s are there", name, claim)
+				if p.Status.Reason != "NodeLost" || p.Status.Message != msg {
+					st := p.Status
+					st.Ready, st.Reason, st.Message = false, "NodeLost", msg
+					cmds = append(cmds, state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: p.Key(), Status: st}))
+				}
+			default:
 				cmds = append(cmds, state.NewCommand(state.CmdDeletePod, state.PodRef{Key: p.Key()}))
 			}
 		}
 	}
 	return cmds
+}
+
+// pinnedBy names a claim of the pod whose data are on the pod's node.
+func pinnedBy(s *state.State, p *state.Pod) string {
+	for _, name := range p.Spec.Claims() {
+		if c := s.Claims[state.PodKey(p.Namespace, name)]; c != nil && c.NodeName == p.NodeName {
+			return name
+		}
+	}
+	return ""
 }

@@ -73,6 +73,8 @@ func (h *harness) control() {
 	h.apply(append(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR), NodePorts(h.s, h.desired())...)...)
 	h.apply(Deployments(h.s, h.desired(), h.now)...)
 	h.apply(DaemonSets(h.s, h.desired(), h.now)...)
+	h.apply(StatefulSets(h.s, h.desired(), h.now)...)
+	h.apply(Claims(h.s, h.desired())...)
 	h.apply(CronJobs(h.s, h.desired(), h.now)...)
 	h.apply(Jobs(h.s, h.desired(), h.now)...)
 	h.apply(Schedule(h.s)...)

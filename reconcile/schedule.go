@@ -34,7 +34,14 @@ func Schedule(s *state.State) []state.Command {
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	var pending []*state.Pod
+	users := map[string][]string{} // claim -> the bound pods that use it
 	for p := range s.Pods.All() {
+		if p.NodeName != "" && !p.Finished() {
+			for _, name := range p.Spec.Claims() {
+				k := state.PodKey(p.Namespace, name)
+				users[k] = append(users[k], p.Key())
+			}
+		}
 		if p.NodeName == "" {
 			if !p.Terminating {
 				pending = append(pending, p)
@@ -61,11 +68,22 @@ func Schedule(s *state.State) []state.Command {
 			cmds = append(cmds, state.NewCommand(state.CmdSetPodStatus, state.PodStatusUpdate{Key: p.Key(), Status: st}))
 		}
 	}
+	boundNow := map[string]string{} // claim -> the node this pass binds it to
+	claimed := map[string]int64{}   // node -> what the claims bound this pass ask
 	for _, p := range sortedPods(pending) {
 		if ext := extended(&p.Spec); len(ext) > 0 {
 			// No berth node advertises devices (no device plugins).
 			unschedulable(p, fmt.Sprintf("0/%d nodes are available: no node offers %s", len(nodes), strings.Join(ext, ", ")))
 			continue
+		}
+		pin, unbound, why := podClaims(s, p, users, boundNow)
+		if why != "" {
+			unschedulable(p, fmt.Sprintf("0/%d nodes are available: %s", len(nodes), why))
+			continue
+		}
+		var need int64
+		for _, c := range unbound {
+			need += c.Bytes
 		}
 		req := requests(&p.Spec)
 		var best *state.Node
@@ -78,6 +96,12 @@ func Schedule(s *state.State) []state.Command {
 			podsOK, podWhy, podScore := c.podAffinity(p, n)
 			spreadOK, spreadScore := c.spread(p, n, nodes)
 			switch {
+			case pin != "" && n.Name != pin:
+				unfit["the node of its claims"]++
+				continue
+			case need > 0 && n.FreeBytes > 0 && claimed[n.Name]+need > n.FreeBytes:
+				unfit["free space for its claims"]++
+				continue
 			case !tolerated(&p.Spec, n):
 				unfit["an untolerated taint (disk pressure)"]++
 				continue
@@ -109,7 +133,10 @@ func Schedule(s *state.State) []state.Command {
 		}
 		if best == nil {
 			msg := fmt.Sprintf("0/%d nodes are available", len(nodes))
-			for _, why := range []string{"node selector", "cpu", "memory", "ephemeral-storage"} {
+			if unfit["the node of its claims"] > 0 {
+				msg += fmt.Sprintf(", %d are not the node of its claims", unfit["the node of its claims"])
+			}
+			for _, why := range []string{"node selector", "cpu", "memory", "ephemeral-storage", "free space for its claims"} {
 				if unfit[why] > 0 {
 					msg += fmt.Sprintf(", %d lack %s", unfit[why], why)
 				}
@@ -122,12 +149,71 @@ func Schedule(s *state.State) []state.Command {
 			unschedulable(p, msg)
 			continue
 		}
+		for _, c := range unbound {
+			b := *c
+			b.NodeName = best.Name
+			cmds = append(cmds, state.NewCommand(state.CmdPutClaim, b))
+			boundNow[b.Key()] = best.Name
+			claimed[best.Name] += b.Bytes
+		}
+		for _, name := range p.Spec.Claims() {
+			k := state.PodKey(p.Namespace, name)
+			users[k] = append(users[k], p.Key())
+		}
 		used[best.Name].add(req)
 		spread[spreadKey(best.Name, p)]++
 		c.place(p, best.Name)
 		cmds = append(cmds, state.NewCommand(state.CmdBindPod, state.PodBinding{Key: p.Key(), NodeName: best.Name}))
 	}
 	return cmds
+}
+
+// podClaims says where the pod's claims put it: on the node they are
+// bound to (pin, "" for any), with the claims still to bind, or nowhere
+// yet, and why.
+func podClaims(s *state.State, p *state.Pod, users map[string][]string, boundNow map[string]string) (pin string, unbound []*state.Claim, why string) {
+	for _, name := range p.Spec.Claims() {
+		c := s.Claims[state.PodKey(p.Namespace, name)]
+		switch {
+		case c == nil:
+			return "", nil, fmt.Sprintf("persistentvolumeclaim %q not found", name)
+		case c.Released:
+			return "", nil, fmt.Sprintf("persistentvolumeclaim %q is being deleted", name)
+		}
+		if c.OncePod() {
+			for _, u := range users[c.Key()] {
+				if u != p.Key() {
+					return "", nil, fmt.Sprintf("persistentvolumeclaim %q is ReadWriteOncePod and pod %s uses it", name, u)
+				}
+			}
+		}
+		node := c.NodeName
+		if node == "" {
+			node = boundNow[c.Key()]
+		}
+		switch {
+		case node == "":
+			if !slices.Contains(unbound, c) {
+				unbound = append(unbound, c)
+			}
+			continue
+		case pin != "" && node != pin:
+			return "", nil, fmt.Sprintf("its claims are on two nodes, %s and %s", pin, node)
+		}
+		pin = node
+		switch n := s.Nodes[node]; {
+		case n == nil:
+			why = "node %s, which is gone"
+		case !n.Ready:
+			why = "node %s, which is not ready"
+		case n.Unschedulable:
+			why = "node %s, which is cordoned"
+		}
+		if why != "" {
+			return "", nil, fmt.Sprintf("persistentvolumeclaim %q has its data on "+why, name, node)
+		}
+	}
+	return pin, unbound, ""
 }
 
 // spreadKey counts the pods of one owner on one node.

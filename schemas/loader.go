@@ -429,15 +429,17 @@ var schemaSet = sync.OnceValues(func() (map[string]*schema, error) { return comp
 
 // kindSchemas maps each supported kind to its apiVersion and definition.
 var kindSchemas = map[string]struct{ apiVersion, def string }{
-	"Namespace":      {"v1", "#Namespace"},
-	"ConfigMap":      {"v1", "#ConfigMap"},
-	"Secret":         {"v1", "#Secret"},
-	"Service":        {"v1", "#Service"},
-	"Deployment":     {"apps/v1", "#Deployment"},
-	"ServiceAccount": {"v1", "#ServiceAccount"},
-	"DaemonSet":      {"apps/v1", "#DaemonSet"},
-	"Job":            {"batch/v1", "#Job"},
-	"CronJob":        {"batch/v1", "#CronJob"},
+	"Namespace":             {"v1", "#Namespace"},
+	"ConfigMap":             {"v1", "#ConfigMap"},
+	"Secret":                {"v1", "#Secret"},
+	"Service":               {"v1", "#Service"},
+	"Deployment":            {"apps/v1", "#Deployment"},
+	"ServiceAccount":        {"v1", "#ServiceAccount"},
+	"DaemonSet":             {"apps/v1", "#DaemonSet"},
+	"StatefulSet":           {"apps/v1", "#StatefulSet"},
+	"PersistentVolumeClaim": {"v1", "#PersistentVolumeClaim"},
+	"Job":                   {"batch/v1", "#Job"},
+	"CronJob":               {"batch/v1", "#CronJob"},
 }
 
 // SupportedKinds lists "apiVersion Kind" for every kind berth accepts.
@@ -466,6 +468,10 @@ func newObject(kind string) objects.Object {
 		return &objects.ServiceAccount{}
 	case "DaemonSet":
 		return &objects.DaemonSet{}
+	case "StatefulSet":
+		return &objects.StatefulSet{}
+	case "PersistentVolumeClaim":
+		return &objects.PersistentVolumeClaim{}
 	case "Job":
 		return &objects.Job{}
 	case "CronJob":

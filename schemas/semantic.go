@@ -3,6 +3,7 @@ package schemas
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -27,11 +28,16 @@ type facts struct {
 
 	podLabels map[string]string // a Deployment's pod template labels
 	podPorts  map[string]bool   // named container ports of a Deployment's pods
+	generated map[string]bool   // a StatefulSet's claim templates, its pods' volumes
 
 	selector    map[string]string // a Service's selector
 	selectorPos diag.Position
 	targetPorts []namedPort // a Service's named targetPorts
 	claims      []claim     // what a Service holds alone in the cluster
+	headless    bool        // a Service without a ClusterIP
+
+	serviceName    string // a StatefulSet's governing Service
+	serviceNamePos diag.Position
 }
 
 // claim is something one Service only may hold: a pinned ClusterIP, a
@@ -155,6 +161,16 @@ func objectChecks(c *checker, doc *document, root *yaml.Node) []diag.Diagnostic 
 		deploymentChecks(r, f, o)
 	case *objects.DaemonSet:
 		rolloutChecks(r, f, "DaemonSet", "updateStrategy", o.Spec.Selector, &o.Spec.Template, o.Spec.UpdateStrategy.RollingUpdate)
+		for i, v := range o.Spec.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil {
+				r.add(diag.Error, diag.RuleSchema, []any{"spec", "template", "spec", "volumes", i, "persistentVolumeClaim"},
+					"berth does not support a claim in a DaemonSet: its pods run on every node, a local-path volume lives on one")
+			}
+		}
+	case *objects.StatefulSet:
+		statefulSetChecks(r, f, o)
+	case *objects.PersistentVolumeClaim:
+		claimChecks(r, []any{"spec"}, &o.Spec)
 	case *objects.Job:
 		jobChecks(r, f, []any{"spec"}, &o.Spec)
 	case *objects.CronJob:
@@ -199,6 +215,55 @@ func rolloutChecks(r *report, f *facts, kind, strategy string, sel objects.Label
 		r.add(diag.Error, diag.RuleSchema, []any{"spec", "template", "spec", "restartPolicy"}, "must be Always for a %s, whose pods run until replaced (a Job runs pods to completion)", kind)
 	}
 	podChecks(r, f, []any{"spec", "template", "spec"}, &t.Spec)
+}
+
+// statefulSetChecks: a name that makes valid hostnames, the names the
+// StatefulSet sets itself left to it, claim templates the pods may mount.
+func statefulSetChecks(r *report, f *facts, o *objects.StatefulSet) {
+	// <name>-<ordinal> is each pod's hostname, and controller-revision-hash
+	// <name>-<hash> a label value, as Kubernetes limits it.
+	if name := o.Metadata.Name; len(name) > 52 || strings.Contains(name, ".") {
+		r.add(diag.Error, diag.RuleSchema, []any{"metadata", "name"}, "a StatefulSet's name must be a DNS label of at most 52 characters: its pods' names, <name>-<ordinal>, are their hostnames")
+	}
+	spec := &o.Spec.Template.Spec
+	if spec.Hostname != "" {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", "template", "spec", "hostname"}, "the StatefulSet sets it: each pod's hostname is its name")
+	}
+	if spec.Subdomain != "" {
+		r.add(diag.Error, diag.RuleSchema, []any{"spec", "template", "spec", "subdomain"}, "the StatefulSet sets it: the pods' subdomain is spec.serviceName")
+	}
+	templates := map[string]bool{}
+	for i, t := range o.Spec.VolumeClaimTemplates {
+		claimChecks(r, []any{"spec", "volumeClaimTemplates", i, "spec"}, &t.Spec)
+		if templates[t.Metadata.Name] {
+			r.add(diag.Error, diag.RuleUnique, []any{"spec", "volumeClaimTemplates", i, "metadata", "name"}, "claim template name %s is used twice", Excerpt(t.Metadata.Name))
+		}
+		templates[t.Metadata.Name] = true
+	}
+	for i, v := range spec.Volumes {
+		if templates[v.Name] {
+			r.add(diag.Error, diag.RuleUnique, []any{"spec", "template", "spec", "volumes", i, "name"}, "%s is also a volumeClaimTemplate, which gives each pod that volume", Excerpt(v.Name))
+		}
+	}
+	// The templates are volumes of every pod: mounts may name them.
+	t := o.Spec.Template
+	for _, name := range slices.Sorted(maps.Keys(templates)) {
+		t.Spec.Volumes = append(slices.Clip(t.Spec.Volumes), objects.Volume{Name: name, PersistentVolumeClaim: &objects.ClaimVolumeSource{ClaimName: name}})
+	}
+	f.generated = templates
+	rolloutChecks(r, f, "StatefulSet", "updateStrategy", o.Spec.Selector, &t, nil)
+	if o.Spec.ServiceName != "" {
+		f.serviceName, f.serviceNamePos = o.Spec.ServiceName, r.c.at(r.root, "spec", "serviceName")
+	}
+}
+
+// claimChecks refuses the access modes a node's directory cannot give.
+func claimChecks(r *report, at []any, c *objects.ClaimSpec) {
+	for i, m := range c.AccessModes {
+		if m == "ReadWriteMany" || m == "ReadOnlyMany" {
+			r.add(diag.Error, diag.RuleSchema, join(at, "accessModes", i), "berth does not support %s: a local-path volume lives on one node, so its pods run there (use ReadWriteOnce or ReadWriteOncePod)", m)
+		}
+	}
 }
 
 func isZero(v objects.IntOrString) bool {
@@ -254,8 +319,14 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		if v.EmptyDir != nil {
 			sources++
 		}
+		if c := v.PersistentVolumeClaim; c != nil {
+			sources++
+			if !f.generated[c.ClaimName] {
+				f.refs = append(f.refs, ref{kind: "PersistentVolumeClaim", name: c.ClaimName, pos: r.c.at(r.root, join(vp, "persistentVolumeClaim", "claimName")...)})
+			}
+		}
 		if sources != 1 {
-			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir (has %d)", sources)
+			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir, persistentVolumeClaim (has %d)", sources)
 		}
 	}
 	if p.DNSPolicy == "None" && (p.DNSConfig == nil || len(p.DNSConfig.Nameservers) == 0) {
@@ -458,7 +529,7 @@ func serviceChecks(r *report, f *facts, s *objects.Service) {
 	if len(spec.Ports) == 0 {
 		r.add(diag.Error, diag.RuleSchema, []any{"spec"}, "a Service needs at least one port (an ExternalName Service none)")
 	}
-	f.selector = spec.Selector
+	f.selector, f.headless = spec.Selector, spec.Headless()
 	f.selectorPos = r.c.at(r.root, "spec", "selector")
 	if len(spec.Selector) == 0 {
 		r.add(diag.Warning, diag.RuleSelector, []any{"spec"}, "no selector: berth has no manual Endpoints, so this Service will route nowhere")
@@ -556,7 +627,7 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 	// Service made this pass quadratic in the size of the repository.
 	deployments := map[string]*nsDeployments{}
 	for _, d := range docs {
-		if k := d.facts.id.Kind; k == "Deployment" || k == "DaemonSet" {
+		if k := d.facts.id.Kind; k == "Deployment" || k == "DaemonSet" || k == "StatefulSet" {
 			nd := deployments[d.facts.id.Namespace]
 			if nd == nil {
 				nd = &nsDeployments{}
@@ -595,6 +666,9 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 			target := byID[objects.ObjectID{Kind: rf.kind, Namespace: f.id.Namespace, Name: rf.name}]
 			switch {
 			case rf.optional:
+			case target == nil && rf.kind == "PersistentVolumeClaim":
+				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
+					Message: fmt.Sprintf("PersistentVolumeClaim %s is not defined in namespace %s", Excerpt(rf.name), Excerpt(f.id.Namespace))})
 			case rf.pullSecret && target == nil:
 				diags = append(diags, diag.Diagnostic{Severity: diag.Warning, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("Secret %s is not defined in namespace %s; images are pulled without it, as Kubernetes does", Excerpt(rf.name), Excerpt(f.id.Namespace))})
@@ -610,6 +684,12 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("%s %s has no key %s", rf.kind, Excerpt(rf.name), Excerpt(rf.key)),
 					Related: []diag.Related{{Position: target.facts.namePos, Message: rf.kind + " defined here"}}})
+			}
+		}
+		if f.serviceName != "" {
+			if svc := byID[objects.ObjectID{Kind: "Service", Namespace: f.id.Namespace, Name: f.serviceName}]; svc == nil || !svc.facts.failed && !svc.facts.headless {
+				diags = append(diags, diag.Diagnostic{Severity: diag.Warning, Position: f.serviceNamePos, Rule: diag.RuleReference, Object: display(f.id),
+					Message: fmt.Sprintf("no headless Service %s (clusterIP: None) in namespace %s: the pods' names <pod>.%s are not in the cluster DNS without it", Excerpt(f.serviceName), Excerpt(f.id.Namespace), f.serviceName)})
 			}
 		}
 		if f.id.Kind == "Service" && len(f.selector) > 0 {

@@ -48,3 +48,34 @@ func (c *Client) DaemonSets(ctx context.Context) ([]DaemonSetStatus, error) {
 	v, _, err := get[[]DaemonSetStatus](ctx, c, "/v1/daemonsets", nil)
 	return v, err
 }
+
+// StatefulSetStatus is one StatefulSet of the applied revision: how many
+// pods it wants, has, has ready and of its current template.
+type StatefulSetStatus struct {
+	Namespace   string `json:"namespace"`
+	Name        string `json:"name"`
+	ServiceName string `json:"serviceName,omitempty"`
+	Replicas    int32  `json:"replicas"`
+	Current     int    `json:"current"`
+	Ready       int    `json:"ready"`
+	UpToDate    int    `json:"upToDate"`
+}
+
+func (c *Client) StatefulSets(ctx context.Context) ([]StatefulSetStatus, error) {
+	v, _, err := get[[]StatefulSetStatus](ctx, c, "/v1/statefulsets", nil)
+	return v, err
+}
+
+// ClaimStatus is a claim as the state holds it, with its phase: Pending
+// (not bound yet), Bound, or Released (its data being deleted), and the
+// pods that use it.
+type ClaimStatus struct {
+	state.Claim
+	Phase string   `json:"phase"`
+	Pods  []string `json:"pods,omitempty"`
+}
+
+func (c *Client) Claims(ctx context.Context) ([]ClaimStatus, error) {
+	v, _, err := get[[]ClaimStatus](ctx, c, "/v1/claims", nil)
+	return v, err
+}

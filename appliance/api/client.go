@@ -345,6 +345,12 @@ func (c *Client) DeletePod(ctx context.Context, namespace, name string) error {
 	return err
 }
 
+// ForgetClaim tells the masters a released claim's data are deleted.
+func (c *Client) ForgetClaim(ctx context.Context, namespace, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/claims/"+url.PathEscape(namespace)+"/"+url.PathEscape(name), nil, nil, nil)
+	return err
+}
+
 // responseError reads an error response: {"error": "..."} or plain text.
 func responseError(resp *http.Response) error {
 	var e struct{ Error string }

@@ -68,6 +68,9 @@ type NodeAssignment struct {
 	// Routes lead to the other nodes' pods: each node's pod CIDR through
 	// its address.
 	Routes []PodRoute `json:"routes"`
+	// Claims are the claims bound to the node; the released ones' data
+	// are to be deleted (then ForgetClaim).
+	Claims []state.Claim `json:"claims,omitempty"`
 }
 
 // PodRoute is where another node's pods are reached.
@@ -87,6 +90,9 @@ type Heartbeat struct {
 	// DiskPressure: the node's disk is nearly full, or a write on it
 	// failed for lack of space; no new pod is placed there.
 	DiskPressure bool `json:"diskPressure,omitempty"`
+	// FreeBytes is the free space of the data dir's filesystem, where
+	// claims live (0: unknown).
+	FreeBytes int64 `json:"freeBytes,omitempty"`
 }
 
 // SyncStatus reports the Git source's state for /v1/status.

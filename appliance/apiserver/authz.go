@@ -123,6 +123,15 @@ func podOwner(id Identity, r *http.Request, st *state.State) bool {
 	return id.Role == RoleNode && (p == nil || p.NodeName == id.Name)
 }
 
+// claimNode allows admins, and the agent of the node the claim is bound to.
+func claimNode(id Identity, r *http.Request, st *state.State) bool {
+	if id.Role == auth.RoleAdmin {
+		return true
+	}
+	c := st.Claims[state.PodKey(r.PathValue("namespace"), r.PathValue("claim"))]
+	return id.Role == RoleNode && (c == nil || c.NodeName == id.Name)
+}
+
 // withIdentity returns ctx carrying id, for handlers and forwarding.
 func withIdentity(ctx context.Context, id Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)

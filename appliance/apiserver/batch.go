@@ -73,3 +73,51 @@ func (s *Server) daemonSets(w http.ResponseWriter, r *http.Request, st *state.St
 	}
 	return out, nil
 }
+
+func (s *Server) statefulSets(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	d, err := reconcile.DesiredState(st)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.StatefulSetStatus{}
+	for _, ss := range d.StatefulSets {
+		v := api.StatefulSetStatus{Namespace: ss.Metadata.Namespace, Name: ss.Metadata.Name, ServiceName: ss.Spec.ServiceName, Replicas: ss.Spec.Replicas}
+		hash := reconcile.TemplateHash(ss.Spec.Template)
+		for p := range st.Pods.OfOwner(reconcile.KindStatefulSet, v.Namespace, v.Name) {
+			if p.Terminating {
+				continue
+			}
+			v.Current++
+			if p.Status.Ready {
+				v.Ready++
+			}
+			if p.TemplateHash == hash {
+				v.UpToDate++
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (s *Server) claims(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	users := map[string][]string{}
+	for p := range st.Pods.All() {
+		for _, name := range p.Spec.Claims() {
+			k := state.PodKey(p.Namespace, name)
+			users[k] = append(users[k], p.Name)
+		}
+	}
+	out := []api.ClaimStatus{}
+	for _, k := range slices.Sorted(maps.Keys(st.Claims)) {
+		c := api.ClaimStatus{Claim: *st.Claims[k], Phase: "Pending", Pods: users[k]}
+		switch {
+		case c.Released:
+			c.Phase = "Released"
+		case c.NodeName != "":
+			c.Phase = "Bound"
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

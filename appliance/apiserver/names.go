@@ -25,6 +25,7 @@ var (
 	nodeName      = nameRule{"node name", names.IsDNS1123Subdomain, names.DNS1123SubdomainRule}
 	masterName    = nameRule{"master name", names.IsDNS1123Subdomain, names.DNS1123SubdomainRule}
 	podName       = nameRule{"pod name", names.IsDNS1123Subdomain, names.DNS1123SubdomainRule}
+	claimName     = nameRule{"claim name", names.IsDNS1123Subdomain, names.DNS1123SubdomainRule}
 	namespaceName = nameRule{"namespace", names.IsDNS1123Label, names.DNS1123LabelRule}
 	containerName = nameRule{"container name", names.IsDNS1123Label, names.DNS1123LabelRule}
 	tokenID       = nameRule{"token ID", auth.ValidID, "must be 6 lower-case letters or digits, the part of a token before the dot"}
@@ -45,6 +46,7 @@ func (n nameRule) check(v string) error {
 var pathRules = map[string]*nameRule{
 	"name":      &nodeName, // /v1/nodes/{name}, /v1/internal/heartbeat/{name}
 	"pod":       &podName,
+	"claim":     &claimName,
 	"namespace": &namespaceName,
 	"id":        &tokenID,
 	"action":    nil, // reboot or poweroff, a 404 otherwise

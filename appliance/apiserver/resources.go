@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -134,6 +135,11 @@ func (s *Server) beat(r *http.Request, st *state.State, name string, hb api.Hear
 	now := time.Now()
 	s.cfg.Heartbeats.Beat(name, now)
 	n, ok := st.Nodes[name]
+	if ok && storageChanged(n, hb.FreeBytes) {
+		if err := s.propose(r, state.NewCommand(state.CmdSetNodeStorage, state.NodeStorage{Name: name, FreeBytes: hb.FreeBytes})); err != nil {
+			return err
+		}
+	}
 	if ok && n.DiskPressure != hb.DiskPressure {
 		if err := s.propose(r, state.NewCommand(state.CmdSetDiskPressure, state.NodeDiskPressure{Name: name, DiskPressure: hb.DiskPressure})); err != nil {
 			return err
@@ -147,6 +153,14 @@ func (s *Server) beat(r *http.Request, st *state.State, name string, hb api.Hear
 		return s.propose(r, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: false, Time: now, Reason: hb.Problem}))
 	}
 	return nil
+}
+
+// storageChanged says whether a node's free space moved by more than 1%
+// of its filesystem since recorded: the figure is for binding claims, and
+// each beat's own would write to the log every 2 s.
+func storageChanged(n *state.Node, free int64) bool {
+	d := free - n.FreeBytes
+	return free > 0 && (n.FreeBytes == 0 || max(d, -d) > n.EphemeralBytes/100)
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
@@ -172,6 +186,11 @@ func (s *Server) nodePods(w http.ResponseWriter, r *http.Request, st *state.Stat
 	}
 	out := api.NodeAssignment{Pods: []state.Pod{}, ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{},
 		Routes: podRoutes(st, name)}
+	for _, key := range slices.Sorted(maps.Keys(st.Claims)) {
+		if c := st.Claims[key]; c.NodeName == name {
+			out.Claims = append(out.Claims, *c)
+		}
+	}
 	for p := range st.Pods.OnNode(name) {
 		out.Pods = append(out.Pods, *p)
 		for _, ref := range references(&p.Spec) {
@@ -328,6 +347,19 @@ func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *state.Sta
 		t = state.CmdDeletePod
 	}
 	return map[string]bool{"ok": true}, s.propose(r, state.NewCommand(t, state.PodRef{Key: key}))
+}
+
+// forgetClaim is an agent saying a released claim's data are deleted.
+func (s *Server) forgetClaim(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	key := state.PodKey(r.PathValue("namespace"), r.PathValue("claim"))
+	c := st.Claims[key]
+	switch {
+	case c == nil:
+		return nil, errorf(http.StatusNotFound, "no claim %s", key)
+	case !c.Released:
+		return nil, errorf(http.StatusConflict, "claim %s is not released", key)
+	}
+	return map[string]bool{"ok": true}, s.propose(r, state.NewCommand(state.CmdDeleteClaim, state.ClaimRef{Key: key}))
 }
 
 func (s *Server) deployments(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {

@@ -88,6 +88,15 @@ const (
 	// CmdSetCronSchedule records a CronJob's last schedule time (zero
 	// Time: forget the CronJob).
 	CmdSetCronSchedule CommandType = "SetCronSchedule" // CronSchedule
+	// CmdPutClaim records a claim, new or changed. The FSM keeps a
+	// claim's node once bound and refuses to bind it elsewhere, and
+	// refuses to take a released claim back: its data are being deleted.
+	CmdPutClaim CommandType = "PutClaim" // Claim
+	// CmdDeleteClaim forgets a released claim, once its node's agent has
+	// deleted the data; the FSM refuses it for a claim not released.
+	CmdDeleteClaim CommandType = "DeleteClaim" // ClaimRef
+	// CmdSetNodeStorage records the free space a node reported.
+	CmdSetNodeStorage CommandType = "SetNodeStorage" // NodeStorage
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -215,7 +224,7 @@ func Apply(s *State, batch []Command) error {
 type writer struct {
 	s State
 
-	revisions, nodes, serviceIPs, nodePorts, tokens, masterAPIs, jobs, cronSchedules bool
+	revisions, nodes, serviceIPs, nodePorts, tokens, masterAPIs, jobs, cronSchedules, claims bool
 	// pods is the batch's version of the pods, read and written through
 	// it (w.s.Pods is the version before the batch until the end).
 	pods podWriter
@@ -243,6 +252,7 @@ func (w *writer) NodePorts() map[string]ServiceNodePort {
 func (w *writer) Tokens() map[string]auth.Token { return own(&w.s.Tokens, &w.tokens) }
 func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w.masterAPIs) }
 func (w *writer) Jobs() map[string]*Job         { return own(&w.s.Jobs, &w.jobs) }
+func (w *writer) Claims() map[string]*Claim     { return own(&w.s.Claims, &w.claims) }
 func (w *writer) CronSchedules() map[string]time.Time {
 	return own(&w.s.CronSchedules, &w.cronSchedules)
 }
@@ -409,6 +419,53 @@ func applyOne(w *writer, c Command) error {
 		} else {
 			w.CronSchedules()[u.Key] = u.Time
 		}
+	case CmdPutClaim:
+		c, err := decode[Claim](c)
+		if err != nil {
+			return err
+		}
+		if c.Namespace == "" || c.Name == "" {
+			return fmt.Errorf("claim needs a namespace and a name")
+		}
+		old := s.Claims[c.Key()]
+		switch {
+		case old == nil && c.Released:
+			return fmt.Errorf("no claim %s to release", c.Key())
+		case old != nil && old.Released && !c.Released:
+			return fmt.Errorf("claim %s is released: its data are being deleted", c.Key())
+		case old != nil && old.NodeName != "" && c.NodeName != "" && c.NodeName != old.NodeName:
+			return fmt.Errorf("claim %s is bound to %s already", c.Key(), old.NodeName)
+		case old != nil && old.NodeName != "":
+			c.NodeName = old.NodeName
+		case c.NodeName != "" && s.Nodes[c.NodeName] == nil:
+			return fmt.Errorf("no node %q", c.NodeName)
+		}
+		w.Claims()[c.Key()] = &c
+	case CmdDeleteClaim:
+		r, err := decode[ClaimRef](c)
+		if err != nil {
+			return err
+		}
+		old, ok := s.Claims[r.Key]
+		if !ok {
+			break // forgotten already: an agent's retry
+		}
+		if !old.Released {
+			return fmt.Errorf("claim %s is not released", r.Key)
+		}
+		delete(w.Claims(), r.Key)
+	case CmdSetNodeStorage:
+		u, err := decode[NodeStorage](c)
+		if err != nil {
+			return err
+		}
+		n, ok := s.Nodes[u.Name]
+		if !ok {
+			return fmt.Errorf("no node %q", u.Name)
+		}
+		changed := *n
+		changed.FreeBytes = u.FreeBytes
+		w.Nodes()[u.Name] = &changed
 	case CmdCreatePod:
 		p, err := decode[Pod](c)
 		if err != nil {

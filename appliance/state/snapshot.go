@@ -109,6 +109,10 @@ func WriteSnapshot(out io.Writer, s *State) error {
 		w.raw(",\"cronSchedules\":")
 		writeMap(w, s.CronSchedules)
 	}
+	if len(s.Claims) > 0 {
+		w.raw(",\"claims\":")
+		writeMap(w, s.Claims)
+	}
 	w.raw("}\n")
 	return w.err
 }
@@ -182,6 +186,8 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			s.Jobs, err = readObject[*Job](dec)
 		case "cronSchedules":
 			err = dec.Decode(&s.CronSchedules)
+		case "claims":
+			s.Claims, err = readObject[*Claim](dec)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}
@@ -204,6 +210,11 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 	for k, j := range s.Jobs {
 		if j == nil {
 			return nil, fmt.Errorf("snapshot state: job %q is null", k)
+		}
+	}
+	for k, c := range s.Claims {
+		if c == nil {
+			return nil, fmt.Errorf("snapshot state: claim %q is null", k)
 		}
 	}
 	s.init()

@@ -46,6 +46,8 @@ type State struct {
 	// CronSchedules each CronJob's last schedule time.
 	Jobs          map[string]*Job      `json:"jobs,omitempty"`
 	CronSchedules map[string]time.Time `json:"cronSchedules,omitempty"`
+	// Claims are the local-path claims by namespace/name.
+	Claims map[string]*Claim `json:"claims,omitempty"`
 }
 
 // PodNetwork is the cluster's pod address range and each node's share of
@@ -144,9 +146,12 @@ type Node struct {
 	MemoryBytes int64             `json:"memoryBytes"`
 	// EphemeralBytes is the size of the filesystem holding the node's
 	// data (0: not reported, no limit).
-	EphemeralBytes int64  `json:"ephemeralBytes,omitempty"`
-	PodCIDR        string `json:"podCIDR"`
-	Ready          bool   `json:"ready"`
+	EphemeralBytes int64 `json:"ephemeralBytes,omitempty"`
+	// FreeBytes is what is free there, as the node last reported it
+	// (0: not reported); claims are bound against it.
+	FreeBytes int64  `json:"freeBytes,omitempty"`
+	PodCIDR   string `json:"podCIDR"`
+	Ready     bool   `json:"ready"`
 	// ClusterCIDR is the pod network PodCIDR is part of: the agent sends
 	// traffic to it unmasqueraded.
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
@@ -276,5 +281,8 @@ func (s *State) init() {
 	}
 	if s.CronSchedules == nil {
 		s.CronSchedules = map[string]time.Time{}
+	}
+	if s.Claims == nil {
+		s.Claims = map[string]*Claim{}
 	}
 }

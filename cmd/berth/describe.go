@@ -55,7 +55,7 @@ func newStatusCmd() *cobra.Command {
 func newDescribeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "describe KIND NAME",
-		Short: "Show one object in full: a node, pod, deployment, daemonset, job, cronjob, service or revision",
+		Short: "Show one object in full: a node, pod, deployment, daemonset, statefulset, job, cronjob, service, pvc or revision",
 		Long: `describe shows one object and what relates to it. NAME may be
 namespace/name; a bare name is looked up in every namespace. A revision is
 named by a prefix of its commit.`,
@@ -138,6 +138,26 @@ func find(cmd *cobra.Command, c *api.Client, kind, arg string) (any, any, error)
 		for _, d := range dss {
 			if matches(arg, d.Namespace, d.Name) {
 				found, related = d, ownedPods(pods, reconcile.KindDaemonSet, d.Namespace, d.Name)
+			}
+		}
+	case "statefulsets":
+		sss, err := c.StatefulSets(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, s := range sss {
+			if matches(arg, s.Namespace, s.Name) {
+				found, related = s, ownedPods(pods, reconcile.KindStatefulSet, s.Namespace, s.Name)
+			}
+		}
+	case "claims":
+		claims, err := c.Claims(ctx)
+		if err != nil {
+			return nil, nil, &exitError{1, err}
+		}
+		for _, cl := range claims {
+			if matches(arg, cl.Namespace, cl.Name) {
+				found = cl
 			}
 		}
 	case "jobs":

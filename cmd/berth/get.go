@@ -25,6 +25,8 @@ var kindAliases = map[string]string{
 	"revision": "revisions", "rev": "revisions",
 	"job": "jobs", "cronjob": "cronjobs", "cj": "cronjobs",
 	"daemonset": "daemonsets", "ds": "daemonsets",
+	"statefulset": "statefulsets", "sts": "statefulsets",
+	"pvc": "claims", "persistentvolumeclaim": "claims", "persistentvolumeclaims": "claims", "claim": "claims",
 }
 
 func resourceKind(arg string) (string, error) {
@@ -33,16 +35,16 @@ func resourceKind(arg string) (string, error) {
 		k = a
 	}
 	switch k {
-	case "nodes", "pods", "deployments", "services", "revisions", "jobs", "cronjobs", "daemonsets":
+	case "nodes", "pods", "deployments", "services", "revisions", "jobs", "cronjobs", "daemonsets", "statefulsets", "claims":
 		return k, nil
 	}
-	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, daemonsets, jobs, cronjobs, services or revisions)", arg)}
+	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, daemonsets, statefulsets, jobs, cronjobs, services, pvc or revisions)", arg)}
 }
 
 func newGetCmd() *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
-		Use:   "get nodes|pods|deployments|daemonsets|jobs|cronjobs|services|revisions",
+		Use:   "get nodes|pods|deployments|daemonsets|statefulsets|jobs|cronjobs|services|pvc|revisions",
 		Short: "List cluster objects",
 		Args:  cobra.ExactArgs(1),
 	}
@@ -75,6 +77,10 @@ func newGetCmd() *cobra.Command {
 			items, err = c.Revisions(ctx)
 		case "daemonsets":
 			items, err = c.DaemonSets(ctx)
+		case "statefulsets":
+			items, err = c.StatefulSets(ctx)
+		case "claims":
+			items, err = c.Claims(ctx)
 		case "jobs":
 			items, err = c.Jobs(ctx)
 		case "cronjobs":
@@ -150,6 +156,16 @@ func printItems(w io.Writer, kind, output string, items any) error {
 		row("NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "NODE SELECTOR")
 		for _, d := range items.([]api.DaemonSetStatus) {
 			row(d.Namespace, d.Name, d.Desired, d.Current, d.Ready, d.UpToDate, orNone(showSelector(d.NodeSelector)))
+		}
+	case "statefulsets":
+		row("NAMESPACE", "NAME", "READY", "CURRENT", "UP-TO-DATE", "SERVICE")
+		for _, s := range items.([]api.StatefulSetStatus) {
+			row(s.Namespace, s.Name, fmt.Sprintf("%d/%d", s.Ready, s.Replicas), s.Current, s.UpToDate, orNone(s.ServiceName))
+		}
+	case "claims":
+		row("NAMESPACE", "NAME", "STATUS", "NODE", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "USED BY")
+		for _, c := range items.([]api.ClaimStatus) {
+			row(c.Namespace, c.Name, c.Phase, orNone(c.NodeName), c.Bytes, strings.Join(c.AccessModes, ","), "local-path", orNone(strings.Join(c.Pods, ",")))
 		}
 	case "jobs":
 		row("NAMESPACE", "NAME", "STATUS", "COMPLETIONS", "FAILED", "AGE", "REASON")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -30,6 +31,7 @@ type Master interface {
 	NodePods(ctx context.Context, node string, w *api.Watch) (api.NodeAssignment, uint64, error)
 	SetPodStatus(ctx context.Context, namespace, name string, st state.PodStatus) error
 	DeletePod(ctx context.Context, namespace, name string) error
+	ForgetClaim(ctx context.Context, namespace, name string) error
 }
 
 // Runtime is the container runtime as the agent drives it
@@ -110,17 +112,14 @@ const diskPressureFree = 0.10
 // noSpaceHold is how long a failed write keeps DiskPressure on.
 const noSpaceHold = time.Minute
 
-// diskPressure reports whether the node's disk is nearly full, or a write
-// failed for lack of space within noSpaceHold.
-func (a *Agent) diskPressure(now time.Time) bool {
-	if now.UnixNano() < a.noSpaceUntil.Load() {
-		return true
-	}
+// disk reports whether the node's disk is nearly full, or a write failed
+// for lack of space within noSpaceHold, and its free bytes (0: unknown).
+func (a *Agent) disk(now time.Time) (pressure bool, free int64) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(a.cfg.DataDir, &st); err != nil || st.Blocks == 0 {
-		return false
+		return now.UnixNano() < a.noSpaceUntil.Load(), 0
 	}
-	return float64(st.Bavail) < diskPressureFree*float64(st.Blocks)
+	return now.UnixNano() < a.noSpaceUntil.Load() || float64(st.Bavail) < diskPressureFree*float64(st.Blocks), int64(st.Bavail) * st.Bsize
 }
 
 // noSpace records a write that failed for lack of space.
@@ -218,7 +217,8 @@ func (a *Agent) heartbeat(ctx context.Context) {
 
 // beat sends one heartbeat, with the runtime's problem if it has one.
 func (a *Agent) beat(ctx context.Context) error {
-	hb := api.Heartbeat{DiskPressure: a.diskPressure(time.Now())}
+	var hb api.Heartbeat
+	hb.DiskPressure, hb.FreeBytes = a.disk(time.Now())
 	if a.checkRuntime(ctx) != nil {
 		hb.Problem = runtimeProblem
 	}
@@ -276,6 +276,7 @@ func (a *Agent) watch(ctx context.Context) error {
 			first = false
 		}
 		a.dispatch(ctx, &asg)
+		a.release(ctx, &asg)
 		routes.update(asg.Routes)
 		index = idx
 	}
@@ -341,6 +342,38 @@ func (a *Agent) dispatch(ctx context.Context, asg *api.NodeAssignment) {
 		if !seen[key] {
 			a.retire(key, w)
 		}
+	}
+}
+
+// release deletes the data of the node's released claims that no pod
+// here uses (one still stopping may), then tells the masters, who forget
+// the claim. What fails is tried again with the next assignment.
+func (a *Agent) release(ctx context.Context, asg *api.NodeAssignment) {
+	a.mu.Lock()
+	inUse := map[string]bool{}
+	for _, m := range []map[string]*podWorker{a.workers, a.retiring} {
+		for _, w := range m {
+			if p, _ := w.latest(); p != nil {
+				for _, name := range p.Spec.Claims() {
+					inUse[state.PodKey(p.Namespace, name)] = true
+				}
+			}
+		}
+	}
+	a.mu.Unlock()
+	for _, c := range asg.Claims {
+		if !c.Released || inUse[c.Key()] {
+			continue
+		}
+		if err := os.RemoveAll(claimDir(a.cfg.DataDir, c.Namespace, c.Name)); err != nil {
+			a.log.Warn("deleting a released claim's data", "claim", c.Key(), "err", a.hidePaths(err.Error()))
+			continue
+		}
+		if err := a.cfg.Master.ForgetClaim(ctx, c.Namespace, c.Name); err != nil {
+			a.log.Warn("forgetting a released claim", "claim", c.Key(), "err", err)
+			continue
+		}
+		a.log.Info("released claim deleted", "claim", c.Key())
 	}
 }
 

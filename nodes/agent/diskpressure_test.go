@@ -98,7 +98,7 @@ func TestDiskPressure(t *testing.T) {
 	if b, err := os.ReadFile(file); err != nil || string(b) != big {
 		t.Errorf("room again: the refresh did not land (%d bytes, %v)", len(b), err)
 	}
-	if !a.diskPressure(time.Now()) {
+	if pressure, _ := a.disk(time.Now()); !pressure {
 		t.Error("the pressure ended at once after a failed write")
 	}
 	a.noSpaceUntil.Store(0)

@@ -34,7 +34,7 @@ func NodeInfo(name, address, dataDir string, extra map[string]string) (state.Nod
 		labels[k] = v
 	}
 	return state.Node{Name: name, Address: address, Labels: labels,
-		CPUMilli: int64(goruntime.NumCPU()) * 1000, MemoryBytes: mem, EphemeralBytes: int64(fs.Blocks) * fs.Bsize}, nil
+		CPUMilli: int64(goruntime.NumCPU()) * 1000, MemoryBytes: mem, EphemeralBytes: int64(fs.Blocks) * fs.Bsize, FreeBytes: int64(fs.Bavail) * fs.Bsize}, nil
 }
 
 // memTotal reads MemTotal (in kB) from a meminfo file.

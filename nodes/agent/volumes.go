@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/berth/berth/appliance/api"
@@ -23,6 +24,11 @@ func podDir(root string, p *state.Pod) string {
 	return filepath.Join(root, "pods", p.Namespace+"_"+p.Name)
 }
 
+// claimDir is where a claim's data live on the node it is bound to.
+func claimDir(root, namespace, name string) string {
+	return filepath.Join(root, "claims", namespace, name)
+}
+
 // prepareVolumes writes the pod's ConfigMap and Secret volumes as files and
 // creates its emptyDirs, then returns each container's mounts. ConfigMap
 // and Secret files are rewritten whole on every call, so a new revision's
@@ -40,19 +46,29 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 	hostPaths := map[string]string{}
 	// Projected (ConfigMap, Secret) volumes are mounted read-only whatever
 	// the spec says, as Kubernetes does: the agent rewrites their files as
-	// root, and a container must not plant links among them.
-	projected := map[string]bool{}
+	// root, and a container must not plant links among them. A claim is
+	// when its volume says readOnly.
+	readOnly := map[string]bool{}
 	for _, v := range p.Spec.Volumes {
 		path := filepath.Join(dir, "volumes", v.Name)
 		hostPaths[v.Name] = path
-		projected[v.Name] = v.ConfigMap != nil || v.Secret != nil
+		readOnly[v.Name] = v.ConfigMap != nil || v.Secret != nil
 		var files map[string][]byte
 		var items []objects.KeyToPath
 		mode := os.FileMode(0o644)
+		if c := v.PersistentVolumeClaim; c != nil {
+			path = claimDir(root, p.Namespace, c.ClaimName)
+			hostPaths[v.Name] = path
+			if !slices.ContainsFunc(a.Claims, func(b state.Claim) bool { return b.Namespace == p.Namespace && b.Name == c.ClaimName && !b.Released }) {
+				return nil, &configError{fmt.Sprintf("volume %s: claim %s/%s is not bound to this node", v.Name, p.Namespace, c.ClaimName)}
+			}
+			readOnly[v.Name] = c.ReadOnly
+		}
 		switch {
-		case v.EmptyDir != nil:
-			// World-writable, as the kubelet makes it: a container's user
-			// need not be root (MkdirAll's mode passes the umask).
+		case v.EmptyDir != nil || v.PersistentVolumeClaim != nil:
+			// World-writable, as the kubelet (and local-path) makes it: a
+			// container's user need not be root (MkdirAll's mode passes the
+			// umask).
 			if err := os.MkdirAll(path, 0o777); err != nil {
 				return nil, err
 			}
@@ -105,7 +121,7 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 			if m.SubPath != "" {
 				host = filepath.Join(host, filepath.Clean("/"+m.SubPath))
 			}
-			mounts[c.Name] = append(mounts[c.Name], Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly || projected[m.Name]})
+			mounts[c.Name] = append(mounts[c.Name], Mount{HostPath: host, ContainerPath: m.MountPath, ReadOnly: m.ReadOnly || readOnly[m.Name]})
 		}
 	}
 	return mounts, nil

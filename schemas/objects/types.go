@@ -192,6 +192,77 @@ type DaemonSetSpec struct {
 	MinReadySeconds      int32 `json:"minReadySeconds"`
 }
 
+// StatefulSet runs pods with stable names and claims (cue/statefulset.cue).
+type StatefulSet struct {
+	Header
+	Spec StatefulSetSpec `json:"spec"`
+}
+
+type StatefulSetSpec struct {
+	Replicas            int32           `json:"replicas"`
+	Selector            LabelSelector   `json:"selector"`
+	Template            PodTemplateSpec `json:"template"`
+	ServiceName         string          `json:"serviceName,omitempty"`
+	PodManagementPolicy string          `json:"podManagementPolicy"`
+	UpdateStrategy      struct {
+		Type string `json:"type"`
+		// RollingUpdate is nil under OnDelete.
+		RollingUpdate *struct {
+			Partition int32 `json:"partition"`
+		} `json:"rollingUpdate,omitempty"`
+	} `json:"updateStrategy"`
+	VolumeClaimTemplates []ClaimTemplate `json:"volumeClaimTemplates,omitempty"`
+	// PersistentVolumeClaimRetentionPolicy may only restate what berth
+	// does (the schema allows that alone).
+	PersistentVolumeClaimRetentionPolicy *struct {
+		WhenDeleted string `json:"whenDeleted,omitempty"`
+		WhenScaled  string `json:"whenScaled,omitempty"`
+	} `json:"persistentVolumeClaimRetentionPolicy,omitempty"`
+	RevisionHistoryLimit int32 `json:"revisionHistoryLimit"`
+	MinReadySeconds      int32 `json:"minReadySeconds"`
+}
+
+// Partition is the ordinal below which a rolling update leaves the pods.
+func (s *StatefulSetSpec) Partition() int {
+	if ru := s.UpdateStrategy.RollingUpdate; ru != nil {
+		return int(ru.Partition)
+	}
+	return 0
+}
+
+// ClaimTemplate is one of a StatefulSet's volumeClaimTemplates.
+type ClaimTemplate struct {
+	Metadata struct {
+		Name        string            `json:"name"`
+		Labels      map[string]string `json:"labels,omitempty"`
+		Annotations map[string]string `json:"annotations,omitempty"`
+	} `json:"metadata"`
+	Spec ClaimSpec `json:"spec"`
+}
+
+// ClaimName is the claim of the StatefulSet's pod ordinal, as Kubernetes
+// names it.
+func (t *ClaimTemplate) ClaimName(statefulSet string, ordinal int) string {
+	return fmt.Sprintf("%s-%s-%d", t.Metadata.Name, statefulSet, ordinal)
+}
+
+// PersistentVolumeClaim asks for a local-path volume (cue/storage.cue).
+type PersistentVolumeClaim struct {
+	Header
+	Spec ClaimSpec `json:"spec"`
+}
+
+type ClaimSpec struct {
+	AccessModes []string `json:"accessModes"`
+	Resources   struct {
+		Requests struct {
+			Storage Quantity `json:"storage"`
+		} `json:"requests"`
+	} `json:"resources"`
+	StorageClassName *string `json:"storageClassName,omitempty"`
+	VolumeMode       string  `json:"volumeMode,omitempty"`
+}
+
 // Job runs pods to completion (see cue/job.cue).
 type Job struct {
 	Header
@@ -574,6 +645,24 @@ type Volume struct {
 	ConfigMap *ConfigMapVolumeSource `json:"configMap,omitempty"`
 	Secret    *SecretVolumeSource    `json:"secret,omitempty"`
 	EmptyDir  *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
+	// PersistentVolumeClaim mounts a claim's local directory.
+	PersistentVolumeClaim *ClaimVolumeSource `json:"persistentVolumeClaim,omitempty"`
+}
+
+type ClaimVolumeSource struct {
+	ClaimName string `json:"claimName"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// Claims lists the claims the pod's volumes name.
+func (s *PodSpec) Claims() []string {
+	var out []string
+	for _, v := range s.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			out = append(out, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	return out
 }
 
 type ConfigMapVolumeSource struct {
