@@ -356,13 +356,13 @@ func TestChecksBeyondSchema(t *testing.T) {
 		{"selector does not match template", map[string]string{"d.yaml": strings.Replace(deployYAML, "matchLabels: {app: web}", "matchLabels: {app: api}", 1)},
 			[]string{"d.yaml:7:5: error: spec.selector: does not match the pod template's labels (spec.template.metadata.labels {app=web})"}},
 		{"missing ConfigMap", map[string]string{"d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                configMapKeyRef: {name: nope, key: k}\n          ports:", 1)},
-			[]string{`d.yaml:18:41: error: ConfigMap "nope" is not defined in namespace "default"`}},
+			[]string{`d.yaml:18:41: warning: ConfigMap "nope" is not defined in namespace "default": the pods wait until it is`}},
 		{"missing key", map[string]string{"c.yaml": cmYAML, "d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                configMapKeyRef: {name: cfg, key: nokey}\n          ports:", 1)},
 			[]string{`d.yaml:18:41: error: ConfigMap "cfg" has no key "nokey"`}},
 		{"optional reference may be missing", map[string]string{"d.yaml": strings.Replace(deployYAML, "          ports:", "          env:\n            - name: A\n              valueFrom:\n                secretKeyRef: {name: nope, key: k, optional: true}\n          ports:", 1)},
 			nil},
 		{"missing Secret volume", map[string]string{"d.yaml": deployYAML + "      volumes:\n        - name: s\n          secret: {secretName: creds}\n"},
-			[]string{`d.yaml:20:32: error: Secret "creds" is not defined in namespace "default"`}},
+			[]string{`d.yaml:20:32: warning: Secret "creds" is not defined in namespace "default": the pods wait until it is`}},
 		{"port names unique", map[string]string{"d.yaml": deployYAML + "        - name: side\n          image: example/side:1\n          ports:\n            - name: http\n              containerPort: 9090\n"},
 			[]string{`d.yaml:21:21: error: spec.template.spec.containers[1].ports[0].name: port name "http" is already used by container "web"`}},
 		{"unknown targetPort name", map[string]string{"d.yaml": deployYAML, "s.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports:\n    - port: 80\n      targetPort: metrics\n"},
@@ -700,7 +700,7 @@ func TestEnvFromSchema(t *testing.T) {
         - {configMapRef: {name: a}, secretRef: {name: b}}
 `})
 	assertDiags(t, res,
-		`d.yaml:13:32: error: ConfigMap "settings" is not defined in namespace "default"`,
+		`d.yaml:13:32: warning: ConfigMap "settings" is not defined in namespace "default": the pods wait until it is`,
 		"d.yaml:15:11: error: spec.template.spec.containers[0].envFrom[2]: needs exactly one of configMapRef, secretRef",
 	)
 }

@@ -677,6 +677,12 @@ func crossCheck(docs []*document) []diag.Diagnostic {
 					Message: fmt.Sprintf("Secret %s is of type %s; an image pull secret is of type %s or %s", Excerpt(rf.name), Excerpt(target.facts.secretType), objects.SecretTypeDockerConfigJSON, objects.SecretTypeDockerCfg),
 					Related: []diag.Related{{Position: target.facts.namePos, Message: "Secret defined here"}}})
 			case rf.pullSecret:
+			case target == nil && (rf.kind == "ConfigMap" || rf.kind == "Secret"):
+				// Valid Kubernetes: the pod waits (CreateContainerConfigError)
+				// until the object exists, which a repository whose Secrets
+				// come from elsewhere (sealed or external secrets) relies on.
+				diags = append(diags, diag.Diagnostic{Severity: diag.Warning, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
+					Message: fmt.Sprintf("%s %s is not defined in namespace %s: the pods wait until it is, as in Kubernetes (mark the reference optional: true if it may be absent)", rf.kind, Excerpt(rf.name), Excerpt(f.id.Namespace))})
 			case target == nil:
 				diags = append(diags, diag.Diagnostic{Severity: diag.Error, Position: rf.pos, Rule: diag.RuleReference, Object: display(f.id),
 					Message: fmt.Sprintf("%s %s is not defined in namespace %s (mark the reference optional: true if it may be absent)", rf.kind, Excerpt(rf.name), Excerpt(f.id.Namespace))})
