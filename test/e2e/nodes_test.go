@@ -248,16 +248,38 @@ func askFrom(ns, addr string) (string, error) { return getFrom(ns, addr, "/") }
 // getFrom GETs http://addr+path from inside network namespace ns, or this
 // one when ns is "", and returns the body.
 func getFrom(ns, addr, path string) (string, error) {
+	body, err := dialFrom(ns, addr, func(conn net.Conn) (string, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		if err := req.Write(conn); err != nil {
+			return "", err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b)), err
+	})
+	if err != nil {
+		return "", fmt.Errorf("GET http://%s%s in %q: %w", addr, path, ns, err)
+	}
+	return body, nil
+}
+
+// dialFrom connects to addr (TCP) from inside network namespace ns, or
+// this one when ns is "", and returns what talk makes of the connection.
+func dialFrom(ns, addr string, talk func(net.Conn) (string, error)) (string, error) {
 	type result struct {
-		body string
-		err  error
+		out string
+		err error
 	}
 	done := make(chan result, 1)
 	go func() {
 		// The socket is made in the namespace of the thread that makes
 		// it; the thread is never unlocked, so it ends with the goroutine.
 		runtime.LockOSThread()
-		body, err := func() (string, error) {
+		out, err := func() (string, error) {
 			if ns != "" {
 				f, err := os.Open("/run/netns/" + ns)
 				if err != nil {
@@ -274,25 +296,12 @@ func getFrom(ns, addr, path string) (string, error) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(3 * time.Second))
-			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
-			if err := req.Write(conn); err != nil {
-				return "", err
-			}
-			resp, err := http.ReadResponse(bufio.NewReader(conn), req)
-			if err != nil {
-				return "", err
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			return strings.TrimSpace(string(b)), err
+			return talk(conn)
 		}()
-		done <- result{body, err}
+		done <- result{out, err}
 	}()
 	r := <-done
-	if r.err != nil {
-		return "", fmt.Errorf("GET http://%s%s in %q: %w", addr, path, ns, r.err)
-	}
-	return r.body, nil
+	return r.out, r.err
 }
 
 func relay(t *testing.T, ip, target string) string { t.Helper(); return harness.Relay(t, ip, target) }
