@@ -57,18 +57,7 @@ func (s *Server) daemonSets(w http.ResponseWriter, r *http.Request, st *state.St
 			}
 		}
 		hash := reconcile.TemplateHash(ds.Spec.Template)
-		for p := range st.Pods.OfOwner(reconcile.KindDaemonSet, v.Namespace, v.Name) {
-			if p.Terminating {
-				continue
-			}
-			v.Current++
-			if p.Status.Ready {
-				v.Ready++
-			}
-			if p.TemplateHash == hash {
-				v.UpToDate++
-			}
-		}
+		v.Current, v.Ready, v.UpToDate = podCounts(st, reconcile.KindDaemonSet, v.Namespace, v.Name, hash)
 		out = append(out, v)
 	}
 	return out, nil
@@ -83,18 +72,7 @@ func (s *Server) statefulSets(w http.ResponseWriter, r *http.Request, st *state.
 	for _, ss := range d.StatefulSets {
 		v := api.StatefulSetStatus{Namespace: ss.Metadata.Namespace, Name: ss.Metadata.Name, ServiceName: ss.Spec.ServiceName, Replicas: ss.Spec.Replicas}
 		hash := reconcile.TemplateHash(ss.Spec.Template)
-		for p := range st.Pods.OfOwner(reconcile.KindStatefulSet, v.Namespace, v.Name) {
-			if p.Terminating {
-				continue
-			}
-			v.Current++
-			if p.Status.Ready {
-				v.Ready++
-			}
-			if p.TemplateHash == hash {
-				v.UpToDate++
-			}
-		}
+		v.Current, v.Ready, v.UpToDate = podCounts(st, reconcile.KindStatefulSet, v.Namespace, v.Name, hash)
 		out = append(out, v)
 	}
 	return out, nil
@@ -120,4 +98,22 @@ func (s *Server) claims(w http.ResponseWriter, r *http.Request, st *state.State)
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// podCounts counts an owner's live pods, the ready ones and those of the
+// current template.
+func podCounts(st *state.State, kind, namespace, name, hash string) (current, ready, upToDate int) {
+	for p := range st.Pods.OfOwner(kind, namespace, name) {
+		if p.Terminating {
+			continue
+		}
+		current++
+		if p.Status.Ready {
+			ready++
+		}
+		if p.TemplateHash == hash {
+			upToDate++
+		}
+	}
+	return current, ready, upToDate
 }

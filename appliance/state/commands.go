@@ -373,27 +373,16 @@ func applyOne(w *writer, c Command) error {
 		if err != nil {
 			return err
 		}
-		n, ok := s.Nodes[d.Name]
-		if !ok {
-			return fmt.Errorf("no node %q", d.Name)
+		if n := w.s.Nodes[d.Name]; n != nil && n.DiskPressure == d.DiskPressure {
+			return nil // agents repeat it; a node copied for nothing would be a write
 		}
-		if n.DiskPressure != d.DiskPressure {
-			changed := *n
-			changed.DiskPressure = d.DiskPressure
-			w.Nodes()[d.Name] = &changed
-		}
+		return changeNode(w, d.Name, func(n *Node) { n.DiskPressure = d.DiskPressure })
 	case CmdSetNodeScheduling:
 		u, err := decode[NodeScheduling](c)
 		if err != nil {
 			return err
 		}
-		n, ok := s.Nodes[u.Name]
-		if !ok {
-			return fmt.Errorf("no node %q", u.Name)
-		}
-		changed := *n
-		changed.Unschedulable, changed.Draining = u.Unschedulable || u.Drain, u.Drain
-		w.Nodes()[u.Name] = &changed
+		return changeNode(w, u.Name, func(n *Node) { n.Unschedulable, n.Draining = u.Unschedulable || u.Drain, u.Drain })
 	case CmdPutJob:
 		j, err := decode[Job](c)
 		if err != nil {
@@ -459,13 +448,7 @@ func applyOne(w *writer, c Command) error {
 		if err != nil {
 			return err
 		}
-		n, ok := s.Nodes[u.Name]
-		if !ok {
-			return fmt.Errorf("no node %q", u.Name)
-		}
-		changed := *n
-		changed.FreeBytes = u.FreeBytes
-		w.Nodes()[u.Name] = &changed
+		return changeNode(w, u.Name, func(n *Node) { n.FreeBytes = u.FreeBytes })
 	case CmdCreatePod:
 		p, err := decode[Pod](c)
 		if err != nil {
@@ -647,6 +630,20 @@ func applyOne(w *writer, c Command) error {
 
 // nextPodCIDR hands out the node CIDRs of the cluster's pod network in
 // order, as kube-controller-manager does, and refuses once every one is
+
+// changeNode applies change to a copy of the named node; nodes are shared
+// with readers of earlier states, so they are never changed in place.
+func changeNode(w *writer, name string, change func(*Node)) error {
+	n, ok := w.s.Nodes[name]
+	if !ok {
+		return fmt.Errorf("no node %q", name)
+	}
+	changed := *n
+	change(&changed)
+	w.Nodes()[name] = &changed
+	return nil
+}
+
 // taken.
 func nextPodCIDR(s *State) (string, error) {
 	used := map[string]bool{}
