@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -311,5 +313,26 @@ func TestInitializingPodStatus(t *testing.T) {
 	out := podStatus(p, &runtime.PodStatus{InitContainers: []runtime.ContainerStatus{done, {Name: "b", State: runtime.StateExited}}}, nil, nil, nil, time.Now())
 	if out.Reason != runtime.ReasonContainerCreating {
 		t.Errorf("initialized: %+v", out)
+	}
+}
+
+// A pod's image pull secrets become the runtime's registry credentials,
+// in their order; a missing or non-registry Secret is passed over.
+func TestPullCredentials(t *testing.T) {
+	auth := base64.StdEncoding.EncodeToString([]byte("puller:s3cret"))
+	a := &api.NodeAssignment{Secrets: map[string]*objects.Secret{
+		"ns/regcred": {Type: objects.SecretTypeDockerConfigJSON, StringData: map[string]string{
+			objects.DockerConfigJSONKey: `{"auths":{"registry.example.com":{"auth":"` + auth + `"},"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}`}},
+		"ns/old":   {Type: objects.SecretTypeDockerCfg, StringData: map[string]string{objects.DockerCfgKey: `{"old.example.com":{"auth":"` + auth + `"}}`}},
+		"ns/plain": {Type: "Opaque", StringData: map[string]string{"a": "b"}},
+	}}
+	p := &state.Pod{Namespace: "ns", Spec: objects.PodSpec{ImagePullSecrets: []objects.LocalObjectReference{{Name: "regcred"}, {Name: "missing"}, {Name: "plain"}, {Name: "old"}}}}
+	want := []objects.RegistryAuth{
+		{Registry: "https://index.docker.io/v1/", Username: "hub", Password: "pw"},
+		{Registry: "registry.example.com", Username: "puller", Password: "s3cret"},
+		{Registry: "old.example.com", Username: "puller", Password: "s3cret"},
+	}
+	if got := pullCredentials(a, p); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
 	}
 }
