@@ -179,11 +179,7 @@ func lookBinary(b *testing.B, name string) string {
 // serveBerthDNS serves s on a loopback port until the benchmark ends.
 func serveBerthDNS(b *testing.B, s *berthdns.Server) string {
 	b.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, l, err := berthdns.Listen("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}

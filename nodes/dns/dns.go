@@ -296,16 +296,31 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn, l net.Listener) e
 }
 
 // ListenAndServe answers queries over UDP and TCP on addr until ctx is
-// done. With port 0, TCP listens on the port UDP got.
+// done.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
-	pc, err := net.ListenPacket("udp", addr)
+	pc, l, err := Listen(addr)
 	if err != nil {
-		return fmt.Errorf("dns: %w", err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("dns: %w", err)
+		return err
 	}
 	return s.Serve(ctx, pc, l)
+}
+
+// Listen opens UDP and TCP on addr. With port 0 both get one port: the
+// number UDP got may be taken for TCP (by any outgoing connection), so a
+// few ports are tried.
+func Listen(addr string) (net.PacketConn, net.Listener, error) {
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("dns: %w", err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l, nil
+		}
+		pc.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" || try == 20 {
+			return nil, nil, fmt.Errorf("dns: %w", err)
+		}
+	}
 }

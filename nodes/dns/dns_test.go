@@ -25,15 +25,11 @@ func serve(t testing.TB, s *Server) string {
 // serveConn is serve with the UDP socket as wrap makes it.
 func serveConn(t testing.TB, s *Server, wrap func(net.PacketConn) net.PacketConn) string {
 	t.Helper()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	udp, l, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pc := wrap(udp)
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Serve(ctx, pc, l) }()

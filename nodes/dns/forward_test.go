@@ -80,11 +80,7 @@ func startUpstream(t *testing.T) *upstream {
 		}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	pc, l, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
