@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -29,6 +30,13 @@ var kindAliases = map[string]string{
 	"pvc": "claims", "persistentvolumeclaim": "claims", "persistentvolumeclaims": "claims", "claim": "claims",
 }
 
+// nameKinds are the kinds as -o name writes them, kubectl's way.
+var nameKinds = map[string]string{
+	"nodes": "node", "pods": "pod", "services": "service", "revisions": "revision",
+	"deployments": "deployment.apps", "daemonsets": "daemonset.apps", "statefulsets": "statefulset.apps",
+	"jobs": "job.batch", "cronjobs": "cronjob.batch", "claims": "persistentvolumeclaim",
+}
+
 func resourceKind(arg string) (string, error) {
 	k := strings.ToLower(arg)
 	if a, ok := kindAliases[k]; ok {
@@ -42,21 +50,27 @@ func resourceKind(arg string) (string, error) {
 }
 
 func newGetCmd() *cobra.Command {
-	var output string
+	var output, namespace string
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "get nodes|pods|deployments|daemonsets|statefulsets|jobs|cronjobs|services|pvc|revisions",
-		Short: "List cluster objects",
-		Args:  cobra.ExactArgs(1),
+		Use:   "get nodes|pods|deployments|daemonsets|statefulsets|jobs|cronjobs|services|pvc|revisions [NAME...]",
+		Short: "List cluster objects, all of a kind or those named",
+		Args:  cobra.MinimumNArgs(1),
 	}
 	client := clientFlag(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide, json or yaml")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide, json, yaml or name")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "only this namespace's objects (default: every namespace's)")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace's objects (the default; as kubectl's -A)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		kind, err := resourceKind(args[0])
 		if err != nil {
 			return err
 		}
-		if output != "" && output != "wide" && output != "json" && output != "yaml" {
-			return &exitError{2, fmt.Errorf("unknown --output %q (want wide, json or yaml)", output)}
+		if output != "" && output != "wide" && output != "json" && output != "yaml" && output != "name" {
+			return &exitError{2, fmt.Errorf("unknown --output %q (want wide, json, yaml or name)", output)}
+		}
+		if all && namespace != "" {
+			return &exitError{2, fmt.Errorf("--namespace and --all-namespaces ask for different things: give one")}
 		}
 		c, err := client()
 		if err != nil {
@@ -89,13 +103,70 @@ func newGetCmd() *cobra.Command {
 		if err != nil {
 			return &exitError{1, err}
 		}
-		return printItems(cmd.OutOrStdout(), kind, output, items)
+		items, missing := selectItems(items, args[1:], namespace)
+		if err := printItems(cmd.OutOrStdout(), kind, output, items); err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			return &exitError{1, fmt.Errorf("%s not found: %s", kind, strings.Join(missing, ", "))}
+		}
+		return nil
 	}
 	return cmd
 }
 
+// selectItems keeps the items named (all when names is empty) in
+// namespace (every one when ""), and says which names were not found, as
+// kubectl does. An item's name is its Name field (a revision's, its
+// commit or a prefix of it), its namespace its Namespace field.
+func selectItems(items any, names []string, namespace string) (any, []string) {
+	v := reflect.ValueOf(items)
+	out := reflect.MakeSlice(v.Type(), 0, v.Len())
+	found := map[string]bool{}
+	for i := range v.Len() {
+		it := v.Index(i)
+		if ns := it.FieldByName("Namespace"); namespace != "" && ns.IsValid() && ns.String() != namespace {
+			continue
+		}
+		name := itemName(it)
+		if len(names) > 0 {
+			match := slices.IndexFunc(names, func(n string) bool {
+				return n == name || it.FieldByName("Commit").IsValid() && n != "" && strings.HasPrefix(name, n)
+			})
+			if match < 0 {
+				continue
+			}
+			found[names[match]] = true
+		}
+		out = reflect.Append(out, it)
+	}
+	var missing []string
+	for _, n := range names {
+		if !found[n] {
+			missing = append(missing, n)
+		}
+	}
+	return out.Interface(), missing
+}
+
+func itemName(it reflect.Value) string {
+	for _, f := range []string{"Name", "Commit"} {
+		if v := it.FieldByName(f); v.IsValid() && v.Kind() == reflect.String {
+			return v.String()
+		}
+	}
+	return ""
+}
+
 func printItems(w io.Writer, kind, output string, items any) error {
 	switch output {
+	case "name":
+		// As kubectl writes it: kind.group/name, for scripts.
+		v := reflect.ValueOf(items)
+		for i := range v.Len() {
+			fmt.Fprintf(w, "%s/%s\n", nameKinds[kind], itemName(v.Index(i)))
+		}
+		return nil
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -77,3 +77,22 @@ func squeeze(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// berth get KIND NAME... keeps those named, -n one namespace's, and says
+// which names it did not find; -o name writes kind/name as kubectl does.
+func TestGetSelectsAndNames(t *testing.T) {
+	pods := []state.Pod{{Namespace: "shop", Name: "web-1"}, {Namespace: "shop", Name: "api-1"}, {Namespace: "default", Name: "web-1"}}
+	got, missing := selectItems(pods, []string{"web-1", "nope"}, "shop")
+	if ps := got.([]state.Pod); len(ps) != 1 || ps[0].Namespace != "shop" || ps[0].Name != "web-1" || !slices.Equal(missing, []string{"nope"}) {
+		t.Errorf("selected %+v, missing %v", got, missing)
+	}
+	got, _ = selectItems(pods, nil, "")
+	var out bytes.Buffer
+	if err := printItems(&out, "pods", "name", got); err != nil || out.String() != "pod/web-1\npod/api-1\npod/web-1\n" {
+		t.Errorf("-o name: %q %v", out.String(), err)
+	}
+	revs := []apiRevision{{Commit: "0123456789abcdef"}, {Commit: "fedcba9876543210"}}
+	if got, missing := selectItems(revs, []string{"0123"}, ""); len(got.([]apiRevision)) != 1 || len(missing) != 0 {
+		t.Errorf("a revision by its commit's prefix: %+v %v", got, missing)
+	}
+}
