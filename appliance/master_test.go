@@ -272,8 +272,19 @@ func TestMasterJoinTokenLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	masterJoin := strings.TrimSpace(string(b))
-	if resp, err := joinAs(t, m, masterJoin, "m1"); err != nil || resp.ClusterSecret == "" {
+	_, csrPEM, err := pki.NewKeyAndCSR("m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := api.JoinRequest{Name: "m1", Hosts: []string{"127.0.0.1"}, CSRPEM: csrPEM}
+	joiner := api.NewClient(m.URL(), masterJoin, api.WithHTTPClient(m.HTTPClient()))
+	if resp, err := joiner.JoinMaster(ctx, first); err != nil || resp.ClusterSecret == "" {
 		t.Fatalf("first join with the master join token: %v", err)
+	}
+	// The same request again, as after an answer lost to a leader change,
+	// is the same join: answered, and counted once.
+	if resp, err := joiner.JoinMaster(ctx, first); err != nil || resp.ClusterSecret == "" {
+		t.Fatalf("the first join sent again: %v", err)
 	}
 	resp, err := joinAs(t, m, masterJoin, "m2")
 	refused(t, "second join with the single-use token", resp, err, "token has been used up")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/auth"
+	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
 )
@@ -363,15 +364,33 @@ func responseError(resp *http.Response) error {
 
 // JoinMaster asks for a master's certificate with a master join token.
 func (c *Client) JoinMaster(ctx context.Context, req JoinRequest) (JoinResponse, error) {
-	var out JoinResponse
-	_, err := c.do(ctx, http.MethodPost, "/v1/join/master", nil, req, &out)
-	return out, err
+	return c.join(ctx, "/v1/join/master", req)
 }
 
 // JoinAgent asks for a node's certificate with an agent join token.
 func (c *Client) JoinAgent(ctx context.Context, req JoinRequest) (JoinResponse, error) {
+	return c.join(ctx, "/v1/join/agent", req)
+}
+
+// joinAttempts bounds how often a join is sent again after a 503.
+const joinAttempts = 5
+
+// join sends req until it is answered, a few times over a 503: a leader
+// change while the join committed may have counted it against its token,
+// and the master counts the same request (the same key) once, so only
+// sending it again gets the answer that was lost.
+func (c *Client) join(ctx context.Context, path string, req JoinRequest) (JoinResponse, error) {
 	var out JoinResponse
-	_, err := c.do(ctx, http.MethodPost, "/v1/join/agent", nil, req, &out)
+	attempt := 0
+	err := retry.Until(ctx, retry.Backoff{Base: 250 * time.Millisecond, Max: 2 * time.Second}, func() error {
+		attempt++
+		_, err := c.do(ctx, http.MethodPost, path, nil, req, &out)
+		var e *Error
+		if err != nil && (attempt == joinAttempts || !errors.As(err, &e) || e.Code != http.StatusServiceUnavailable) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, nil)
 	return out, err
 }
 

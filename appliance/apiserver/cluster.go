@@ -14,6 +14,7 @@ import (
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/httpserve"
+	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
 	"github.com/berth/berth/schemas/names"
@@ -42,10 +43,10 @@ type Cluster interface {
 func (s *Server) clusterRoutes() {
 	c := s.cfg.Cluster
 	s.route("POST /v1/join/master", joining(auth.RoleMasterJoin), func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-		return s.join(r, auth.RoleMasterJoin)
+		return s.join(r, st, auth.RoleMasterJoin)
 	})
 	s.route("POST /v1/join/agent", joining(auth.RoleAgentJoin), func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
-		return s.join(r, auth.RoleAgentJoin)
+		return s.join(r, st, auth.RoleAgentJoin)
 	})
 	s.route("GET /v1/members", readers, func(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 		return c.Members(st)
@@ -123,10 +124,22 @@ func (s *Server) clusterRoutes() {
 	s.mux.HandleFunc("PUT /v1/internal/snapshot", s.stream(masters, restore))
 }
 
-func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
+func (s *Server) join(r *http.Request, st *state.State, role auth.Role) (any, error) {
 	req, err := decodeJoin(r, role)
 	if err != nil {
 		return nil, err
+	}
+	// A join whose answer was lost (503 while the leader changed) may have
+	// been counted: sent again with the same certificate request, it is
+	// the same join, counted once and answered. Authentication left the
+	// uses to count here; a spent token is refused before any signing.
+	by, err := pki.CSRKeyID(req.CSRPEM)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "join: %v", err)
+	}
+	use := state.TokenUse{ID: identityOf(r).Name, Time: time.Now(), By: by}
+	if _, err := st.Tokens[use.ID].Use(use.Time, use.By); err != nil {
+		return nil, tokenRefused(err)
 	}
 	resp, err := s.cfg.Cluster.Join(r.Context(), role, req)
 	if err != nil {
@@ -135,9 +148,7 @@ func (s *Server) join(r *http.Request, role auth.Role) (any, error) {
 	// The certificate, and a master's cluster secret, leave only once the
 	// join is counted against its token, through Raft: the FSM refuses a
 	// use past the token's last, so of two joins with one single-use token
-	// that both got this far, exactly one is answered. A join refused
-	// above spends nothing.
-	use := state.TokenUse{ID: identityOf(r).Name, Time: time.Now()}
+	// that both got this far, exactly one is answered.
 	if _, err := s.cfg.Backend.Propose(r.Context(), []state.Command{state.NewCommand(state.CmdUseToken, use)}); err != nil {
 		if errors.Is(err, store.ErrRejected) {
 			return nil, tokenRefused(err)

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -49,9 +50,13 @@ type Token struct {
 	// Uses is how many joins a join token allows (0: any number); Used
 	// counts those made. The FSM counts them (state.CmdUseToken) before a
 	// join is answered, so no two joins can share a single use.
-	Uses    int  `json:"uses,omitempty"`
-	Used    int  `json:"used,omitempty"`
-	Revoked bool `json:"revoked,omitempty"`
+	Uses int `json:"uses,omitempty"`
+	Used int `json:"used,omitempty"`
+	// UsedBy names the joins counted against a token of limited uses (at
+	// most Uses entries): a join retried after an answer that was lost
+	// (a leader change while it committed) is the same join, not a second.
+	UsedBy  []string `json:"usedBy,omitempty"`
+	Revoked bool     `json:"revoked,omitempty"`
 }
 
 // Limits bound a new token's life: TTL from its creation (0: it never
@@ -149,7 +154,9 @@ func Parse(secret string) (id, sec string, err error) {
 }
 
 // Verify finds secret's token in tokens (keyed by id) and checks that it
-// is the right secret, not revoked, not expired at now and not used up.
+// is the right secret, not revoked and not expired at now. A join token's
+// uses are Use's to count and refuse: a join sent again after its answer
+// was lost is allowed past the last use.
 // The error says which check failed and names the token id, never the
 // secret or its hash. The secret is checked first, so only its holder
 // learns that a token is revoked, expired or used up. The id lookup is not
@@ -166,34 +173,45 @@ func Verify(tokens map[string]Token, secret string, now time.Time) (Token, error
 	if subtle.ConstantTimeCompare([]byte(hash(sec)), []byte(t.Hash)) != 1 {
 		return Token{}, fmt.Errorf("%w for %s", ErrMismatch, id)
 	}
-	if err := t.usable(now); err != nil {
+	if err := t.live(now); err != nil {
 		return Token{}, err
 	}
 	return t, nil
 }
 
-// Use is t after one more join at now: the FSM's check, with the time the
-// proposing master put in the command, so that every master decides the
-// same. It fails as Verify would for a revoked, expired or used-up token.
-func (t Token) Use(now time.Time) (Token, error) {
+// Use is t after one more join at now by the joiner named by (its key's
+// id, or "" for none): the FSM's check, with the time the proposing master
+// put in the command, so that every master decides the same. It fails as
+// Verify would for a revoked or expired token, and for a used-up one,
+// except that a join already counted for by is counted once and allowed
+// again.
+func (t Token) Use(now time.Time, by string) (Token, error) {
 	if !t.Role.Joins() {
 		return Token{}, fmt.Errorf("auth: %s is a %s token, not a join token", t.ID, t.Role)
 	}
-	if err := t.usable(now); err != nil {
+	if err := t.live(now); err != nil {
 		return Token{}, err
 	}
+	if t.Uses > 0 && by != "" && slices.Contains(t.UsedBy, by) {
+		return t, nil
+	}
+	if t.Uses > 0 && t.Used >= t.Uses {
+		return Token{}, fmt.Errorf("%w: %s was good for %d join(s)", ErrUsedUp, t.ID, t.Uses)
+	}
 	t.Used++
+	if t.Uses > 0 && by != "" {
+		t.UsedBy = append(slices.Clone(t.UsedBy), by)
+	}
 	return t, nil
 }
 
-func (t Token) usable(now time.Time) error {
+// live fails for a revoked or expired token.
+func (t Token) live(now time.Time) error {
 	switch {
 	case t.Revoked:
 		return fmt.Errorf("%w: %s", ErrRevoked, t.ID)
 	case !t.Expires.IsZero() && !now.Before(t.Expires):
 		return fmt.Errorf("%w: %s at %s", ErrExpired, t.ID, t.Expires.UTC().Format(time.RFC3339))
-	case t.Uses > 0 && t.Used >= t.Uses:
-		return fmt.Errorf("%w: %s was good for %d join(s)", ErrUsedUp, t.ID, t.Uses)
 	}
 	return nil
 }

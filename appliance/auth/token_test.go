@@ -3,6 +3,8 @@ package auth
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -104,48 +106,61 @@ func TestDefaultLimits(t *testing.T) {
 }
 
 // TestUse: each join counts; a token is refused once its uses are spent,
-// at and after its expiry, and once revoked; Verify refuses the same.
+// at and after its expiry, and once revoked; the same join again is
+// counted once.
 func TestUse(t *testing.T) {
 	secret, once, err := New(RoleMasterJoin, "", DefaultLimits(RoleMasterJoin), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	used, err := once.Use(now)
+	used, err := once.Use(now, "key-a")
 	if err != nil || used.Used != 1 || once.Used != 0 {
 		t.Fatalf("first use: %+v %v (the original %+v)", used, err, once)
 	}
-	if _, err := used.Use(now); !errors.Is(err, ErrUsedUp) {
+	if _, err := used.Use(now, "key-b"); !errors.Is(err, ErrUsedUp) {
 		t.Fatalf("second use of a single-use token: %v", err)
 	}
-	if _, err := Verify(map[string]Token{used.ID: used}, secret, now); !errors.Is(err, ErrUsedUp) {
+	if _, err := used.Use(now, ""); !errors.Is(err, ErrUsedUp) {
+		t.Fatalf("second use of a single-use token, by nobody named: %v", err)
+	}
+	// The same join again (its answer was lost) is counted once, while
+	// the token lives.
+	if again, err := used.Use(now, "key-a"); err != nil || again.Used != 1 || len(again.UsedBy) != 1 {
+		t.Fatalf("the same join again: %+v %v", again, err)
+	}
+	if _, err := used.Use(now.Add(JoinTTL), "key-a"); !errors.Is(err, ErrExpired) {
+		t.Fatalf("the same join again after expiry: %v", err)
+	}
+	// Verify leaves the uses to Use: the same join may come again.
+	if _, err := Verify(map[string]Token{used.ID: used}, secret, now); err != nil {
 		t.Fatalf("Verify of a used-up token: %v", err)
 	}
-	if _, err := once.Use(now.Add(JoinTTL)); !errors.Is(err, ErrExpired) {
+	if _, err := once.Use(now.Add(JoinTTL), ""); !errors.Is(err, ErrExpired) {
 		t.Fatalf("use at expiry: %v", err)
 	}
 	revoked := once
 	revoked.Revoked = true
-	if _, err := revoked.Use(now); !errors.Is(err, ErrRevoked) {
+	if _, err := revoked.Use(now, ""); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("use of a revoked token: %v", err)
 	}
 
 	_, many := newToken(t, RoleAgentJoin, 0)
 	for i := range 100 {
-		if many, err = many.Use(now.Add(1000 * time.Hour)); err != nil || many.Used != i+1 {
+		if many, err = many.Use(now.Add(1000*time.Hour), "k"); err != nil || many.Used != i+1 {
 			t.Fatalf("use %d of an unlimited, unexpiring token: %+v %v", i+1, many, err)
 		}
 	}
 	_, three, _ := New(RoleAgentJoin, "", Limits{Uses: 3}, now)
-	for range 3 {
-		if three, err = three.Use(now); err != nil {
+	for i := range 3 {
+		if three, err = three.Use(now, fmt.Sprint("key-", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := three.Use(now); !errors.Is(err, ErrUsedUp) || !strings.Contains(err.Error(), "3 join(s)") {
+	if _, err := three.Use(now, "key-3"); !errors.Is(err, ErrUsedUp) || !strings.Contains(err.Error(), "3 join(s)") {
 		t.Fatalf("fourth use of a three-use token: %v", err)
 	}
 	_, admin := newToken(t, RoleAdmin, 0)
-	if _, err := admin.Use(now); err == nil {
+	if _, err := admin.Use(now, ""); err == nil {
 		t.Fatal("an admin token was used for a join")
 	}
 }
@@ -214,7 +229,6 @@ func TestVerify(t *testing.T) {
 		{"wrong secret", tokens, wrong, now, ErrMismatch},
 		{"revoked", map[string]Token{tok.ID: revoked}, secret, now, ErrRevoked},
 		{"expired", tokens, secret, now.Add(time.Hour), ErrExpired},
-		{"used up", map[string]Token{tok.ID: usedUp}, secret, now, ErrUsedUp},
 		{"wrong secret of a used-up token", map[string]Token{tok.ID: usedUp}, wrong, now, ErrMismatch},
 		// Revocation and expiry are only told to the secret's holder.
 		{"wrong secret of a revoked token", map[string]Token{tok.ID: revoked}, wrong, now, ErrMismatch},
@@ -233,7 +247,7 @@ func TestVerify(t *testing.T) {
 					t.Fatalf("%v also matches %v", err, sentinel)
 				}
 			}
-			if got != (Token{}) {
+			if !reflect.DeepEqual(got, Token{}) {
 				t.Fatalf("failed Verify returned %+v", got)
 			}
 			if msg := err.Error(); strings.Contains(msg, tok.Hash) || strings.Contains(msg, tc.secret) {
@@ -266,7 +280,7 @@ func FuzzVerify(f *testing.F) {
 		if (err == nil) != (s == secret) {
 			t.Fatalf("Verify(%q) = %v", s, err)
 		}
-		if err == nil && got != tok {
+		if err == nil && !reflect.DeepEqual(got, tok) {
 			t.Fatalf("Verify(%q) = %+v", s, got)
 		}
 	})

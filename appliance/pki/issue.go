@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -71,6 +73,27 @@ func (ca *CA) SignCSR(csrPEM []byte, commonName string, orgs, hosts []string, va
 	if err != nil {
 		return nil, err
 	}
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return nil, err
+	}
+	return ca.sign(tmpl, csr.PublicKey, validity)
+}
+
+// CSRKeyID names the key a certificate request is for (SHA-256 of its
+// public key, in hex): a join retried with the same request is the same
+// join, whatever else it says.
+func CSRKeyID(csrPEM []byte) (string, error) {
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// parseCSR decodes a certificate request whose signature verifies.
+func parseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	block, _ := pem.Decode(csrPEM)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
 		return nil, errors.New("pki: no PEM CERTIFICATE REQUEST block")
@@ -82,7 +105,7 @@ func (ca *CA) SignCSR(csrPEM []byte, commonName string, orgs, hosts []string, va
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("pki: certificate request signature: %w", err)
 	}
-	return ca.sign(tmpl, csr.PublicKey, validity)
+	return csr, nil
 }
 
 // leafTemplate is a certificate for a master (orgs OrgMasters) or an agent

@@ -178,6 +178,9 @@ type TokenRef struct {
 type TokenUse struct {
 	ID   string    `json:"id"`
 	Time time.Time `json:"time"`
+	// By names the joiner (its key's id): the same join retried is
+	// counted once.
+	By string `json:"by,omitempty"`
 }
 
 type MasterAPI struct {
@@ -502,8 +505,8 @@ func applyOne(w *writer, c Command) error {
 			delete(w.ServiceIPs(), u.Key)
 			break
 		}
-		for k, ip := range s.ServiceIPs {
-			if ip == u.IP && k != u.Key {
+		for _, k := range slices.Sorted(maps.Keys(s.ServiceIPs)) {
+			if ip := s.ServiceIPs[k]; ip == u.IP && k != u.Key {
 				return fmt.Errorf("ClusterIP %s is taken by %s", u.IP, k)
 			}
 		}
@@ -520,8 +523,9 @@ func applyOne(w *writer, c Command) error {
 		if u.Service == "" || u.NodePort < 0 || u.NodePort > 65535 {
 			return fmt.Errorf("node port %d of Service %q: want a Service and a port number", u.NodePort, u.Service)
 		}
-		for k, p := range s.NodePorts {
-			if p.NodePort == u.NodePort && k != u.Key() && (p.Service != u.Service || p.Protocol == u.Protocol) {
+		// Sorted, so that every replica names the same holder.
+		for _, k := range slices.Sorted(maps.Keys(s.NodePorts)) {
+			if p := s.NodePorts[k]; p.NodePort == u.NodePort && k != u.Key() && (p.Service != u.Service || p.Protocol == u.Protocol) {
 				return fmt.Errorf("node port %d is taken by %s", u.NodePort, k)
 			}
 		}
@@ -558,7 +562,7 @@ func applyOne(w *writer, c Command) error {
 		if !ok {
 			return fmt.Errorf("no token %s", u.ID)
 		}
-		if t, err = t.Use(u.Time); err != nil {
+		if t, err = t.Use(u.Time, u.By); err != nil {
 			return err
 		}
 		w.Tokens()[u.ID] = t

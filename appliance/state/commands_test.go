@@ -157,7 +157,7 @@ func TestApplyNodePorts(t *testing.T) {
 		return state.NewCommand(state.CmdSetNodePort, state.ServiceNodePort{Service: svc, Protocol: proto, Port: port, NodePort: nodePort})
 	}
 	statetest.MustApply(t, s, np("ns/dns", "UDP", 53, 30053), np("ns/dns", "TCP", 53, 30053), np("ns/web", "TCP", 80, 30080))
-	statetest.MustReject(t, s, "node port 30053 is taken by ns/dns/UDP/53", np("ns/api", "UDP", 53, 30053))
+	statetest.MustReject(t, s, "node port 30053 is taken by ns/dns/TCP/53", np("ns/api", "UDP", 53, 30053))
 	statetest.MustReject(t, s, "node port 30080 is taken by ns/web/TCP/80", np("ns/web", "TCP", 8080, 30080))
 	statetest.MustReject(t, s, "want a Service and a port number", np("", "TCP", 80, 30090))
 	statetest.MustApply(t, s,
