@@ -52,6 +52,13 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [[ -n "$$unformatted" ]]; then echo "not gofmt-clean:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	@# Each fuzz target is run by `fuzz` in its own package: go test -fuzz
+	@# on a package without it passes without fuzzing anything.
+	@missing=0; for f in $$(grep -l '^func Fuzz' $$(git ls-files '*_test.go')); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			grep -qF -- "-fuzz '^$$t\$$\$$' ./$$(dirname $$f)/" Makefile || { echo "$$t ($$f) is not run by make fuzz in ./$$(dirname $$f)/"; missing=1; }; \
+		done; \
+	done; exit $$missing
 
 # The appliance boot test (test/e2e) builds the image and boots it three
 # times under qemu software emulation, hence the time-out above the default.
@@ -74,10 +81,10 @@ fuzz:
 	$(FUZZ) 1700x -fuzz '^FuzzKustomize$$' ./schemas/
 	$(FUZZ) 3300x -fuzz '^FuzzExtract$$' ./gitops/
 	$(FUZZ) 15000x -fuzz '^FuzzFSMApply$$' ./appliance/store/
-	$(FUZZ) 26000x -fuzz '^FuzzRequests$$' ./appliance/api/
+	$(FUZZ) 26000x -fuzz '^FuzzRequests$$' ./appliance/apiserver/
 	$(FUZZ) 460000x -fuzz '^FuzzNames$$' ./schemas/names/
-	$(FUZZ) 51000x -fuzz '^FuzzJoinRequest$$' ./appliance/api/
-	$(FUZZ) 42000x -fuzz '^FuzzWebhookSignature$$' ./appliance/api/
+	$(FUZZ) 51000x -fuzz '^FuzzJoinRequest$$' ./appliance/apiserver/
+	$(FUZZ) 42000x -fuzz '^FuzzWebhookSignature$$' ./appliance/apiserver/
 	$(FUZZ) 90000x -fuzz '^FuzzLoadCA$$' ./appliance/pki/
 	$(FUZZ) 210000x -fuzz '^FuzzPinnedFingerprint$$' ./appliance/pki/
 	$(FUZZ) 500000x -fuzz '^FuzzVerify$$' ./appliance/auth/
