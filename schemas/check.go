@@ -35,6 +35,8 @@ type checker struct {
 	// berthOwn: the file is berth's own (berth.yaml), where an unknown
 	// field is a typo, not a Kubernetes field berth lacks.
 	berthOwn bool
+	// cfg is the berth.yaml of the object's repository.
+	cfg *config
 }
 
 func newChecker(file string) *checker { return &checker{file: file, budget: maxNodes} }

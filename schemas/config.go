@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 
@@ -24,11 +25,15 @@ const configFile = "berth.yaml"
 //	exclude: ["apps/legacy/**"] # globs of files or directories to skip
 //	ignoreKinds: ["Kustomization"]  # kinds of other tools, skipped silently
 //	allowEmpty: true            # a repository without objects may be applied
+//	allowedHostPaths:           # what hostPath volumes may reach (default: nothing)
+//	  - pathPrefix: /var/log
+//	    readOnly: true
 type config struct {
-	Include     []string `json:"include"`
-	Exclude     []string `json:"exclude"`
-	IgnoreKinds []string `json:"ignoreKinds"`
-	AllowEmpty  bool     `json:"allowEmpty"`
+	Include          []string       `json:"include"`
+	Exclude          []string       `json:"exclude"`
+	IgnoreKinds      []string       `json:"ignoreKinds"`
+	AllowEmpty       bool           `json:"allowEmpty"`
+	AllowedHostPaths []hostPathRule `json:"allowedHostPaths"`
 
 	// file is berth.yaml as diagnostics name it, "" without one.
 	file string
@@ -106,6 +111,35 @@ func readConfig(o *options, g *gate, arg string) (*config, []diag.Diagnostic) {
 	cfg.excludeHit = make([]bool, len(cfg.Exclude))
 	cfg.kindHit = make([]atomic.Bool, len(cfg.IgnoreKinds))
 	return cfg, nil
+}
+
+// hostPathRule lets hostPath volumes reach pathPrefix and below, as
+// PodSecurityPolicy's allowedHostPaths did: read-only, or not.
+type hostPathRule struct {
+	PathPrefix string `json:"pathPrefix"`
+	ReadOnly   bool   `json:"readOnly"`
+}
+
+// hostPathRule is the rule that lets a hostPath volume reach path: the
+// longest prefix, compared by whole path elements (/var/log allows
+// /var/log/app, not /var/logs). A path is compared as written, so one
+// with "." or ".." elements, or a trailing slash, is refused before.
+func (c *config) hostPathRule(path string) (hostPathRule, bool) {
+	var best hostPathRule
+	found := false
+	if c == nil {
+		return best, false
+	}
+	for _, r := range c.AllowedHostPaths {
+		prefix := strings.TrimSuffix(filepath.Clean(r.PathPrefix), "/")
+		if (path == prefix || strings.HasPrefix(path, prefix+"/")) && (!found || len(prefix) > len(best.PathPrefix)) {
+			best, found = hostPathRule{PathPrefix: prefix, ReadOnly: r.ReadOnly}, true
+		}
+	}
+	if best.PathPrefix == "" && found {
+		best.PathPrefix = "/"
+	}
+	return best, found
 }
 
 // at is where berth.yaml sets entry i of field.

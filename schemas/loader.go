@@ -484,7 +484,7 @@ func newObject(kind string) objects.Object {
 // one) and returns it with its facts, or nil when it is not an object.
 func loadDocument(cfg *config, file string, n *yaml.Node, nodeFiles map[*yaml.Node]string) (*document, []diag.Diagnostic) {
 	c := newChecker(file)
-	c.files = nodeFiles
+	c.files, c.cfg = nodeFiles, cfg
 	root := n
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -325,8 +326,12 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 				f.refs = append(f.refs, ref{kind: "PersistentVolumeClaim", name: c.ClaimName, pos: r.c.at(r.root, join(vp, "persistentVolumeClaim", "claimName")...)})
 			}
 		}
+		if v.HostPath != nil {
+			sources++
+			hostPathChecks(r, join(vp, "hostPath"), p, v)
+		}
 		if sources != 1 {
-			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir, persistentVolumeClaim (has %d)", sources)
+			r.add(diag.Error, diag.RuleSchema, vp, "a volume needs exactly one of configMap, secret, emptyDir, persistentVolumeClaim, hostPath (has %d)", sources)
 		}
 	}
 	if p.DNSPolicy == "None" && (p.DNSConfig == nil || len(p.DNSConfig.Nameservers) == 0) {
@@ -429,6 +434,35 @@ func podChecks(r *report, f *facts, at []any, p *objects.PodSpec) {
 		}{{"livenessProbe", ct.LivenessProbe}, {"startupProbe", ct.StartupProbe}} {
 			if pr.p != nil && pr.p.SuccessThreshold != 1 {
 				r.add(diag.Error, diag.RuleSchema, join(cp, pr.name, "successThreshold"), "must be 1 for a %s, as in Kubernetes", pr.name)
+			}
+		}
+	}
+}
+
+// hostPathChecks lets a hostPath volume reach only what berth.yaml's
+// allowedHostPaths allow, mounted read-only where the rule says so: a
+// path of the node is the node's, and the repository says which ones it
+// may have, where a review sees it.
+func hostPathChecks(r *report, at []any, p *objects.PodSpec, v objects.Volume) {
+	path := v.HostPath.Path
+	if filepath.Clean(path) != path {
+		r.add(diag.Error, diag.RuleSchema, join(at, "path"), "%s is not a clean path (write %s)", Excerpt(path), Excerpt(filepath.Clean(path)))
+		return
+	}
+	rule, ok := r.c.cfg.hostPathRule(path)
+	if !ok {
+		r.add(diag.Error, diag.RuleSchema, join(at, "path"),
+			"hostPath %s reaches the node's files, which the repository must allow: add a pathPrefix that holds it to allowedHostPaths in berth.yaml", Excerpt(path))
+		return
+	}
+	if !rule.ReadOnly {
+		return
+	}
+	for _, ct := range p.AllContainers() {
+		for _, m := range ct.VolumeMounts {
+			if m.Name == v.Name && !m.ReadOnly {
+				r.add(diag.Error, diag.RuleSchema, join(at, "path"),
+					"berth.yaml allows %s read-only: container %s must mount volume %s with readOnly: true", rule.PathPrefix, Excerpt(ct.Name), Excerpt(v.Name))
 			}
 		}
 	}

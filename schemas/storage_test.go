@@ -120,3 +120,41 @@ func TestStorageRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A hostPath volume reaches only what berth.yaml's allowedHostPaths allow,
+// by whole path elements, read-only where the rule says so.
+func TestHostPathNeedsTheRepositorysLeave(t *testing.T) {
+	pod := func(path, readOnly string) string {
+		return strings.NewReplacer("persistentVolumeClaim: {claimName: data}", "hostPath: {path: "+path+", type: DirectoryOrCreate}",
+			"mountPath: /files}", "mountPath: /files, readOnly: "+readOnly+"}").Replace(claimPodYAML)
+	}
+	const cfg = "allowedHostPaths:\n  - pathPrefix: /srv/cache\n  - pathPrefix: /var/log\n    readOnly: true\n  - pathPrefix: /var/log/app/\n"
+	for _, tc := range []struct {
+		name, cfg, path, readOnly, want string
+	}{
+		{"no leave", "", "/srv/cache", "false", "hostPath \"/srv/cache\" reaches the node's files, which the repository must allow"},
+		{"allowed", cfg, "/srv/cache/x", "false", ""},
+		{"the prefix itself", cfg, "/srv/cache", "false", ""},
+		{"a sibling that shares letters", cfg, "/srv/cachet", "false", "must allow"},
+		{"read-only rule, read-write mount", cfg, "/var/log/syslog", "false", "berth.yaml allows /var/log read-only: container \"web\" must mount volume \"files\" with readOnly: true"},
+		{"read-only rule, read-only mount", cfg, "/var/log/syslog", "true", ""},
+		{"the longer prefix wins", cfg, "/var/log/app/x", "false", ""},
+		{"dot-dot", cfg, "/srv/cache/../../etc", "false", "is not a clean path"},
+		{"the whole node", "allowedHostPaths: [{pathPrefix: /}]\n", "/etc", "false", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{"web.yaml": pod(tc.path, tc.readOnly)}
+			if tc.cfg != "" {
+				files["berth.yaml"] = tc.cfg
+			}
+			res := loadRepo(t, files)
+			if tc.want == "" {
+				assertDiags(t, res)
+				return
+			}
+			if len(res.Diagnostics) != 1 || !strings.Contains(res.Diagnostics[0].String(), tc.want) {
+				t.Errorf("want one diagnostic with %q, got:\n%v", tc.want, res.Diagnostics)
+			}
+		})
+	}
+}

@@ -65,6 +65,12 @@ func prepareVolumes(root string, a *api.NodeAssignment, p *state.Pod) (map[strin
 			readOnly[v.Name] = c.ReadOnly
 		}
 		switch {
+		case v.HostPath != nil:
+			if err := prepareHostPath(root, v.HostPath); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			hostPaths[v.Name] = filepath.Clean(v.HostPath.Path)
+			continue
 		case v.EmptyDir != nil || v.PersistentVolumeClaim != nil:
 			// World-writable, as the kubelet (and local-path) makes it: a
 			// container's user need not be root (MkdirAll's mode passes the

@@ -647,6 +647,15 @@ type Volume struct {
 	EmptyDir  *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
 	// PersistentVolumeClaim mounts a claim's local directory.
 	PersistentVolumeClaim *ClaimVolumeSource `json:"persistentVolumeClaim,omitempty"`
+	// HostPath mounts a path of the node, where berth.yaml allows it.
+	HostPath *HostPathVolumeSource `json:"hostPath,omitempty"`
+}
+
+type HostPathVolumeSource struct {
+	Path string `json:"path"`
+	// Type is checked (and for the ...OrCreate types, made) before the
+	// mount, as the kubelet does; "" checks nothing.
+	Type string `json:"type,omitempty"`
 }
 
 type ClaimVolumeSource struct {
