@@ -362,11 +362,47 @@ func (s *Syncer) Revision(sha string) (*state.Revision, error) {
 		rev.Status = state.RevisionRejected
 		return rev, nil
 	}
+	if orphans := orphaned(s.prop.State().Current(), res.Objects); len(orphans) > 0 {
+		rev.Status, rev.Diagnostics = state.RevisionRejected, capDiagnostics(append(orphans, rev.Diagnostics...))
+		return rev, nil
+	}
 	for _, l := range res.Objects {
 		sum := sha256.Sum256(l.JSON)
 		rev.Objects = append(rev.Objects, state.Object{ID: l.ID(), Digest: hex.EncodeToString(sum[:]), JSON: l.JSON})
 	}
 	return rev, nil
+}
+
+// orphaned refuses the objects of a namespace whose Namespace object the
+// commit removes: removing a Namespace takes its objects with it (see
+// appliance/state/namespaces.go), so a commit that keeps some is unclear
+// about what it wants, and applying it would stop what it still lists.
+// The whole namespace goes when the Namespace and its objects go
+// together; as with an empty commit, nothing leaves by accident.
+func orphaned(applied *state.Revision, objs []schemas.Loaded) []diag.Diagnostic {
+	if applied == nil {
+		return nil
+	}
+	declared := map[string]bool{}
+	for _, l := range objs {
+		if id := l.ID(); id.Kind == "Namespace" {
+			declared[id.Name] = true
+		}
+	}
+	removed := map[string]bool{}
+	for _, o := range applied.Objects {
+		if o.ID.Kind == "Namespace" && !declared[o.ID.Name] {
+			removed[o.ID.Name] = true
+		}
+	}
+	var out []diag.Diagnostic
+	for _, l := range objs {
+		if id := l.ID(); removed[id.Namespace] {
+			out = append(out, diag.Diagnostic{Severity: diag.Error, Position: l.Pos, Rule: diag.RuleReference, Object: id.String(),
+				Message: fmt.Sprintf("this commit removes Namespace %s, which takes every object in it; remove %s too, or keep the Namespace", id.Namespace, id)})
+		}
+	}
+	return out
 }
 
 func capDiagnostics(ds []diag.Diagnostic) []diag.Diagnostic {

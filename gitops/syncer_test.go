@@ -737,3 +737,40 @@ func TestSubPathKustomizeOverlay(t *testing.T) {
 		t.Fatalf("revisions = %+v %v", summary(fs.snapshot()), r[0].Diagnostics)
 	}
 }
+
+// A commit that removes a Namespace and keeps objects in it is refused at
+// those objects; removing the Namespace with its objects is applied.
+func TestRemovedNamespaceTakesItsObjects(t *testing.T) {
+	up := newUpstream(t, "main")
+	const ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"
+	const cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: shop}\ndata: {k: v}\n"
+	const keep = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\ndata: {k: v}\n"
+	up.write(map[string]string{"ns.yaml": ns, "cm.yaml": cm, "keep.yaml": keep})
+	c1 := up.commit("shop")
+	s, fs := newTestSyncer(t, up.dir)
+	if err := s.sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if cur := fs.snapshot().Current(); cur == nil || cur.Commit != c1 {
+		t.Fatalf("%+v", summary(fs.snapshot()))
+	}
+	up.git("rm", "-q", "ns.yaml")
+	c2 := up.commit("drop the namespace, keep its ConfigMap")
+	if err := s.sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	st := fs.snapshot()
+	r := st.Revisions[len(st.Revisions)-1]
+	if r.Commit != c2 || r.Status != state.RevisionRejected || len(r.Diagnostics) != 2 || st.Current().Commit != c1 || // and the loader's warning
+		r.Diagnostics[0].String() != "cm.yaml:1:1: error: this commit removes Namespace shop, which takes every object in it; remove ConfigMap shop/cfg too, or keep the Namespace" {
+		t.Fatalf("%+v", summary(st))
+	}
+	up.git("rm", "-q", "cm.yaml")
+	c3 := up.commit("drop the namespace and its ConfigMap")
+	if err := s.sync(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if cur := fs.snapshot().Current(); cur.Commit != c3 || len(cur.Objects) != 1 {
+		t.Fatalf("%+v", summary(fs.snapshot()))
+	}
+}

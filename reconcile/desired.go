@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -40,9 +42,53 @@ var decoded struct {
 }
 
 // DesiredState decodes the applied revision of s; with none, it is empty.
-// The result is shared by every caller of the same revision: it must not be
-// changed.
+// The Services, ConfigMaps and Secrets of terminating namespaces are added:
+// their pods may need them until they stop. The result is shared by every
+// caller of the same revision: it must not be changed.
 func DesiredState(s *state.State) (*Desired, error) {
+	d, err := revisionState(s)
+	if err != nil || len(s.Terminating) == 0 {
+		return d, err
+	}
+	return withTerminating(d, s.Terminating)
+}
+
+// withTerminating is a copy of d with the objects of terminating
+// namespaces; the revision's own win where both name one.
+func withTerminating(d *Desired, terminating map[string][]state.Object) (*Desired, error) {
+	var objs []state.Object
+	for _, ns := range slices.Sorted(maps.Keys(terminating)) {
+		objs = append(objs, terminating[ns]...)
+	}
+	t, err := decode(&state.Revision{Commit: d.Commit, Objects: objs})
+	if err != nil {
+		return nil, err
+	}
+	out := *d
+	out.ConfigMaps, out.Secrets = maps.Clone(d.ConfigMaps), maps.Clone(d.Secrets)
+	out.Services = slices.Clone(d.Services)
+	for k, v := range t.ConfigMaps {
+		if _, ok := out.ConfigMaps[k]; !ok {
+			out.ConfigMaps[k] = v
+		}
+	}
+	for k, v := range t.Secrets {
+		if _, ok := out.Secrets[k]; !ok {
+			out.Secrets[k] = v
+		}
+	}
+	for _, svc := range t.Services {
+		if !slices.ContainsFunc(d.Services, func(o *objects.Service) bool {
+			return o.Metadata.Namespace == svc.Metadata.Namespace && o.Metadata.Name == svc.Metadata.Name
+		}) {
+			out.Services = append(out.Services, svc)
+		}
+	}
+	return &out, nil
+}
+
+// revisionState decodes the applied revision alone, once per revision.
+func revisionState(s *state.State) (*Desired, error) {
 	rev := s.Current()
 	if rev == nil {
 		return &Desired{ConfigMaps: map[string]*objects.ConfigMap{}, Secrets: map[string]*objects.Secret{}}, nil

@@ -133,6 +133,7 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 		{"daemonsets", true, func(s *state.State, d *Desired) []state.Command { return DaemonSets(s, d, now()) }},
 		{"statefulsets", true, func(s *state.State, d *Desired) []state.Command { return StatefulSets(s, d, now()) }},
 		{"claims", true, func(s *state.State, d *Desired) []state.Command { return Claims(s, d) }},
+		{"namespaces", false, func(s *state.State, _ *Desired) []state.Command { return Namespaces(s) }},
 		{"cronjobs", true, func(s *state.State, d *Desired) []state.Command { return CronJobs(s, d, now()) }},
 		{"jobs", true, func(s *state.State, d *Desired) []state.Command { return Jobs(s, d, now()) }},
 		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},

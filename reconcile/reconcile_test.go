@@ -75,6 +75,7 @@ func (h *harness) control() {
 	h.apply(DaemonSets(h.s, h.desired(), h.now)...)
 	h.apply(StatefulSets(h.s, h.desired(), h.now)...)
 	h.apply(Claims(h.s, h.desired())...)
+	h.apply(Namespaces(h.s)...)
 	h.apply(CronJobs(h.s, h.desired(), h.now)...)
 	h.apply(Jobs(h.s, h.desired(), h.now)...)
 	h.apply(Schedule(h.s)...)

@@ -97,6 +97,10 @@ const (
 	CmdDeleteClaim CommandType = "DeleteClaim" // ClaimRef
 	// CmdSetNodeStorage records the free space a node reported.
 	CmdSetNodeStorage CommandType = "SetNodeStorage" // NodeStorage
+	// CmdForgetNamespace drops a terminating namespace's Services,
+	// ConfigMaps and Secrets; the FSM refuses it while a pod of the
+	// namespace remains.
+	CmdForgetNamespace CommandType = "ForgetNamespace" // NamespaceRef
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -227,7 +231,7 @@ func Apply(s *State, batch []Command) error {
 type writer struct {
 	s State
 
-	revisions, nodes, serviceIPs, nodePorts, tokens, masterAPIs, jobs, cronSchedules, claims bool
+	revisions, nodes, serviceIPs, nodePorts, tokens, masterAPIs, jobs, cronSchedules, claims, terminating bool
 	// pods is the batch's version of the pods, read and written through
 	// it (w.s.Pods is the version before the batch until the end).
 	pods podWriter
@@ -256,6 +260,9 @@ func (w *writer) Tokens() map[string]auth.Token { return own(&w.s.Tokens, &w.tok
 func (w *writer) MasterAPIs() map[string]string { return own(&w.s.MasterAPIs, &w.masterAPIs) }
 func (w *writer) Jobs() map[string]*Job         { return own(&w.s.Jobs, &w.jobs) }
 func (w *writer) Claims() map[string]*Claim     { return own(&w.s.Claims, &w.claims) }
+func (w *writer) Terminating() map[string][]Object {
+	return own(&w.s.Terminating, &w.terminating)
+}
 func (w *writer) CronSchedules() map[string]time.Time {
 	return own(&w.s.CronSchedules, &w.cronSchedules)
 }
@@ -325,6 +332,7 @@ func applyOne(w *writer, c Command) error {
 			return err
 		}
 		if r.Status == RevisionApplied {
+			terminateNamespaces(w, s.Current(), &r)
 			for i := range s.Revisions {
 				if s.Revisions[i].Status == RevisionApplied {
 					w.Revisions()[i].Status = RevisionSuperseded
@@ -446,6 +454,12 @@ func applyOne(w *writer, c Command) error {
 			return fmt.Errorf("claim %s is not released", r.Key)
 		}
 		delete(w.Claims(), r.Key)
+	case CmdForgetNamespace:
+		r, err := decode[NamespaceRef](c)
+		if err != nil {
+			return err
+		}
+		return forgetNamespace(w, r)
 	case CmdSetNodeStorage:
 		u, err := decode[NodeStorage](c)
 		if err != nil {

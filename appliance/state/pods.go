@@ -56,6 +56,16 @@ func (f podIndex) FromArgs(args ...any) ([]byte, error) {
 	return []byte(s + "\x00"), nil
 }
 
+// PrefixFromArgs makes "<index>_prefix" look-ups work (go-memdb's
+// PrefixIndexer): the argument without the terminator.
+func (f podIndex) PrefixFromArgs(args ...any) ([]byte, error) {
+	b, err := f.FromArgs(args...)
+	if err != nil {
+		return nil, err
+	}
+	return b[:len(b)-1], nil
+}
+
 func newPodDB() *memdb.MemDB {
 	db, err := memdb.NewMemDB(podSchema)
 	if err != nil {
@@ -112,6 +122,11 @@ func (t PodTable) OfDeployment(namespace, name string) iter.Seq[*Pod] {
 // owns.
 func (t PodTable) OfOwner(kind, namespace, name string) iter.Seq[*Pod] {
 	return t.by("owner", ownerKey(namespace, kind, name))
+}
+
+// InNamespace yields the pods of namespace, in key order.
+func (t PodTable) InNamespace(namespace string) iter.Seq[*Pod] {
+	return t.by("id_prefix", namespace+"/")
 }
 
 func ownerKey(namespace, kind, name string) string { return namespace + "/" + kind + "/" + name }
@@ -247,6 +262,14 @@ func (w *podWriter) get(key string) (*Pod, bool) {
 		return nil, false
 	}
 	return raw.(*Pod), true
+}
+
+// inNamespace yields the pods of namespace in the version being written.
+func (w *podWriter) inNamespace(namespace string) iter.Seq[*Pod] {
+	if w.txn == nil {
+		return w.base.InNamespace(namespace)
+	}
+	return podsIn(w.txn, "id_prefix", namespace+"/")
 }
 
 // done returns the new version, or the base if nothing was written.

@@ -48,6 +48,10 @@ type State struct {
 	CronSchedules map[string]time.Time `json:"cronSchedules,omitempty"`
 	// Claims are the local-path claims by namespace/name.
 	Claims map[string]*Claim `json:"claims,omitempty"`
+	// Terminating holds, by namespace, the Services, ConfigMaps and
+	// Secrets of each Namespace that left the repository, until its last
+	// pod is gone (see namespaces.go).
+	Terminating map[string][]Object `json:"terminating,omitempty"`
 }
 
 // PodNetwork is the cluster's pod address range and each node's share of
@@ -284,5 +288,8 @@ func (s *State) init() {
 	}
 	if s.Claims == nil {
 		s.Claims = map[string]*Claim{}
+	}
+	if s.Terminating == nil {
+		s.Terminating = map[string][]Object{}
 	}
 }
