@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // uiSecret is the value of the Secret the dashboard test commits, which a
@@ -71,12 +72,15 @@ func TestDashboard(t *testing.T) {
 	}
 	signIn := func(token string) {
 		t.Helper()
-		run("signing in", chromedp.Navigate(n.Master.URL+"/ui/"), chromedp.WaitVisible("#token"),
-			chromedp.SendKeys("#token", token), chromedp.Submit("#token"), chromedp.WaitVisible("#live-pods"))
+		run("opening the sign-in page", chromedp.Navigate(n.Master.URL+"/ui/"), chromedp.WaitVisible("#token"))
+		waitFor("labelled form fields", `[...document.querySelectorAll("input, select")].every(e => e.labels.length > 0)`)
+		run("signing in", chromedp.SendKeys("#token", token+kb.Enter), chromedp.WaitVisible("#live-pods"))
 		waitFor("the page to go live", `document.getElementById("live-state").textContent.startsWith("Live")`)
 	}
 
 	signIn(n.Master.AdminToken())
+	run("tabbing to the skip link", chromedp.KeyEvent(kb.Tab))
+	waitFor("the skip link focused and shown", `document.activeElement.matches("a.skip") && document.activeElement.getBoundingClientRect().left >= 0`)
 	// A reload would drop this mark.
 	run("marking the page", chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
 	n.CommitMessage(`<script>window.injected = true</script> deploy web`, map[string]string{

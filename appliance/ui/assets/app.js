@@ -4,6 +4,17 @@
 // it in. A log arrives line by line and is appended as text, never HTML.
 "use strict";
 
+// focusKey finds the focused element again in a replaced section, for a
+// keyboard user to keep their place: a link by its target, a scrolling
+// table by its label.
+function focusKey(el) {
+  for (const attr of ["href", "aria-label"]) {
+    const v = el.getAttribute(attr);
+    if (v) return `[${attr}="${CSS.escape(v)}"]`;
+  }
+  return null;
+}
+
 function liveSections(main) {
   const state = document.getElementById("live-state");
   const es = new EventSource(main.dataset.live);
@@ -11,14 +22,10 @@ function liveSections(main) {
   es.onerror = () => { state.textContent = "Reconnecting for live updates…"; };
   for (const el of main.querySelectorAll("[id^='live-']")) {
     es.addEventListener(el.id, (e) => {
-      // Keep the focus of a keyboard user inside a replaced section
-      // where it was, as near as the new content allows.
-      const focused = el.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
+      const again = el.contains(document.activeElement) ? focusKey(document.activeElement) : null;
       el.innerHTML = e.data;
-      if (focused) {
-        const again = el.querySelector(`a[href="${CSS.escape(focused)}"]`);
-        if (again) again.focus();
-      }
+      const target = again && el.querySelector(again);
+      if (target) target.focus();
     });
   }
   es.addEventListener("signedout", () => { es.close(); window.location.assign("/ui/signin"); });
