@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/httpserve"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/names"
@@ -33,10 +34,6 @@ var files embed.FS
 
 // cookieName holds the signed-in person's API token.
 const cookieName = "berth_token"
-
-// maxToken bounds a token typed into the sign-in form; berth's are 23
-// characters.
-const maxToken = 256
 
 // keepalive is how long a live page's stream may stay silent: a comment
 // goes out then, within the server's write timeout and any proxy's idle
@@ -178,12 +175,14 @@ func (u *UI) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := strings.TrimSpace(r.PostForm.Get("token"))
-	switch {
-	case token == "":
+	if token == "" {
 		u.render(w, http.StatusBadRequest, "signin.html", signInData{Error: "Enter a token."})
 		return
-	case len(token) > maxToken || strings.ContainsFunc(token, func(c rune) bool { return c <= ' ' || c > '~' || c == ';' || c == '"' || c == '\\' || c == ',' }):
-		u.render(w, http.StatusBadRequest, "signin.html", signInData{Error: "That is not a berth token (berth token create makes one)."})
+	}
+	// Only a well-formed token goes into the cookie (and the error never
+	// repeats the input, which may be a real token with a typo).
+	if _, _, err := auth.Parse(token); err != nil {
+		u.render(w, http.StatusBadRequest, "signin.html", signInData{Error: "That is not a berth token: tokens look like abcdef.0123456789abcdef (berth token create makes one)."})
 		return
 	}
 	if _, err := u.client(token).Status(r.Context()); err != nil {
