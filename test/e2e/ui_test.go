@@ -110,7 +110,7 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the phone-sized page scrolls sideways as a whole (%v); only its tables may", err)
 	}
 	shot("ui-phone.png")
-	run("back to desktop", chromedp.EmulateReset())
+	run("back to desktop", chromedp.EmulateViewport(1280, 900))
 
 	run("signing out", chromedp.Navigate(n.Master.URL+"/ui/"), chromedp.WaitVisible("#live-pods"), chromedp.Click(`button[type="submit"]`), chromedp.WaitVisible("#token"))
 	signIn(readOnly)
