@@ -31,6 +31,7 @@ import (
 	"github.com/berth/berth/appliance/pki"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/appliance/store"
+	"github.com/berth/berth/appliance/ui"
 	"github.com/berth/berth/gitops"
 	"github.com/berth/berth/reconcile"
 )
@@ -410,7 +411,13 @@ func (m *Master) serve(ctx context.Context) error {
 		Ready:   st.Ready,
 		Webhook: webhook,
 	})
-	m.srv = httpserve.New(handler, serverTLS, cfg.Logger, cfg.HTTPLimits)
+	// The dashboard reads through the API handler in process, so the
+	// API's authentication and policies are its own (package ui).
+	mux := http.NewServeMux()
+	mux.Handle("/", handler)
+	mux.Handle("/ui/", ui.New(handler, cfg.Logger))
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	m.srv = httpserve.New(mux, serverTLS, cfg.Logger, cfg.HTTPLimits)
 	ctx, m.cancel = context.WithCancel(ctx)
 	m.onClose(func() error {
 		m.cancel()

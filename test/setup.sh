@@ -25,6 +25,8 @@ packages=(
 	# the DNS benchmark runs dnsmasq side by side under dnsperf (bench/dns_test.go)
 	"dnsperf:dnsperf"
 	"dnsmasq-base:dnsmasq"
+	# the dashboard's browser test drives it headless (test/e2e/ui_test.go)
+	"chromium:chromium"
 	# the appliance image (make image) and its boot test
 	"qemu-system-x86:qemu-system-x86_64"
 	"grub-pc-bin:/usr/lib/grub/i386-pc/boot_hybrid.img"

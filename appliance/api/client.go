@@ -230,6 +230,12 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return v, err
 }
 
+// WatchStatus is Status as a blocking query: it answers once the state is
+// past w.Index (any change), which is what a live view waits on.
+func (c *Client) WatchStatus(ctx context.Context, w *Watch) (Status, uint64, error) {
+	return get[Status](ctx, c, "/v1/status", w)
+}
+
 func (c *Client) Revisions(ctx context.Context) ([]RevisionSummary, error) {
 	v, _, err := get[[]RevisionSummary](ctx, c, "/v1/revisions", nil)
 	return v, err

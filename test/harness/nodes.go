@@ -122,13 +122,19 @@ func (n *NodeNet) git(args ...string) {
 // Commit writes files into the repository and commits them.
 func (n *NodeNet) Commit(files map[string]string) {
 	n.t.Helper()
+	n.CommitMessage("update", files)
+}
+
+// CommitMessage is Commit with a commit message of the caller's.
+func (n *NodeNet) CommitMessage(msg string, files map[string]string) {
+	n.t.Helper()
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(n.Repo, name), []byte(content), 0o644); err != nil {
 			n.t.Fatal(err)
 		}
 	}
 	n.git("add", "-A")
-	n.git("commit", "-q", "-m", "update")
+	n.git("commit", "-q", "-m", msg)
 }
 
 // Agent is one `berth agent` process in a network namespace of its own.
