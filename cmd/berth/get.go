@@ -372,11 +372,12 @@ func (p *printer) print(w io.Writer, lists []listing, one bool) error {
 		}
 		return p.structured(w, v)
 	}
-	for i, l := range lists {
+	printed := 0
+	for _, l := range lists {
 		if len(lists) > 1 && len(l.items) == 0 {
 			continue // get all shows the kinds that have objects
 		}
-		if i > 0 {
+		if printed++; printed > 1 {
 			fmt.Fprintln(w)
 		}
 		if err := printTable(w, l, p.format == "wide", true, len(lists) > 1); err != nil {

@@ -355,6 +355,9 @@ func TestGetNamesAndMissing(t *testing.T) {
 	if out, err := get(t, admin, getOptions{output: "name"}, "rev", "0123"); out != "revision/0123456789abcdef0123\n" || err != nil {
 		t.Errorf("a revision by a prefix: %q %v", out, err)
 	}
+	if out, err := get(t, admin, getOptions{selector: "app=logs"}, "all"); err != nil || !strings.HasPrefix(out, "NAMESPACE") || strings.Count(out, "\n") != 2 {
+		t.Errorf("get all with one kind's objects: %q %v", out, err)
+	}
 	if _, err := get(t, admin, getOptions{}, "widgets"); !errors.As(err, &ee) || ee.code != 2 {
 		t.Errorf("an unknown kind: %v", err)
 	}

@@ -80,7 +80,6 @@ type revObject struct {
 	Kind     string             `json:"kind"`
 	Metadata objects.ObjectMeta `json:"metadata"`
 	Spec     json.RawMessage    `json:"spec"`
-	raw      json.RawMessage
 }
 
 // revObjects indexes the applied revision's objects by kind/namespace/name.
@@ -89,7 +88,7 @@ type revObjects map[string]revObject
 func indexObjects(raws []json.RawMessage) (revObjects, error) {
 	out := revObjects{}
 	for _, raw := range raws {
-		o := revObject{raw: raw}
+		var o revObject
 		if err := json.Unmarshal(raw, &o); err != nil {
 			return nil, fmt.Errorf("an applied object: %w", err)
 		}
