@@ -164,6 +164,9 @@ func TestAgentCertificates(t *testing.T) {
 	if _, _, err := n1.Services(ctx, nil); err != nil {
 		t.Errorf("agent reading services for its proxy: %v", err)
 	}
+	if _, err := n1.Objects(ctx, "Secret"); code(err) != http.StatusForbidden {
+		t.Errorf("agent listing the revision's Secrets: %v, want 403", err)
+	}
 	if _, err := n1.CreateToken(ctx, api.TokenRequest{Role: "admin"}); code(err) != http.StatusForbidden {
 		t.Errorf("agent creating a token: %v, want 403", err)
 	}

@@ -133,6 +133,7 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /v1/cronjobs", readers, s.cronJobs)
 	s.route("GET /v1/services", proxies, s.services)
 	s.route("GET /v1/secrets", readers, s.secrets)
+	s.route("GET /v1/objects", readers, s.appliedObjects)
 	s.mux.HandleFunc("POST /v1/webhook", s.webhook)
 	s.route("GET /v1/tokens", admins, s.listTokens)
 	s.route("POST /v1/tokens", admins, s.createToken)

@@ -1,16 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/jsonpath"
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth/berth/appliance/api"
@@ -28,117 +30,288 @@ var kindAliases = map[string]string{
 	"daemonset": "daemonsets", "ds": "daemonsets",
 	"statefulset": "statefulsets", "sts": "statefulsets",
 	"pvc": "claims", "persistentvolumeclaim": "claims", "persistentvolumeclaims": "claims", "claim": "claims",
+	"configmap": "configmaps", "cm": "configmaps", "secret": "secrets",
+	"namespace": "namespaces", "ns": "namespaces",
 }
 
-// nameKinds are the kinds as -o name writes them, kubectl's way.
+// nameKinds are the kinds as -o name writes them, kubectl's way; its keys
+// are the kinds berth get knows.
 var nameKinds = map[string]string{
 	"nodes": "node", "pods": "pod", "services": "service", "revisions": "revision",
 	"deployments": "deployment.apps", "daemonsets": "daemonset.apps", "statefulsets": "statefulset.apps",
 	"jobs": "job.batch", "cronjobs": "cronjob.batch", "claims": "persistentvolumeclaim",
+	"configmaps": "configmap", "secrets": "secret", "namespaces": "namespace",
 }
+
+// allKinds are what `get all` lists, as kubectl's `get all` does.
+var allKinds = []string{"pods", "services", "daemonsets", "deployments", "statefulsets", "jobs", "cronjobs"}
 
 func resourceKind(arg string) (string, error) {
 	k := strings.ToLower(arg)
 	if a, ok := kindAliases[k]; ok {
 		k = a
 	}
-	switch k {
-	case "nodes", "pods", "deployments", "services", "revisions", "jobs", "cronjobs", "daemonsets", "statefulsets", "claims":
+	if _, ok := nameKinds[k]; ok || k == "all" {
 		return k, nil
 	}
-	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, daemonsets, statefulsets, jobs, cronjobs, services, pvc or revisions)", arg)}
+	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, daemonsets, statefulsets, jobs, cronjobs, services, pvc, configmaps, secrets, namespaces, revisions or all)", arg)}
+}
+
+// getOptions are berth get's flags.
+type getOptions struct {
+	output, namespace, selector string
+	watch                       bool
 }
 
 func newGetCmd() *cobra.Command {
-	var output, namespace string
+	var o getOptions
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "get nodes|pods|deployments|daemonsets|statefulsets|jobs|cronjobs|services|pvc|revisions [NAME...]",
+		Use:   "get KIND [NAME...]",
 		Short: "List cluster objects, all of a kind or those named",
-		Args:  cobra.MinimumNArgs(1),
+		Long: "List cluster objects as kubectl get does. KIND is nodes, pods, deployments, daemonsets, statefulsets, jobs, cronjobs,\n" +
+			"services, pvc, configmaps, secrets, namespaces, revisions or all (pods, services and the workloads).",
+		Args: cobra.MinimumNArgs(1),
 	}
 	client := clientFlag(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide, json, yaml or name")
-	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "only this namespace's objects (default: every namespace's)")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: wide, json, yaml, name or jsonpath=TEMPLATE")
+	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "", "only this namespace's objects (default: every namespace's)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace's objects (the default; as kubectl's -A)")
+	cmd.Flags().StringVarP(&o.selector, "selector", "l", "", "only objects whose labels match, e.g. app=web,tier!=db,env in (a,b),!canary")
+	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "after the listing, print objects as they change, until interrupted")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		kind, err := resourceKind(args[0])
-		if err != nil {
-			return err
-		}
-		if output != "" && output != "wide" && output != "json" && output != "yaml" && output != "name" {
-			return &exitError{2, fmt.Errorf("unknown --output %q (want wide, json, yaml or name)", output)}
-		}
-		if all && namespace != "" {
+		if all && o.namespace != "" {
 			return &exitError{2, fmt.Errorf("--namespace and --all-namespaces ask for different things: give one")}
 		}
 		c, err := client()
 		if err != nil {
 			return err
 		}
-		ctx := cmd.Context()
-		var items any
-		switch kind {
-		case "nodes":
-			items, err = c.Nodes(ctx)
-		case "pods":
-			items, _, err = c.Pods(ctx, "", nil)
-		case "deployments":
-			items, err = c.Deployments(ctx)
-		case "services":
-			items, _, err = c.Services(ctx, nil)
-		case "revisions":
-			items, err = c.Revisions(ctx)
-		case "daemonsets":
-			items, err = c.DaemonSets(ctx)
-		case "statefulsets":
-			items, err = c.StatefulSets(ctx)
-		case "claims":
-			items, err = c.Claims(ctx)
-		case "jobs":
-			items, err = c.Jobs(ctx)
-		case "cronjobs":
-			items, err = c.CronJobs(ctx)
-		}
-		if err != nil {
-			return &exitError{1, err}
-		}
-		items, missing := selectItems(items, args[1:], namespace)
-		if err := printItems(cmd.OutOrStdout(), kind, output, items); err != nil {
-			return err
-		}
-		if len(missing) > 0 {
-			return &exitError{1, fmt.Errorf("%s not found: %s", kind, strings.Join(missing, ", "))}
-		}
-		return nil
+		return runGet(cmd.Context(), c, cmd.OutOrStdout(), o, args)
 	}
 	return cmd
 }
 
+// runGet lists args[0]'s objects (those named by args[1:]) and, with
+// --watch, their changes.
+func runGet(ctx context.Context, c *api.Client, w io.Writer, o getOptions, args []string) error {
+	kind, err := resourceKind(args[0])
+	if err != nil {
+		return err
+	}
+	kinds := []string{kind}
+	if kind == "all" {
+		kinds = allKinds
+		if len(args) > 1 {
+			return &exitError{2, fmt.Errorf("get all takes no names")}
+		}
+	}
+	p, err := newPrinter(o.output)
+	if err != nil {
+		return err
+	}
+	sel, err := labels.Parse(o.selector)
+	if err != nil {
+		return &exitError{2, fmt.Errorf("--selector: %w", err)}
+	}
+	var index uint64
+	if o.watch {
+		// The state's index before the listing: a change after it is shown.
+		if index, err = c.WaitIndex(ctx, 0, 0); err != nil {
+			return &exitError{1, err}
+		}
+	}
+	var lists []listing
+	var missing []string
+	for _, k := range kinds {
+		l, err := list(ctx, c, k)
+		if err != nil {
+			return &exitError{1, err}
+		}
+		var miss []string
+		l.items, miss = selectItems(l.items, args[1:], o.namespace, sel)
+		missing = append(missing, miss...)
+		lists = append(lists, l)
+	}
+	if err := p.print(w, lists, len(args) == 2 && len(missing) == 0); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return &exitError{1, fmt.Errorf("%s not found: %s", kind, strings.Join(missing, ", "))}
+	}
+	if o.watch {
+		return watch(ctx, c, w, p, lists, index, args[1:], o.namespace, sel)
+	}
+	return nil
+}
+
+// item is one object: as the API lists it (for the tables) and as
+// Kubernetes shows it (for -o json, yaml, jsonpath and -l).
+type item struct {
+	namespace, name string
+	api             any
+	kube            any // a kubeObject, or a ConfigMap's or Secret's declared JSON
+	labels          map[string]string
+}
+
+// listing is one kind's items, with the revision's objects the wide
+// tables read.
+type listing struct {
+	kind  string
+	items []item
+	objs  revObjects
+}
+
+// list reads a kind's objects, and what shaping them takes.
+func list(ctx context.Context, c *api.Client, kind string) (listing, error) {
+	var v any
+	var err error
+	s := &shaper{}
+	switch kind {
+	case "nodes":
+		v, err = c.Nodes(ctx)
+	case "pods":
+		var nodes []state.Node
+		if nodes, err = c.Nodes(ctx); err == nil {
+			s.nodes = map[string]state.Node{}
+			for _, n := range nodes {
+				s.nodes[n.Name] = n
+			}
+			v, _, err = c.Pods(ctx, "", nil)
+		}
+	case "deployments":
+		if s.pods, _, err = c.Pods(ctx, "", nil); err == nil {
+			v, err = c.Deployments(ctx)
+		}
+	case "services":
+		v, _, err = c.Services(ctx, nil)
+	case "revisions":
+		v, err = c.Revisions(ctx)
+	case "daemonsets":
+		v, err = c.DaemonSets(ctx)
+	case "statefulsets":
+		v, err = c.StatefulSets(ctx)
+	case "claims":
+		v, err = c.Claims(ctx)
+	case "jobs":
+		v, err = c.Jobs(ctx)
+	case "cronjobs":
+		v, err = c.CronJobs(ctx)
+	}
+	if err != nil {
+		return listing{}, err
+	}
+	if kind != "nodes" && kind != "revisions" {
+		raws, err := c.Objects(ctx, "")
+		if err != nil {
+			return listing{}, err
+		}
+		if s.objs, err = indexObjects(raws); err != nil {
+			return listing{}, err
+		}
+		if v == nil {
+			v = raws
+		}
+	}
+	return listing{kind: kind, items: s.items(kind, v), objs: s.objs}, nil
+}
+
+// items makes the items of what the API listed for kind (for configmaps,
+// secrets and namespaces, the applied revision's objects).
+func (s *shaper) items(kind string, v any) []item {
+	var out []item
+	add := func(namespace, name string, api any, k kubeObject) {
+		out = append(out, item{namespace: namespace, name: name, api: api, kube: k, labels: k.Metadata.Labels})
+	}
+	switch kind {
+	case "nodes":
+		for _, n := range v.([]state.Node) {
+			add("", n.Name, n, s.node(n))
+		}
+	case "pods":
+		for _, p := range v.([]state.Pod) {
+			add(p.Namespace, p.Name, p, s.pod(p))
+		}
+	case "deployments":
+		for _, d := range v.([]apiDeployment) {
+			add(d.Namespace, d.Name, d, s.deployment(d))
+		}
+	case "daemonsets":
+		for _, d := range v.([]api.DaemonSetStatus) {
+			add(d.Namespace, d.Name, d, s.daemonSet(d))
+		}
+	case "statefulsets":
+		for _, d := range v.([]api.StatefulSetStatus) {
+			add(d.Namespace, d.Name, d, s.statefulSet(d))
+		}
+	case "services":
+		for _, d := range v.([]apiService) {
+			add(d.Namespace, d.Name, d, s.service(d))
+		}
+	case "jobs":
+		for _, d := range v.([]state.Job) {
+			add(d.Namespace, d.Name, d, s.job(d))
+		}
+	case "cronjobs":
+		for _, d := range v.([]api.CronJobStatus) {
+			add(d.Namespace, d.Name, d, s.cronJob(d))
+		}
+	case "claims":
+		for _, d := range v.([]api.ClaimStatus) {
+			add(d.Namespace, d.Name, d, s.claim(d))
+		}
+	case "revisions":
+		for _, d := range v.([]apiRevision) {
+			add("", d.Commit, d, s.revision(d))
+		}
+	case "namespaces":
+		// Those declared, and those objects are in without one.
+		names := map[string]bool{}
+		for _, o := range s.objs {
+			names[o.Metadata.Namespace] = true
+			if o.Kind == "Namespace" {
+				names[o.Metadata.Name] = true
+			}
+		}
+		delete(names, "")
+		for _, n := range slices.Sorted(maps.Keys(names)) {
+			add("", n, apiNamespace{Name: n}, s.namespace(apiNamespace{Name: n}))
+		}
+	case "configmaps", "secrets":
+		want := map[string]string{"configmaps": "ConfigMap", "secrets": "Secret"}[kind]
+		for _, raw := range v.([]json.RawMessage) {
+			var o revObject
+			if json.Unmarshal(raw, &o) != nil || o.Kind != want {
+				continue
+			}
+			out = append(out, item{namespace: o.Metadata.Namespace, name: o.Metadata.Name, api: raw, kube: raw, labels: o.Metadata.Labels})
+		}
+	}
+	return out
+}
+
 // selectItems keeps the items named (all when names is empty) in
-// namespace (every one when ""), and says which names were not found, as
-// kubectl does. An item's name is its Name field (a revision's, its
-// commit or a prefix of it), its namespace its Namespace field.
-func selectItems(items any, names []string, namespace string) (any, []string) {
-	v := reflect.ValueOf(items)
-	out := reflect.MakeSlice(v.Type(), 0, v.Len())
+// namespace (every one when "") whose labels sel matches, and says which
+// names were not found, as kubectl does. A revision is named by its commit
+// or a prefix of it.
+func selectItems(items []item, names []string, namespace string, sel labels.Selector) ([]item, []string) {
+	var out []item
 	found := map[string]bool{}
-	for i := range v.Len() {
-		it := v.Index(i)
-		if ns := it.FieldByName("Namespace"); namespace != "" && ns.IsValid() && ns.String() != namespace {
+	for _, it := range items {
+		if namespace != "" && it.namespace != "" && it.namespace != namespace || !sel.Matches(labels.Set(it.labels)) {
 			continue
 		}
-		name := itemName(it)
 		if len(names) > 0 {
+			_, isRev := it.api.(apiRevision)
 			match := slices.IndexFunc(names, func(n string) bool {
-				return n == name || it.FieldByName("Commit").IsValid() && n != "" && strings.HasPrefix(name, n)
+				return n == it.name || isRev && n != "" && strings.HasPrefix(it.name, n)
 			})
 			if match < 0 {
 				continue
 			}
 			found[names[match]] = true
 		}
-		out = reflect.Append(out, it)
+		out = append(out, it)
 	}
 	var missing []string
 	for _, n := range names {
@@ -146,189 +319,105 @@ func selectItems(items any, names []string, namespace string) (any, []string) {
 			missing = append(missing, n)
 		}
 	}
-	return out.Interface(), missing
+	return out, missing
 }
 
-func itemName(it reflect.Value) string {
-	for _, f := range []string{"Name", "Commit"} {
-		if v := it.FieldByName(f); v.IsValid() && v.Kind() == reflect.String {
-			return v.String()
+// printer writes listings in one output format.
+type printer struct {
+	format string // "", wide, json, yaml, name, jsonpath
+	jp     *jsonpath.JSONPath
+}
+
+func newPrinter(output string) (*printer, error) {
+	p := &printer{format: output}
+	if tmpl, ok := strings.CutPrefix(output, "jsonpath="); ok {
+		// As kubectl's --allow-missing-template-keys, true by default.
+		p.format, p.jp = "jsonpath", jsonpath.New("output").AllowMissingKeys(true)
+		if err := p.jp.Parse(tmpl); err != nil {
+			return nil, &exitError{2, fmt.Errorf("--output jsonpath: %w", err)}
 		}
+		return p, nil
 	}
-	return ""
+	switch output {
+	case "", "wide", "json", "yaml", "name":
+		return p, nil
+	}
+	return nil, &exitError{2, fmt.Errorf("unknown --output %q (want wide, json, yaml, name or jsonpath=TEMPLATE)", output)}
 }
 
-func printItems(w io.Writer, kind, output string, items any) error {
-	switch output {
+// print writes the listings; one is an object asked for by its name,
+// which the structured formats write alone rather than in a List.
+func (p *printer) print(w io.Writer, lists []listing, one bool) error {
+	switch p.format {
 	case "name":
-		// As kubectl writes it: kind.group/name, for scripts.
-		v := reflect.ValueOf(items)
-		for i := range v.Len() {
-			fmt.Fprintf(w, "%s/%s\n", nameKinds[kind], itemName(v.Index(i)))
+		for _, l := range lists {
+			for _, it := range l.items {
+				fmt.Fprintf(w, "%s/%s\n", nameKinds[l.kind], it.name)
+			}
 		}
 		return nil
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(items)
-	case "yaml":
-		b, err := yaml.Marshal(items)
-		if err != nil {
-			return err
+	case "json", "yaml", "jsonpath":
+		var items []any
+		for _, l := range lists {
+			for _, it := range l.items {
+				items = append(items, it.kube)
+			}
 		}
-		_, err = w.Write(b)
-		return err
+		var v any = map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]string{"resourceVersion": ""}, "items": items}
+		if items == nil {
+			v.(map[string]any)["items"] = []any{}
+		}
+		if one && len(items) == 1 {
+			v = items[0]
+		}
+		return p.structured(w, v)
 	}
-	t := newTable(w)
-	defer t.flush()
-	wide := output == "wide"
-	row := t.row
-	switch kind {
-	case "nodes":
-		row("NAME", "STATUS", "ADDRESS", "POD CIDR", "CPU", "MEMORY", "REASON")
-		for _, n := range items.([]state.Node) {
-			status := "Ready"
-			if !n.Ready {
-				status = "NotReady"
-			}
-			if n.DiskPressure {
-				status += ",DiskPressure" // as kubectl shows a cordoned node
-			}
-			if n.Unschedulable {
-				status += ",SchedulingDisabled"
-			}
-			row(n.Name, status, n.Address, n.PodCIDR, fmt.Sprintf("%dm", n.CPUMilli), fmt.Sprintf("%dMi", n.MemoryBytes>>20), orNone(n.Reason))
+	printed := 0
+	for _, l := range lists {
+		if len(lists) > 1 && len(l.items) == 0 {
+			continue // get all shows the kinds that have objects
 		}
-	case "pods":
-		if wide {
-			row("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE")
-		} else {
-			row("NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE")
+		if printed++; printed > 1 {
+			fmt.Fprintln(w)
 		}
-		for _, p := range items.([]state.Pod) {
-			ready := 0
-			for _, c := range p.Status.Containers {
-				if c.Ready {
-					ready++
-				}
-			}
-			cols := []any{p.Namespace, p.Name, fmt.Sprintf("%d/%d", ready, len(p.Spec.Containers)), podStatusWord(p), p.Status.Restarts, age(p.Created)}
-			if wide {
-				cols = append(cols, orNone(p.Status.IP), orNone(p.NodeName))
-			}
-			row(cols...)
-		}
-	case "deployments":
-		row("NAMESPACE", "NAME", "READY", "UP-TO-DATE", "TEMPLATE", "IMAGES", "REASON")
-		for _, d := range items.([]apiDeployment) {
-			row(d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Ready, d.Replicas), d.UpToDate, d.TemplateHash, strings.Join(d.Images, ","), orNone(d.Reason))
-		}
-	case "daemonsets":
-		row("NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "NODE SELECTOR")
-		for _, d := range items.([]api.DaemonSetStatus) {
-			row(d.Namespace, d.Name, d.Desired, d.Current, d.Ready, d.UpToDate, orNone(showSelector(d.NodeSelector)))
-		}
-	case "statefulsets":
-		row("NAMESPACE", "NAME", "READY", "CURRENT", "UP-TO-DATE", "SERVICE")
-		for _, s := range items.([]api.StatefulSetStatus) {
-			row(s.Namespace, s.Name, fmt.Sprintf("%d/%d", s.Ready, s.Replicas), s.Current, s.UpToDate, orNone(s.ServiceName))
-		}
-	case "claims":
-		row("NAMESPACE", "NAME", "STATUS", "NODE", "CAPACITY", "ACCESS MODES", "STORAGECLASS", "USED BY")
-		for _, c := range items.([]api.ClaimStatus) {
-			row(c.Namespace, c.Name, c.Phase, orNone(c.NodeName), c.Bytes, strings.Join(c.AccessModes, ","), "local-path", orNone(strings.Join(c.Pods, ",")))
-		}
-	case "jobs":
-		row("NAMESPACE", "NAME", "STATUS", "COMPLETIONS", "FAILED", "AGE", "REASON")
-		for _, j := range items.([]state.Job) {
-			status := "Running"
-			if j.Status.Done() {
-				status = j.Status.Condition
-			}
-			row(j.Namespace, j.Name, status, fmt.Sprintf("%d/%d", j.Status.Succeeded, j.Spec.Completions), j.Status.Failed, age(j.Status.Start), orNone(j.Status.Reason))
-		}
-	case "cronjobs":
-		row("NAMESPACE", "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE")
-		for _, c := range items.([]api.CronJobStatus) {
-			last := "<none>"
-			if !c.LastSchedule.IsZero() {
-				last = age(c.LastSchedule)
-			}
-			row(c.Namespace, c.Name, c.Schedule, orNone(c.TimeZone), c.Suspend, c.Active, last)
-		}
-	case "services":
-		row("NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORTS", "ENDPOINTS")
-		for _, s := range items.([]apiService) {
-			external := "<none>" // as kubectl shows it
-			if s.Type == "LoadBalancer" {
-				external = strings.Join(s.Ingress, ",")
-				if external == "" {
-					external = "<pending>"
-				}
-			}
-			clusterIP := s.ClusterIP
-			if s.Type == "ExternalName" {
-				clusterIP, external = "<none>", s.ExternalName
-			}
-			var ports []string
-			eps := 0
-			for _, p := range s.Ports {
-				port := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
-				if p.NodePort != 0 {
-					port = fmt.Sprintf("%d:%d/%s", p.Port, p.NodePort, p.Protocol)
-				}
-				ports = append(ports, port)
-				eps = max(eps, len(p.Endpoints))
-			}
-			row(s.Namespace, s.Name, s.Type, clusterIP, external, orNone(strings.Join(ports, ",")), eps)
-		}
-	case "revisions":
-		row("COMMIT", "STATUS", "OBJECTS", "AGE", "AUTHOR", "MESSAGE")
-		for _, r := range items.([]apiRevision) {
-			row(short(r.Commit), r.Status, r.Objects, age(r.Time), r.Author, firstLine(r.Message))
-			for _, d := range r.Diagnostics {
-				row("", "", "", "", "", "  "+d.String())
-			}
+		if err := printTable(w, l, p.format == "wide", true, len(lists) > 1); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func showSelector(m map[string]string) string {
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, k+"="+m[k])
+func (p *printer) structured(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
-	return strings.Join(parts, ",")
-}
-
-func podStatusWord(p state.Pod) string {
-	switch {
-	case p.Terminating:
-		return "Terminating"
-	case p.Status.Reason != "" && !p.Status.Ready:
-		return p.Status.Reason
+	switch p.format {
+	case "yaml":
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	case "jsonpath":
+		// As kubectl, the template runs over the JSON, not Go's types.
+		var generic any
+		if err := json.Unmarshal(b, &generic); err != nil {
+			return err
+		}
+		if err := p.jp.Execute(w, generic); err != nil {
+			return &exitError{1, fmt.Errorf("--output jsonpath: %w", err)}
+		}
+		return nil
 	}
-	return string(p.Status.Phase)
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "<none>"
+	var out strings.Builder
+	enc := json.NewEncoder(&out)
+	enc.SetIndent("", "    ") // kubectl's indent
+	if err := enc.Encode(json.RawMessage(b)); err != nil {
+		return err
 	}
-	return s
-}
-
-func short(sha string) string {
-	if len(sha) > 10 {
-		return sha[:10]
-	}
-	return sha
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
+	_, err = io.WriteString(w, out.String())
+	return err
 }
 
 // age prints a duration the way kubectl does: 45s, 12m, 3h, 5d.
@@ -354,3 +443,6 @@ type (
 	apiService    = reconcile.ServiceView
 	apiRevision   = api.RevisionSummary
 )
+
+// apiNamespace is a namespace the applied revision declares or uses.
+type apiNamespace struct{ Name string }
