@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"encoding/base64"
 	"maps"
 	"net/http"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
+	"github.com/berth/berth/schemas/objects"
 )
 
 // secrets lists the applied revision's Secrets by name and keys; their
@@ -26,14 +26,9 @@ func (s *Server) secrets(w http.ResponseWriter, r *http.Request, st *state.State
 	for _, key := range slices.Sorted(maps.Keys(d.Secrets)) {
 		sec := d.Secrets[key]
 		all := map[string]string{}
-		for k, v := range sec.Data {
-			if b, err := base64.StdEncoding.DecodeString(v); err == nil {
-				v = string(b)
-			}
-			all[k] = v
+		for k, v := range objects.SecretData(sec) { // stringData over data, as the API server merges them
+			all[k] = string(v)
 		}
-		// stringData wins over data, as the Kubernetes API server merges them.
-		maps.Copy(all, sec.StringData)
 		ss := api.SecretSummary{Namespace: sec.Metadata.Namespace, Name: sec.Metadata.Name, Type: sec.Type, Keys: slices.Sorted(maps.Keys(all))}
 		if values {
 			ss.Values = all
