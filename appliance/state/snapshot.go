@@ -113,6 +113,10 @@ func WriteSnapshot(out io.Writer, s *State) error {
 		w.raw(",\"claims\":")
 		writeMap(w, s.Claims)
 	}
+	if s.Convergence != nil {
+		w.raw(",\"convergence\":")
+		w.value(s.Convergence)
+	}
 	w.raw("}\n")
 	return w.err
 }
@@ -188,6 +192,8 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			err = dec.Decode(&s.CronSchedules)
 		case "claims":
 			s.Claims, err = readObject[*Claim](dec)
+		case "convergence":
+			err = dec.Decode(&s.Convergence)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}

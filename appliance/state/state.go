@@ -48,6 +48,8 @@ type State struct {
 	CronSchedules map[string]time.Time `json:"cronSchedules,omitempty"`
 	// Claims are the local-path claims by namespace/name.
 	Claims map[string]*Claim `json:"claims,omitempty"`
+	// Convergence counts the revisions' outcomes and convergence times.
+	Convergence *ConvergenceStats `json:"convergence,omitempty"`
 }
 
 // PodNetwork is the cluster's pod address range and each node's share of
@@ -120,6 +122,7 @@ type Revision struct {
 	// recorded (0: DefaultRevisionHistory). It travels in the entry, so
 	// every member trims the same way whatever its own flags say.
 	HistoryLimit int `json:"historyLimit,omitempty"`
+	RevisionTiming
 }
 
 // DefaultRevisionHistory is how many revisions the state keeps: each holds
