@@ -135,6 +135,7 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 		{"claims", true, func(s *state.State, d *Desired) []state.Command { return Claims(s, d) }},
 		{"cronjobs", true, func(s *state.State, d *Desired) []state.Command { return CronJobs(s, d, now()) }},
 		{"jobs", true, func(s *state.State, d *Desired) []state.Command { return Jobs(s, d, now()) }},
+		{"convergence", true, func(s *state.State, d *Desired) []state.Command { return Convergence(s, d, now()) }},
 		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},
 	} {
 		l.control(ctx, c)
