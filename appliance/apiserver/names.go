@@ -52,7 +52,7 @@ var pathRules = map[string]*nameRule{
 	"id":        &tokenID,
 	"object":    &objectName, // a workload's, /v1/rollouts/{kind}/{namespace}/{object}
 	"kind":      nil,         // rolloutID checks it
-	"action":    nil, // reboot or poweroff, a 404 otherwise
+	"action":    nil,         // reboot or poweroff, a 404 otherwise
 	// A name only looked up in a table (a node or master to remove): those
 	// named before names were checked must stay removable.
 	"existing": nil,
