@@ -283,11 +283,11 @@ func printItems(w io.Writer, kind, output string, items any) error {
 			row(s.Namespace, s.Name, s.Type, clusterIP, external, orNone(strings.Join(ports, ",")), eps)
 		}
 	case "revisions":
-		row("COMMIT", "STATUS", "OBJECTS", "AGE", "AUTHOR", "MESSAGE")
+		row("COMMIT", "STATUS", "OBJECTS", "AGE", "SEEN→COMMITTED", "CONVERGED", "AUTHOR", "MESSAGE")
 		for _, r := range items.([]apiRevision) {
-			row(short(r.Commit), r.Status, r.Objects, age(r.Time), r.Author, firstLine(r.Message))
+			row(short(r.Commit), r.Status, r.Objects, age(r.Time), committed(r.RevisionTiming), converged(r.RevisionTiming, r.Status), r.Author, firstLine(r.Message))
 			for _, d := range r.Diagnostics {
-				row("", "", "", "", "", "  "+d.String())
+				row("", "", "", "", "", "", "", "  "+d.String())
 			}
 		}
 	}
