@@ -75,7 +75,7 @@ func TestRolloutStatus(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `deployment "web" successfully rolled out`) {
 		t.Fatalf("good rollout: exit %d\n%s", code, out)
 	}
-	converged := regexp.MustCompile(regexp.QuoteMeta(good[:10]) + `\s+applied\s+1\s+\S+\s+[0-9.]+m?s\s+[0-9.]+m?s\s`)
+	converged := regexp.MustCompile(regexp.QuoteMeta(good[:10]) + `\s+applied\s+\d+\s+\S+\s+[0-9.]+m?s\s+[0-9.]+m?s\s`)
 	harness.Eventually(t, "a convergence time", 30*time.Second, func() error {
 		if out, _ := berth("get", "revisions"); !converged.MatchString(out) {
 			return fmt.Errorf("no convergence time:\n%s", out)
