@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/retry"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/reconcile"
 )
@@ -41,7 +42,7 @@ func rolloutTarget(args []string) (kind, name string, err error) {
 }
 
 func newRolloutStatusCmd() *cobra.Command {
-	var namespace string
+	var namespace, commit string
 	var timeout time.Duration
 	var watch bool
 	cmd := &cobra.Command{
@@ -51,13 +52,19 @@ func newRolloutStatusCmd() *cobra.Command {
 of the applied revision until every replica of its template is updated and
 available, printing kubectl's messages as it goes. It exits 1 when a
 Deployment's rollout exceeds its progressDeadlineSeconds, when a newer
-commit changes or removes the object first, or at --timeout.`,
+commit changes or removes the object first, or at --timeout.
+
+Right after a git push the masters may not have synced the commit yet;
+--commit SHA (or a prefix) first waits until that commit is applied, and
+exits 1 if it was rejected, so that a CI job never reports the previous
+rollout's success as its own.`,
 		Args: cobra.RangeArgs(1, 2),
 	}
 	client := clientFlag(cmd)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "the object's namespace")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait before giving up (0: as long as it takes)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", true, "wait for the rollout to finish; --watch=false prints where it stands")
+	cmd.Flags().StringVar(&commit, "commit", "", "first wait until this commit (a prefix will do) is applied; exit 1 if it is rejected")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		kind, name, err := rolloutTarget(args)
 		if err != nil {
@@ -76,9 +83,50 @@ commit changes or removes the object first, or at --timeout.`,
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
+		if commit != "" {
+			if err := waitCommit(ctx, c, cmd.OutOrStdout(), commit); err != nil {
+				return err
+			}
+		}
 		return followRollout(ctx, c, cmd.OutOrStdout(), kind, namespace, name, watch)
 	}
 	return cmd
+}
+
+// commitPoll is how often waitCommit asks for the revisions.
+const commitPoll = time.Second
+
+// waitCommit waits until the newest revision of commit is recorded, and
+// fails if it was rejected.
+func waitCommit(ctx context.Context, c *api.Client, w io.Writer, commit string) error {
+	for said := false; ; said = true {
+		revs, err := c.Revisions(ctx)
+		if ctx.Err() != nil {
+			return &exitError{1, fmt.Errorf("timed out waiting for commit %s to be synced", commit)}
+		}
+		if err != nil {
+			return &exitError{1, err}
+		}
+		for _, r := range revs { // newest first
+			if !strings.HasPrefix(r.Commit, commit) {
+				continue
+			}
+			if r.Status == state.RevisionRejected {
+				first := ""
+				if len(r.Diagnostics) > 0 {
+					first = ": " + r.Diagnostics[0].String()
+				}
+				return &exitError{1, fmt.Errorf("commit %s was rejected, nothing of it rolls out%s", short(r.Commit), first)}
+			}
+			return nil
+		}
+		if !said {
+			fmt.Fprintf(w, "Waiting for commit %s to be synced...\n", commit)
+		}
+		if !retry.Sleep(ctx, commitPoll) {
+			return &exitError{1, fmt.Errorf("timed out waiting for commit %s to be synced", commit)}
+		}
+	}
 }
 
 // rolloutPoll bounds each wait for a change: a progress deadline passes

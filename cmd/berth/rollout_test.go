@@ -132,12 +132,21 @@ type result struct {
 	code int
 }
 
-func runAsync(t *testing.T, args ...string) chan result {
+// follow runs a command in the background and returns once the master
+// has answered it a rollout query beyond the before it had answered.
+func (rm *rolloutMaster) follow(t *testing.T, before int, args ...string) chan result {
 	ch := make(chan result, 1)
 	go func() {
 		out, code := run(t, args...)
 		ch <- result{out, code}
 	}()
+	for rm.rolloutRequests() == before {
+		select {
+		case r := <-ch:
+			t.Fatalf("%v ended early: %d %s", args, r.code, r.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	return ch
 }
 
@@ -152,7 +161,7 @@ func TestRolloutCommands(t *testing.T) {
 	defer cancel()
 
 	rm.commit("c1aaaaaaaaaa", "web:1", 600)
-	status := runAsync(t, "rollout", "status", "deployment/web", "--timeout", "30s", "--config", rm.conf)
+	status := rm.follow(t, 0, "rollout", "status", "deployment/web", "--timeout", "30s", "--config", rm.conf)
 	go rm.startPods(ctx, "web:1")
 	r := <-status
 	if r.code != 0 || !strings.Contains(r.out, `deployment "web" successfully rolled out`) || !strings.Contains(r.out, `Waiting for deployment "web" rollout to finish: `) {
@@ -185,15 +194,7 @@ func TestRolloutCommands(t *testing.T) {
 
 	// Replaced while followed.
 	rm.commit("c3cccccccccc", "web:nope-again", 600)
-	before := rm.rolloutRequests()
-	status = runAsync(t, "rollout", "status", "deployment/web", "--timeout", "30s", "--config", rm.conf)
-	for rm.rolloutRequests() == before {
-		select {
-		case r := <-status:
-			t.Fatalf("rollout status ended early: %d %s", r.code, r.out)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	status = rm.follow(t, rm.rolloutRequests(), "rollout", "status", "deployment/web", "--timeout", "30s", "--config", rm.conf)
 	rm.commit("c4dddddddddd", "web:4", 600)
 	if r := <-status; r.code != 1 {
 		t.Fatalf("replaced rollout: exit %d\n%s", r.code, r.out)
@@ -215,6 +216,20 @@ func TestRolloutCommands(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status lacks %q: exit %d\n%s", want, code, out)
 		}
+	}
+	// --commit: a rejected commit fails at once; an applied one is
+	// followed; one not synced yet is waited for.
+	out, code = run(t, "rollout", "status", "deployment/web", "--commit", "c5eee", "--config", rm.conf)
+	if code != 1 {
+		t.Errorf("--commit of a rejected commit: exit %d\n%s", code, out)
+	}
+	out, code = run(t, "rollout", "status", "deployment/web", "--commit", "c4ddd", "--watch=false", "--config", rm.conf)
+	if code != 0 || !strings.Contains(out, `Waiting for deployment "web" rollout to finish`) {
+		t.Errorf("--commit of the applied commit: exit %d\n%s", code, out)
+	}
+	out, code = run(t, "rollout", "status", "deployment/web", "--commit", "c9", "--timeout", "1500ms", "--config", rm.conf)
+	if code != 1 || !strings.Contains(out, "Waiting for commit c9 to be synced...") {
+		t.Errorf("--commit never synced: exit %d\n%s", code, out)
 	}
 	for _, args := range [][]string{{"rollout", "status", "pod/web"}, {"rollout", "status", "web"}, {"rollout", "history", "deployment/a/b"}} {
 		if _, code := run(t, append(args, "--config", rm.conf)...); code != 2 {

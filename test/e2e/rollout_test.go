@@ -41,7 +41,8 @@ spec:
 // TestRolloutStatus: `berth rollout status` on real containerd exits 0
 // once a rollout is done and `get revisions` then shows how long the
 // revision took to converge; a rollout of an image that does not exist
-// makes it exit 1 at the progress deadline, and `status` shows it stuck.
+// makes it exit 1 at the progress deadline, `status` shows it stuck and
+// `rollout history` both commits.
 func TestRolloutStatus(t *testing.T) {
 	c := newTwoNodes(t, fmt.Sprintf("bro%d", os.Getpid()%100000), "10.242.0")
 	conf := filepath.Join(c.master.Data, "admin.conf")
@@ -98,5 +99,10 @@ func TestRolloutStatus(t *testing.T) {
 	out, _ = berth("get", "revisions")
 	if !strings.Contains(out, "never (deadline)") {
 		t.Errorf("get revisions:\n%s", out)
+	}
+	out, code = berth("rollout", "history", "deployment/web")
+	if code != 0 || !regexp.MustCompile(`(?m)^1\s+`+good[:10]+`\s+created\s+superseded\s+[0-9.]+m?s\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^2\s+\S+\s+changed\s+applied\s+never \(deadline\)`).MatchString(out) {
+		t.Errorf("rollout history: exit %d\n%s", code, out)
 	}
 }
