@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/state"
@@ -43,7 +44,7 @@ func printStatus(w io.Writer, st api.Status) {
 	fmt.Fprintf(w, "nodes:      %d/%d ready\n", st.ReadyNodes, st.Nodes)
 	fmt.Fprintf(w, "pods:       %d/%d ready\n", st.ReadyPods, st.Pods)
 	for _, v := range st.Rollouts {
-		line := fmt.Sprintf("%s %s/%s: %d/%d ready, %d/%d updated", singularKind(v.Kind), v.Namespace, v.Name, v.Ready, v.Desired, v.Updated, v.Desired)
+		line := fmt.Sprintf("%s %s/%s: %d/%d ready, %d/%d updated", strings.ToLower(v.Kind), v.Namespace, v.Name, v.Ready, v.Desired, v.Updated, v.Desired)
 		if v.Reason != "" {
 			line += ", " + v.Reason
 		}
@@ -58,14 +59,4 @@ func printStatus(w io.Writer, st api.Status) {
 		}
 		fmt.Fprintf(w, "outcome:    %s %s\n", short(r.Commit), what)
 	}
-}
-
-func singularKind(kind string) string {
-	switch kind {
-	case "DaemonSet":
-		return "daemonset"
-	case "StatefulSet":
-		return "statefulset"
-	}
-	return "deployment"
 }
