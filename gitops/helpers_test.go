@@ -132,7 +132,9 @@ func (f *fakeStore) Propose(_ context.Context, batch []state.Command) (uint64, e
 	}
 	f.state.Index++
 	f.batches = append(f.batches, batch)
-	f.ch <- struct{}{}
+	if batch[0].Type == state.CmdAddRevision { // not the marks that follow
+		f.ch <- struct{}{}
+	}
 	return f.state.Index, nil
 }
 
@@ -158,7 +160,7 @@ func (f *fakeStore) lastCommit() string {
 	return r[len(r)-1].Commit
 }
 
-// waitBatch waits for the next proposal.
+// waitBatch waits for the next revision proposed.
 func (f *fakeStore) waitBatch(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {

@@ -275,6 +275,10 @@ func (s *Syncer) sync(ctx context.Context) error {
 			// A proposal that timed out yet committed is recorded twice;
 			// the duplicate is harmless (same commit, same objects).
 			err = fmt.Errorf("propose revision %s: %w", short(rev.Commit), err)
+		} else if _, merr := s.prop.Propose(ctx, []state.Command{state.NewCommand(state.CmdMarkRevision,
+			state.RevisionMark{Commit: rev.Commit, Committed: time.Now()})}); merr != nil {
+			// Only the record of when is lost; the revision runs.
+			s.log.Warn("gitops could not record when the revision committed", "commit", short(rev.Commit), "err", merr)
 		}
 	}
 	s.mu.Lock()
@@ -313,7 +317,12 @@ func (s *Syncer) next(ctx context.Context) (*state.Revision, error) {
 	if head == last {
 		return nil, nil
 	}
-	return s.Revision(head)
+	seen := time.Now()
+	rev, err := s.Revision(head)
+	if rev != nil {
+		rev.Seen = seen // validation is part of the way to Raft
+	}
+	return rev, err
 }
 
 // Revision loads commit sha of the clone and builds its revision: applied

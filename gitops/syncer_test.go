@@ -48,6 +48,10 @@ func TestLifecycle(t *testing.T) {
 		!r1.Time.Equal(time.Date(2025, 1, 1, 0, 0, 3, 0, time.UTC)) {
 		t.Errorf("commit metadata: %q %q %v", r1.Author, r1.Message, r1.Time)
 	}
+	// Seen before it was validated, committed after.
+	if r1.Seen.IsZero() || r1.Committed.Before(r1.Seen) || time.Since(r1.Seen) > time.Minute {
+		t.Errorf("seen %v, committed %v", r1.Seen, r1.Committed)
+	}
 	wantIDs := []string{"ConfigMap hello/hello-config", "Deployment hello/hello", "Namespace hello", "Service hello/hello"}
 	if got := slices.Sorted(maps.Keys(digests(r1))); !slices.Equal(got, wantIDs) {
 		t.Errorf("objects = %v, want %v", got, wantIDs)

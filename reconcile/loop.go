@@ -136,6 +136,7 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 		{"namespaces", false, func(s *state.State, _ *Desired) []state.Command { return Namespaces(s) }},
 		{"cronjobs", true, func(s *state.State, d *Desired) []state.Command { return CronJobs(s, d, now()) }},
 		{"jobs", true, func(s *state.State, d *Desired) []state.Command { return Jobs(s, d, now()) }},
+		{"convergence", true, func(s *state.State, d *Desired) []state.Command { return Convergence(s, d, now()) }},
 		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},
 	} {
 		l.control(ctx, c)

@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -48,14 +50,16 @@ func (h *harness) apply(cmds ...state.Command) {
 // commit records an applied revision holding the given objects.
 func (h *harness) commit(objs ...objects.Object) {
 	h.t.Helper()
-	rev := state.Revision{Commit: fmt.Sprintf("c%d", len(h.s.Revisions)), Status: state.RevisionApplied}
+	rev := state.Revision{Commit: fmt.Sprintf("c%d", len(h.s.Revisions)), Status: state.RevisionApplied, RevisionTiming: state.RevisionTiming{Seen: h.now}}
 	for _, o := range objs {
 		b, err := json.Marshal(o)
 		if err != nil {
 			h.t.Fatal(err)
 		}
 		m := o.GetObjectMeta()
-		rev.Objects = append(rev.Objects, state.Object{ID: objects.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name}, JSON: b})
+		sum := sha256.Sum256(b) // as the syncer digests objects
+		rev.Objects = append(rev.Objects, state.Object{ID: objects.ObjectID{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name},
+			Digest: hex.EncodeToString(sum[:]), JSON: b})
 	}
 	h.apply(state.NewCommand(state.CmdAddRevision, rev))
 }

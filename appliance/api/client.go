@@ -449,3 +449,20 @@ func (c *Client) RestoreSnapshot(ctx context.Context, snapshot []byte) error {
 	}
 	return nil
 }
+
+// Rollout is where one workload's rollout stands; kind is deployments,
+// statefulsets or daemonsets.
+func (c *Client) Rollout(ctx context.Context, kind, namespace, name string, w *Watch) (reconcile.RolloutView, uint64, error) {
+	return get[reconcile.RolloutView](ctx, c, rolloutPath(kind, namespace, name), w)
+}
+
+// RolloutHistory lists the kept revisions that changed one workload,
+// oldest first.
+func (c *Client) RolloutHistory(ctx context.Context, kind, namespace, name string) ([]reconcile.HistoryEntry, error) {
+	v, _, err := get[[]reconcile.HistoryEntry](ctx, c, rolloutPath(kind, namespace, name)+"/history", nil)
+	return v, err
+}
+
+func rolloutPath(kind, namespace, name string) string {
+	return "/v1/rollouts/" + url.PathEscape(kind) + "/" + url.PathEscape(namespace) + "/" + url.PathEscape(name)
+}

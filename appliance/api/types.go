@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/state"
+	"github.com/berth/berth/reconcile"
 	"github.com/berth/berth/schemas/diag"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -29,6 +30,13 @@ type Status struct {
 	// Stalled names the Deployments (namespace/name) whose rollout exceeded
 	// its progress deadline.
 	Stalled []string `json:"stalled,omitempty"`
+	// RejectedHead is the newest revision when it was rejected, with its
+	// first errors: the branch head does not run.
+	RejectedHead *RevisionSummary `json:"rejectedHead,omitempty"`
+	// Rollouts are the workloads whose rollout is not done.
+	Rollouts []reconcile.RolloutView `json:"rollouts,omitempty"`
+	// LastSettled is the newest revision whose rollout ended.
+	LastSettled *RevisionSummary `json:"lastSettled,omitempty"`
 }
 
 // RevisionSummary is a revision without its objects' JSON.
@@ -40,6 +48,7 @@ type RevisionSummary struct {
 	Status      state.RevisionStatus `json:"status"`
 	Objects     int                  `json:"objects"`
 	Diagnostics []diag.Diagnostic    `json:"diagnostics,omitempty"`
+	state.RevisionTiming
 }
 
 // DeploymentStatus is a Deployment of the applied revision and its pods.

@@ -28,6 +28,7 @@ var (
 	claimName     = nameRule{"claim name", names.IsDNS1123Subdomain, names.DNS1123SubdomainRule}
 	namespaceName = nameRule{"namespace", names.IsDNS1123Label, names.DNS1123LabelRule}
 	containerName = nameRule{"container name", names.IsDNS1123Label, names.DNS1123LabelRule}
+	objectName    = nameRule{"object name", names.IsDNS1123Subdomain, names.DNS1123SubdomainRule}
 	tokenID       = nameRule{"token ID", auth.ValidID, "must be 6 lower-case letters or digits, the part of a token before the dot"}
 	labelKey      = nameRule{"label key", names.IsLabelKey, "must be an optional DNS subdomain and '/', then at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"}
 	labelValue    = nameRule{"label value", names.IsLabelValue, "must be empty or at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit"}
@@ -49,7 +50,9 @@ var pathRules = map[string]*nameRule{
 	"claim":     &claimName,
 	"namespace": &namespaceName,
 	"id":        &tokenID,
-	"action":    nil, // reboot or poweroff, a 404 otherwise
+	"object":    &objectName, // a workload's, /v1/rollouts/{kind}/{namespace}/{object}
+	"kind":      nil,         // rolloutID checks it
+	"action":    nil,         // reboot or poweroff, a 404 otherwise
 	// A name only looked up in a table (a node or master to remove): those
 	// named before names were checked must stay removable.
 	"existing": nil,

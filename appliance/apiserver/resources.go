@@ -40,14 +40,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State)
 	if rev := st.Current(); rev != nil {
 		out.Commit = rev.Commit
 	}
-	if d, err := reconcile.DesiredState(st); err == nil {
-		for _, dep := range d.Deployments {
-			pods := slices.Collect(st.Pods.OfDeployment(dep.Metadata.Namespace, dep.Metadata.Name))
-			if reconcile.RolloutReason(dep, pods, time.Now()) == reconcile.ProgressDeadlineExceeded {
-				out.Stalled = append(out.Stalled, dep.Metadata.Namespace+"/"+dep.Metadata.Name)
-			}
-		}
-	}
+	rolloutStatus(&out, st, time.Now())
 	for _, n := range st.Nodes {
 		if n.Ready {
 			out.ReadyNodes++
@@ -64,9 +57,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State)
 func (s *Server) revisions(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	out := []api.RevisionSummary{}
 	for i := len(st.Revisions) - 1; i >= 0; i-- {
-		rev := st.Revisions[i]
-		out = append(out, api.RevisionSummary{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, Time: rev.Time,
-			Status: rev.Status, Objects: len(rev.Objects), Diagnostics: rev.Diagnostics})
+		out = append(out, summary(&st.Revisions[i]))
 	}
 	return out, nil
 }

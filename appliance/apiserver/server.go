@@ -105,7 +105,7 @@ func NewServer(cfg Config) *Server {
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "berth_api_request_seconds", Help: "API latency by route (blocking queries included).", Buckets: prometheus.DefBuckets}, []string{"route"})
 	s.reg.MustRegister(s.reqs, s.latency, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "berth_state_index", Help: "Raft index of the state this master serves."},
-		func() float64 { return float64(cfg.Backend.State().Index) }))
+		func() float64 { return float64(cfg.Backend.State().Index) }), convergenceCollector{cfg.Backend})
 
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	s.mux.HandleFunc("GET /readyz", s.readyz)
@@ -128,6 +128,8 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /v1/deployments", readers, s.deployments)
 	s.route("GET /v1/daemonsets", readers, s.daemonSets)
 	s.route("GET /v1/statefulsets", readers, s.statefulSets)
+	s.route("GET /v1/rollouts/{kind}/{namespace}/{object}", readers, s.rollout)
+	s.route("GET /v1/rollouts/{kind}/{namespace}/{object}/history", readers, s.rolloutHistory)
 	s.route("GET /v1/claims", readers, s.claims)
 	s.route("GET /v1/jobs", readers, s.jobs)
 	s.route("GET /v1/cronjobs", readers, s.cronJobs)

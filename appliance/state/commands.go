@@ -336,12 +336,23 @@ func applyOne(w *writer, c Command) error {
 			for i := range s.Revisions {
 				if s.Revisions[i].Status == RevisionApplied {
 					w.Revisions()[i].Status = RevisionSuperseded
+					if s.Revisions[i].Outcome == "" {
+						settle(w, i, OutcomeSuperseded, r.Seen, short(r.Commit))
+					}
 				}
 			}
 		}
+		// What is measured from here on is the masters' to record.
+		r.Committed, r.Outcome, r.Settled, r.Detail = time.Time{}, "", time.Time{}, ""
 		// append may write into spare capacity that the state before the
 		// batch shares; owning the slice first rules that out.
 		s.Revisions = keepHistory(append(w.Revisions(), r), r.HistoryLimit)
+	case CmdMarkRevision:
+		m, err := decode[RevisionMark](c)
+		if err != nil {
+			return err
+		}
+		return markRevision(w, m)
 	case CmdRegisterNode:
 		n, err := decode[Node](c)
 		if err != nil {

@@ -117,6 +117,10 @@ func WriteSnapshot(out io.Writer, s *State) error {
 		w.raw(",\"terminating\":")
 		writeMap(w, s.Terminating)
 	}
+	if s.Convergence != nil {
+		w.raw(",\"convergence\":")
+		w.value(s.Convergence)
+	}
 	w.raw("}\n")
 	return w.err
 }
@@ -194,6 +198,8 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			s.Claims, err = readObject[*Claim](dec)
 		case "terminating":
 			err = dec.Decode(&s.Terminating)
+		case "convergence":
+			err = dec.Decode(&s.Convergence)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}

@@ -52,6 +52,8 @@ type State struct {
 	// Secrets of each Namespace that left the repository, until its last
 	// pod is gone (see namespaces.go).
 	Terminating map[string][]Object `json:"terminating,omitempty"`
+	// Convergence counts the revisions' outcomes and convergence times.
+	Convergence *ConvergenceStats `json:"convergence,omitempty"`
 }
 
 // PodNetwork is the cluster's pod address range and each node's share of
@@ -124,6 +126,7 @@ type Revision struct {
 	// recorded (0: DefaultRevisionHistory). It travels in the entry, so
 	// every member trims the same way whatever its own flags say.
 	HistoryLimit int `json:"historyLimit,omitempty"`
+	RevisionTiming
 }
 
 // DefaultRevisionHistory is how many revisions the state keeps: each holds

@@ -29,24 +29,7 @@ func newStatusCmd() *cobra.Command {
 		if err != nil {
 			return &exitError{1, err}
 		}
-		w := cmd.OutOrStdout()
-		fmt.Fprintf(w, "commit:     %s\n", orNone(st.Commit))
-		fmt.Fprintf(w, "sync:       %s", st.Sync.State)
-		if st.Sync.Repo != "" {
-			fmt.Fprintf(w, " (%s, branch %s)", st.Sync.Repo, st.Sync.Branch)
-		}
-		fmt.Fprintln(w)
-		if !st.Sync.LastSync.IsZero() {
-			fmt.Fprintf(w, "last sync:  %s ago\n", age(st.Sync.LastSync))
-		}
-		if st.Sync.LastError != "" {
-			fmt.Fprintf(w, "last error: %s\n", st.Sync.LastError)
-		}
-		fmt.Fprintf(w, "nodes:      %d/%d ready\n", st.ReadyNodes, st.Nodes)
-		fmt.Fprintf(w, "pods:       %d/%d ready\n", st.ReadyPods, st.Pods)
-		for _, d := range st.Stalled {
-			fmt.Fprintf(w, "rollout:    %s: ProgressDeadlineExceeded\n", d)
-		}
+		printStatus(cmd.OutOrStdout(), st)
 		return nil
 	}
 	return cmd

@@ -217,12 +217,14 @@ var tables = map[string]tableKind{
 		},
 	},
 	"revisions": {
-		header: func(bool) []any { return []any{"COMMIT", "STATUS", "OBJECTS", "AGE", "AUTHOR", "MESSAGE"} },
+		header: func(bool) []any {
+			return []any{"COMMIT", "STATUS", "OBJECTS", "AGE", "SEEN→COMMITTED", "CONVERGED", "AUTHOR", "MESSAGE"}
+		},
 		rows: func(it item, _ string, _ revObjects, _ bool) [][]any {
 			r := it.api.(apiRevision)
-			rows := [][]any{{short(r.Commit), r.Status, r.Objects, age(r.Time), r.Author, firstLine(r.Message)}}
+			rows := [][]any{{short(r.Commit), r.Status, r.Objects, age(r.Time), committed(r.RevisionTiming), converged(r.RevisionTiming, r.Status), r.Author, firstLine(r.Message)}}
 			for _, d := range r.Diagnostics {
-				rows = append(rows, []any{"", "", "", "", "", "  " + d.String()})
+				rows = append(rows, []any{"", "", "", "", "", "", "", "  " + d.String()})
 			}
 			return rows
 		},

@@ -33,7 +33,7 @@ func main() {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "berth:", ee.err)
+			fmt.Fprintln(os.Stderr, "berth:", explain(ee.err))
 		}
 		os.Exit(ee.code)
 	}
@@ -54,5 +54,6 @@ func newRootCmd() *cobra.Command {
 		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd(),
 		newMasterCmd(), newTokenCmd(), newDeleteCmd())
 	root.AddCommand(newCordonCmds()...)
+	root.AddCommand(newRolloutCmd())
 	return root
 }
