@@ -9,6 +9,7 @@ require (
 	github.com/containerd/containerd v1.7.35
 	github.com/containerd/log v0.1.0
 	github.com/containernetworking/cni v1.3.0
+	github.com/creack/pty v1.1.24
 	github.com/distribution/reference v0.6.0
 	github.com/go-git/go-git/v5 v5.19.3
 	github.com/goccy/go-yaml v1.19.2
