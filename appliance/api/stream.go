@@ -200,6 +200,8 @@ func (c *Client) Exec(ctx context.Context, namespace, pod string, o ExecOptions,
 		return -1, err
 	}
 	defer conn.Close()
+	// An upgraded connection no longer heeds the request's context.
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	var mu sync.Mutex
 	if o.Stdin && s.Stdin != nil {
 		go func() {
