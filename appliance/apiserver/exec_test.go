@@ -43,8 +43,7 @@ func execNode(t *testing.T) (*httptest.Server, func() []string) {
 		for {
 			ch, p, err := api.ReadFrame(conn, buf)
 			if err != nil {
-				t.Errorf("node reading frames: %v", err)
-				return
+				return // the client went away
 			}
 			switch {
 			case ch == api.ChanResize:
@@ -149,6 +148,17 @@ func TestExecRelay(t *testing.T) {
 		t.Errorf("exec: exit %d, %v, %d bytes back of %d", exit, err, out.Len(), len(in))
 	}
 
+	// An exec ends with its context, though the command goes on: here the
+	// first output cancels it.
+	cctx, cancel := context.WithCancel(ctx)
+	endless, feed := io.Pipe()
+	defer feed.Close()
+	go feed.Write([]byte("x"))
+	if _, err := admin.Exec(cctx, "default", "web-1", api.ExecOptions{Container: "web", Command: []string{"cat"}, Stdin: true},
+		api.ExecStreams{Stdin: endless, Stdout: writerFunc(func(p []byte) (int, error) { cancel(); return len(p), nil })}); err != context.Canceled {
+		t.Errorf("exec canceled: %v, want context.Canceled", err)
+	}
+
 	conn, err := admin.PortForward(ctx, "default", "web-1", 8080)
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +171,7 @@ func TestExecRelay(t *testing.T) {
 	conn.Close()
 
 	want := []string{"/v1/pods/default/web-1/exec?command=sh&command=-c&command=cat%3B+exit+7&container=web&stdin=true&tty=true",
+		"/v1/pods/default/web-1/exec?command=cat&container=web&stdin=true",
 		"/v1/pods/default/web-1/portforward?port=8080"}
 	if a := asked(); strings.Join(a, " ") != strings.Join(want, " ") {
 		t.Errorf("the node was asked %q, want %q", a, want)
@@ -213,3 +224,7 @@ func TestExecRelay(t *testing.T) {
 		t.Errorf("bad requests reached the node: %q", a[len(want):])
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
