@@ -158,7 +158,7 @@ func TestExecPortForwardTop(t *testing.T) {
 			}
 			// Two requests: each connection is a stream of its own.
 			for range 2 {
-				if body, err := harness.Ask("http://" + m[1] + "/"); err != nil || strings.Fields(body+" x")[0] != all[0].Name {
+				if body, err := harness.Ask("http://" + m[1] + "/"); err != nil || strings.Fields(body + " x")[0] != all[0].Name {
 					t.Errorf("port-forward %s %s: GET / answered %q %v; stderr %q", target, port, body, err, stderr.String())
 				}
 			}
