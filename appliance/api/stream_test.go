@@ -95,3 +95,29 @@ func TestExecOptions(t *testing.T) {
 		}
 	}
 }
+
+// FuzzExecOptions: whatever query a client sends, the options parsed from
+// it are within bounds and survive being sent on to the node unchanged.
+func FuzzExecOptions(f *testing.F) {
+	for _, q := range []string{"command=ls", "container=web&command=sh&command=-c&command=echo+a&stdin=true&tty=1",
+		"command=a&command=&command=%00", "command=ls&stdin=false&tty=F", "command=" + strings.Repeat("%FF", 50)} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		o, err := ParseExecOptions(raw)
+		if err != nil {
+			return
+		}
+		total := 0
+		for _, a := range o.Command {
+			total += len(a)
+		}
+		if len(o.Command) == 0 || len(o.Command) > maxExecArgs || total > maxExecBytes {
+			t.Fatalf("%q: parsed a command out of bounds: %d arguments, %d bytes", raw, len(o.Command), total)
+		}
+		back, err := ParseExecOptions(o.Query().Encode())
+		if err != nil || !reflect.DeepEqual(back, o) {
+			t.Fatalf("%q: %+v does not survive its own encoding: %+v %v", raw, o, back, err)
+		}
+	})
+}
