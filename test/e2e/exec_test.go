@@ -24,9 +24,9 @@ import (
 
 // TestExecPortForwardTop: on an agent in a network namespace of its own,
 // with real containerd, through the berth binary as a person runs it:
-// exec returns a command's output and exit code, feeds it stdin, and runs
-// it on a terminal (this test's pty) that follows resizes; a read-only
-// token may not exec. port-forward reaches the pod's HTTP server from
+// exec returns a command's output and exit code, feeds it stdin, runs it
+// on a terminal (this test's pty) that follows resizes, and kills it when
+// its client goes away; a read-only token may not exec. port-forward reaches the pod's HTTP server from
 // 127.0.0.1, by pod and by Service; top shows the pod's memory.
 func TestExecPortForwardTop(t *testing.T) {
 	n := env.NewNodeNet(t, fmt.Sprintf("bex%d", os.Getpid()%10000), "10.243.0")
@@ -72,6 +72,30 @@ func TestExecPortForwardTop(t *testing.T) {
 		if _, errOut, code = berth(nil, "exec", pod, "-c", "nope", "--", "true"); code != 1 || !strings.Contains(errOut, `container "nope" is not valid`) {
 			t.Errorf("exec in a missing container: stderr %q, exit %d", errOut, code)
 		}
+		// A client that goes away takes its command with it.
+		sleeper := exec.Command(env.Bin, "--config", config, "exec", pod, "--", "sleep", "4242")
+		if err := sleeper.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sleeping := func() bool {
+			out, _, _ := berth(nil, "exec", pod, "--", "ps")
+			return strings.Contains(out, "sleep 4242")
+		}
+		harness.Eventually(t, "the exec'd sleep running", 20*time.Second, func() error {
+			if !sleeping() {
+				return errors.New("not in ps")
+			}
+			return nil
+		})
+		sleeper.Process.Kill()
+		sleeper.Wait()
+		harness.Eventually(t, "the exec'd sleep gone with its client", 20*time.Second, func() error {
+			if sleeping() {
+				return errors.New("still in ps")
+			}
+			return nil
+		})
+
 		ro := n.Master.Client(n.Master.CreateToken("--role", "read-only"))
 		if _, err := ro.Exec(context.Background(), "apps", all[0].Name, api.ExecOptions{Command: []string{"true"}}, api.ExecStreams{}); err == nil || !strings.Contains(err.Error(), "403") {
 			t.Errorf("read-only exec: %v, want 403", err)
