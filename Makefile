@@ -89,6 +89,7 @@ fuzz:
 	$(FUZZ) 210000x -fuzz '^FuzzPinnedFingerprint$$' ./appliance/pki/
 	$(FUZZ) 500000x -fuzz '^FuzzVerify$$' ./appliance/auth/
 	$(FUZZ) 20000x -fuzz '^FuzzReadSnapshot$$' ./appliance/store/
+	$(FUZZ) 50000x -fuzz '^FuzzExecOptions$$' ./appliance/api/
 	$(FUZZ) 6300x -fuzz '^FuzzBackupFile$$' ./appliance/store/
 	$(FUZZ) 14000x -fuzz '^FuzzBootConfig$$' ./appliance/boot/
 	$(FUZZ) 80000x -fuzz '^FuzzServeDNS$$' ./nodes/dns/

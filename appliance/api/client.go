@@ -90,6 +90,12 @@ func (c *Client) Server() string {
 // request itself may take) counts as a failure to reach it; the body that
 // follows the headers is bounded by ctx alone (logs stream).
 func (c *Client) send(ctx context.Context, method, path string, body []byte, wait time.Duration) (*http.Response, error) {
+	return c.sendUpgrade(ctx, method, path, body, wait, "")
+}
+
+// sendUpgrade is send, asking to switch the connection to the protocol
+// upgrade when it is set (exec, port-forward).
+func (c *Client) sendUpgrade(ctx context.Context, method, path string, body []byte, wait time.Duration, upgrade string) (*http.Response, error) {
 	if len(c.servers) == 0 {
 		return nil, errors.New("api: no server configured")
 	}
@@ -116,6 +122,10 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, wai
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if upgrade != "" {
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", upgrade)
 		}
 		resp, err := c.http.Do(req)
 		if err == nil && answered() {

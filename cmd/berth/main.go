@@ -53,6 +53,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newValidateCmd(), newGetCmd(), newDescribeCmd(), newStatusCmd(),
 		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd(),
 		newMasterCmd(), newTokenCmd(), newDeleteCmd())
+	root.AddCommand(newExecCmd(), newPortForwardCmd(), newTopCmd())
 	root.AddCommand(newCordonCmds()...)
 	root.AddCommand(newRolloutCmd())
 	return root

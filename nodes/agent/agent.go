@@ -42,6 +42,8 @@ type Runtime interface {
 	StopContainer(ctx context.Context, pod runtime.PodRef, container string, grace time.Duration) error
 	ListPods(ctx context.Context) ([]runtime.PodStatus, error)
 	Exec(ctx context.Context, pod runtime.PodRef, container string, cmd []string) (int, error)
+	ExecStreams(ctx context.Context, pod runtime.PodRef, container string, cmd []string, s runtime.Streams) (int, error)
+	Usage(ctx context.Context) ([]runtime.ContainerUsage, error)
 	Logs(ctx context.Context, pod runtime.PodRef, container string, follow bool, w io.Writer) error
 	// Serving fails while the container runtime does not answer.
 	Serving(ctx context.Context) error
@@ -103,6 +105,8 @@ type Agent struct {
 	// noSpaceUntil (Unix ns) holds DiskPressure on for a while after a
 	// write on the node failed for lack of space.
 	noSpaceUntil atomic.Int64
+	// sessions holds a token per exec or port-forward session open.
+	sessions chan struct{}
 }
 
 // diskPressureFree is the share of the data dir's file system that must
@@ -161,7 +165,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	cfg.NodeDir = nodeDir
-	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), workers: map[string]*podWorker{}, retiring: map[string]*podWorker{}, ready: make(chan struct{})}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), workers: map[string]*podWorker{}, retiring: map[string]*podWorker{}, ready: make(chan struct{}),
+		sessions: make(chan struct{}, maxSessions)}, nil
 }
 
 // Run registers the node, then heartbeats, watches the node's pods and

@@ -23,12 +23,18 @@ import (
 	"github.com/berth/berth/schemas/objects"
 )
 
-// TestLogsRoute sends the agent's log route hostile container and pod
-// names over its real TLS server, in front of a real runtime (on a
-// containerd of its own) whose log directory holds real log files, and a
-// planted file at the target of each traversal: only the names the pod's
-// spec lists are read, everything else is a 4xx that names no path.
-func TestLogsRoute(t *testing.T) {
+// routeEnv is an agent with a real runtime (on a containerd of its own,
+// with no pod network: no pod starts) behind its real TLS server.
+type routeEnv struct {
+	dir string
+	rt  *runtime.Runtime
+	a   *Agent
+	srv *httptest.Server
+	ca  *pki.CA
+}
+
+func newRouteEnv(t *testing.T) *routeEnv {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the runtime's containerd")
 	}
@@ -62,17 +68,59 @@ func TestLogsRoute(t *testing.T) {
 	}
 	a.rt = rt
 	close(a.ready)
-	pod := func(name string, containers ...string) runtime.PodRef {
-		p := &state.Pod{Namespace: "default", Name: name, Created: time.Unix(1700000000, 0)}
-		for _, c := range containers {
-			p.Spec.Containers = append(p.Spec.Containers, objects.Container{Name: c, Image: "i"})
-		}
-		w := newPodWorker(ctx, a, p)
-		w.update(p, &api.NodeAssignment{})
-		a.workers[p.Key()] = w
-		return w.ref
+	ca, err := pki.NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
 	}
-	web, db := pod("web-1", "web", "sidecar", "evil"), pod("db-1", "db")
+	nodeCert, nodeKey, err := ca.IssueServer("n1", []string{pki.OrgNodes}, []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(a.Handler())
+	if srv.TLS, err = pki.ServerTLS(ca.CertPEM, nodeCert, nodeKey); err != nil {
+		t.Fatal(err)
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return &routeEnv{dir: dir, rt: rt, a: a, srv: srv, ca: ca}
+}
+
+// pod makes the agent run a pod of containers, as the masters would
+// give it one; the runtime starts nothing.
+func (e *routeEnv) pod(name string, containers ...string) runtime.PodRef {
+	p := &state.Pod{Namespace: "default", Name: name, Created: time.Unix(1700000000, 0)}
+	for _, c := range containers {
+		p.Spec.Containers = append(p.Spec.Containers, objects.Container{Name: c, Image: "i"})
+	}
+	w := newPodWorker(context.Background(), e.a, p)
+	w.update(p, &api.NodeAssignment{})
+	e.a.workers[p.Key()] = w
+	return w.ref
+}
+
+// client has a certificate of the cluster CA for the organization.
+func (e *routeEnv) client(t *testing.T, org string) *http.Client {
+	t.Helper()
+	cert, key, err := e.ca.IssueServer("m0", []string{org}, []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := pki.ClientTLS(e.ca.CertPEM, cert, key, pki.OrgNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+}
+
+// TestLogsRoute sends the agent's log route hostile container and pod
+// names over its real TLS server, in front of a real runtime (on a
+// containerd of its own) whose log directory holds real log files, and a
+// planted file at the target of each traversal: only the names the pod's
+// spec lists are read, everything else is a 4xx that names no path.
+func TestLogsRoute(t *testing.T) {
+	e := newRouteEnv(t)
+	dir, rt, ctx := e.dir, e.rt, context.Background()
+	web, db := e.pod("web-1", "web", "sidecar", "evil"), e.pod("db-1", "db")
 	write := func(path, content string) {
 		t.Helper()
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -107,32 +155,7 @@ func TestLogsRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ca, err := pki.NewCA("test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodeCert, nodeKey, err := ca.IssueServer("n1", []string{pki.OrgNodes}, []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(a.Handler())
-	if srv.TLS, err = pki.ServerTLS(ca.CertPEM, nodeCert, nodeKey); err != nil {
-		t.Fatal(err)
-	}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	client := func(org string) *http.Client {
-		cert, key, err := ca.IssueServer("m0", []string{org}, []string{"127.0.0.1"}, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc, err := pki.ClientTLS(ca.CertPEM, cert, key, pki.OrgNodes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
-	}
-	master, agent := client(pki.OrgMasters), client(pki.OrgNodes)
+	master, agent := e.client(t, pki.OrgMasters), e.client(t, pki.OrgNodes)
 
 	type row struct {
 		client *http.Client
@@ -166,7 +189,7 @@ func TestLogsRoute(t *testing.T) {
 		rows = append(rows, row{master, "default/web-1/logs", q(h), 400, "not valid for pod"})
 	}
 	for _, r := range rows {
-		resp, err := r.client.Get(srv.URL + "/v1/pods/" + r.path + "?" + r.query.Encode())
+		resp, err := r.client.Get(e.srv.URL + "/v1/pods/" + r.path + "?" + r.query.Encode())
 		if err != nil {
 			t.Fatal(err)
 		}

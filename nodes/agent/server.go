@@ -18,7 +18,7 @@ import (
 
 // Handler serves the agent's own small API, which the masters call: a
 // container's log (GET /v1/pods/{namespace}/{name}/logs?container=&follow=)
-// for `berth logs`. It is served over TLS, and only masters' client
+// for `berth logs`; exec, port-forward and usage (exec.go). It is served over TLS, and only masters' client
 // certificates (signed by the cluster CA) are let in.
 //
 // No answer carries an error from below the agent: those name files under
@@ -26,22 +26,15 @@ import (
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/pods/{namespace}/{name}/logs", a.logs)
+	mux.HandleFunc("POST /v1/pods/{namespace}/{name}/exec", a.exec)
+	mux.HandleFunc("POST /v1/pods/{namespace}/{name}/portforward", a.portForward)
+	mux.HandleFunc("GET /v1/usage", a.usage)
 	return mux
 }
 
 func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil {
-		http.Error(w, "TLS required", http.StatusUnauthorized)
-		return
-	}
-	if _, orgs, ok := pki.Identity(r.TLS); !ok || !slices.Contains(orgs, pki.OrgMasters) {
-		a.log.Warn("log request denied: not a master's certificate", "remote", r.RemoteAddr)
-		http.Error(w, "only masters may read logs here", http.StatusForbidden)
-		return
-	}
-	rt := a.runtime()
+	rt := a.fromMaster(w, r, "logs")
 	if rt == nil {
-		http.Error(w, "agent is starting", http.StatusServiceUnavailable)
 		return
 	}
 	req, code, err := a.logRequest(r)
@@ -63,6 +56,25 @@ func (a *Agent) logs(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "reading the log failed; the node's agent log has the details", http.StatusInternalServerError)
 }
 
+// fromMaster lets in only masters' certificates, and returns the runtime
+// once it is up; otherwise it answers and returns nil.
+func (a *Agent) fromMaster(w http.ResponseWriter, r *http.Request, what string) Runtime {
+	if r.TLS == nil {
+		http.Error(w, "TLS required", http.StatusUnauthorized)
+		return nil
+	}
+	if _, orgs, ok := pki.Identity(r.TLS); !ok || !slices.Contains(orgs, pki.OrgMasters) {
+		a.log.Warn("request denied: not a master's certificate", "what", what, "remote", r.RemoteAddr)
+		http.Error(w, "only masters may ask for "+what+" here", http.StatusForbidden)
+		return nil
+	}
+	rt := a.runtime()
+	if rt == nil {
+		http.Error(w, "agent is starting", http.StatusServiceUnavailable)
+	}
+	return rt
+}
+
 type logRequest struct {
 	ref       runtime.PodRef
 	container string
@@ -74,16 +86,9 @@ type logRequest struct {
 // valid names of a pod the masters gave this node, the container is one
 // its spec lists. Nothing else reaches the runtime.
 func (a *Agent) logRequest(r *http.Request) (logRequest, int, error) {
-	ns, name := r.PathValue("namespace"), r.PathValue("name")
-	if err := names.DNSLabel(ns); err != nil {
-		return logRequest{}, http.StatusBadRequest, fmt.Errorf("the pod namespace %w", err)
-	}
-	if err := names.DNSSubdomain(name); err != nil {
-		return logRequest{}, http.StatusBadRequest, fmt.Errorf("the pod name %w", err)
-	}
-	p, ref, ok := a.pod(ns, name)
-	if !ok {
-		return logRequest{}, http.StatusNotFound, fmt.Errorf("pod %q is not on this node", ns+"/"+name)
+	p, ref, code, err := a.pathPod(r)
+	if err != nil {
+		return logRequest{}, code, err
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -103,6 +108,22 @@ func (a *Agent) logRequest(r *http.Request) (logRequest, int, error) {
 		}
 	}
 	return logRequest{ref: ref, container: container, follow: follow}, 0, nil
+}
+
+// pathPod is the pod the request's path names, if this node runs it.
+func (a *Agent) pathPod(r *http.Request) (*state.Pod, runtime.PodRef, int, error) {
+	ns, name := r.PathValue("namespace"), r.PathValue("name")
+	if err := names.DNSLabel(ns); err != nil {
+		return nil, runtime.PodRef{}, http.StatusBadRequest, fmt.Errorf("the pod namespace %w", err)
+	}
+	if err := names.DNSSubdomain(name); err != nil {
+		return nil, runtime.PodRef{}, http.StatusBadRequest, fmt.Errorf("the pod name %w", err)
+	}
+	p, ref, ok := a.pod(ns, name)
+	if !ok {
+		return nil, runtime.PodRef{}, http.StatusNotFound, fmt.Errorf("pod %q is not on this node", ns+"/"+name)
+	}
+	return p, ref, 0, nil
 }
 
 // pod finds a pod this agent runs, as the masters last described it, and

@@ -349,7 +349,7 @@ func exec1(t *testing.T, ref PodRef, container string, cmd ...string) (int, stri
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	code, err := env.rt.ExecStream(ctx, ref, container, cmd, &out, &out)
+	code, err := env.rt.ExecStreams(ctx, ref, container, cmd, Streams{Stdout: &out, Stderr: &out})
 	if err != nil {
 		t.Fatalf("exec %v: %v", cmd, err)
 	}
