@@ -64,11 +64,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State)
 func (s *Server) revisions(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	out := []api.RevisionSummary{}
 	for i := len(st.Revisions) - 1; i >= 0; i-- {
-		rev := st.Revisions[i]
-		out = append(out, api.RevisionSummary{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, Time: rev.Time,
-			Status: rev.Status, Objects: len(rev.Objects), Diagnostics: rev.Diagnostics})
+		out = append(out, revisionSummary(&st.Revisions[i]))
 	}
 	return out, nil
+}
+
+func revisionSummary(rev *state.Revision) api.RevisionSummary {
+	return api.RevisionSummary{Commit: rev.Commit, Author: rev.Author, Message: rev.Message, Time: rev.Time,
+		Status: rev.Status, Objects: len(rev.Objects), Diagnostics: rev.Diagnostics}
 }
 
 func (s *Server) nodes(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {

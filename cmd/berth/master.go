@@ -68,6 +68,7 @@ was; the join flags are then ignored.`,
 		}
 		cfg.Bootstrap = bootstrap
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		cfg.Version = version
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
