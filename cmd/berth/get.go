@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,6 +50,9 @@ func resourceKind(arg string) (string, error) {
 	return "", &exitError{2, fmt.Errorf("unknown resource %q (want nodes, pods, deployments, daemonsets, statefulsets, jobs, cronjobs, services, pvc or revisions)", arg)}
 }
 
+// getOutputs are get's -o values but the default table.
+var getOutputs = []string{"wide", "json", "yaml", "name"}
+
 func newGetCmd() *cobra.Command {
 	var output, namespace string
 	var all bool
@@ -66,7 +70,7 @@ func newGetCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if output != "" && output != "wide" && output != "json" && output != "yaml" && output != "name" {
+		if output != "" && !slices.Contains(getOutputs, output) {
 			return &exitError{2, fmt.Errorf("unknown --output %q (want wide, json, yaml or name)", output)}
 		}
 		if all && namespace != "" {
@@ -76,30 +80,7 @@ func newGetCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		ctx := cmd.Context()
-		var items any
-		switch kind {
-		case "nodes":
-			items, err = c.Nodes(ctx)
-		case "pods":
-			items, _, err = c.Pods(ctx, "", nil)
-		case "deployments":
-			items, err = c.Deployments(ctx)
-		case "services":
-			items, _, err = c.Services(ctx, nil)
-		case "revisions":
-			items, err = c.Revisions(ctx)
-		case "daemonsets":
-			items, err = c.DaemonSets(ctx)
-		case "statefulsets":
-			items, err = c.StatefulSets(ctx)
-		case "claims":
-			items, err = c.Claims(ctx)
-		case "jobs":
-			items, err = c.Jobs(ctx)
-		case "cronjobs":
-			items, err = c.CronJobs(ctx)
-		}
+		items, err := listKind(cmd.Context(), c, kind)
 		if err != nil {
 			return &exitError{1, err}
 		}
@@ -113,6 +94,33 @@ func newGetCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// listKind lists every object of a kind resourceKind returned.
+func listKind(ctx context.Context, c *api.Client, kind string) (items any, err error) {
+	switch kind {
+	case "nodes":
+		items, err = c.Nodes(ctx)
+	case "pods":
+		items, _, err = c.Pods(ctx, "", nil)
+	case "deployments":
+		items, err = c.Deployments(ctx)
+	case "services":
+		items, _, err = c.Services(ctx, nil)
+	case "revisions":
+		items, err = c.Revisions(ctx)
+	case "daemonsets":
+		items, err = c.DaemonSets(ctx)
+	case "statefulsets":
+		items, err = c.StatefulSets(ctx)
+	case "claims":
+		items, err = c.Claims(ctx)
+	case "jobs":
+		items, err = c.Jobs(ctx)
+	case "cronjobs":
+		items, err = c.CronJobs(ctx)
+	}
+	return items, err
 }
 
 // selectItems keeps the items named (all when names is empty) in

@@ -54,5 +54,7 @@ func newRootCmd() *cobra.Command {
 		newUpCmd(), newDownCmd(), newAgentCmd(), newLogsCmd(), newBootCmd(),
 		newMasterCmd(), newTokenCmd(), newDeleteCmd())
 	root.AddCommand(newCordonCmds()...)
+	root.AddCommand(newDiffCmd(), newSyncCmd(), newVersionCmd())
+	addCompletions(root)
 	return root
 }
