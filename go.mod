@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	cuelang.org/go v0.17.1
+	github.com/aymanbagabas/go-udiff v0.4.2
 	github.com/bmatcuk/doublestar/v4 v4.10.4
 	github.com/containerd/containerd v1.7.35
 	github.com/containerd/log v0.1.0
@@ -41,8 +42,6 @@ require (
 	sigs.k8s.io/kustomize/kyaml v0.21.2
 	sigs.k8s.io/yaml v1.6.0
 )
-
-require github.com/aymanbagabas/go-udiff v0.4.2 // indirect
 
 require (
 	cyphar.com/go-pathrs v0.2.1 // indirect
