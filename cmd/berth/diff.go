@@ -171,6 +171,11 @@ const (
 	changedValue = "(hidden, changed)"
 )
 
+// secretsPerCall keeps each comparison's body well below the API's 1 MiB
+// (a Secret holds at most 1 MiB in Kubernetes, and rarely more than a few
+// KiB) and its count below the masters' bound.
+const secretsPerCall = 50
+
 // diffObjects compares the applied objects with those loaded. Secrets'
 // values are compared by the masters, which hold them.
 func diffObjects(ctx context.Context, c *api.Client, applied api.AppliedObjects, loaded []schemas.Loaded) ([]objectDiff, error) {
@@ -188,8 +193,8 @@ func diffObjects(ctx context.Context, c *api.Client, applied api.AppliedObjects,
 		}
 	}
 	changedKeys := map[objects.ObjectID][]string{}
-	if len(secrets) > 0 {
-		changes, err := c.CompareSecrets(ctx, secrets)
+	for batch := range slices.Chunk(secrets, secretsPerCall) {
+		changes, err := c.CompareSecrets(ctx, batch)
 		if err != nil {
 			return nil, fmt.Errorf("comparing Secrets: %w", err)
 		}

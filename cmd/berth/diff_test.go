@@ -335,3 +335,23 @@ func TestCompletion(t *testing.T) {
 		t.Errorf("completion bash: exit %d", code)
 	}
 }
+
+// fieldChanges names keys that are not identifiers as jq does, tells an
+// absent field from a null one, and gives a list whose length changed as
+// one change.
+func TestFieldChanges(t *testing.T) {
+	a := map[string]any{"metadata": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": "a"}},
+		"spec": map[string]any{"args": []any{"x"}, "note": nil}}
+	b := map[string]any{"metadata": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": "b"}},
+		"spec": map[string]any{"args": []any{"x", "y"}}}
+	var got []fieldChange
+	fieldChanges("", a, b, true, true, &got)
+	want := []fieldChange{
+		{`metadata.labels["app.kubernetes.io/name"]`, `"a"`, `"b"`},
+		{"spec.args", `["x"]`, `["x","y"]`},
+		{"spec.note", "null", "(none)"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
