@@ -65,8 +65,8 @@ the diff could not be made.`,
 		if len(args) == 1 && local != "" {
 			return &exitError{2, fmt.Errorf("give a REF or --local DIR, not both")}
 		}
-		if len(args) == 0 && cmd.Flags().Changed("path") {
-			return &exitError{2, fmt.Errorf("--path is for a REF; with --local, name the directory itself")}
+		if len(args) == 0 && (cmd.Flags().Changed("path") || cmd.Flags().Changed("repo")) {
+			return &exitError{2, fmt.Errorf("--path and --repo are for a REF; with --local, name the directory itself")}
 		}
 		c, err := client()
 		if err != nil {
