@@ -80,6 +80,8 @@ type Config struct {
 	// accepts calls that carry no signature (see apiserver.WebhookConfig).
 	WebhookSecret        []byte
 	WebhookAllowUnsigned bool
+	// Version is the build, as GET /v1/version reports it.
+	Version string
 	// HTTPLimits bound the API's connections; zero fields take
 	// httpserve.DefaultLimits.
 	HTTPLimits httpserve.Limits
@@ -398,10 +400,12 @@ func (m *Master) serve(ctx context.Context) error {
 	}
 	heartbeats := &reconcile.Heartbeats{}
 	webhook := apiserver.WebhookConfig{Secret: cfg.WebhookSecret, AllowUnsigned: cfg.WebhookAllowUnsigned}
+	var syncNow func(context.Context) (api.SyncStatus, error)
 	if m.syncer != nil {
 		// Git hosts' push webhooks trigger a fetch; the fetch itself
 		// decides what changed, so the payload is never read.
 		webhook.Trigger = m.syncer.Trigger
+		syncNow = m.syncNow
 	}
 	handler := apiserver.NewServer(apiserver.Config{
 		Backend: backend{st, m}, Heartbeats: heartbeats, Logger: cfg.Logger,
@@ -410,6 +414,8 @@ func (m *Master) serve(ctx context.Context) error {
 		NodeTLS: m.nodeTLS,
 		Ready:   st.Ready,
 		Webhook: webhook,
+		SyncNow: syncNow,
+		Version: cfg.Version,
 	})
 	// The dashboard reads through the API handler in process, so the
 	// API's authentication and policies are its own (package ui).
@@ -522,8 +528,18 @@ func (m *Master) syncStatus() api.SyncStatus {
 	if m.syncer == nil {
 		return api.SyncStatus{State: "no-repo"}
 	}
-	s := m.syncer.Status()
-	return api.SyncStatus{Repo: s.URL, Branch: s.Branch, State: string(s.State), LastSync: s.LastSync, LastError: s.LastError}
+	return syncStatus(m.syncer.Status())
+}
+
+func syncStatus(s gitops.Status) api.SyncStatus {
+	return api.SyncStatus{Repo: s.URL, Branch: s.Branch, Path: s.Path, State: string(s.State), LastSync: s.LastSync,
+		LastError: s.LastError, Commit: s.Commit}
+}
+
+// syncNow is POST /v1/sync's fetch, on a master with a repository.
+func (m *Master) syncNow(ctx context.Context) (api.SyncStatus, error) {
+	s, err := m.syncer.SyncNow(ctx)
+	return syncStatus(s), err
 }
 
 // URL is the API's base URL, as others reach it.

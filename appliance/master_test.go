@@ -61,7 +61,9 @@ func leaderAndFollower(t *testing.T, cfg1 *Config) (m0, m1 *Master) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	data := t.TempDir()
-	m0, err := Start(ctx, Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: quiet})
+	// Both follow cfg1's repository, if any, as a cluster's masters do.
+	m0, err := Start(ctx, Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Logger: quiet,
+		Repo: cfg1.Repo, Branch: cfg1.Branch, Poll: cfg1.Poll, WebhookSecret: cfg1.WebhookSecret})
 	if err != nil {
 		t.Fatal(err)
 	}

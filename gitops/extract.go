@@ -34,7 +34,12 @@ import (
 func (s *Source) Extract(sha, dir string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.repo.CommitObject(plumbing.NewHash(sha))
+	return extractCommit(s.repo, s.subPath, sha, dir)
+}
+
+// extractCommit is Extract of any repository, for any sub-path.
+func extractCommit(repo *git.Repository, subPath, sha, dir string) error {
+	c, err := repo.CommitObject(plumbing.NewHash(sha))
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", sha, err)
 	}
@@ -42,7 +47,7 @@ func (s *Source) Extract(sha, dir string) error {
 	if err != nil {
 		return treeError(".", err)
 	}
-	top, base := tree, s.subPath
+	top, base := tree, subPath
 	if base != "" {
 		tree, err = tree.Tree(base)
 		if errors.Is(err, object.ErrDirectoryNotFound) {
@@ -61,7 +66,7 @@ func (s *Source) Extract(sha, dir string) error {
 			tree, base = top, ""
 		}
 	}
-	return extract(s.repo, tree, base, dir, top)
+	return extract(repo, tree, base, dir, top)
 }
 
 // holdsKustomization reports whether a kustomization file is in tree, at

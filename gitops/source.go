@@ -71,19 +71,24 @@ func WithBranch(branch string) SourceOption {
 // its root). Diagnostics still name files relative to the repository root,
 // so they match what the user sees in the repo.
 func WithPath(p string) SourceOption {
-	return func(s *Source) error {
-		p = filepath.ToSlash(p)
-		c := path.Clean(strings.TrimPrefix(p, "/"))
-		if c == "." {
-			s.subPath = ""
-			return nil
-		}
-		if strings.HasPrefix(p, "/") || !filepath.IsLocal(filepath.FromSlash(c)) {
-			return fmt.Errorf("path %q: must be a directory inside the repository", p)
-		}
-		s.subPath = c
-		return nil
+	return func(s *Source) (err error) {
+		s.subPath, err = cleanSubPath(p)
+		return err
 	}
+}
+
+// cleanSubPath is p slash-separated and cleaned, "" for the root; a path
+// that leads outside the repository is an error.
+func cleanSubPath(p string) (string, error) {
+	p = filepath.ToSlash(p)
+	c := path.Clean(strings.TrimPrefix(p, "/"))
+	if c == "." {
+		return "", nil
+	}
+	if strings.HasPrefix(p, "/") || !filepath.IsLocal(filepath.FromSlash(c)) {
+		return "", fmt.Errorf("path %q: must be a directory inside the repository", p)
+	}
+	return c, nil
 }
 
 // WithAuth authenticates to an http(s) remote with basic auth. For a token,
@@ -280,7 +285,11 @@ type Commit struct {
 func (s *Source) CommitInfo(sha string) (Commit, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.repo.CommitObject(plumbing.NewHash(sha))
+	return commitInfo(s.repo, sha)
+}
+
+func commitInfo(repo *git.Repository, sha string) (Commit, error) {
+	c, err := repo.CommitObject(plumbing.NewHash(sha))
 	if err != nil {
 		return Commit{}, fmt.Errorf("commit %s: %w", sha, err)
 	}

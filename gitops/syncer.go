@@ -163,6 +163,10 @@ type Syncer struct {
 
 	mu     sync.Mutex
 	status Status
+	// started and finished count syncs, and done is closed (and replaced)
+	// as each ends: what SyncNow waits on.
+	started, finished int64
+	done              chan struct{}
 }
 
 // NewSyncer returns a syncer of src that proposes revisions to p.
@@ -175,6 +179,7 @@ func NewSyncer(src *Source, p Proposer, opts ...SyncerOption) *Syncer {
 		debounce: DefaultDebounce,
 		gap:      DefaultTriggerGap,
 		trigger:  make(chan struct{}, 1),
+		done:     make(chan struct{}),
 		status:   Status{State: SyncStopped},
 	}
 	for _, o := range opts {
@@ -266,7 +271,10 @@ func (s *Syncer) sync(ctx context.Context) error {
 	defer s.syncs.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, SyncTimeout)
 	defer cancel()
-	s.setState(Syncing)
+	s.mu.Lock()
+	s.status.State = Syncing
+	s.started++
+	s.mu.Unlock()
 	rev, err := s.next(ctx)
 	if err == nil && rev != nil {
 		_, err = s.prop.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev)})
@@ -283,6 +291,7 @@ func (s *Syncer) sync(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.ended() // under mu, once the status says how it ended
 	now := time.Now()
 	if err != nil {
 		s.status.State, s.status.LastError, s.status.LastErrorTime = SyncError, strings.TrimSpace(err.Error()), now

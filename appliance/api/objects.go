@@ -15,8 +15,12 @@ func (c *Client) Objects(ctx context.Context, kind string) ([]json.RawMessage, e
 	if kind != "" {
 		path += "?kind=" + url.QueryEscape(kind)
 	}
-	v, _, err := get[[]json.RawMessage](ctx, c, path, nil)
-	return v, err
+	v, _, err := get[AppliedObjects](ctx, c, path, nil)
+	out := make([]json.RawMessage, len(v.Objects))
+	for i, o := range v.Objects {
+		out[i] = o.JSON
+	}
+	return out, err
 }
 
 // WaitIndex blocks until the cluster's state is past index (at most wait)

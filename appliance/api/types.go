@@ -106,11 +106,15 @@ type Heartbeat struct {
 
 // SyncStatus reports the Git source's state for /v1/status.
 type SyncStatus struct {
-	Repo      string    `json:"repo,omitempty"`
-	Branch    string    `json:"branch,omitempty"`
+	Repo   string `json:"repo,omitempty"`
+	Branch string `json:"branch,omitempty"`
+	// Path is the repository's directory the master loads ("" the root).
+	Path      string    `json:"path,omitempty"`
 	State     string    `json:"state"` // synced, syncing, error, no-repo
 	LastSync  time.Time `json:"lastSync,omitzero"`
 	LastError string    `json:"lastError,omitempty"`
+	// Commit is the newest commit recorded as a revision.
+	Commit string `json:"commit,omitempty"`
 }
 
 // HostStatus is what a master booted from the appliance image says about

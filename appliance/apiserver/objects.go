@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/auth"
 	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/schemas/objects"
@@ -19,20 +20,22 @@ var objectKinds = []string{"ConfigMap", "CronJob", "DaemonSet", "Deployment", "J
 
 // appliedObjects lists the applied revision's objects as the repository
 // declared them (after validation, with their defaults), one kind's with
-// ?kind=, for `berth get -o json` to show each object's spec. A Secret's
-// values are shown to admins only, as base64 data the way the Kubernetes
-// API returns them (stringData merged in); a read-only token sees its keys
-// with empty values, so that it can count them but not read them.
+// ?kind=: for `berth get -o json` to show each object's spec, and for
+// `berth diff` to compare. A Secret's values are shown to admins only, as
+// base64 data the way the Kubernetes API returns them (stringData merged
+// in); a read-only token sees its keys with empty values, so that it can
+// count them but not read them.
 func (s *Server) appliedObjects(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	kind := r.URL.Query().Get("kind")
 	if kind != "" && !slices.Contains(objectKinds, kind) {
 		return nil, errorf(http.StatusBadRequest, "kind: want one of %v", objectKinds)
 	}
-	out := []json.RawMessage{}
+	out := api.AppliedObjects{Objects: []api.AppliedObject{}}
 	rev := st.Current()
 	if rev == nil {
 		return out, nil
 	}
+	out.Commit = rev.Commit
 	reveal := identityOf(r).Role == auth.RoleAdmin
 	for _, o := range rev.Objects {
 		if kind != "" && o.ID.Kind != kind {
@@ -45,7 +48,7 @@ func (s *Server) appliedObjects(w http.ResponseWriter, r *http.Request, st *stat
 				return nil, err
 			}
 		}
-		out = append(out, b)
+		out.Objects = append(out.Objects, api.AppliedObject{ID: o.ID, JSON: b})
 	}
 	return out, nil
 }

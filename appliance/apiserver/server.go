@@ -61,6 +61,12 @@ type Config struct {
 	PeerTLS, NodeTLS *tls.Config
 	// Webhook is POST /v1/webhook.
 	Webhook WebhookConfig
+	// SyncNow, with Webhook.Trigger, serves POST /v1/sync: it makes the
+	// syncer fetch and returns its status once a fetch that started after
+	// the call has ended (gitops.Syncer.SyncNow).
+	SyncNow func(ctx context.Context) (api.SyncStatus, error)
+	// Version is the masters' build, for GET /v1/version.
+	Version string
 }
 
 // Server serves the API.
@@ -140,6 +146,9 @@ func NewServer(cfg Config) *Server {
 	s.route("GET /v1/secrets", readers, s.secrets)
 	s.route("GET /v1/objects", readers, s.appliedObjects)
 	s.mux.HandleFunc("POST /v1/webhook", s.webhook)
+	s.route("POST /v1/sync", admins, s.syncNow)
+	s.route("POST /v1/applied/secrets", readers, s.compareSecrets)
+	s.route("GET /v1/version", readers, s.version)
 	s.route("GET /v1/tokens", admins, s.listTokens)
 	s.route("POST /v1/tokens", admins, s.createToken)
 	s.route("DELETE /v1/tokens/{id}", admins, s.revokeToken)

@@ -43,6 +43,11 @@ const maxWebhookBody = 25 << 20
 // webhook answers a push notification. Refusals are logged at a bounded
 // rate: a flood of them is one line a minute.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	// Only the leader's syncer runs: a follower's Trigger would drop the
+	// push. The leader gets the call as it came, and verifies it.
+	if s.cfg.Webhook.Trigger != nil && s.cfg.Cluster != nil && !s.cfg.Cluster.IsLeader() && s.forwardToLeader(w, r) {
+		return
+	}
 	code, err := http.StatusAccepted, s.verifyWebhook(r)
 	var ae *apiError
 	if errors.As(err, &ae) {

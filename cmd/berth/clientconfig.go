@@ -58,16 +58,19 @@ func loadClientConfig(path string) (*clientConfig, error) {
 func clientFlag(cmd *cobra.Command) func() (*api.Client, error) {
 	var path string
 	cmd.Flags().StringVar(&path, "config", "", "client config (default $BERTH_CONFIG or ~/.config/berth/config)")
-	return func() (*api.Client, error) {
-		p := configPath(path)
-		c, err := loadClientConfig(p)
-		if err != nil {
-			return nil, &exitError{2, err}
-		}
-		tc, err := pki.ClientTLS([]byte(c.CA), nil, nil, pki.OrgMasters)
-		if err != nil {
-			return nil, &exitError{2, fmt.Errorf("%s: ca: %w", p, err)}
-		}
-		return api.NewClient(c.Server, c.Token, api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}})), nil
+	return func() (*api.Client, error) { return newClient(path) }
+}
+
+// newClient is the API client of the config that flag (--config) names.
+func newClient(flag string) (*api.Client, error) {
+	p := configPath(flag)
+	c, err := loadClientConfig(p)
+	if err != nil {
+		return nil, &exitError{2, err}
 	}
+	tc, err := pki.ClientTLS([]byte(c.CA), nil, nil, pki.OrgMasters)
+	if err != nil {
+		return nil, &exitError{2, fmt.Errorf("%s: ca: %w", p, err)}
+	}
+	return api.NewClient(c.Server, c.Token, api.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: tc}})), nil
 }

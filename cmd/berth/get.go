@@ -63,6 +63,9 @@ type getOptions struct {
 	watch                       bool
 }
 
+// getOutputs are get's -o values but the default table.
+var getOutputs = []string{"wide", "json", "yaml", "name", "jsonpath="}
+
 func newGetCmd() *cobra.Command {
 	var o getOptions
 	var all bool

@@ -56,5 +56,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newExecCmd(), newPortForwardCmd(), newTopCmd())
 	root.AddCommand(newCordonCmds()...)
 	root.AddCommand(newRolloutCmd())
+	root.AddCommand(newDiffCmd(), newSyncCmd(), newVersionCmd())
+	addCompletions(root)
 	return root
 }

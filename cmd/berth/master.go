@@ -68,6 +68,7 @@ was; the join flags are then ignored.`,
 		}
 		cfg.Bootstrap = bootstrap
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		cfg.Version = version
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -190,11 +191,12 @@ func newSnapshotCmd() *cobra.Command {
 func newTokenCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "token create|list|revoke", Short: "Manage the API's bearer tokens"}
 	var (
-		role, ttl, desc string
-		uses            int
+		role, ttl, desc, writeConfig string
+		uses                         int
+		force                        bool
 	)
 	create := &cobra.Command{
-		Use:   "create --role admin|read-only|master-join|agent-join [--ttl 24h] [--uses N]",
+		Use:   "create --role admin|read-only|master-join|agent-join [--ttl 24h] [--uses N] [--write-config FILE [--force]]",
 		Short: "Create a token; its secret is shown once",
 		Long: `create makes a token and prints its secret, which is shown this once.
 Join tokens expire after 24 hours unless --ttl says otherwise (as kubeadm's
@@ -207,8 +209,24 @@ last until revoked unless --ttl is given. --ttl 0 never expires.`,
 	create.Flags().StringVar(&ttl, "ttl", "", "how long it is valid, e.g. 1h, or 0 for until revoked (default: 24h for join tokens, until revoked for the others)")
 	create.Flags().IntVar(&uses, "uses", 0, "how many joins a join token allows, 0 for any number (default: 1 for master-join, any number for agent-join)")
 	create.Flags().StringVar(&desc, "description", "", "what it is for")
+	create.Flags().StringVar(&writeConfig, "write-config", "", "write a client config for the new token to this file (mode 0600), with this config's servers and CA, instead of printing the secret")
+	create.Flags().BoolVar(&force, "force", false, "let --write-config replace an existing file")
 	createClient := clientFlag(create)
 	create.RunE = func(cmd *cobra.Command, args []string) error {
+		var from *clientConfig
+		if force && writeConfig == "" {
+			return &exitError{2, fmt.Errorf("--force is for --write-config")}
+		}
+		if writeConfig != "" {
+			if err := checkConfigTarget(writeConfig, auth.Role(role), force); err != nil {
+				return &exitError{2, err}
+			}
+			flag, _ := cmd.Flags().GetString("config")
+			var err error
+			if from, err = loadClientConfig(configPath(flag)); err != nil {
+				return &exitError{2, err}
+			}
+		}
 		c, err := createClient()
 		if err != nil {
 			return err
@@ -221,7 +239,15 @@ last until revoked unless --ttl is given. --ttl 0 never expires.`,
 		if err != nil {
 			return &exitError{1, err}
 		}
-		fmt.Fprintln(cmd.OutOrStdout(), t.Secret)
+		if writeConfig == "" {
+			fmt.Fprintln(cmd.OutOrStdout(), t.Secret)
+			return nil
+		}
+		if err := writeClientConfig(writeConfig, from, t.Secret, force); err != nil {
+			// The token exists: say which, so it can be revoked.
+			return &exitError{1, fmt.Errorf("token %s created, but writing %s: %w (revoke it with berth token revoke %s)", t.Token.ID, writeConfig, err, t.Token.ID)}
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "token %s: client config written to %s\n", t.Token.ID, writeConfig)
 		return nil
 	}
 	list := &cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs}

@@ -82,7 +82,7 @@ It writes an admin client config to DATA/admin.conf.`,
 			return err
 		}
 		cfg := appliance.Config{DataDir: filepath.Join(dir, "master"), Listen: listen, RaftListen: raftAddr, Bootstrap: true, Logger: log,
-			NodeTimeouts: timeouts}
+			NodeTimeouts: timeouts, Version: version}
 		if err := repo.apply(&cfg); err != nil {
 			return &exitError{2, err}
 		}

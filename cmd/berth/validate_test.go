@@ -15,6 +15,13 @@ import (
 // the exit code main would use.
 func run(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	out, code, _ := execute(args...)
+	return out, code
+}
+
+// execute runs berth with args and returns its output, exit status and
+// the message main would print.
+func execute(args ...string) (string, int, string) {
 	cmd := newRootCmd()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
@@ -24,11 +31,14 @@ func run(t *testing.T, args ...string) (string, int) {
 	var ee *exitError
 	switch {
 	case err == nil:
-		return out.String(), 0
+		return out.String(), 0, ""
 	case errors.As(err, &ee):
-		return out.String(), ee.code
+		if ee.err != nil {
+			return out.String(), ee.code, ee.err.Error()
+		}
+		return out.String(), ee.code, ""
 	}
-	return out.String() + err.Error(), 2
+	return out.String() + err.Error(), 2, err.Error()
 }
 
 func badRepo(t *testing.T) string {
