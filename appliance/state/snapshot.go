@@ -113,6 +113,10 @@ func WriteSnapshot(out io.Writer, s *State) error {
 		w.raw(",\"claims\":")
 		writeMap(w, s.Claims)
 	}
+	if len(s.Events) > 0 {
+		w.raw(",\"events\":")
+		w.value(s.Events)
+	}
 	w.raw("}\n")
 	return w.err
 }
@@ -188,6 +192,8 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			err = dec.Decode(&s.CronSchedules)
 		case "claims":
 			s.Claims, err = readObject[*Claim](dec)
+		case "events":
+			s.Events, err = readArray[Event](dec)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}

@@ -48,6 +48,8 @@ type State struct {
 	CronSchedules map[string]time.Time `json:"cronSchedules,omitempty"`
 	// Claims are the local-path claims by namespace/name.
 	Claims map[string]*Claim `json:"claims,omitempty"`
+	// Events are the recent events, oldest first, bounded (events.go).
+	Events []Event `json:"events,omitempty"`
 }
 
 // PodNetwork is the cluster's pod address range and each node's share of
