@@ -102,9 +102,28 @@ func (e *Event) Check() error {
 	return nil
 }
 
-// sameEvent: b repeats a, as Kubernetes' event correlator aggregates.
-func sameEvent(a, b *Event) bool {
-	return a.Object == b.Object && a.Type == b.Type && a.Reason == b.Reason && a.Message == b.Message && a.Source == b.Source
+// Repeats reports whether e repeats o, as Kubernetes' event correlator
+// aggregates: the same object, type, reason, message and source.
+func (e *Event) Repeats(o *Event) bool {
+	return e.Object == o.Object && e.Type == o.Type && e.Reason == o.Reason && e.Message == o.Message && e.Source == o.Source
+}
+
+// AddEvent adds e to log, kept in the order events were last seen, oldest
+// first: a repeat of an event in log adds its count, keeps the older
+// FirstTimestamp and moves to the end. It may write into log's array.
+func AddEvent(log []Event, e Event) []Event {
+	if i := slices.IndexFunc(log, func(o Event) bool { return e.Repeats(&o) }); i >= 0 {
+		old := log[i]
+		log = slices.Delete(log, i, i+1)
+		e.Count += old.Count
+		if old.FirstTimestamp.Before(e.FirstTimestamp) {
+			e.FirstTimestamp = old.FirstTimestamp
+		}
+		if old.LastTimestamp.After(e.LastTimestamp) {
+			e.LastTimestamp = old.LastTimestamp
+		}
+	}
+	return append(log, e)
 }
 
 // truncate cuts s to at most n bytes on a rune boundary.
@@ -118,10 +137,8 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// recordEvents adds batch to log, which is kept in the order events were
-// last seen, oldest first. A repeat of a kept event adds its count, moves
-// it to the end and keeps the older FirstTimestamp. Then each object keeps
-// its newest MaxEventsPerObject and the log its newest MaxEvents: the
+// recordEvents adds batch to a copy of log (AddEvent), then keeps each
+// object's newest MaxEventsPerObject and the log's newest MaxEvents: the
 // result depends on nothing but log and batch, so every member trims alike.
 func recordEvents(log []Event, batch []Event) ([]Event, error) {
 	if len(batch) > MaxEventBatch {
@@ -133,18 +150,7 @@ func recordEvents(log []Event, batch []Event) ([]Event, error) {
 			return nil, err
 		}
 		e.Message = truncate(e.Message, MaxEventMessage)
-		if i := slices.IndexFunc(out, func(o Event) bool { return sameEvent(&o, &e) }); i >= 0 {
-			old := out[i]
-			out = slices.Delete(out, i, i+1)
-			e.Count += old.Count
-			if old.FirstTimestamp.Before(e.FirstTimestamp) {
-				e.FirstTimestamp = old.FirstTimestamp
-			}
-			if old.LastTimestamp.After(e.LastTimestamp) {
-				e.LastTimestamp = old.LastTimestamp
-			}
-		}
-		out = append(out, e)
+		out = AddEvent(out, e)
 	}
 	perObject := map[ObjectRef]int{}
 	kept := make([]Event, 0, min(len(out), MaxEvents))
