@@ -3,6 +3,10 @@ package apiserver
 import (
 	"net/http"
 	"regexp"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/berth/berth/appliance/api"
 	"github.com/berth/berth/appliance/state"
@@ -43,6 +47,9 @@ func match(filter, v string) bool { return filter == "" || filter == v }
 // nothing says any more where they ran.
 func (s *Server) recordEvents(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
 	node := r.PathValue("name")
+	if _, ok := st.Nodes[node]; !ok {
+		return nil, errorf(http.StatusNotFound, "no node %q; register it first", node)
+	}
 	var report api.EventReport
 	if err := decodeBody(r, &report); err != nil {
 		return nil, err
@@ -78,5 +85,38 @@ func (s *Server) recordEvents(w http.ResponseWriter, r *http.Request, st *state.
 	if len(kept) == 0 {
 		return out, nil
 	}
+	// Only what is written to the log counts against the node.
+	if !s.eventReports.allow(node) {
+		return nil, errorf(http.StatusTooManyRequests, "node %s reports events more often than every %s: send them in batches", node, eventReportEvery)
+	}
 	return out, s.propose(r, state.RecordEvents(kept...))
+}
+
+// An agent reports its events every 5 s (agent.DefaultEventFlush); each
+// report is a Raft entry, so a node that sends more often, a broken or
+// hostile one, is refused with a 429 beyond a few at once.
+const (
+	eventReportEvery = time.Second
+	eventReportBurst = 5
+)
+
+// reportLimits are each node's allowance of event reports, on this master.
+type reportLimits struct {
+	mu     sync.Mutex
+	byNode map[string]*rate.Limiter
+}
+
+func (l *reportLimits) allow(node string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byNode == nil {
+		l.byNode = map[string]*rate.Limiter{}
+	}
+	lim := l.byNode[node]
+	if lim == nil {
+		// One per registered node: the handler checks the node exists.
+		lim = rate.NewLimiter(rate.Every(eventReportEvery), eventReportBurst)
+		l.byNode[node] = lim
+	}
+	return lim.Allow()
 }

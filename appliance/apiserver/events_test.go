@@ -69,6 +69,19 @@ func TestEvents(t *testing.T) {
 	if _, err := admin.RecordEvents(ctx, "n1", []state.Event{ev("Deployment", "a", "web", "X")}); code(err) != http.StatusBadRequest {
 		t.Errorf("agent event about a Deployment: %v, want 400", err)
 	}
+	// A node reporting more often than its agent would is held back.
+	throttled := 0
+	for range eventReportBurst + 1 {
+		if _, err := admin.RecordEvents(ctx, "n1", []state.Event{ev("Node", "", "n1", "X")}); code(err) == http.StatusTooManyRequests {
+			throttled++
+		}
+	}
+	if throttled == 0 {
+		t.Errorf("%d reports at once were all taken, want a 429 beyond %d", eventReportBurst+1, eventReportBurst)
+	}
+	if _, err := admin.RecordEvents(ctx, "n9", []state.Event{ev("Node", "", "n9", "X")}); code(err) != http.StatusNotFound {
+		t.Errorf("events of a node not registered: %v, want 404", err)
+	}
 	many := make([]state.Event, state.MaxEventBatch+1)
 	for i := range many {
 		many[i] = ev("Node", "", "n1", "X")

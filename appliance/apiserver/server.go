@@ -75,6 +75,7 @@ type Server struct {
 	// leaderTransport relays reads that must be current to the leader.
 	leaderTransport *http.Transport
 	webhookRefusals *httpserve.RefusalLog
+	eventReports    reportLimits
 }
 
 // maxBody bounds request bodies; the largest is a pod status.
