@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -64,6 +65,21 @@ func Events(s *state.State, d *Desired, component string, cmds []state.Command, 
 				add(state.EventWarning, "FailedScheduling", podRef(u.Key), "%s", u.Status.Message)
 			case "NodeLost":
 				add(state.EventWarning, "NodeLost", podRef(u.Key), "%s", u.Status.Message)
+			}
+		case state.CmdPutJob:
+			var j state.Job
+			if json.Unmarshal(c.Payload, &j) != nil {
+				continue
+			}
+			old := s.Jobs[j.Key()]
+			switch {
+			case old == nil && j.CronJob != "":
+				add(state.EventNormal, "SuccessfulCreate", state.ObjectRef{Kind: "CronJob", Namespace: j.Namespace, Name: j.CronJob}, "Created job %s", j.Name)
+			case (old == nil || !old.Status.Done()) && j.Status.Condition == state.JobComplete:
+				add(state.EventNormal, "Completed", state.ObjectRef{Kind: KindJob, Namespace: j.Namespace, Name: j.Name}, "Job completed")
+			case (old == nil || !old.Status.Done()) && j.Status.Condition == state.JobFailed:
+				reason := cmp.Or(j.Status.Reason, "Failed")
+				add(state.EventWarning, reason, state.ObjectRef{Kind: KindJob, Namespace: j.Namespace, Name: j.Name}, "Job has reached its limit: %s", reason)
 			}
 		case state.CmdSetNodeReady:
 			var r state.NodeReady

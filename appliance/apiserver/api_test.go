@@ -184,6 +184,16 @@ func TestAgentFlow(t *testing.T) {
 		if err := c.DeletePod(ctx, "default", "p1"); err != nil || b.State().Pods.Get("default/p1") != nil {
 			t.Fatalf("second delete: %v", err)
 		}
+		// The first, a person's, is told on the pod; the second stopped nothing.
+		var killed []string
+		for _, e := range b.State().Events {
+			if e.Reason == "Killing" {
+				killed = append(killed, e.Object.String()+": "+e.Message)
+			}
+		}
+		if want := []string{"Pod/default/p1: Stopping pod: deleted by admin abcdef"}; !slices.Equal(killed, want) {
+			t.Errorf("Killing events %q, want %q", killed, want)
+		}
 		st, err := c.Status(ctx)
 		if err != nil || st.Commit != "abc" || st.ReadyNodes != 3 {
 			t.Fatalf("status %+v %v", st, err)

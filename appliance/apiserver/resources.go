@@ -368,7 +368,13 @@ func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *state.Sta
 	if p.Terminating || p.NodeName == "" {
 		t = state.CmdDeletePod
 	}
-	return map[string]bool{"ok": true}, s.propose(r, state.NewCommand(t, state.PodRef{Key: key}))
+	cmds := []state.Command{state.NewCommand(t, state.PodRef{Key: key})}
+	if id := identityOf(r); !p.Terminating && id.Role != RoleNode {
+		// A person's delete, not an agent's after it stopped the pod.
+		cmds = append(cmds, state.RecordEvents(state.NewEvent(state.EventNormal, "Killing", state.ObjectRef{Kind: "Pod", Namespace: p.Namespace, Name: p.Name},
+			state.EventSource{Component: "berth"}, time.Now(), "Stopping pod: deleted by %s %s", id.Role, id.Name)))
+	}
+	return map[string]bool{"ok": true}, s.propose(r, cmds...)
 }
 
 // forgetClaim is an agent saying a released claim's data are deleted.

@@ -105,7 +105,7 @@ func (a *Agent) containerEvents(p *state.Pod, prev, cur *runtime.PodStatus, sinc
 		if prev != nil {
 			old = prev.Container(cs.Name)
 		}
-		if cs.ID != "" && !cs.StartedAt.IsZero() && (old == nil || old.ID != cs.ID || !old.StartedAt.Equal(cs.StartedAt)) &&
+		if cs.ID != "" && !cs.StartedAt.IsZero() && (old == nil || old.ID != cs.ID || cs.StartedAt.After(old.StartedAt)) &&
 			(prev != nil || !cs.StartedAt.Before(since)) {
 			if old == nil || old.ID != cs.ID {
 				a.record(p, state.EventNormal, "Created", now, "Created container %s", cs.Name)

@@ -103,3 +103,41 @@ func TestAgentReportsEvents(t *testing.T) {
 		t.Errorf("events:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// Container events are the changes between two syncs: a crash loop's
+// BackOff once per time it starts waiting, an image back-off as Normal,
+// nothing for a status that did not change, and nothing for a container
+// an agent restarted finds started before it.
+func TestContainerEvents(t *testing.T) {
+	a, err := New(Config{Node: state.Node{Name: "n1"}, Master: newMaster(t), DataDir: t.TempDir(),
+		NewRuntime: func(context.Context, state.Node) (Runtime, error) { return nil, errors.New("not needed") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &state.Pod{Namespace: "default", Name: "p1"}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	pod := func(cs ...runtime.ContainerStatus) *runtime.PodStatus { return &runtime.PodStatus{Containers: cs} }
+	running := runtime.ContainerStatus{Name: "c", ID: "c1", State: runtime.StateRunning, StartedAt: t0}
+	crashing := runtime.ContainerStatus{Name: "c", ID: "c1", State: runtime.StateWaiting, Reason: runtime.ReasonCrashLoopBackOff, StartedAt: t0}
+	pullBackOff := runtime.ContainerStatus{Name: "sidecar", Image: "side:1", State: runtime.StateWaiting, Reason: runtime.ReasonImagePullBackOff}
+	restarted := running
+	restarted.StartedAt = t0.Add(time.Minute)
+
+	a.containerEvents(p, nil, pod(running), t0.Add(time.Hour), t0) // the agent started after it
+	a.containerEvents(p, pod(running), pod(crashing, pullBackOff), t0, t0)
+	a.containerEvents(p, pod(crashing, pullBackOff), pod(crashing, pullBackOff), t0, t0)
+	a.containerEvents(p, pod(crashing, pullBackOff), pod(restarted, pullBackOff), t0, t0)
+	a.containerEvents(p, pod(restarted, pullBackOff), pod(crashing, pullBackOff), t0, t0)
+	var got []string
+	for _, e := range a.events.pending {
+		got = append(got, fmt.Sprintf("%s %s x%d: %s", e.Type, e.Reason, e.Count, e.Message))
+	}
+	want := []string{
+		`Normal BackOff x1: Back-off pulling image "side:1"`,
+		`Normal Started x1: Started container c`,
+		`Warning BackOff x2: Back-off restarting failed container c in pod default/p1`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events:\n%q\nwant\n%q", got, want)
+	}
+}
