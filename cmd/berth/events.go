@@ -26,7 +26,7 @@ var eventKinds = map[string]string{
 const watchWait = 5 * time.Minute
 
 func newGetEventsCmd() *cobra.Command {
-	var namespace string
+	var namespace, of string
 	var all, watch bool
 	cmd := &cobra.Command{
 		Use:     "events",
@@ -42,23 +42,34 @@ applied and rejected commits. Repeats are one event with a count, shown as
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "only this namespace's events (default: every namespace's)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace's events (the default; as kubectl's -A)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print events as they are recorded or repeat, until interrupted")
+	cmd.Flags().StringVar(&of, "for", "", "only the events of one object, KIND/NAME (pod/web-1), as kubectl events --for")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if all && namespace != "" {
 			return &exitError{2, fmt.Errorf("--namespace and --all-namespaces ask for different things: give one")}
+		}
+		f := api.EventFilter{Namespace: namespace}
+		if of != "" {
+			kind, name, ok := strings.Cut(of, "/")
+			k, err := resourceKind(kind)
+			if !ok || name == "" || err != nil {
+				return &exitError{2, fmt.Errorf("--for %q: want KIND/NAME, such as pod/web-1 or deployment/web", of)}
+			}
+			f.Kind, f.Name = eventKinds[k], name
 		}
 		c, err := client()
 		if err != nil {
 			return err
 		}
-		return getEvents(cmd.Context(), cmd.OutOrStdout(), c, namespace, watch)
+		return getEvents(cmd.Context(), cmd.OutOrStdout(), c, f, watch)
 	}
 	return cmd
 }
 
-// getEvents prints the events of namespace ("" every one), and with watch
-// each event recorded or repeated since, until ctx ends.
-func getEvents(ctx context.Context, w io.Writer, c *api.Client, namespace string, watch bool) error {
-	f := api.EventFilter{Namespace: namespace}
+// getEvents prints the events f selects (every namespace's when it names
+// none), and with watch each event recorded or repeated since, until ctx
+// ends.
+func getEvents(ctx context.Context, w io.Writer, c *api.Client, f api.EventFilter, watch bool) error {
+	namespace := f.Namespace
 	events, index, err := c.Events(ctx, f, nil)
 	if err != nil {
 		return &exitError{1, err}

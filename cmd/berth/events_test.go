@@ -86,6 +86,15 @@ func TestGetAndDescribeEvents(t *testing.T) {
 	if out, code := run(t, "get", "ev", "-n", "shop", "--config", conf); code != 0 || strings.TrimSpace(squeeze(out)) != "LAST SEEN TYPE REASON OBJECT MESSAGE" {
 		t.Errorf("get events -n shop: %d\n%s", code, out)
 	}
+	if out, code := run(t, "get", "events", "--for", "no/n1", "--config", conf); code != 0 || !strings.Contains(out, "DiskFull") {
+		t.Errorf("get events --for no/n1: %d\n%s", code, out)
+	}
+	if out, code := run(t, "get", "events", "--for", "pod/n1", "--config", conf); code != 0 || strings.Contains(out, "DiskFull") {
+		t.Errorf("get events --for pod/n1: %d\n%s", code, out)
+	}
+	if out, code := run(t, "get", "events", "--for", "n1", "--config", conf); code != 2 {
+		t.Errorf("get events --for n1: %d\n%s", code, out)
+	}
 	if out, code := run(t, "get", "events", "-n", "Not_A_Namespace", "--config", conf); code != 1 {
 		t.Errorf("get events with a bad namespace: %d %s", code, out)
 	}
@@ -99,7 +108,7 @@ func TestGetAndDescribeEvents(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	watched := &output{wrote: make(chan struct{}, 1)}
 	done := make(chan error)
-	go func() { done <- getEvents(wctx, watched, admin, "", true) }()
+	go func() { done <- getEvents(wctx, watched, admin, api.EventFilter{}, true) }()
 	watched.waitFor(t, "Warning DiskFull node/n1 disk is full")
 	back := state.NewEvent(state.EventNormal, "DiskFreed", state.ObjectRef{Kind: "Node", Name: "n1"}, state.EventSource{Component: "kubelet"}, time.Now(), "disk has room")
 	if _, err := admin.RecordEvents(ctx, "n1", []state.Event{back}); err != nil {
