@@ -141,3 +141,25 @@ func TestContainerEvents(t *testing.T) {
 		t.Errorf("events:\n%q\nwant\n%q", got, want)
 	}
 }
+
+// A pod whose configuration is missing runs nothing, so no container tells
+// it: the agent does, once as it reports the status.
+func TestConfigErrorEvent(t *testing.T) {
+	master := newMaster(t)
+	c := objects.Container{Name: "c", Image: "web:1", Env: []objects.EnvVar{{Name: "A",
+		ValueFrom: &objects.EnvVarSource{ConfigMapKeyRef: &objects.KeySelector{Name: "missing", Key: "k"}}}}}
+	p := &state.Pod{Namespace: "default", Name: "p1", Spec: objects.PodSpec{Containers: []objects.Container{c}}}
+	a := agentWithPod(t, master, filepath.Join(t.TempDir(), "agent"), &scriptedRuntime{}, p)
+	ctx := context.Background()
+	w := newPodWorker(ctx, a, p)
+	w.update(p, &api.NodeAssignment{})
+	for range 3 {
+		w.sync(ctx)
+	}
+	a.flushEvents(ctx)
+	evs := master.st.State().Events
+	if len(evs) != 1 || evs[0].Type != state.EventWarning || evs[0].Reason != "Failed" || evs[0].Count != 1 ||
+		evs[0].Message != `Error: ConfigMap default/missing has no key "k"` {
+		t.Errorf("events = %+v", evs)
+	}
+}

@@ -201,6 +201,10 @@ func (w *podWorker) sync(ctx context.Context) {
 	if w.reported != nil && reflect.DeepEqual(*w.reported, status) {
 		return
 	}
+	if status.Reason == runtime.ReasonCreateConfigError {
+		// Nothing ran, so no container tells it: told as it is reported.
+		w.a.record(p, state.EventWarning, "Failed", now, "Error: %s", status.Message)
+	}
 	if err := w.a.cfg.Master.SetPodStatus(ctx, p.Namespace, p.Name, status); err != nil {
 		if ctx.Err() == nil {
 			w.a.log.Warn("reporting pod status", "pod", w.key, "err", err)
