@@ -321,7 +321,14 @@ func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *state.St
 	if _, ok := st.Nodes[name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q", name)
 	}
-	if err := s.propose(r, state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: name})); err != nil {
+	pods := 0
+	for range st.Pods.OnNode(name) {
+		pods++
+	}
+	id := identityOf(r)
+	event := state.RecordEvents(state.NewEvent(state.EventNormal, "RemovingNode", state.ObjectRef{Kind: "Node", Name: name},
+		state.EventSource{Component: "berth"}, time.Now(), "Removing node %s and its %d pods (by %s %s)", name, pods, id.Role, id.Name))
+	if err := s.propose(r, state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: name}), event); err != nil {
 		return nil, err
 	}
 	s.cfg.Logger.Info("node removed", "node", name, "by", identityOf(r).Name)
