@@ -2,9 +2,12 @@ package state
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 	"unicode/utf8"
+
+	"github.com/berth/berth/schemas/names"
 )
 
 // Event types, as Kubernetes' core/v1 Event.
@@ -26,7 +29,13 @@ const (
 	MaxEventMessage = 1024
 	// MaxEventBatch bounds one CmdRecordEvents.
 	MaxEventBatch = 200
+	// MaxEventCount is where a count stops growing.
+	MaxEventCount = 1 << 30
 )
+
+// eventWord is a reason, a kind or a source: one word that prints in a
+// column.
+var eventWord = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.:-]{0,127}$`)
 
 // ObjectRef names the object an event is about (its involvedObject).
 type ObjectRef struct {
@@ -88,14 +97,14 @@ func (e *Event) Check() error {
 	switch {
 	case e.Type != EventNormal && e.Type != EventWarning:
 		return fmt.Errorf("event type %q: want Normal or Warning", e.Type)
-	case e.Reason == "" || len(e.Reason) > 128:
-		return fmt.Errorf("event reason: want 1 to 128 bytes")
-	case e.Object.Kind == "" || e.Object.Name == "" || len(e.Object.String()) > 512:
+	case !eventWord.MatchString(e.Reason):
+		return fmt.Errorf("event reason %q: want one word such as BackOff", e.Reason)
+	case !eventWord.MatchString(e.Object.Kind) || e.Object.Name == "" || len(e.Object.Namespace)+len(e.Object.Name) > 512:
 		return fmt.Errorf("event involvedObject: want a kind and a name")
-	case e.Source.Component == "" || len(e.Source.Component)+len(e.Source.Host) > 256:
-		return fmt.Errorf("event source: want a component")
-	case e.Count < 1:
-		return fmt.Errorf("event count %d: want at least 1", e.Count)
+	case !eventWord.MatchString(e.Source.Component) || e.Source.Host != "" && !names.IsDNS1123Subdomain(e.Source.Host):
+		return fmt.Errorf("event source: want a component, and a host name if any")
+	case e.Count < 1 || e.Count > MaxEventCount:
+		return fmt.Errorf("event count %d: want 1 to %d", e.Count, MaxEventCount)
 	case e.FirstTimestamp.IsZero() || e.LastTimestamp.Before(e.FirstTimestamp):
 		return fmt.Errorf("event timestamps: want a first, and a last not before it")
 	}
@@ -115,7 +124,7 @@ func AddEvent(log []Event, e Event) []Event {
 	if i := slices.IndexFunc(log, func(o Event) bool { return e.Repeats(&o) }); i >= 0 {
 		old := log[i]
 		log = slices.Delete(log, i, i+1)
-		e.Count += old.Count
+		e.Count = min(e.Count+old.Count, MaxEventCount)
 		if old.FirstTimestamp.Before(e.FirstTimestamp) {
 			e.FirstTimestamp = old.FirstTimestamp
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/berth/berth/appliance/state/statetest"
 )
 
-var kubelet = state.EventSource{Component: "kubelet", Host: "n1"}
+var kubelet = state.EventSource{Component: "kubelet", Host: "1n.example"}
 
 func podEvent(name, reason string, at time.Duration) state.Event {
 	return state.NewEvent(state.EventWarning, reason, state.ObjectRef{Kind: "Pod", Namespace: "ns", Name: name}, kubelet,
@@ -111,6 +111,16 @@ func TestEventsRefuseBadInput(t *testing.T) {
 	statetest.MustReject(t, s, "want Normal or Warning", state.RecordEvents(bad))
 	noObject := podEvent("", "Unhealthy", 0)
 	statetest.MustReject(t, s, "involvedObject", state.RecordEvents(noObject))
+	spaced := podEvent("a", "Probe failed", 0)
+	statetest.MustReject(t, s, "want one word", state.RecordEvents(spaced))
+	huge := podEvent("a", "Unhealthy", 0)
+	huge.Count = state.MaxEventCount + 1
+	statetest.MustReject(t, s, "event count", state.RecordEvents(huge))
+	huge.Count = state.MaxEventCount
+	statetest.MustApply(t, s, state.RecordEvents(huge), state.RecordEvents(huge))
+	if c := s.Events[len(s.Events)-1].Count; c != state.MaxEventCount {
+		t.Errorf("count %d, want it to stop at %d", c, state.MaxEventCount)
+	}
 	many := make([]state.Event, state.MaxEventBatch+1)
 	for i := range many {
 		many[i] = podEvent("a", "Unhealthy", 0)
@@ -119,7 +129,7 @@ func TestEventsRefuseBadInput(t *testing.T) {
 	long := podEvent("a", "Unhealthy", 0)
 	long.Message = strings.Repeat("é", state.MaxEventMessage)
 	statetest.MustApply(t, s, state.RecordEvents(long))
-	if m := s.Events[0].Message; len(m) > state.MaxEventMessage || !strings.HasPrefix(long.Message, m) {
+	if m := s.Events[len(s.Events)-1].Message; len(m) > state.MaxEventMessage || !strings.HasPrefix(long.Message, m) {
 		t.Errorf("long message kept as %d bytes", len(m))
 	}
 }
