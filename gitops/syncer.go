@@ -277,7 +277,7 @@ func (s *Syncer) sync(ctx context.Context) error {
 	s.mu.Unlock()
 	rev, err := s.next(ctx)
 	if err == nil && rev != nil {
-		_, err = s.prop.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev)})
+		_, err = s.prop.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev), state.RecordEvents(revisionEvent(rev, time.Now()))})
 		if err != nil {
 			// Not recorded (or not known to be): the next poll retries.
 			// A proposal that timed out yet committed is recorded twice;

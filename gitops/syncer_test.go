@@ -117,6 +117,24 @@ func TestLifecycle(t *testing.T) {
 	if s.Status().CommitStatus != state.RevisionRejected || s.Status().State != Synced {
 		t.Errorf("status after rejection = %+v", s.Status())
 	}
+	// Each recorded commit is an event: the rejected one with its first
+	// error, where `berth get events` and `describe` show it.
+	var applied, rejected *state.Event
+	for i, e := range st.Events {
+		switch {
+		case e.Object == (state.ObjectRef{Kind: "Revision", Name: c2}):
+			applied = &st.Events[i]
+		case e.Object == (state.ObjectRef{Kind: "Revision", Name: c3}):
+			rejected = &st.Events[i]
+		}
+	}
+	if applied == nil || applied.Type != state.EventNormal || applied.Reason != "Applied" || !strings.Contains(applied.Message, "hello: version 2") {
+		t.Errorf("event of the applied commit = %+v", applied)
+	}
+	if rejected == nil || rejected.Type != state.EventWarning || rejected.Reason != "Rejected" || !strings.Contains(rejected.Message, "app.yaml:11:13") ||
+		rejected.Source.Component != EventComponent {
+		t.Errorf("event of the rejected commit = %+v, want a Warning with its first error", rejected)
+	}
 
 	// Fixing it by reverting the bad commit: applied again, same digests
 	// as c2, so the rollout controller finds c2's rollout.

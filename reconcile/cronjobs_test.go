@@ -70,6 +70,9 @@ func TestCronJobSchedule(t *testing.T) {
 	if r := h.runs("tick"); !slices.Equal(r, []string{minuteName("tick", time.Date(2026, 1, 1, 0, 15, 0, 0, time.UTC)), minuteName("tick", time.Date(2026, 1, 1, 0, 20, 0, 0, time.UTC)), minuteName("tick", time.Date(2026, 1, 1, 0, 25, 0, 0, time.UTC))}) {
 		t.Fatalf("history: %v", r)
 	}
+	if evs := eventsOf(h.s, "CronJob", "tick"); !hasEvent(evs, "Normal SuccessfulCreate x1: Created job "+minuteName("tick", time.Date(2026, 1, 1, 0, 25, 0, 0, time.UTC))) {
+		t.Errorf("CronJob events = %q", evs)
+	}
 
 	// 9:00 in Tokyo is midnight UTC.
 	h2 := newHarness(t, node("a"))

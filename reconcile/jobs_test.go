@@ -79,6 +79,9 @@ func TestJobCompletionsAndParallelism(t *testing.T) {
 	if h.s.Pods.Len() != 3 {
 		t.Fatalf("%d pods, want the 3 finished ones", h.s.Pods.Len())
 	}
+	if evs := eventsOf(h.s, "Job", "batch"); !hasEvent(evs, "Normal SuccessfulCreate x1: Created pod: batch-") || !hasEvent(evs, "Normal Completed x1: Job completed") {
+		t.Errorf("Job events = %q", evs)
+	}
 }
 
 // A failed pod is replaced after 10 s, the next after 20 s more; the third
@@ -112,6 +115,9 @@ func TestJobBackoff(t *testing.T) {
 	}
 	if st := h.s.Jobs["default/flaky"].Status; st.Condition != state.JobFailed || st.Reason != "BackoffLimitExceeded" || st.Failed != 3 {
 		t.Fatalf("status %+v", st)
+	}
+	if evs := eventsOf(h.s, "Job", "flaky"); !hasEvent(evs, "Warning BackoffLimitExceeded x1: Job has reached its limit: BackoffLimitExceeded") {
+		t.Errorf("Job events = %q", evs)
 	}
 	if got := []time.Duration{jobBackoff(1), jobBackoff(2), jobBackoff(6), jobBackoff(7), jobBackoff(30)}; !slices.Equal(got,
 		[]time.Duration{10 * time.Second, 20 * time.Second, 320 * time.Second, 6 * time.Minute, 6 * time.Minute}) {

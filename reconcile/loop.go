@@ -139,7 +139,7 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 		{"convergence", true, func(s *state.State, d *Desired) []state.Command { return Convergence(s, d, now()) }},
 		{"scheduler", false, func(s *state.State, _ *Desired) []state.Command { return Schedule(s) }},
 	} {
-		l.control(ctx, c)
+		l.control(ctx, c, now)
 	}
 }
 
@@ -152,8 +152,8 @@ func (l *Loop) pass(ctx context.Context, since time.Time, now func() time.Time) 
 // work, and a refused command is never written to the Raft log. Apply
 // being deterministic, a command the FSM refuses is tried again at the next
 // pass, against a newer state. Each refusal is logged when it is new, not
-// on every pass.
-func (l *Loop) control(ctx context.Context, c controller) {
+// on every pass. The events of what commits are recorded with it.
+func (l *Loop) control(ctx context.Context, c controller, now func() time.Time) {
 	log := l.log()
 	s := l.Store.State()
 	var d *Desired
@@ -178,7 +178,8 @@ func (l *Loop) control(ctx context.Context, c controller) {
 		seen[digest] = true
 	}
 	if len(cmds) > 0 {
-		if _, err := l.Store.Propose(ctx, cmds); err != nil {
+		events := recordEvents(Events(s, d, Component(c.name), cmds, now()))
+		if _, err := l.Store.Propose(ctx, append(cmds, events...)); err != nil {
 			digest := batchDigest(cmds)
 			if !l.refused[c.name][digest] {
 				log.Warn("controller batch not committed", "controller", c.name, "commands", len(cmds), "err", err)

@@ -53,7 +53,7 @@ func TestRefusedBatchIsNeverWritten(t *testing.T) {
 		return []state.Command{state.NewCommand(state.CmdBindPod, state.PodBinding{Key: "ns/ghost", NodeName: "n1"})}
 	}}
 	for range 3 {
-		l.control(context.Background(), bad)
+		l.control(context.Background(), bad, time.Now)
 	}
 	if len(m.Proposed()) != 0 {
 		t.Fatalf("a batch that cannot apply was proposed %d times", len(m.Proposed()))
@@ -64,7 +64,7 @@ func TestRefusedBatchIsNeverWritten(t *testing.T) {
 	good := controller{"good", false, func(*state.State, *Desired) []state.Command {
 		return []state.Command{state.NewCommand(state.CmdRegisterNode, node("n1"))}
 	}}
-	l.control(context.Background(), good)
+	l.control(context.Background(), good, time.Now)
 	if len(m.Proposed()) != 1 || m.State().Nodes["n1"] == nil {
 		t.Fatalf("a batch that applies was not proposed: %d proposals", len(m.Proposed()))
 	}

@@ -74,15 +74,21 @@ func (h *harness) desired() *Desired {
 
 // control runs the controllers once, each on a fresh state, like Loop.pass.
 func (h *harness) control() {
-	h.apply(append(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR), NodePorts(h.s, h.desired())...)...)
-	h.apply(Deployments(h.s, h.desired(), h.now)...)
-	h.apply(DaemonSets(h.s, h.desired(), h.now)...)
-	h.apply(StatefulSets(h.s, h.desired(), h.now)...)
-	h.apply(Claims(h.s, h.desired())...)
-	h.apply(Namespaces(h.s)...)
-	h.apply(CronJobs(h.s, h.desired(), h.now)...)
-	h.apply(Jobs(h.s, h.desired(), h.now)...)
-	h.apply(Schedule(h.s)...)
+	h.run("services", append(ServiceIPs(h.s, h.desired(), DefaultServiceCIDR), NodePorts(h.s, h.desired())...))
+	h.run("deployments", Deployments(h.s, h.desired(), h.now))
+	h.run("daemonsets", DaemonSets(h.s, h.desired(), h.now))
+	h.run("statefulsets", StatefulSets(h.s, h.desired(), h.now))
+	h.run("claims", Claims(h.s, h.desired()))
+	h.run("namespaces", Namespaces(h.s))
+	h.run("cronjobs", CronJobs(h.s, h.desired(), h.now))
+	h.run("jobs", Jobs(h.s, h.desired(), h.now))
+	h.run("scheduler", Schedule(h.s))
+}
+
+// run applies a controller's commands with their events, as Loop.control.
+func (h *harness) run(controller string, cmds []state.Command) {
+	h.t.Helper()
+	h.apply(append(cmds, recordEvents(Events(h.s, h.desired(), Component(controller), cmds, h.now))...)...)
 }
 
 // agents plays every node's agent: start bound pods (ready), remove
@@ -310,7 +316,7 @@ func TestDeadNodeSelfHeals(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		h.now = h.now.Add(time.Second)
 		h.beats["a"] = h.now // b is dead
-		h.apply(Nodes(h.s, h.beats, start, h.now, DefaultNodeTimeouts)...)
+		h.run("nodes", Nodes(h.s, h.beats, start, h.now, DefaultNodeTimeouts))
 		h.control()
 		h.agents("a")
 	}

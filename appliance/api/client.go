@@ -313,6 +313,28 @@ func (c *Client) SetPodStatus(ctx context.Context, namespace, name string, st st
 	return err
 }
 
+// Events lists the event log, oldest first, filtered by f.
+func (c *Client) Events(ctx context.Context, f EventFilter, w *Watch) ([]state.Event, uint64, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"namespace": f.Namespace, "kind": f.Kind, "name": f.Name} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/v1/events"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return get[[]state.Event](ctx, c, path, w)
+}
+
+// RecordEvents reports an agent's events about its node and its pods.
+func (c *Client) RecordEvents(ctx context.Context, node string, events []state.Event) (EventReportResult, error) {
+	var out EventReportResult
+	_, err := c.do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/events", nil, EventReport{Events: events}, &out)
+	return out, err
+}
+
 // Logs copies a container's log to w; with follow it goes on until ctx
 // ends or the container is gone. The master relays it from the pod's node.
 func (c *Client) Logs(ctx context.Context, namespace, name, container string, follow bool, w io.Writer) error {

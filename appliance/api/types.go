@@ -193,3 +193,25 @@ func Signature(secret, body []byte) string {
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
+
+// EventFilter narrows GET /v1/events to one namespace, kind or object;
+// empty fields match everything.
+type EventFilter struct {
+	Namespace, Kind, Name string
+}
+
+// EventReport is an agent's batch of events (POST /v1/nodes/NAME/events).
+type EventReport struct {
+	Events []state.Event `json:"events"`
+}
+
+// EventReportResult says how many events of a report were recorded, and
+// how many dropped because their pod was gone.
+type EventReportResult struct {
+	Recorded int `json:"recorded"`
+	Dropped  int `json:"dropped"`
+}
+
+// AgentComponent is the source component of the events agents report,
+// which the masters set whatever the agent sent, with the node as host.
+const AgentComponent = "kubelet"

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -182,6 +184,16 @@ func TestAgentFlow(t *testing.T) {
 		if err := c.DeletePod(ctx, "default", "p1"); err != nil || b.State().Pods.Get("default/p1") != nil {
 			t.Fatalf("second delete: %v", err)
 		}
+		// The first, a person's, is told on the pod; the second stopped nothing.
+		var killed []string
+		for _, e := range b.State().Events {
+			if e.Reason == "Killing" {
+				killed = append(killed, e.Object.String()+": "+e.Message)
+			}
+		}
+		if want := []string{"Pod/default/p1: Stopping pod: deleted by admin abcdef"}; !slices.Equal(killed, want) {
+			t.Errorf("Killing events %q, want %q", killed, want)
+		}
 		st, err := c.Status(ctx)
 		if err != nil || st.Commit != "abc" || st.ReadyNodes != 3 {
 			t.Fatalf("status %+v %v", st, err)
@@ -293,6 +305,16 @@ func TestHeartbeatProblem(t *testing.T) {
 	}
 	if err := c.Heartbeat(ctx, "n1", api.Heartbeat{}); err != nil || !node().Ready || node().Reason != "" {
 		t.Fatalf("heartbeat without a problem: %v, %+v", err, node())
+	}
+	// Each change of condition is an event on the node (registered
+	// ready, it was not told ready before the problem).
+	var got []string
+	for _, e := range b.State().Events {
+		got = append(got, fmt.Sprintf("%s %s x%d: %s", e.Type, e.Reason, e.Count, e.Message))
+	}
+	want := []string{"Warning NodeNotReady x1: Node n1 status is now: NodeNotReady (container runtime is down)", "Normal NodeReady x1: Node n1 status is now: NodeReady"}
+	if !slices.Equal(got, want) {
+		t.Errorf("node events %q, want %q", got, want)
 	}
 }
 

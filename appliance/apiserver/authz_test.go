@@ -158,6 +158,29 @@ func TestAgentCertificates(t *testing.T) {
 	if err := n1.SetPodStatus(ctx, "default", "p1", state.PodStatus{Phase: state.PodRunning}); err != nil {
 		t.Errorf("n1 reporting its own pod: %v", err)
 	}
+	unhealthy := func(ns, pod string) state.Event {
+		return state.NewEvent(state.EventWarning, "Unhealthy", state.ObjectRef{Kind: "Pod", Namespace: ns, Name: pod},
+			state.EventSource{Component: "scheduler"}, time.Now(), "Readiness probe failed")
+	}
+	if _, err := n1.RecordEvents(ctx, "n1", []state.Event{unhealthy("default", "p1"), unhealthy("default", "p2")}); code(err) != http.StatusForbidden {
+		t.Errorf("n1 reporting an event of n2's pod: %v, want 403", err)
+	}
+	if _, err := n1.RecordEvents(ctx, "n2", []state.Event{unhealthy("default", "p2")}); code(err) != http.StatusForbidden {
+		t.Errorf("n1 reporting events as n2: %v, want 403", err)
+	}
+	nodeEvent := state.NewEvent(state.EventWarning, "Rebooted", state.ObjectRef{Kind: "Node", Name: "n2"}, state.EventSource{Component: "x"}, time.Now(), "")
+	if _, err := n1.RecordEvents(ctx, "n1", []state.Event{nodeEvent}); code(err) != http.StatusForbidden {
+		t.Errorf("n1 reporting an event of node n2: %v, want 403", err)
+	}
+	if res, err := n1.RecordEvents(ctx, "n1", []state.Event{unhealthy("default", "p1"), unhealthy("default", "gone")}); err != nil || res.Recorded != 1 || res.Dropped != 1 {
+		t.Errorf("n1 reporting its own pod's event and a gone pod's: %+v %v, want 1 recorded, 1 dropped", res, err)
+	}
+	if evs := b.State().Events; len(evs) != 1 || evs[0].Source != (state.EventSource{Component: api.AgentComponent, Host: "n1"}) {
+		t.Errorf("recorded events %+v: want one, its source the reporting node whatever it said", evs)
+	}
+	if _, _, err := n1.Events(ctx, api.EventFilter{}, nil); code(err) != http.StatusForbidden {
+		t.Errorf("agent listing events: %v, want 403", err)
+	}
 	if err := n1.Heartbeat(ctx, "n2", api.Heartbeat{}); code(err) != http.StatusForbidden {
 		t.Errorf("n1 heartbeating for n2: %v, want 403", err)
 	}

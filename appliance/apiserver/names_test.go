@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,6 +91,9 @@ func TestDeleteNode(t *testing.T) {
 	if st := b.State(); len(st.Nodes) != 0 || st.Pods.Len() != 0 {
 		t.Fatalf("after delete: nodes %v pods %v", st.Nodes, st.Pods)
 	}
+	if evs := b.State().Events; len(evs) != 1 || evs[0].Reason != "RemovingNode" || evs[0].Message != "Removing node ../../etc and its 1 pods (by admin abcdef)" {
+		t.Errorf("events %+v, want who removed the node", evs)
+	}
 	if err := c.DeleteNode(ctx, "../../etc"); !errors.As(err, &e) || e.Code != http.StatusNotFound {
 		t.Fatalf("deleting it again: %v", err)
 	}
@@ -115,6 +119,13 @@ func TestNodeScheduling(t *testing.T) {
 	}
 	if _, err := c.SetNodeScheduling(ctx, state.NodeScheduling{Name: "n2"}); !errors.As(err, &e) || e.Code != http.StatusNotFound {
 		t.Fatalf("an unknown node: %v", err)
+	}
+	var reasons []string
+	for _, ev := range b.State().Events {
+		reasons = append(reasons, ev.Reason)
+	}
+	if want := []string{"NodeDraining", "NodeSchedulable"}; !slices.Equal(reasons, want) {
+		t.Errorf("node events %q, want %q", reasons, want)
 	}
 }
 

@@ -132,18 +132,31 @@ func (s *Server) beat(r *http.Request, st *state.State, name string, hb api.Hear
 		}
 	}
 	if ok && n.DiskPressure != hb.DiskPressure {
-		if err := s.propose(r, state.NewCommand(state.CmdSetDiskPressure, state.NodeDiskPressure{Name: name, DiskPressure: hb.DiskPressure})); err != nil {
+		event := nodeEvent(name, state.EventWarning, "NodeHasDiskPressure", now, "Node %s status is now: NodeHasDiskPressure", name)
+		if !hb.DiskPressure {
+			event = nodeEvent(name, state.EventNormal, "NodeHasNoDiskPressure", now, "Node %s status is now: NodeHasNoDiskPressure", name)
+		}
+		if err := s.propose(r, state.NewCommand(state.CmdSetDiskPressure, state.NodeDiskPressure{Name: name, DiskPressure: hb.DiskPressure}), event); err != nil {
 			return err
 		}
 	}
 	switch {
 	case !ok:
 	case hb.Problem == "" && !n.Ready:
-		return s.propose(r, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: true, Time: now}))
+		return s.propose(r, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: true, Time: now}),
+			nodeEvent(name, state.EventNormal, "NodeReady", now, "Node %s status is now: NodeReady", name))
 	case hb.Problem != "" && (n.Ready || n.Reason != hb.Problem):
-		return s.propose(r, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: false, Time: now, Reason: hb.Problem}))
+		return s.propose(r, state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: name, Ready: false, Time: now, Reason: hb.Problem}),
+			nodeEvent(name, state.EventWarning, "NodeNotReady", now, "Node %s status is now: NodeNotReady (%s)", name, hb.Problem))
 	}
 	return nil
+}
+
+// nodeEvent records a change of condition that node's heartbeat made, as
+// its kubelet would.
+func nodeEvent(node, typ, reason string, now time.Time, format string, args ...any) state.Command {
+	return state.RecordEvents(state.NewEvent(typ, reason, state.ObjectRef{Kind: "Node", Name: node},
+		state.EventSource{Component: api.AgentComponent, Host: node}, now, format, args...))
 }
 
 // storageChanged says whether a node's free space moved by more than 1%
@@ -299,7 +312,14 @@ func (s *Server) deleteNode(w http.ResponseWriter, r *http.Request, st *state.St
 	if _, ok := st.Nodes[name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q", name)
 	}
-	if err := s.propose(r, state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: name})); err != nil {
+	pods := 0
+	for range st.Pods.OnNode(name) {
+		pods++
+	}
+	id := identityOf(r)
+	event := state.RecordEvents(state.NewEvent(state.EventNormal, "RemovingNode", state.ObjectRef{Kind: "Node", Name: name},
+		state.EventSource{Component: "berth"}, time.Now(), "Removing node %s and its %d pods (by %s %s)", name, pods, id.Role, id.Name))
+	if err := s.propose(r, state.NewCommand(state.CmdRemoveNode, state.NodeRef{Name: name}), event); err != nil {
 		return nil, err
 	}
 	s.cfg.Logger.Info("node removed", "node", name, "by", identityOf(r).Name)
@@ -317,7 +337,16 @@ func (s *Server) nodeScheduling(w http.ResponseWriter, r *http.Request, st *stat
 	if _, ok := st.Nodes[u.Name]; !ok {
 		return nil, errorf(http.StatusNotFound, "no node %q", u.Name)
 	}
-	if err := s.propose(r, state.NewCommand(state.CmdSetNodeScheduling, u)); err != nil {
+	reason := "NodeSchedulable"
+	switch {
+	case u.Drain:
+		reason = "NodeDraining"
+	case u.Unschedulable:
+		reason = "NodeNotSchedulable"
+	}
+	event := state.RecordEvents(state.NewEvent(state.EventNormal, reason, state.ObjectRef{Kind: "Node", Name: u.Name},
+		state.EventSource{Component: "berth"}, time.Now(), "Node %s status is now: %s (by %s)", u.Name, reason, identityOf(r).Name))
+	if err := s.propose(r, state.NewCommand(state.CmdSetNodeScheduling, u), event); err != nil {
 		return nil, err
 	}
 	s.cfg.Logger.Info("node scheduling set", "node", u.Name, "unschedulable", u.Unschedulable, "drain", u.Drain, "by", identityOf(r).Name)
@@ -337,7 +366,13 @@ func (s *Server) deletePod(w http.ResponseWriter, r *http.Request, st *state.Sta
 	if p.Terminating || p.NodeName == "" {
 		t = state.CmdDeletePod
 	}
-	return map[string]bool{"ok": true}, s.propose(r, state.NewCommand(t, state.PodRef{Key: key}))
+	cmds := []state.Command{state.NewCommand(t, state.PodRef{Key: key})}
+	if id := identityOf(r); !p.Terminating && id.Role != RoleNode {
+		// A person's delete, not an agent's after it stopped the pod.
+		cmds = append(cmds, state.RecordEvents(state.NewEvent(state.EventNormal, "Killing", state.ObjectRef{Kind: "Pod", Namespace: p.Namespace, Name: p.Name},
+			state.EventSource{Component: "berth"}, time.Now(), "Stopping pod: deleted by %s %s", id.Role, id.Name)))
+	}
+	return map[string]bool{"ok": true}, s.propose(r, cmds...)
 }
 
 // forgetClaim is an agent saying a released claim's data are deleted.

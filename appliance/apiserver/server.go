@@ -81,6 +81,7 @@ type Server struct {
 	// leaderTransport relays reads that must be current to the leader.
 	leaderTransport *http.Transport
 	webhookRefusals *httpserve.RefusalLog
+	eventReports    reportLimits
 }
 
 // maxBody bounds request bodies; the largest is a pod status.
@@ -126,6 +127,8 @@ func NewServer(cfg Config) *Server {
 	// A node's pods come with the Secrets they use: only that node's agent
 	// (and admins) may read them.
 	s.route("GET /v1/nodes/{name}/pods", self, s.nodePods)
+	s.route("POST /v1/nodes/{name}/events", self, s.recordEvents)
+	s.route("GET /v1/events", readers, s.events)
 	s.route("GET /v1/pods", readers, s.pods)
 	s.route("PUT /v1/pods/{namespace}/{pod}/status", podOwner, s.podStatus)
 	s.route("DELETE /v1/pods/{namespace}/{pod}", podOwner, s.deletePod)

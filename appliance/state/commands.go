@@ -101,6 +101,9 @@ const (
 	// ConfigMaps and Secrets; the FSM refuses it while a pod of the
 	// namespace remains.
 	CmdForgetNamespace CommandType = "ForgetNamespace" // NamespaceRef
+	// CmdRecordEvents appends events to the bounded event log, adding
+	// repeats to the events they repeat (see recordEvents).
+	CmdRecordEvents CommandType = "RecordEvents" // EventBatch
 )
 
 // Command is one typed, versioned state change. Commands travel in batches:
@@ -631,6 +634,16 @@ func applyOne(w *writer, c Command) error {
 			delete(w.MasterAPIs(), m.ID)
 		} else {
 			w.MasterAPIs()[m.ID] = m.URL
+		}
+	case CmdRecordEvents:
+		b, err := decode[EventBatch](c)
+		if err != nil {
+			return err
+		}
+		// recordEvents returns a new slice: the state before the batch
+		// keeps its own.
+		if s.Events, err = recordEvents(s.Events, b.Events); err != nil {
+			return err
 		}
 	case CmdRemoveNode:
 		r, err := decode[NodeRef](c)

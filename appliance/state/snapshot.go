@@ -121,6 +121,10 @@ func WriteSnapshot(out io.Writer, s *State) error {
 		w.raw(",\"convergence\":")
 		w.value(s.Convergence)
 	}
+	if len(s.Events) > 0 {
+		w.raw(",\"events\":")
+		w.value(s.Events)
+	}
 	w.raw("}\n")
 	return w.err
 }
@@ -200,6 +204,8 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 			err = dec.Decode(&s.Terminating)
 		case "convergence":
 			err = dec.Decode(&s.Convergence)
+		case "events":
+			s.Events, err = readArray[Event](dec)
 		default:
 			err = fmt.Errorf("unknown field %q", key)
 		}

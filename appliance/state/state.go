@@ -54,6 +54,8 @@ type State struct {
 	Terminating map[string][]Object `json:"terminating,omitempty"`
 	// Convergence counts the revisions' outcomes and convergence times.
 	Convergence *ConvergenceStats `json:"convergence,omitempty"`
+	// Events are the recent events, oldest first, bounded (events.go).
+	Events []Event `json:"events,omitempty"`
 }
 
 // PodNetwork is the cluster's pod address range and each node's share of

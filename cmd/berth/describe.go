@@ -58,7 +58,10 @@ named by a prefix of its commit.`,
 		if err != nil {
 			return err
 		}
-		return describe(cmd.OutOrStdout(), obj, related)
+		if err := describe(cmd.OutOrStdout(), obj, related); err != nil {
+			return err
+		}
+		return describeEvents(cmd.Context(), cmd.OutOrStdout(), c, kind, obj)
 	}
 	return cmd
 }

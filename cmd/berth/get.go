@@ -77,6 +77,7 @@ func newGetCmd() *cobra.Command {
 		Args: cobra.MinimumNArgs(1),
 	}
 	client := clientFlag(cmd)
+	cmd.AddCommand(newGetEventsCmd())
 	cmd.Flags().StringVarP(&o.output, "output", "o", "", "output format: wide, json, yaml, name or jsonpath=TEMPLATE")
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "", "only this namespace's objects (default: every namespace's)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace's objects (the default; as kubectl's -A)")

@@ -32,6 +32,7 @@ type Master interface {
 	SetPodStatus(ctx context.Context, namespace, name string, st state.PodStatus) error
 	DeletePod(ctx context.Context, namespace, name string) error
 	ForgetClaim(ctx context.Context, namespace, name string) error
+	RecordEvents(ctx context.Context, node string, events []state.Event) (api.EventReportResult, error)
 }
 
 // Runtime is the container runtime as the agent drives it
@@ -71,6 +72,8 @@ type Config struct {
 	Resync time.Duration
 	// Retry is the pause after a failed call to the masters (default 1 s).
 	Retry time.Duration
+	// EventFlush is how often events are reported (DefaultEventFlush).
+	EventFlush time.Duration
 	// Routes, when set, is given the routes to the other nodes' pods each
 	// time they change, and again after it failed.
 	Routes func([]api.PodRoute) error
@@ -107,6 +110,7 @@ type Agent struct {
 	noSpaceUntil atomic.Int64
 	// sessions holds a token per exec or port-forward session open.
 	sessions chan struct{}
+	events   eventQueue
 }
 
 // diskPressureFree is the share of the data dir's file system that must
@@ -151,6 +155,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Retry <= 0 {
 		cfg.Retry = time.Second
 	}
+	if cfg.EventFlush <= 0 {
+		cfg.EventFlush = DefaultEventFlush
+	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = dns.DefaultDomain
 	}
@@ -188,8 +195,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("node registered", "podCIDR", node.PodCIDR, "address", a.cfg.Node.Address)
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); a.heartbeat(ctx) }()
+	go func() { defer wg.Done(); a.reportEvents(ctx) }()
 	err = a.watch(ctx)
 	wg.Wait()
 	a.waitWorkers()

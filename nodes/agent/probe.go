@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/berth/berth/appliance/state"
 	"github.com/berth/berth/nodes/action"
 	"github.com/berth/berth/schemas/objects"
 )
@@ -13,6 +14,17 @@ func probeOnce(ctx context.Context, p *objects.Probe, t action.Target) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(p.TimeoutSeconds)*time.Second)
 	defer cancel()
 	return action.Run(ctx, &p.Handler, t)
+}
+
+// probeOnce runs one probe of container and records its failure, as the
+// kubelet's Unhealthy event: each failure is one occurrence, folded into
+// one event with a count until the events are reported.
+func (w *podWorker) probeOnce(ctx context.Context, pod *state.Pod, container, kind string, p *objects.Probe, t action.Target, now time.Time) error {
+	err := probeOnce(ctx, p, t)
+	if err != nil {
+		w.a.record(pod, state.EventWarning, "Unhealthy", now, "%s probe failed (container %s): %v", kind, container, err)
+	}
+	return err
 }
 
 // probeState tracks one probe of one container.

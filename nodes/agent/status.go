@@ -27,6 +27,9 @@ func (a *Agent) runtimePod(asg *api.NodeAssignment, p *state.Pod) (runtime.Pod, 
 		RestartPolicy: p.Spec.RestartPolicy,
 		GracePeriod:   gracePeriod(p),
 		ResolvConf:    a.resolvConf(p),
+		ImageEvent: func(reason, message string) {
+			a.record(p, state.EventNormal, reason, time.Now(), "%s", message)
+		},
 	}
 	for _, h := range p.Spec.HostAliases {
 		rp.HostAliases = append(rp.HostAliases, h.IP+"\t"+strings.Join(h.Hostnames, "\t"))

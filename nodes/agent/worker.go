@@ -35,8 +35,12 @@ type podWorker struct {
 	done   chan struct{}
 
 	// Owned by run.
-	probes     map[string]*containerProbes
-	reported   *state.PodStatus
+	probes   map[string]*containerProbes
+	reported *state.PodStatus
+	// started is when the worker started, and seen the runtime's status
+	// at the last sync: what changed between syncs is told in events.
+	started    time.Time
+	seen       *runtime.PodStatus
 	terminated bool
 	// refreshFailing: the last refresh of its volumes found no space.
 	refreshFailing bool
@@ -56,6 +60,7 @@ type containerProbes struct {
 // brings it back, and its probes start over.
 func (w *podWorker) restart(ctx context.Context, p *state.Pod, container, probe string, why error) {
 	w.a.log.Info(probe+" probe failed, restarting container", "pod", w.key, "container", container, "err", why)
+	w.a.record(p, state.EventNormal, "Killing", time.Now(), "Container %s failed %s probe, will be restarted", container, probe)
 	if err := w.a.rt.StopContainer(ctx, w.ref, container, gracePeriod(p)); err != nil {
 		w.a.log.Warn("stopping a container whose probe failed", "pod", w.key, "container", container, "err", err)
 	}
@@ -70,7 +75,7 @@ func newPodWorker(ctx context.Context, a *Agent, p *state.Pod) *podWorker {
 		a: a, key: p.Key(), uid: podUID(p),
 		ref:  runtime.PodRef{Namespace: p.Namespace, Name: p.Name, UID: podUID(p)},
 		wake: make(chan struct{}, 1), gone: make(chan struct{}), done: make(chan struct{}),
-		probes: map[string]*containerProbes{},
+		probes: map[string]*containerProbes{}, started: time.Now(),
 	}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	return w
@@ -186,11 +191,19 @@ func (w *podWorker) sync(ctx context.Context) {
 		// on (in their shims), so the last status stands.
 		return
 	}
+	if len(st.Containers)+len(st.InitContainers) > 0 { // else the runtime told nothing
+		w.a.containerEvents(p, w.seen, &st, w.started, now)
+		w.seen = &st
+	}
 	ready := w.probe(ctx, p, &st, now)
 	status := podStatus(p, &st, err, ready, w.reported, now)
 	status.Message = w.a.hidePaths(status.Message)
 	if w.reported != nil && reflect.DeepEqual(*w.reported, status) {
 		return
+	}
+	if status.Reason == runtime.ReasonCreateConfigError {
+		// Nothing ran, so no container tells it: told as it is reported.
+		w.a.record(p, state.EventWarning, "Failed", now, "Error: %s", status.Message)
 	}
 	if err := w.a.cfg.Master.SetPodStatus(ctx, p.Namespace, p.Name, status); err != nil {
 		if ctx.Err() == nil {
@@ -250,7 +263,7 @@ func (w *podWorker) probe(ctx context.Context, p *state.Pod, st *runtime.PodStat
 			// As the kubelet: nothing else is probed, and the container is
 			// not ready, until the startup probe has succeeded once.
 			if s.due(now) {
-				err := probeOnce(ctx, s.probe, target)
+				err := w.probeOnce(ctx, p, c.Name, "Startup", s.probe, target, now)
 				s.record(now, err)
 				if err == nil {
 					cp.startup = nil
@@ -270,14 +283,14 @@ func (w *podWorker) probe(ctx context.Context, p *state.Pod, st *runtime.PodStat
 			}
 		}
 		if s := cp.liveness; s != nil && s.due(now) {
-			if s.record(now, probeOnce(ctx, s.probe, target)) && !s.ok {
+			if s.record(now, w.probeOnce(ctx, p, c.Name, "Liveness", s.probe, target, now)) && !s.ok {
 				w.restart(ctx, p, c.Name, "liveness", s.lastErr)
 				continue
 			}
 		}
 		if s := cp.readiness; s != nil {
 			if s.due(now) {
-				s.record(now, probeOnce(ctx, s.probe, target))
+				s.record(now, w.probeOnce(ctx, p, c.Name, "Readiness", s.probe, target, now))
 			}
 			ready[c.Name] = s.ok
 		} else {

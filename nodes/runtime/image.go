@@ -156,8 +156,9 @@ func pullPolicy(policy, image string) string {
 }
 
 // ensureImage returns the image unpacked in the snapshotter, pulling it as
-// the policy says. Errors are *imageError.
-func (r *Runtime) ensureImage(ctx context.Context, image, policy string, auths []objects.RegistryAuth) (containerd.Image, error) {
+// the policy says, and tells what it does as the kubelet's events say it.
+// Errors are *imageError.
+func (r *Runtime) ensureImage(ctx context.Context, image, policy string, auths []objects.RegistryAuth, tell func(reason, message string)) (containerd.Image, error) {
 	name, err := normalizeImage(image)
 	if err != nil {
 		return nil, &imageError{ReasonInvalidImageName, fmt.Errorf("invalid image name %q: %w", image, err)}
@@ -169,6 +170,7 @@ func (r *Runtime) ensureImage(ctx context.Context, image, policy string, auths [
 			if err := r.unpack(ctx, img); err != nil {
 				return nil, &imageError{ReasonErrImagePull, err}
 			}
+			tell("Pulled", fmt.Sprintf("Container image %q already present on machine", image))
 			return img, nil
 		}
 		if !errdefs.IsNotFound(err) {
@@ -179,6 +181,7 @@ func (r *Runtime) ensureImage(ctx context.Context, image, policy string, auths [
 		}
 	}
 	start := time.Now()
+	tell("Pulling", fmt.Sprintf("Pulling image %q", image))
 	auth, host := credentials(name, auths)
 	img, err := r.client.Pull(ctx, name,
 		containerd.WithPullUnpack,
@@ -187,7 +190,9 @@ func (r *Runtime) ensureImage(ctx context.Context, image, policy string, auths [
 	if err != nil {
 		return nil, &imageError{ReasonErrImagePull, fmt.Errorf("pull %s: %w", name, err)}
 	}
-	r.log.Info("pulled image", "image", name, "digest", img.Target().Digest, "took", time.Since(start).Round(time.Millisecond))
+	took := time.Since(start).Round(time.Millisecond)
+	r.log.Info("pulled image", "image", name, "digest", img.Target().Digest, "took", took)
+	tell("Pulled", fmt.Sprintf("Successfully pulled image %q in %s", image, took))
 	return img, nil
 }
 

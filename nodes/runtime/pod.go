@@ -501,7 +501,11 @@ func (r *Runtime) prepareContainer(ctx context.Context, pod Pod, sb *sandbox, c 
 			return cs, nil, nil
 		}
 	}
-	img, err := r.ensureImage(ctx, c.Spec.Image, c.Spec.ImagePullPolicy, pod.RegistryAuth)
+	tell := pod.ImageEvent
+	if tell == nil {
+		tell = func(string, string) {}
+	}
+	img, err := r.ensureImage(ctx, c.Spec.Image, c.Spec.ImagePullPolicy, pod.RegistryAuth, tell)
 	if err != nil {
 		var ie *imageError
 		cs.Reason = ReasonErrImagePull

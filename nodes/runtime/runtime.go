@@ -104,6 +104,10 @@ type Pod struct {
 	RegistryAuth []objects.RegistryAuth
 	// HostPorts are published on the node (needs network.Config.PortMap).
 	HostPorts []network.PortMapping
+	// ImageEvent, when set, is told of image pulls as they happen
+	// (Pulling, Pulled), for the pod's events: a pull blocks EnsurePod, so
+	// the status it returns comes too late to say a pull began.
+	ImageEvent func(reason, message string)
 }
 
 // Container is one container of a Pod: its spec as written, with what the

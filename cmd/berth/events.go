@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth/berth/appliance/api"
+	"github.com/berth/berth/appliance/state"
+)
+
+// eventKinds are the kinds of the objects describe shows, as events name
+// them.
+var eventKinds = map[string]string{
+	"nodes": "Node", "pods": "Pod", "deployments": "Deployment", "daemonsets": "DaemonSet", "statefulsets": "StatefulSet",
+	"jobs": "Job", "cronjobs": "CronJob", "services": "Service", "claims": "PersistentVolumeClaim", "revisions": "Revision",
+}
+
+func newGetEventsCmd() *cobra.Command {
+	var namespace, of string
+	var all, watch bool
+	cmd := &cobra.Command{
+		Use:     "events",
+		Aliases: []string{"event", "ev"},
+		Short:   "List the recent events, oldest first, as kubectl get events does",
+		Long: `events lists what controllers, agents and the gitops syncer recorded:
+scheduling, rollouts, pulls, starts, failed probes, back-offs, evictions,
+applied and rejected commits. Repeats are one event with a count, shown as
+"(x3 over 2m)". The log is bounded (see docs/events.md): old events drop out.`,
+		Args: cobra.NoArgs,
+	}
+	client := clientFlag(cmd)
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "only this namespace's events (default: every namespace's)")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace's events (the default; as kubectl's -A)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print events as they are recorded or repeat, until interrupted")
+	cmd.Flags().StringVar(&of, "for", "", "only the events of one object, KIND/NAME (pod/web-1), as kubectl events --for")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if all && namespace != "" {
+			return &exitError{2, fmt.Errorf("--namespace and --all-namespaces ask for different things: give one")}
+		}
+		f := api.EventFilter{Namespace: namespace}
+		if of != "" {
+			kind, name, ok := strings.Cut(of, "/")
+			k, err := resourceKind(kind)
+			if !ok || name == "" || err != nil {
+				return &exitError{2, fmt.Errorf("--for %q: want KIND/NAME, such as pod/web-1 or deployment/web", of)}
+			}
+			f.Kind, f.Name = eventKinds[k], name
+		}
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		return getEvents(cmd.Context(), cmd.OutOrStdout(), c, f, watch)
+	}
+	return cmd
+}
+
+// getEvents prints the events f selects (every namespace's when it names
+// none), and with watch each event recorded or repeated since, until ctx
+// ends.
+func getEvents(ctx context.Context, w io.Writer, c *api.Client, f api.EventFilter, watch bool) error {
+	namespace := f.Namespace
+	events, index, err := c.Events(ctx, f, nil)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	t := newTable(w)
+	header := []any{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"}
+	if namespace == "" {
+		header = append([]any{"NAMESPACE"}, header...)
+	}
+	t.row(header...)
+	seen := map[string]int{} // each event's count as printed
+	print := func(events []state.Event) {
+		for _, e := range events {
+			key := eventKey(&e)
+			if seen[key] == e.Count {
+				continue
+			}
+			seen[key] = e.Count
+			cols := []any{lastSeen(&e), e.Type, e.Reason, strings.ToLower(e.Object.Kind) + "/" + e.Object.Name, oneLine(e.Message)}
+			if namespace == "" {
+				cols = append([]any{orNone(e.Object.Namespace)}, cols...)
+			}
+			t.row(cols...)
+		}
+		t.flush()
+	}
+	print(events)
+	for watch {
+		events, index, err = c.Events(ctx, f, &api.Watch{Index: index, Wait: watchWait})
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil // interrupted, as -w ends
+		}
+		if err != nil {
+			return &exitError{1, err}
+		}
+		print(events)
+	}
+	return nil
+}
+
+// eventKey identifies an event across answers, as the log aggregates it.
+func eventKey(e *state.Event) string {
+	return strings.Join([]string{e.Object.String(), e.Type, e.Reason, e.Source.Component, e.Source.Host, e.Message, e.FirstTimestamp.String()}, "\x00")
+}
+
+// lastSeen is kubectl's "5s", or "5s (x3 over 2m)" for a repeated event.
+func lastSeen(e *state.Event) string {
+	if e.Count > 1 {
+		return fmt.Sprintf("%s (x%d over %s)", age(e.LastTimestamp), e.Count, age(e.FirstTimestamp))
+	}
+	return age(e.LastTimestamp)
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// itemName is an API object's name (a revision's: its commit).
+func itemName(it reflect.Value) string {
+	for _, f := range []string{"Name", "Commit"} {
+		if v := it.FieldByName(f); v.IsValid() && v.Kind() == reflect.String {
+			return v.String()
+		}
+	}
+	return ""
+}
+
+// describeEvents ends describe's output with the object's events in
+// kubectl's layout, or "Events: <none>".
+func describeEvents(ctx context.Context, w io.Writer, c *api.Client, kind string, obj any) error {
+	v := reflect.ValueOf(obj)
+	f := api.EventFilter{Kind: eventKinds[kind], Name: itemName(v)}
+	if ns := v.FieldByName("Namespace"); ns.IsValid() && ns.Kind() == reflect.String {
+		f.Namespace = ns.String()
+	}
+	events, _, err := c.Events(ctx, f, nil)
+	if err != nil {
+		return &exitError{1, err}
+	}
+	printEventsSection(w, events)
+	return nil
+}
+
+func printEventsSection(w io.Writer, events []state.Event) {
+	if len(events) == 0 {
+		fmt.Fprintln(w, "Events:  <none>")
+		return
+	}
+	fmt.Fprintln(w, "Events:")
+	t := newTable(w)
+	t.row("  Type", "Reason", "Age", "From", "Message")
+	t.row("  ----", "------", "----", "----", "-------")
+	for _, e := range events {
+		t.row("  "+e.Type, e.Reason, lastSeen(&e), e.Source.Component, oneLine(e.Message))
+	}
+	t.flush()
+}
