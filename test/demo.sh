@@ -59,7 +59,7 @@ The shop runs. Open http://$ip/ on this machine, or port 30080 of its
 address from another one. Roll out the web's version 2, and back:
   export BERTH_CONFIG=$data/admin.conf
   cd $data/config && sed -i 's|shop-web:1|shop-web:2|' shop/web.yaml && git commit -qam 'web 2'
-  watch -n1 $berth get deployments   # a rolling update, within the 15 s poll
+  berth rollout status deployment/web -n shop --commit \$(git rev-parse HEAD)
   git revert --no-edit HEAD          # and back
 See "The shop example" in README.md.
 MSG
@@ -111,7 +111,7 @@ done
 "$berth" get pods -o wide
 echo
 "$berth" get services
-ip=$("$berth" get services -o json | sed -n 's/.*"clusterIP": "\(10\.[0-9.]*\)".*/\1/p' | head -1)
+ip=$("$berth" get services -n hello hello -o 'jsonpath={.spec.clusterIP}')
 echo
 echo "demo: three requests to the Service at http://$ip/ (pod name and VERSION):"
 for _ in 1 2 3; do curl -s -m 2 "http://$ip/"; done
@@ -120,9 +120,12 @@ cat <<MSG
 berth runs in the background. Try:
   export BERTH_CONFIG=$data/admin.conf
   cd $data/config && sed -i 's/value: "1"/value: "2"/' app.yaml && git commit -qam 'version 2'
-  $berth get pods            # a rolling update, within the 15 s poll
+  berth rollout status deployment/hello -n hello --commit \$(git rev-parse HEAD)   # waits for it
+  berth get revisions        # each commit, and how long it took to converge
   git revert --no-edit HEAD  # and back
-  $berth logs hello/<pod>    # a pod's log
+  berth logs hello/<pod>     # a pod's log; berth describe pod hello/<pod> for its events
+The dashboard: https://127.0.0.1:7443/ui/ (sign in with a token from
+  berth token create --role read-only)
 Next, a three-tier app on the same cluster: make demo-shop
 Stop it all with: make demo-stop
 MSG
