@@ -32,13 +32,7 @@ var abuseLimits = httpserve.Limits{ReadHeaderTimeout: 300 * time.Millisecond, Re
 // serving with abuseLimits over TLS on loopback.
 func abuseMaster(t *testing.T) *Master {
 	t.Helper()
-	repo := t.TempDir()
-	if err := os.CopyFS(repo, os.DirFS("../examples/hello")); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "init", "-q", "-b", "main")
-	git(t, repo, "add", ".")
-	git(t, repo, "commit", "-q", "-m", "hello")
+	repo := helloRepo(t)
 	m, err := Start(context.Background(), Config{Name: "m0", DataDir: t.TempDir(), Listen: "127.0.0.1:0", RaftListen: freeAddr(t),
 		Bootstrap: true, Repo: repo, Poll: time.Hour, WebhookSecret: []byte("hook"), HTTPLimits: abuseLimits,
 		Logger: slog.New(slog.DiscardHandler)})

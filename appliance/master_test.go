@@ -33,6 +33,35 @@ func git(t *testing.T, dir string, args ...string) {
 	}
 }
 
+// helloRepo is a git repository whose main branch is one commit of
+// examples/hello.
+func helloRepo(t *testing.T) string {
+	t.Helper()
+	repo := t.TempDir()
+	if err := os.CopyFS(repo, os.DirFS("../examples/hello")); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "init", "-q", "-b", "main")
+	git(t, repo, "add", ".")
+	git(t, repo, "commit", "-q", "-m", "hello")
+	return repo
+}
+
+// commitEdit replaces old with new in repo's app.yaml and commits that as
+// msg.
+func commitEdit(t *testing.T, repo, old, new, msg string) {
+	t.Helper()
+	app := filepath.Join(repo, "app.yaml")
+	b, err := os.ReadFile(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(app, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "commit", "-q", "-am", msg)
+}
+
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -85,13 +114,7 @@ func leaderAndFollower(t *testing.T, cfg1 *Config) (m0, m1 *Master) {
 // A master syncs its repository, rejects a bad commit while the last good
 // one stays applied, and comes back from its data dir with the same state.
 func TestMasterSyncsAndRestarts(t *testing.T) {
-	repo := t.TempDir()
-	if err := os.CopyFS(repo, os.DirFS("../examples/hello")); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "init", "-q", "-b", "main")
-	git(t, repo, "add", ".")
-	git(t, repo, "commit", "-q", "-m", "hello")
+	repo := helloRepo(t)
 
 	data := t.TempDir()
 	cfg := Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: freeAddr(t), Bootstrap: true, Repo: repo, Poll: 200 * time.Millisecond,
@@ -115,9 +138,7 @@ func TestMasterSyncsAndRestarts(t *testing.T) {
 		t.Fatalf("services %+v %v", svcs, err)
 	}
 
-	bad, _ := os.ReadFile(filepath.Join(repo, "app.yaml"))
-	os.WriteFile(filepath.Join(repo, "app.yaml"), []byte(strings.Replace(string(bad), "replicas: 3", "replicas: three", 1)), 0o644)
-	git(t, repo, "commit", "-q", "-am", "break it")
+	commitEdit(t, repo, "replicas: 3", "replicas: three", "break it")
 	eventually(t, "the rejected revision", func() bool {
 		revs, err := c.Revisions(ctx)
 		return err == nil && len(revs) == 2 && revs[0].Status == state.RevisionRejected && revs[1].Status == state.RevisionApplied &&

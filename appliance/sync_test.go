@@ -19,20 +19,12 @@ import (
 // webhook that reached a follower was dropped, and the push waited for
 // the next poll.
 func TestSyncAndWebhookThroughFollower(t *testing.T) {
-	repo := t.TempDir()
-	if err := os.CopyFS(repo, os.DirFS("../examples/hello")); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "init", "-q", "-b", "main")
-	git(t, repo, "add", ".")
-	git(t, repo, "commit", "-q", "-m", "hello")
+	repo := helloRepo(t)
 	m0, m1 := leaderAndFollower(t, &Config{Repo: repo, Poll: time.Hour, WebhookSecret: []byte("hook")})
 	eventually(t, "the first revision", func() bool { return m0.Store.State().Current() != nil })
 	commit := func(old, new, msg string) string {
 		t.Helper()
-		b, _ := os.ReadFile(filepath.Join(repo, "app.yaml"))
-		os.WriteFile(filepath.Join(repo, "app.yaml"), []byte(strings.Replace(string(b), old, new, 1)), 0o644)
-		git(t, repo, "commit", "-q", "-am", msg)
+		commitEdit(t, repo, old, new, msg)
 		head, err := os.ReadFile(filepath.Join(repo, ".git", "refs", "heads", "main"))
 		if err != nil {
 			t.Fatal(err)

@@ -3,8 +3,6 @@ package appliance
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,9 +21,7 @@ func TestMasterWebhookNeedsSignature(t *testing.T) {
 		return err == nil && len(revs) == 1
 	})
 	repo := m.cfg.Repo
-	b, _ := os.ReadFile(filepath.Join(repo, "app.yaml"))
-	os.WriteFile(filepath.Join(repo, "app.yaml"), []byte(strings.Replace(string(b), "replicas: 3", "replicas: 2", 1)), 0o644)
-	git(t, repo, "commit", "-q", "-am", "two replicas")
+	commitEdit(t, repo, "replicas: 3", "replicas: 2", "two replicas")
 
 	post := func(header, value string) int {
 		t.Helper()

@@ -44,10 +44,7 @@ func TestDaemonSetFollowsNodes(t *testing.T) {
 	ds := daemonSetOf("agent", "1")
 	ds.Spec.Template.Spec.NodeSelector = map[string]string{"disk": "ssd"}
 	h.commit(ds, deployment("web", 2, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	if got := h.daemonPods("agent"); len(got) != 2 || len(got["a"]) != 1 || len(got["b"]) != 1 {
 		t.Fatalf("pods by node: %v", got)
 	}
@@ -90,10 +87,7 @@ func TestDaemonSetRollingUpdate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, node("a"), node("b"), node("c"))
 			h.commit(daemonSetOf("agent", "1"))
-			for range 3 {
-				h.control()
-				h.agents()
-			}
+			h.settle(3)
 			ds := daemonSetOf("agent", "2")
 			ds.Spec.UpdateStrategy.RollingUpdate = &objects.RollingUpdateDeployment{MaxSurge: objects.IntOrString{Int: tc.surge}, MaxUnavailable: objects.IntOrString{Int: tc.unavailable}}
 			h.commit(ds)

@@ -39,10 +39,7 @@ func hasEvent(events []string, want ...string) bool {
 func TestEventsOfARollout(t *testing.T) {
 	h := newHarness(t, node("a"), node("b"))
 	h.commit(deployment("web", 2, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	v1 := TemplateHash(deployment("web", 2, "1").Spec.Template)
 	v2 := TemplateHash(deployment("web", 2, "2").Spec.Template)
 	if evs := eventsOf(h.s, "Deployment", "web"); !slices.Equal(evs, []string{"Normal ScalingReplicaSet x1: Scaled up replica set web-" + v1 + " to 2"}) {
@@ -57,9 +54,7 @@ func TestEventsOfARollout(t *testing.T) {
 	}
 	h.commit(deployment("web", 2, "2"))
 	for range 10 {
-		h.control()
-		h.agents()
-		h.now = h.now.Add(time.Second)
+		h.cycle()
 	}
 	evs := eventsOf(h.s, "Deployment", "web")
 	if !hasEvent(evs, "Scaled up replica set web-"+v2+" to 2") || !hasEvent(evs, "Scaled down replica set web-"+v1+" to 0") {
@@ -108,10 +103,7 @@ func TestEventsOfSchedulingAndNodeLoss(t *testing.T) {
 
 	h = newHarness(t, node("a"), node("b"))
 	h.commit(deployment("web", 2, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	var onB []string
 	for p := range h.s.Pods.OnNode("b") {
 		onB = append(onB, p.Name)

@@ -176,10 +176,7 @@ func TestJobDeadlineTTLAndNewSpec(t *testing.T) {
 		t.Fatal("cleaned before its TTL")
 	}
 	h.now = h.now.Add(time.Second)
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	if st := h.s.Jobs["default/slow"].Status; !st.Cleaned || h.s.Pods.Len() != 0 {
 		t.Fatalf("after the TTL: %+v, %d pods", st, h.s.Pods.Len())
 	}

@@ -24,10 +24,7 @@ func TestNamespaceRemovalInDependencyOrder(t *testing.T) {
 	pvc := claimObject("data", "1Gi", "ReadWriteOnce")
 	pvc.Metadata.Namespace = "shop"
 	h.commit(ns, web, svc, cfg, pvc)
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	if _, ready := h.pods(); ready != 2 || h.s.ServiceIPs["shop/web"] == "" || h.s.Claims["shop/data"].NodeName != "n1" {
 		t.Fatalf("before: %d ready, IP %q, claim %+v", ready, h.s.ServiceIPs["shop/web"], h.s.Claims["shop/data"])
 	}

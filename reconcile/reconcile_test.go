@@ -116,6 +116,15 @@ func (h *harness) agents(up ...string) {
 	h.apply(cmds...)
 }
 
+// settle runs the controllers, then the agents, rounds times; the clock
+// stands still.
+func (h *harness) settle(rounds int) {
+	for range rounds {
+		h.control()
+		h.agents()
+	}
+}
+
 // pods counts live (not terminating) pods by template hash, and ready ones.
 func (h *harness) pods() (byHash map[string]int, ready int) {
 	byHash = map[string]int{}
@@ -174,10 +183,7 @@ func TestDeploymentComesUpSpreadAcrossNodes(t *testing.T) {
 func TestRollingUpdateKeepsAvailability(t *testing.T) {
 	h := newHarness(t, node("a"), node("b"))
 	h.commit(deployment("web", 4, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	v1 := TemplateHash(deployment("web", 4, "1").Spec.Template)
 	v2 := TemplateHash(deployment("web", 4, "2").Spec.Template)
 	h.commit(deployment("web", 4, "2"))
@@ -201,21 +207,12 @@ func TestRollingUpdateKeepsAvailability(t *testing.T) {
 func TestRevertReusesTemplateHash(t *testing.T) {
 	h := newHarness(t, node("a"))
 	h.commit(deployment("web", 2, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	first, _ := h.pods()
 	h.commit(deployment("web", 2, "2"))
-	for range 6 {
-		h.control()
-		h.agents()
-	}
+	h.settle(6)
 	h.commit(deployment("web", 2, "1")) // git revert: the same objects again
-	for range 6 {
-		h.control()
-		h.agents()
-	}
+	h.settle(6)
 	last, _ := h.pods()
 	if fmt.Sprint(first) != fmt.Sprint(last) {
 		t.Fatalf("revert gave hashes %v, the original rollout had %v", last, first)
@@ -227,10 +224,7 @@ func TestRecreateStopsOldPodsFirst(t *testing.T) {
 	d := deployment("web", 2, "1")
 	d.Spec.Strategy = objects.DeploymentStrategy{Type: "Recreate"}
 	h.commit(d)
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	d2 := deployment("web", 2, "2")
 	d2.Spec.Strategy = d.Spec.Strategy
 	h.commit(d2)
@@ -252,10 +246,7 @@ func TestRecreateStopsOldPodsFirst(t *testing.T) {
 func TestScaleDownAndRemoval(t *testing.T) {
 	h := newHarness(t, node("a"))
 	h.commit(deployment("web", 3, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	h.commit(deployment("web", 1, "1"))
 	h.control()
 	h.agents()
@@ -308,10 +299,7 @@ func TestSchedulerFiltersAndExplains(t *testing.T) {
 func TestDeadNodeSelfHeals(t *testing.T) {
 	h := newHarness(t, node("a"), node("b"))
 	h.commit(deployment("web", 2, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	start := h.now
 	for i := 0; i < 60; i++ {
 		h.now = h.now.Add(time.Second)
@@ -537,18 +525,12 @@ func TestRolloutProgressDeadline(t *testing.T) {
 func TestPausedDeployment(t *testing.T) {
 	h := newHarness(t, node("a"))
 	h.commit(deployment("web", 2, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	v1 := TemplateHash(deployment("web", 2, "1").Spec.Template)
 	paused := deployment("web", 3, "2")
 	paused.Spec.Paused = true
 	h.commit(paused)
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	if byHash, ready := h.pods(); byHash[v1] != 3 || len(byHash) != 1 || ready != 3 {
 		t.Fatalf("scaled up while paused: %v, %d ready; want 3 of the old template", byHash, ready)
 	}
@@ -563,10 +545,7 @@ func TestPausedDeployment(t *testing.T) {
 		t.Fatalf("scaled down while paused: %v", byHash)
 	}
 	h.commit(deployment("web", 1, "2"))
-	for range 4 {
-		h.control()
-		h.agents()
-	}
+	h.settle(4)
 	if byHash, _ := h.pods(); byHash[TemplateHash(paused.Spec.Template)] != 1 || len(byHash) != 1 {
 		t.Fatalf("resumed: %v", byHash)
 	}
@@ -689,10 +668,7 @@ func TestSchedulerAffinity(t *testing.T) {
 func TestNoEvictionWhenNoNodeIsReady(t *testing.T) {
 	h := newHarness(t, node("a"), node("b"))
 	h.commit(deployment("web", 2, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	start := h.now
 	for range 60 {
 		h.now = h.now.Add(time.Second)
@@ -712,10 +688,7 @@ func TestNoEvictionWhenNoNodeIsReady(t *testing.T) {
 func TestDefaultTimeoutsReplaceWithinTwelveSeconds(t *testing.T) {
 	h := newHarness(t, node("a"), node("b"), node("c"))
 	h.commit(deployment("web", 3, "1"))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	start := h.now
 	for h.now.Sub(start) < time.Minute {
 		h.now = h.now.Add(time.Second)
@@ -747,10 +720,7 @@ func TestCordonAndDrain(t *testing.T) {
 	dep.Spec.Strategy.RollingUpdate.MaxUnavailable = objects.IntOrString{Int: 0}
 	h.commit(dep)
 	h.apply(state.NewCommand(state.CmdSetNodeScheduling, state.NodeScheduling{Name: "c", Unschedulable: true}))
-	for range 3 {
-		h.control()
-		h.agents()
-	}
+	h.settle(3)
 	for p := range h.s.Pods.All() {
 		if p.NodeName == "c" {
 			t.Fatalf("pod %s on the cordoned node", p.Name)

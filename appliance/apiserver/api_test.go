@@ -201,6 +201,15 @@ func TestAgentFlow(t *testing.T) {
 	})
 }
 
+// applyRevision records commit as the applied revision, holding objs.
+func applyRevision(t *testing.T, b *statetest.Store, commit string, objs ...state.Object) {
+	t.Helper()
+	rev := state.Revision{Commit: commit, Status: state.RevisionApplied, Objects: objs}
+	if _, err := b.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdAddRevision, rev)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

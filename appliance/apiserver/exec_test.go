@@ -27,17 +27,24 @@ func execNode(t *testing.T) (*httptest.Server, func() []string) {
 		mu    sync.Mutex
 		asked []string
 	)
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/pods/{ns}/{pod}/exec", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		asked = append(asked, r.URL.Path+"?"+r.URL.RawQuery)
-		mu.Unlock()
-		conn, err := httpserve.Upgrade(w, r.Header.Get("Upgrade"), streamIdle)
-		if err != nil {
-			t.Error(err)
-			return
+	// stream records the request and upgrades it as the agent does, for
+	// serve to talk over.
+	stream := func(serve func(conn *httpserve.Upgraded)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			asked = append(asked, r.URL.Path+"?"+r.URL.RawQuery)
+			mu.Unlock()
+			conn, err := httpserve.Upgrade(w, r.Header.Get("Upgrade"), streamIdle)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer conn.Close()
+			serve(conn)
 		}
-		defer conn.Close()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/pods/{ns}/{pod}/exec", stream(func(conn *httpserve.Upgraded) {
 		buf := make([]byte, api.MaxFrame)
 		resizes := 0
 		for {
@@ -57,19 +64,10 @@ func execNode(t *testing.T) (*httptest.Server, func() []string) {
 				return
 			}
 		}
-	})
-	mux.HandleFunc("POST /v1/pods/{ns}/{pod}/portforward", func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		asked = append(asked, r.URL.Path+"?"+r.URL.RawQuery)
-		mu.Unlock()
-		conn, err := httpserve.Upgrade(w, r.Header.Get("Upgrade"), streamIdle)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close()
+	}))
+	mux.HandleFunc("POST /v1/pods/{ns}/{pod}/portforward", stream(func(conn *httpserve.Upgraded) {
 		io.Copy(conn, conn)
-	})
+	}))
 	node := httptest.NewTLSServer(mux)
 	t.Cleanup(node.Close)
 	return node, func() []string {

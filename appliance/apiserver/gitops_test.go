@@ -29,10 +29,7 @@ func TestAppliedObjectsHideSecretValues(t *testing.T) {
 	cmID := objects.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "conf"}
 	secret := `{"apiVersion":"v1","data":{"password":"aHVudGVyMg=="},"kind":"Secret","metadata":{"name":"db","namespace":"shop"},"stringData":{"user":"admin"},"type":"Opaque"}`
 	cm := `{"apiVersion":"v1","data":{"big":"12345678901234567890"},"kind":"ConfigMap","metadata":{"name":"conf","namespace":"shop"}}`
-	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, state.Revision{Commit: "c1", Status: state.RevisionApplied,
-		Objects: []state.Object{{ID: secretID, JSON: json.RawMessage(secret)}, {ID: cmID, JSON: json.RawMessage(cm)}}})}); err != nil {
-		t.Fatal(err)
-	}
+	applyRevision(t, b, "c1", state.Object{ID: secretID, JSON: json.RawMessage(secret)}, state.Object{ID: cmID, JSON: json.RawMessage(cm)})
 	got, err := ro.AppliedObjects(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -25,12 +25,9 @@ func TestAppliedObjects(t *testing.T) {
 	sec.Metadata = objects.ObjectMeta{Name: "db", Namespace: "shop", Annotations: map[string]string{lastApplied: `{"stringData":{"pw":"hunter2"}}`, "team": "a"}}
 	cm := objects.ConfigMap{Data: map[string]string{"k": "v"}}
 	cm.APIVersion, cm.Kind, cm.Metadata = "v1", "ConfigMap", objects.ObjectMeta{Name: "conf", Namespace: "shop"}
-	rev := state.Revision{Commit: "abc", Status: state.RevisionApplied, Objects: []state.Object{
-		{ID: objects.ObjectID{Kind: "Secret", Namespace: "shop", Name: "db"}, JSON: mustJSON(t, &sec)},
-		{ID: objects.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "conf"}, JSON: mustJSON(t, &cm)}}}
-	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev)}); err != nil {
-		t.Fatal(err)
-	}
+	applyRevision(t, b, "abc",
+		state.Object{ID: objects.ObjectID{Kind: "Secret", Namespace: "shop", Name: "db"}, JSON: mustJSON(t, &sec)},
+		state.Object{ID: objects.ObjectID{Kind: "ConfigMap", Namespace: "shop", Name: "conf"}, JSON: mustJSON(t, &cm)})
 	secretOf := func(c *api.Client) objects.Secret {
 		t.Helper()
 		objs, err := c.Objects(ctx, "Secret")

@@ -18,11 +18,7 @@ func TestSecretsValuesForAdminsOnly(t *testing.T) {
 	ctx := context.Background()
 	sec := objects.Secret{Type: "Opaque", Data: map[string]string{"user": "YWRtaW4=", "pw": "b2xk"}, StringData: map[string]string{"pw": "hunter2"}}
 	sec.APIVersion, sec.Kind, sec.Metadata = "v1", "Secret", objects.ObjectMeta{Name: "db", Namespace: "default"}
-	rev := state.Revision{Commit: "abc", Status: state.RevisionApplied, Objects: []state.Object{
-		{ID: objects.ObjectID{Kind: "Secret", Namespace: "default", Name: "db"}, JSON: mustJSON(t, &sec)}}}
-	if _, err := b.Propose(ctx, []state.Command{state.NewCommand(state.CmdAddRevision, rev)}); err != nil {
-		t.Fatal(err)
-	}
+	applyRevision(t, b, "abc", state.Object{ID: objects.ObjectID{Kind: "Secret", Namespace: "default", Name: "db"}, JSON: mustJSON(t, &sec)})
 	got, err := admin.Secrets(ctx)
 	want := []api.SecretSummary{{Namespace: "default", Name: "db", Type: "Opaque", Keys: []string{"pw", "user"},
 		Values: map[string]string{"pw": "hunter2", "user": "admin"}}}

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,25 +12,12 @@ import (
 // `berth delete node` removes a node through a real master, the one
 // named ../../etc that once could not be removed too.
 func TestDeleteNode(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raft := ln.Addr().String()
-	ln.Close()
-	data := t.TempDir()
-	m, err := appliance.Start(context.Background(), appliance.Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: raft,
-		Bootstrap: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m, conf := startTestMaster(t, appliance.Config{})
 	for _, name := range []string{"n1", "../../etc"} {
 		if _, err := m.Store.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdRegisterNode, state.Node{Name: name})}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	conf := filepath.Join(data, "admin.conf")
 	for _, name := range []string{"n1", "../../etc"} {
 		out, code := run(t, "delete", "node", name, "--config", conf)
 		if code != 0 || !strings.Contains(out, "deleted") {

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,24 +71,11 @@ func (r *gitRepo) commit(msg string) string {
 	return r.git("rev-parse", "HEAD")
 }
 
-// startMaster runs a real master following repo's main branch, path
+// startRepoMaster runs a real master following repo's main branch, path
 // deploy/, and returns its admin config once the head is applied.
-func startMaster(t *testing.T, repo *gitRepo) (*appliance.Master, string) {
+func startRepoMaster(t *testing.T, repo *gitRepo) (*appliance.Master, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raft := ln.Addr().String()
-	ln.Close()
-	data := t.TempDir()
-	m, err := appliance.Start(context.Background(), appliance.Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: raft,
-		Bootstrap: true, Logger: slog.New(slog.DiscardHandler), Repo: repo.dir, Branch: "main", Path: "deploy", Poll: time.Hour,
-		Version: "v-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m, conf := startTestMaster(t, appliance.Config{Repo: repo.dir, Branch: "main", Path: "deploy", Poll: time.Hour, Version: "v-test"})
 	head := repo.git("rev-parse", "HEAD")
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if rev := m.Store.State().Current(); rev != nil && rev.Commit == head {
@@ -102,7 +86,7 @@ func startMaster(t *testing.T, repo *gitRepo) (*appliance.Master, string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return m, filepath.Join(data, "admin.conf")
+	return m, conf
 }
 
 // runMsg is run, with the message main would print after the output.
@@ -128,7 +112,7 @@ func readOnlyConfig(t *testing.T, admin string) string {
 // no value, exits 1 for a difference, 0 for none and 2 for invalid input.
 func TestDiffLocal(t *testing.T) {
 	repo := newGitRepo(t)
-	_, admin := startMaster(t, repo)
+	_, admin := startRepoMaster(t, repo)
 	ro := readOnlyConfig(t, admin)
 	deploy := filepath.Join(repo.dir, "deploy")
 
@@ -203,7 +187,7 @@ func TestDiffLocal(t *testing.T) {
 // path the master loads, not the work tree.
 func TestDiffRef(t *testing.T) {
 	repo := newGitRepo(t)
-	_, admin := startMaster(t, repo)
+	_, admin := startRepoMaster(t, repo)
 	repo.git("checkout", "-q", "-b", "feature")
 	repo.edit("deploy/app.yaml", `value: "1"`, `value: "2"`)
 	repo.commit("version 2")
@@ -228,7 +212,7 @@ func TestDiffRef(t *testing.T) {
 // hourly) and reports applied or rejected; a read-only token is refused.
 func TestSyncCommand(t *testing.T) {
 	repo := newGitRepo(t)
-	m, admin := startMaster(t, repo)
+	m, admin := startRepoMaster(t, repo)
 	ro := readOnlyConfig(t, admin)
 	if out, code := runMsg(t, "sync", "--config", ro); code != 1 || !strings.Contains(out, "403") {
 		t.Errorf("sync with a read-only token: exit %d\n%s", code, out)
@@ -261,7 +245,7 @@ func TestSyncCommand(t *testing.T) {
 // --force.
 func TestVersionAndWriteConfig(t *testing.T) {
 	repo := newGitRepo(t)
-	_, admin := startMaster(t, repo)
+	_, admin := startRepoMaster(t, repo)
 	ro := readOnlyConfig(t, admin)
 	if fi, err := os.Stat(ro); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("written config: %v %v", fi.Mode(), err)
@@ -302,7 +286,7 @@ func TestVersionAndWriteConfig(t *testing.T) {
 // namespaces for -n and -o's values.
 func TestCompletion(t *testing.T) {
 	repo := newGitRepo(t)
-	_, admin := startMaster(t, repo)
+	_, admin := startRepoMaster(t, repo)
 	for _, tc := range []struct {
 		args []string
 		want []string

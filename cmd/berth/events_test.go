@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -51,20 +48,7 @@ func TestDescribeEventsSection(t *testing.T) {
 // lists what an agent reported, aggregated; -n filters; `describe node`
 // ends with the node's events; -w prints what is recorded after the list.
 func TestGetAndDescribeEvents(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raft := ln.Addr().String()
-	ln.Close()
-	data := t.TempDir()
-	m, err := appliance.Start(context.Background(), appliance.Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: raft,
-		Bootstrap: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	conf := filepath.Join(data, "admin.conf")
+	m, conf := startTestMaster(t, appliance.Config{})
 	admin := api.NewClient(m.URL(), m.AdminToken(), api.WithHTTPClient(m.HTTPClient()))
 	ctx := context.Background()
 	if _, err := admin.RegisterNode(ctx, state.Node{Name: "n1"}); err != nil {

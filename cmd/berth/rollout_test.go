@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,20 +31,8 @@ type rolloutMaster struct {
 }
 
 func newRolloutMaster(t *testing.T) *rolloutMaster {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raft := ln.Addr().String()
-	ln.Close()
-	data := t.TempDir()
-	m, err := appliance.Start(context.Background(), appliance.Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: raft,
-		Bootstrap: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	rm := &rolloutMaster{t: t, m: m, conf: filepath.Join(data, "admin.conf")}
+	m, conf := startTestMaster(t, appliance.Config{})
+	rm := &rolloutMaster{t: t, m: m, conf: conf}
 	rm.propose(state.NewCommand(state.CmdRegisterNode, state.Node{Name: "n1", CPUMilli: 4000, MemoryBytes: 8 << 30}),
 		state.NewCommand(state.CmdSetNodeReady, state.NodeReady{Name: "n1", Ready: true, Time: time.Now()}))
 	return rm

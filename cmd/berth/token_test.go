@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-	"net"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -33,20 +29,7 @@ func tokenRow(t *testing.T, conf, id string) []string {
 // limits unless --ttl and --uses say otherwise, `list` shows expiry and
 // uses, `revoke` revokes; a limit that cannot apply is refused.
 func TestTokenCommands(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raft := ln.Addr().String()
-	ln.Close()
-	data := t.TempDir()
-	m, err := appliance.Start(context.Background(), appliance.Config{Name: "m0", DataDir: data, Listen: "127.0.0.1:0", RaftListen: raft,
-		Bootstrap: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	conf := filepath.Join(data, "admin.conf")
+	_, conf := startTestMaster(t, appliance.Config{})
 	secret := regexp.MustCompile(`^([a-z0-9]{6})\.[a-z0-9]{16}\n$`)
 	create := func(args ...string) string {
 		t.Helper()

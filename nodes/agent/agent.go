@@ -214,7 +214,17 @@ func (a *Agent) register(ctx context.Context) (n state.Node, err error) {
 }
 
 func (a *Agent) heartbeat(ctx context.Context) {
-	t := time.NewTicker(a.cfg.Heartbeat)
+	every(ctx, a.cfg.Heartbeat, func() {
+		if err := a.beat(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("heartbeat", "err", err)
+		}
+	})
+}
+
+// every calls do once a period, the first a period from now, until ctx
+// ends.
+func every(ctx context.Context, period time.Duration, do func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
@@ -222,9 +232,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := a.beat(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("heartbeat", "err", err)
-		}
+		do()
 	}
 }
 

@@ -51,16 +51,7 @@ func (q *eventQueue) bound() {
 
 // reportEvents reports the queued events every period until ctx ends.
 func (a *Agent) reportEvents(ctx context.Context) {
-	t := time.NewTicker(a.cfg.EventFlush)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		a.flushEvents(ctx)
-	}
+	every(ctx, a.cfg.EventFlush, func() { a.flushEvents(ctx) })
 }
 
 // flushEvents sends one batch of queued events; a batch the masters did not

@@ -34,14 +34,26 @@ const (
 	usageWindow = time.Second
 )
 
-// session takes a session token; false when the node has maxSessions open.
-func (a *Agent) session() (release func(), ok bool) {
+// openSession takes a session token; when the node has maxSessions open it
+// answers 429 and returns false.
+func (a *Agent) openSession(w http.ResponseWriter) (release func(), ok bool) {
 	select {
 	case a.sessions <- struct{}{}:
 		return func() { <-a.sessions }, true
 	default:
+		http.Error(w, fmt.Sprintf("this node has %d exec and port-forward sessions open; try again later", maxSessions), http.StatusTooManyRequests)
 		return nil, false
 	}
+}
+
+// wantsUpgrade answers 400 and returns false unless the request asks to
+// switch to proto.
+func wantsUpgrade(w http.ResponseWriter, r *http.Request, proto string) bool {
+	if !httpserve.Wants(r, proto) {
+		http.Error(w, "send Connection: Upgrade and Upgrade: "+proto, http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 // exec runs a command in a pod's container for `berth exec`: the
@@ -67,13 +79,11 @@ func (a *Agent) exec(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !httpserve.Wants(r, api.ProtoExec) {
-		http.Error(w, "send Connection: Upgrade and Upgrade: "+api.ProtoExec, http.StatusBadRequest)
+	if !wantsUpgrade(w, r, api.ProtoExec) {
 		return
 	}
-	release, ok := a.session()
+	release, ok := a.openSession(w)
 	if !ok {
-		http.Error(w, fmt.Sprintf("this node has %d exec and port-forward sessions open; try again later", maxSessions), http.StatusTooManyRequests)
 		return
 	}
 	defer release()
@@ -186,8 +196,7 @@ func (a *Agent) portForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !httpserve.Wants(r, api.ProtoPortForward) {
-		http.Error(w, "send Connection: Upgrade and Upgrade: "+api.ProtoPortForward, http.StatusBadRequest)
+	if !wantsUpgrade(w, r, api.ProtoPortForward) {
 		return
 	}
 	// The pod's address as this agent reported it: the network is the
@@ -197,9 +206,8 @@ func (a *Agent) portForward(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("pod %s has no IP address yet", p.Key()), http.StatusConflict)
 		return
 	}
-	release, ok := a.session()
+	release, ok := a.openSession(w)
 	if !ok {
-		http.Error(w, fmt.Sprintf("this node has %d exec and port-forward sessions open; try again later", maxSessions), http.StatusTooManyRequests)
 		return
 	}
 	defer release()
