@@ -109,8 +109,8 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 	},
-	"cpu":   func(milli int64) string { return fmt.Sprintf("%g", float64(milli)/1000) },
-	"join":  strings.Join,
+	"cpu":  func(milli int64) string { return fmt.Sprintf("%g", float64(milli)/1000) },
+	"join": strings.Join,
 	// A revision's timing in the CLI's words (berth get revisions, berth
 	// status).
 	"seenToCommitted": api.SeenToCommitted,
@@ -118,7 +118,7 @@ var funcs = template.FuncMap{
 	// lastSeen is an event's age as kubectl says it: "20s (x3 over 2m)".
 	"lastSeen": func(e state.Event) string { return api.LastSeen(&e, time.Now()) },
 	"lower":    strings.ToLower,
-	"first": func(s string) string { s, _, _ = strings.Cut(s, "\n"); return s },
+	"first":    func(s string) string { s, _, _ = strings.Cut(s, "\n"); return s },
 	// podState is a pod's state in a word, as kubectl's STATUS column.
 	"podState": func(p state.Pod) string {
 		switch {
