@@ -545,6 +545,9 @@ func (m *Master) syncNow(ctx context.Context) (api.SyncStatus, error) {
 // URL is the API's base URL, as others reach it.
 func (m *Master) URL() string { return "https://" + m.cfg.Advertise }
 
+// DashboardURL is where this master serves the dashboard (docs/dashboard.md).
+func (m *Master) DashboardURL() string { return m.URL() + "/ui/" }
+
 // Name is this master's Raft ID.
 func (m *Master) Name() string { return m.cfg.Name }
 

@@ -459,6 +459,13 @@ func (c *Client) Tokens(ctx context.Context) ([]auth.Token, error) {
 	return v, err
 }
 
+// WhoAmI says who the API takes this client for: its token's role and ID
+// (or its certificate's role and name).
+func (c *Client) WhoAmI(ctx context.Context) (WhoAmI, error) {
+	v, _, err := get[WhoAmI](ctx, c, "/v1/whoami", nil)
+	return v, err
+}
+
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil, nil)
 	return err

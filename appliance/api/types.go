@@ -180,6 +180,19 @@ type TokenRequest struct {
 	Uses *int `json:"uses,omitempty"`
 }
 
+// WhoAmI is /v1/whoami: who the API takes the caller for. It never
+// carries a secret: a token holder learns the token's ID and role.
+type WhoAmI struct {
+	// Role is a token's role (admin, read-only...), or node or master for
+	// a client certificate.
+	Role auth.Role `json:"role"`
+	// TokenID is the public half of the bearer token, as berth token list
+	// shows it.
+	TokenID string `json:"tokenID,omitempty"`
+	// Certificate is a client certificate's name (a node's, a master's).
+	Certificate string `json:"certificate,omitempty"`
+}
+
 // NewToken is a created token: Secret is shown this once and never kept.
 type NewToken struct {
 	Secret string     `json:"secret"`

@@ -87,6 +87,10 @@ func readers(id Identity, _ *http.Request, _ *state.State) bool {
 	return id.Role == auth.RoleAdmin || id.Role == auth.RoleReadOnly || id.Role == RoleMaster
 }
 
+// anyone: every authenticated caller, whatever its role (a join token's
+// holder and agents too).
+func anyone(Identity, *http.Request, *state.State) bool { return true }
+
 // admins: admin tokens only.
 func admins(id Identity, _ *http.Request, _ *state.State) bool { return id.Role == auth.RoleAdmin }
 

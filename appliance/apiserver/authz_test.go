@@ -3,8 +3,10 @@ package apiserver
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,61 @@ func TestRoles(t *testing.T) {
 	}
 }
 
+// TestWhoAmI: every token holder learns its own role and token ID, never
+// its secret or hash; an agent learns its certificate's name; no
+// credentials, or a revoked token, get a 401.
+func TestWhoAmI(t *testing.T) {
+	admin, _ := newTestAPI(t)
+	ctx := context.Background()
+	join, err := admin.CreateToken(ctx, api.TokenRequest{Role: "agent-join"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for secret, want := range map[string]api.WhoAmI{
+		token:       {Role: "admin", TokenID: "abcdef"},
+		readOnly:    {Role: "read-only", TokenID: "rdonly"},
+		join.Secret: {Role: "agent-join", TokenID: join.Token.ID},
+	} {
+		c := api.NewClient(admin.Server(), secret)
+		got, err := c.WhoAmI(ctx)
+		if err != nil || got != want {
+			t.Errorf("whoami with the %s token: %+v %v, want %+v", want.Role, got, err, want)
+		}
+		resp, err := http.DefaultClient.Do(&http.Request{Method: "GET", URL: mustParse(t, admin.Server()+"/v1/whoami"), Header: http.Header{"Authorization": {"Bearer " + secret}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		_, tokenSecret, _ := strings.Cut(secret, ".")
+		if strings.Contains(string(b), tokenSecret) || strings.Contains(string(b), "hash") {
+			t.Errorf("whoami tells a secret: %s", b)
+		}
+	}
+	resp, err := http.Get(admin.Server() + "/v1/whoami")
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("whoami without credentials: %v %v, want 401", resp.StatusCode, err)
+	}
+	if _, err := api.NewClient(admin.Server(), "wrong0.0123456789abcdef").WhoAmI(ctx); code(err) != http.StatusUnauthorized {
+		t.Errorf("whoami with an unknown token: %v, want 401", err)
+	}
+	if err := admin.RevokeToken(ctx, join.Token.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.NewClient(admin.Server(), join.Secret).WhoAmI(ctx); code(err) != http.StatusUnauthorized {
+		t.Errorf("whoami with a revoked token: %v, want 401", err)
+	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 // TestAgentCertificates: an agent's certificate speaks for its own node
 // only: its pods, their statuses and Secrets, and the Services its proxy
 // renders; nothing of another node's.
@@ -151,6 +208,9 @@ func TestAgentCertificates(t *testing.T) {
 	}
 	if _, _, err := n1.Pods(ctx, "", nil); code(err) != http.StatusForbidden {
 		t.Errorf("agent listing every pod: %v, want 403", err)
+	}
+	if me, err := n1.WhoAmI(ctx); err != nil || me != (api.WhoAmI{Role: RoleNode, Certificate: "n1"}) {
+		t.Errorf("whoami of n1's agent: %+v %v", me, err)
 	}
 	if err := n1.SetPodStatus(ctx, "default", "p2", state.PodStatus{Phase: state.PodRunning}); code(err) != http.StatusForbidden {
 		t.Errorf("n1 reporting n2's pod: %v, want 403", err)

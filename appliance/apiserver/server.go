@@ -152,6 +152,7 @@ func NewServer(cfg Config) *Server {
 	s.route("POST /v1/sync", admins, s.syncNow)
 	s.route("POST /v1/applied/secrets", readers, s.compareSecrets)
 	s.route("GET /v1/version", readers, s.version)
+	s.route("GET /v1/whoami", anyone, s.whoami)
 	s.route("GET /v1/tokens", admins, s.listTokens)
 	s.route("POST /v1/tokens", admins, s.createToken)
 	s.route("DELETE /v1/tokens/{id}", admins, s.revokeToken)

@@ -72,3 +72,13 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, st *state.S
 	s.cfg.Logger.Info("token revoked", "id", id, "by", identityOf(r).Name)
 	return map[string]bool{"ok": true}, nil
 }
+
+// whoami answers who the request's credentials are: a token's role and
+// ID (never its secret or hash), or a certificate's role and name.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, st *state.State) (any, error) {
+	id := identityOf(r)
+	if id.Role == RoleNode || id.Role == RoleMaster {
+		return api.WhoAmI{Role: id.Role, Certificate: id.Name}, nil
+	}
+	return api.WhoAmI{Role: id.Role, TokenID: id.Name}, nil
+}

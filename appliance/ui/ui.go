@@ -209,6 +209,9 @@ func clearCookie(w http.ResponseWriter) {
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, c *api.Client) {
 	v, err := loadCluster(r.Context(), c)
+	if err == nil {
+		v.Me, err = c.WhoAmI(r.Context())
+	}
 	if err != nil {
 		u.failed(w, r, err)
 		return
@@ -239,6 +242,9 @@ func (u *UI) podPage(w http.ResponseWriter, r *http.Request, c *api.Client) {
 		return
 	}
 	v, err := loadPod(r.Context(), c, ns, name)
+	if err == nil {
+		v.Me, err = c.WhoAmI(r.Context())
+	}
 	if err != nil {
 		u.failed(w, r, err)
 		return
@@ -420,6 +426,11 @@ type podView struct {
 	Pod       *state.Pod
 	Node      *state.Node
 	Container string
+	// Events are the pod's, oldest first (as describe lists them); they
+	// stay listed when the pod is gone.
+	Events []state.Event
+	// Me is who is signed in.
+	Me api.WhoAmI
 }
 
 func loadPod(ctx context.Context, c *api.Client, namespace, name string) (*podView, error) {
@@ -432,6 +443,9 @@ func loadPod(ctx context.Context, c *api.Client, namespace, name string) (*podVi
 		if pods[i].Namespace == namespace && pods[i].Name == name {
 			v.Pod = &pods[i]
 		}
+	}
+	if v.Events, _, err = c.Events(ctx, api.EventFilter{Namespace: namespace, Kind: "Pod", Name: name}, nil); err != nil {
+		return nil, err
 	}
 	if v.Pod == nil || v.Pod.NodeName == "" {
 		return v, nil

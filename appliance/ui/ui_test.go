@@ -26,7 +26,11 @@ const (
 	readOnlyToken = "rdonly.0123456789abcdef"
 	hostile       = `<script>alert("commit")</script>`
 	secretValue   = "hunter2-do-not-show"
+	hostileImage  = `evil"><img src=x onerror=alert(1)>`
 )
+
+// seen is when the test revision was seen: three minutes ago.
+var seen = time.Now().Add(-3 * time.Minute).Truncate(time.Second)
 
 // newDashboard serves the real API and the dashboard over TLS, as a
 // master mounts them, on an in-memory store holding an admin and a
@@ -48,8 +52,19 @@ func newDashboard(t *testing.T) (*httptest.Server, *statetest.Store) {
 	secJSON, _ := json.Marshal(&sec)
 	rev := state.Revision{Commit: "0123456789abcdef0123", Author: "Mallory <m@example.com>", Message: hostile + "\r\nsecond line",
 		Status: state.RevisionApplied, Objects: []state.Object{{ID: objects.ObjectID{Kind: "Secret", Namespace: "default", Name: "db"}, JSON: secJSON}}}
+	rev.Seen = seen
 	pod := state.Pod{Namespace: "default", Name: "web-1", Spec: objects.PodSpec{Containers: []objects.Container{{Name: "web", Image: "hello"}}}}
-	cmds = append(cmds, state.NewCommand(state.CmdAddRevision, rev), state.NewCommand(state.CmdCreatePod, pod))
+	cmds = append(cmds, state.NewCommand(state.CmdAddRevision, rev), state.NewCommand(state.CmdCreatePod, pod),
+		state.NewCommand(state.CmdMarkRevision, state.RevisionMark{Commit: rev.Commit, Committed: seen.Add(850 * time.Millisecond)}),
+		state.NewCommand(state.CmdMarkRevision, state.RevisionMark{Commit: rev.Commit, Outcome: state.OutcomeConverged, Settled: seen.Add(4200 * time.Millisecond)}))
+	// The pod's events: one whose message is markup (an image name comes
+	// from a commit), one that repeated.
+	ref := state.ObjectRef{Kind: "Pod", Namespace: "default", Name: "web-1"}
+	kubelet := state.EventSource{Component: "kubelet", Host: "n1"}
+	pulling := state.NewEvent(state.EventNormal, "Pulling", ref, kubelet, seen, "Pulling image %s", hostileImage)
+	probe := state.NewEvent(state.EventWarning, "Unhealthy", ref, kubelet, seen, "Readiness probe failed (container web): 503")
+	probe.Count, probe.LastTimestamp = 3, time.Now().Add(-20*time.Second)
+	cmds = append(cmds, state.RecordEvents(pulling, probe))
 	if _, err := st.Propose(context.Background(), cmds); err != nil {
 		t.Fatal(err)
 	}
@@ -289,6 +304,116 @@ func (s *eventStream) next(t *testing.T, name string) string {
 			event = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
 			data = append(data, strings.TrimPrefix(line, "data: "))
+		}
+	}
+}
+
+// TestPodEvents: a pod's page lists its events as describe does (Type,
+// Reason, Age, From, Message; "x3 over 3m" for a repeat), their messages
+// escaped, on the page and in its live updates; the dashboard's Events
+// section too; an event recorded later arrives without a reload.
+func TestPodEvents(t *testing.T) {
+	srv, st := newDashboard(t)
+	c := browser(t, srv)
+	signIn(t, srv, c, readOnlyToken)
+	resp, err := c.Get(srv.URL + "/ui/pods/default/web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := body(t, resp)
+	escaped := `evil&#34;&gt;&lt;img src=x onerror=alert(1)&gt;`
+	for _, want := range []string{`<th scope="col">Type</th><th scope="col">Reason</th><th scope="col">Age</th><th scope="col">From</th><th scope="col">Message</th>`,
+		"Pulling", escaped, "20s (x3 over 3m)", `<span class="badge bad">Warning</span>`, "kubelet on n1"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("the pod page lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(b, "<img") {
+		t.Errorf("an event's message is markup on the pod page:\n%s", b)
+	}
+	events := openEvents(t, c, srv.URL+"/ui/pods/default/web-1/events")
+	if ev := events.next(t, "live-pod-events"); strings.Contains(ev, "<img") || !strings.Contains(ev, escaped) {
+		t.Errorf("live pod events:\n%s", ev)
+	}
+	killing := state.NewEvent(state.EventNormal, "Killing", state.ObjectRef{Kind: "Pod", Namespace: "default", Name: "web-1"},
+		state.EventSource{Component: "berth"}, time.Now(), "Stopping container web: <b>deleted</b> by token abcdef")
+	if _, err := st.Propose(context.Background(), []state.Command{state.RecordEvents(killing)}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := events.next(t, "live-pod-events"); !strings.Contains(ev, "Killing") || !strings.Contains(ev, "&lt;b&gt;deleted&lt;/b&gt;") {
+		t.Errorf("live pod events after Killing:\n%s", ev)
+	}
+
+	resp, err = c.Get(srv.URL + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = body(t, resp)
+	if !strings.Contains(b, `<a href="/ui/pods/default/web-1">pod/default/web-1</a>`) || !strings.Contains(b, escaped) || strings.Contains(b, "<img") {
+		t.Errorf("the dashboard's events:\n%s", b)
+	}
+	if ev := openEvents(t, c, srv.URL+"/ui/events").next(t, "live-events"); strings.Contains(ev, "<img") || !strings.Contains(ev, escaped) {
+		t.Errorf("live events:\n%s", ev)
+	}
+}
+
+// TestConvergenceColumn: each revision shows seen→committed and how its
+// rollout went, in berth get revisions' and berth status's words, and a
+// new revision's progress arrives live.
+func TestConvergenceColumn(t *testing.T) {
+	srv, st := newDashboard(t)
+	c := browser(t, srv)
+	signIn(t, srv, c, adminToken)
+	resp, err := c.Get(srv.URL + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := body(t, resp)
+	for _, want := range []string{`<th scope="col">Seen→committed</th><th scope="col">Rollout</th>`, "<td>850ms</td>", ">converged in 4.2s</time>"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("the revisions lack %q:\n%s", want, b)
+		}
+	}
+	events := openEvents(t, c, srv.URL+"/ui/events")
+	events.next(t, "live-revisions")
+	next := state.Revision{Commit: "fedcba9876543210fedc", Message: "scale web", Status: state.RevisionApplied}
+	next.Seen = time.Now()
+	if _, err := st.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdAddRevision, next),
+		state.NewCommand(state.CmdMarkRevision, state.RevisionMark{Commit: next.Commit, Committed: next.Seen.Add(1200 * time.Millisecond)})}); err != nil {
+		t.Fatal(err)
+	}
+	revs := events.next(t, "live-revisions")
+	if !strings.Contains(revs, "<td>1.2s</td>") || !strings.Contains(revs, "<td>in progress</td>") || !strings.Contains(revs, "converged in 4.2s") {
+		t.Errorf("a new revision in progress:\n%s", revs)
+	}
+	if _, err := st.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdMarkRevision,
+		state.RevisionMark{Commit: next.Commit, Outcome: state.OutcomeDeadlineExceeded, Settled: time.Now(), Detail: "deployment default/web"})}); err != nil {
+		t.Fatal(err)
+	}
+	revs = events.next(t, "live-revisions")
+	if !strings.Contains(revs, `<td class="error">`) || !strings.Contains(revs, ">never (deadline) (deployment default/web)</time>") {
+		t.Errorf("a revision past its progress deadline:\n%s", revs)
+	}
+}
+
+// TestRoleShown: the header says which role's token is signed in, by its
+// ID, never the token itself.
+func TestRoleShown(t *testing.T) {
+	srv, _ := newDashboard(t)
+	for token, want := range map[string]string{
+		adminToken:    `Signed in with an <strong>admin</strong> token <code title="berth token list shows it by this ID">abcdef</code>`,
+		readOnlyToken: `Signed in with a <strong>read-only</strong> token <code title="berth token list shows it by this ID">rdonly</code> <span class="muted">(no Secret values)</span>`,
+	} {
+		c := browser(t, srv)
+		signIn(t, srv, c, token)
+		for _, page := range []string{"/ui/", "/ui/pods/default/web-1"} {
+			resp, err := c.Get(srv.URL + page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b := body(t, resp); !strings.Contains(b, want) || strings.Contains(b, token) {
+				t.Errorf("%s with token %s: the header lacks %q (or holds the token):\n%s", page, token[:6], want, b)
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"html/template"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,15 @@ type clusterView struct {
 	Nodes        []nodeView
 	Services     []reconcile.ServiceView
 	Secrets      []api.SecretSummary
+	// Events are the newest of the cluster's events, newest first.
+	Events []state.Event
+	// Me is who is signed in (set for a whole page, not its updates).
+	Me api.WhoAmI
 }
+
+// dashboardEvents is how many of the newest events the dashboard lists;
+// the log keeps up to 1000 (berth get events lists them all).
+const dashboardEvents = 50
 
 // nodeView is a node with the pods bound to it.
 type nodeView struct {
@@ -35,10 +44,10 @@ type nodeView struct {
 
 // dashboardSections are the dashboard's live parts, each a template of
 // that name (templates/dashboard.html) and an element with that id.
-var dashboardSections = []string{"live-summary", "live-revisions", "live-workloads", "live-pods", "live-nodes", "live-services", "live-secrets"}
+var dashboardSections = []string{"live-summary", "live-revisions", "live-workloads", "live-pods", "live-nodes", "live-services", "live-secrets", "live-events"}
 
 // podSections are a pod page's (templates/pod.html).
-var podSections = []string{"live-pod"}
+var podSections = []string{"live-pod", "live-pod-events"}
 
 func loadCluster(ctx context.Context, c *api.Client) (*clusterView, error) {
 	v := &clusterView{}
@@ -58,11 +67,15 @@ func loadCluster(ctx context.Context, c *api.Client) (*clusterView, error) {
 		func() { nodes, err = c.Nodes(ctx) },
 		func() { v.Services, _, err = c.Services(ctx, nil) },
 		func() { v.Secrets, err = c.Secrets(ctx) },
+		func() { v.Events, _, err = c.Events(ctx, api.EventFilter{}, nil) },
 	} {
 		if read(); err != nil {
 			return nil, err
 		}
 	}
+	// The log is oldest first: the newest, newest first.
+	v.Events = v.Events[max(len(v.Events)-dashboardEvents, 0):]
+	slices.Reverse(v.Events)
 	for _, n := range nodes {
 		nv := nodeView{Node: n}
 		for _, p := range v.Pods {
@@ -96,9 +109,16 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 	},
-	"cpu":   func(milli int64) string { return fmt.Sprintf("%g", float64(milli)/1000) },
-	"join":  strings.Join,
-	"first": func(s string) string { s, _, _ = strings.Cut(s, "\n"); return s },
+	"cpu":  func(milli int64) string { return fmt.Sprintf("%g", float64(milli)/1000) },
+	"join": strings.Join,
+	// A revision's timing in the CLI's words (berth get revisions, berth
+	// status).
+	"seenToCommitted": api.SeenToCommitted,
+	"outcome":         api.Outcome,
+	// lastSeen is an event's age as kubectl says it: "20s (x3 over 2m)".
+	"lastSeen": func(e state.Event) string { return api.LastSeen(&e, time.Now()) },
+	"lower":    strings.ToLower,
+	"first":    func(s string) string { s, _, _ = strings.Cut(s, "\n"); return s },
 	// podState is a pod's state in a word, as kubectl's STATUS column.
 	"podState": func(p state.Pod) string {
 		switch {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -112,12 +113,7 @@ func eventKey(e *state.Event) string {
 }
 
 // lastSeen is kubectl's "5s", or "5s (x3 over 2m)" for a repeated event.
-func lastSeen(e *state.Event) string {
-	if e.Count > 1 {
-		return fmt.Sprintf("%s (x%d over %s)", age(e.LastTimestamp), e.Count, age(e.FirstTimestamp))
-	}
-	return age(e.LastTimestamp)
-}
+func lastSeen(e *state.Event) string { return api.LastSeen(e, time.Now()) }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 

@@ -425,21 +425,7 @@ func (p *printer) structured(w io.Writer, v any) error {
 }
 
 // age prints a duration the way kubectl does: 45s, 12m, 3h, 5d.
-func age(t time.Time) string {
-	if t.IsZero() {
-		return "<unknown>"
-	}
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
-}
+func age(t time.Time) string { return api.Age(t, time.Now()) }
 
 // Local names for the API's list types, to keep the printers short.
 type (

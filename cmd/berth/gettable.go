@@ -222,7 +222,7 @@ var tables = map[string]tableKind{
 		},
 		rows: func(it item, _ string, _ revObjects, _ bool) [][]any {
 			r := it.api.(apiRevision)
-			rows := [][]any{{short(r.Commit), r.Status, r.Objects, age(r.Time), committed(r.RevisionTiming), converged(r.RevisionTiming, r.Status), r.Author, firstLine(r.Message)}}
+			rows := [][]any{{short(r.Commit), r.Status, r.Objects, age(r.Time), api.SeenToCommitted(r.RevisionTiming), api.Converged(r.RevisionTiming, r.Status), r.Author, firstLine(r.Message)}}
 			for _, d := range r.Diagnostics {
 				rows = append(rows, []any{"", "", "", "", "", "", "", "  " + d.String()})
 			}

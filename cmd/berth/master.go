@@ -83,7 +83,7 @@ was; the join flags are then ignored.`,
 		if err != nil {
 			return &exitError{1, err}
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "master %s serving %s (CA %s)\n", m.Name(), m.URL(), m.CAHash())
+		fmt.Fprintf(cmd.OutOrStdout(), "master %s serving %s (CA %s), dashboard %s\n", m.Name(), m.URL(), m.CAHash(), m.DashboardURL())
 		select {
 		case <-ctx.Done():
 		case <-m.Store.Halted():

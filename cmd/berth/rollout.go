@@ -250,48 +250,9 @@ func newRolloutHistoryCmd() *cobra.Command {
 		t := newTable(cmd.OutOrStdout())
 		t.row("REVISION", "COMMIT", "CHANGE", "STATUS", "CONVERGED", "AGE", "AUTHOR", "MESSAGE")
 		for i, e := range h {
-			t.row(i+1, short(e.Commit), e.Change, e.Status, converged(e.RevisionTiming, e.Status), age(e.Time), e.Author, firstLine(e.Message))
+			t.row(i+1, short(e.Commit), e.Change, e.Status, api.Converged(e.RevisionTiming, e.Status), age(e.Time), e.Author, firstLine(e.Message))
 		}
 		return t.flush()
 	}
 	return cmd
-}
-
-// converged is a revision's CONVERGED column: seen→converged, or why
-// there is none.
-func converged(t state.RevisionTiming, status state.RevisionStatus) string {
-	if status == state.RevisionRejected {
-		return "-"
-	}
-	if secs, ok := t.Convergence(); ok {
-		return span(time.Duration(secs * float64(time.Second)))
-	}
-	switch t.Outcome {
-	case state.OutcomeConverged:
-		return "yes" // but when it was seen is not known
-	case state.OutcomeSuperseded:
-		return "superseded"
-	case state.OutcomeDeadlineExceeded:
-		return "never (deadline)"
-	}
-	return "in progress"
-}
-
-// committed is a revision's SEEN→COMMITTED column.
-func committed(t state.RevisionTiming) string {
-	if t.Seen.IsZero() || t.Committed.IsZero() {
-		return "<unknown>"
-	}
-	return span(t.Committed.Sub(t.Seen))
-}
-
-// span prints a short duration: 850ms, 4.2s, 3m12s.
-func span(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	}
-	return d.Round(time.Second).String()
 }

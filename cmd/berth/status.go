@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/berth/berth/appliance/api"
-	"github.com/berth/berth/appliance/state"
 )
 
 // printStatus writes `berth status`: what runs, whether the branch head
@@ -51,12 +50,6 @@ func printStatus(w io.Writer, st api.Status) {
 		fmt.Fprintf(w, "rollout:    %s\n", line)
 	}
 	if r := st.LastSettled; r != nil {
-		what := converged(r.RevisionTiming, r.Status)
-		if r.Outcome == state.OutcomeConverged {
-			what = "converged in " + what
-		} else if r.Detail != "" {
-			what += " (" + r.Detail + ")"
-		}
-		fmt.Fprintf(w, "outcome:    %s %s\n", short(r.Commit), what)
+		fmt.Fprintf(w, "outcome:    %s %s\n", short(r.Commit), api.Outcome(r.RevisionTiming, r.Status))
 	}
 }

@@ -128,8 +128,8 @@ It writes an admin client config to DATA/admin.conf.`,
 			m.Close()
 			return &exitError{1, err}
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  CA:            %s\n  config repo:   %s\n  admin config:  %s\n  agent token:   %s\n  try:           berth get pods --config %s\n",
-			m.URL(), m.CAHash(), cfg.Repo, conf, filepath.Join(masterDir, "join-agent.token"), conf)
+		fmt.Fprintf(cmd.OutOrStdout(), "berth is up\n  API:           %s\n  dashboard:     %s (sign in with the token in %s)\n  CA:            %s\n  config repo:   %s\n  admin config:  %s\n  agent token:   %s\n  try:           berth get pods --config %s\n",
+			m.URL(), m.DashboardURL(), conf, m.CAHash(), cfg.Repo, conf, filepath.Join(masterDir, "join-agent.token"), conf)
 		select {
 		case <-ctx.Done():
 		case <-m.Store.Halted():

@@ -96,6 +96,9 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the page reloaded, ran the commit message or did not show it as text (%v)", err)
 	}
 	waitFor("the Deployment's rollout done", `document.querySelector("#live-workloads progress").value === 1`)
+	waitFor("the revision converged, in the CLI's words", `[...document.querySelectorAll("#live-revisions tbody tr")].some(r =>
+		r.textContent.includes("deploy web") && /converged in [0-9.]+m?s/.test(r.textContent))`)
+	waitFor("the signed-in role in the header", `document.querySelector("header .who").textContent.includes("admin")`)
 	if html, _ := chromedp.Run(ctx, chromedp.OuterHTML("#live-secrets")); !strings.Contains(html, uiSecret) {
 		t.Errorf("an admin's page holds no value of the Secret:\n%s", html)
 	}
@@ -103,6 +106,8 @@ func TestDashboard(t *testing.T) {
 
 	run("opening the pod", chromedp.Click(`#live-pods a[href^="/ui/pods/apps/web-"]`), chromedp.WaitVisible("#log"))
 	waitFor("the log", `document.getElementById("log").textContent.includes("hello: listening")`)
+	waitFor("the pod's events", `[...document.querySelectorAll("#live-pod-events tbody tr")].some(r => r.textContent.includes("Scheduled")) &&
+		[...document.querySelectorAll("#live-pod-events tbody tr")].some(r => r.textContent.includes("Started"))`)
 	shot("ui-pod-log.png")
 
 	run("phone-sized", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)), chromedp.Navigate(n.Master.URL+"/ui/"), chromedp.WaitVisible("#live-pods"))
@@ -114,6 +119,7 @@ func TestDashboard(t *testing.T) {
 
 	run("signing out", chromedp.Navigate(n.Master.URL+"/ui/"), chromedp.WaitVisible("#live-pods"), chromedp.Click(`button[type="submit"]`), chromedp.WaitVisible("#token"))
 	signIn(readOnly)
+	waitFor("the read-only role in the header", `document.querySelector("header .who").textContent.includes("read-only")`)
 	html, err := chromedp.Run(ctx, chromedp.OuterHTML("html"))
 	if err != nil || strings.Contains(html, uiSecret) || !strings.Contains(html, "apps/db") || !strings.Contains(html, "hidden: an admin token reads values") {
 		t.Errorf("a read-only token's page (%v):\n%s", err, html)
