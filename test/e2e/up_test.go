@@ -100,7 +100,7 @@ func TestUpEndToEnd(t *testing.T) {
 	if out, err := c.Berth("logs", "shop/"+pod); err != nil || !strings.Contains(out, "hello: listening") || !strings.Contains(out, pod) {
 		t.Errorf("berth logs shop/%s: %v\n%s", pod, err, out)
 	}
-	if out, err := c.Berth("logs", "shop/no-such-pod"); err == nil || !strings.Contains(out, "404") {
+	if out, err := c.Berth("logs", "shop/no-such-pod"); err == nil || !strings.Contains(out, "no pod shop/no-such-pod") {
 		t.Errorf("berth logs of an unknown pod: %v\n%s", err, out)
 	}
 
