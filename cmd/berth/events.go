@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +25,7 @@ var eventKinds = map[string]string{
 }
 
 func newGetEventsCmd() *cobra.Command {
-	var namespace, of string
+	var namespace, of, output string
 	var all, watch bool
 	cmd := &cobra.Command{
 		Use:     "events",
@@ -40,7 +42,12 @@ applied and rejected commits. Repeats are one event with a count, shown as
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace's events (the default; as kubectl's -A)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "after the list, print events as they are recorded or repeat, until interrupted")
 	cmd.Flags().StringVar(&of, "for", "", "only the events of one object, KIND/NAME (pod/web-1), as kubectl events --for")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json, yaml (v1 Events, in a List), name or jsonpath=TEMPLATE")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		p, err := newPrinter(output)
+		if err != nil {
+			return err
+		}
 		if all && namespace != "" {
 			return &exitError{2, fmt.Errorf("--namespace and --all-namespaces ask for different things: give one")}
 		}
@@ -57,7 +64,7 @@ applied and rejected commits. Repeats are one event with a count, shown as
 		if err != nil {
 			return err
 		}
-		return getEvents(cmd.Context(), cmd.OutOrStdout(), c, f, watch)
+		return getEvents(cmd.Context(), cmd.OutOrStdout(), c, f, p, watch)
 	}
 	return cmd
 }
@@ -65,7 +72,7 @@ applied and rejected commits. Repeats are one event with a count, shown as
 // getEvents prints the events f selects (every namespace's when it names
 // none), and with watch each event recorded or repeated since, until ctx
 // ends.
-func getEvents(ctx context.Context, w io.Writer, c *api.Client, f api.EventFilter, watch bool) error {
+func getEvents(ctx context.Context, w io.Writer, c *api.Client, f api.EventFilter, p *printer, watch bool) error {
 	namespace := f.Namespace
 	events, index, err := c.Events(ctx, f, nil)
 	if err != nil {
@@ -76,24 +83,50 @@ func getEvents(ctx context.Context, w io.Writer, c *api.Client, f api.EventFilte
 	if namespace == "" {
 		header = append([]any{"NAMESPACE"}, header...)
 	}
-	t.row(header...)
 	seen := map[string]int{} // each event's count as printed
-	print := func(events []state.Event) {
+	first := true
+	print := func(events []state.Event) error {
+		var fresh []state.Event
 		for _, e := range events {
 			key := eventKey(&e)
-			if seen[key] == e.Count {
-				continue
+			if seen[key] != e.Count {
+				seen[key] = e.Count
+				fresh = append(fresh, e)
 			}
-			seen[key] = e.Count
+		}
+		if p.format != "" && p.format != "wide" {
+			// As kubectl -w -o json: a List first, then each change alone.
+			l := listing{kind: "events"}
+			for i := range fresh {
+				l.items = append(l.items, item{namespace: fresh[i].Object.Namespace, name: kubeEventName(&fresh[i]), kube: kubeEvent(&fresh[i])})
+			}
+			wasFirst := first
+			first = false
+			if !wasFirst {
+				for _, it := range l.items {
+					if err := p.print(w, []listing{{kind: "events", items: []item{it}}}, true); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			return p.print(w, []listing{l}, false)
+		}
+		for _, e := range fresh {
 			cols := []any{lastSeen(&e), e.Type, e.Reason, strings.ToLower(e.Object.Kind) + "/" + e.Object.Name, oneLine(e.Message)}
 			if namespace == "" {
 				cols = append([]any{orNone(e.Object.Namespace)}, cols...)
 			}
 			t.row(cols...)
 		}
-		t.flush()
+		return t.flush()
 	}
-	print(events)
+	if p.format == "" || p.format == "wide" {
+		t.row(header...)
+	}
+	if err := print(events); err != nil {
+		return err
+	}
 	for watch {
 		events, index, err = c.Events(ctx, f, &api.Watch{Index: index, Wait: watchWait})
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -102,9 +135,39 @@ func getEvents(ctx context.Context, w io.Writer, c *api.Client, f api.EventFilte
 		if err != nil {
 			return &exitError{1, err}
 		}
-		print(events)
+		if err := print(events); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// kubeEvent is e as the Kubernetes API's v1 Event, for -o json|yaml.
+func kubeEvent(e *state.Event) map[string]any {
+	obj := map[string]any{"kind": e.Object.Kind, "name": e.Object.Name}
+	if e.Object.Namespace != "" {
+		obj["namespace"] = e.Object.Namespace
+	}
+	meta := map[string]any{"name": kubeEventName(e), "creationTimestamp": e.FirstTimestamp.UTC().Format(time.RFC3339)}
+	if e.Object.Namespace != "" {
+		meta["namespace"] = e.Object.Namespace
+	}
+	source := map[string]any{"component": e.Source.Component}
+	if e.Source.Host != "" {
+		source["host"] = e.Source.Host
+	}
+	return map[string]any{
+		"apiVersion": "v1", "kind": "Event", "metadata": meta, "involvedObject": obj,
+		"type": e.Type, "reason": e.Reason, "message": e.Message, "count": e.Count, "source": source,
+		"firstTimestamp": e.FirstTimestamp.UTC().Format(time.RFC3339), "lastTimestamp": e.LastTimestamp.UTC().Format(time.RFC3339),
+	}
+}
+
+// kubeEventName names an event as Kubernetes does, its object's name and
+// a suffix: here a digest of what makes it one event in the log.
+func kubeEventName(e *state.Event) string {
+	sum := sha256.Sum256([]byte(eventKey(e)))
+	return e.Object.Name + "." + hex.EncodeToString(sum[:8])
 }
 
 // eventKey identifies an event across answers, as the log aggregates it.

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/berth/berth/appliance"
 	"github.com/berth/berth/appliance/api"
@@ -82,6 +85,28 @@ func TestGetAndDescribeEvents(t *testing.T) {
 	if out, code := run(t, "get", "events", "-n", "Not_A_Namespace", "--config", conf); code != 1 {
 		t.Errorf("get events with a bad namespace: %d %s", code, out)
 	}
+	// -o json: a v1 List of v1 Events, every field a Kubernetes one.
+	out, code = run(t, "get", "events", "-o", "json", "--config", conf)
+	var list struct {
+		Kind  string            `json:"kind"`
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || list.Kind != "List" || len(list.Items) != 1 {
+		t.Fatalf("get events -o json: %d %v\n%s", code, err, out)
+	}
+	var ev corev1.Event
+	dec := json.NewDecoder(bytes.NewReader(list.Items[0]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil || ev.Kind != "Event" || ev.InvolvedObject.Kind != "Node" || ev.InvolvedObject.Name != "n1" ||
+		ev.Reason != "DiskFull" || ev.Count != 2 || ev.Type != "Warning" || ev.Source.Component != "kubelet" || !strings.HasPrefix(ev.Name, "n1.") {
+		t.Errorf("the event as a v1 Event: %+v %v", ev, err)
+	}
+	if out, code := run(t, "get", "events", "-o", "jsonpath={.items[*].reason}", "--config", conf); code != 0 || out != "DiskFull" {
+		t.Errorf("get events -o jsonpath: %d %q", code, out)
+	}
+	if out, code := run(t, "get", "events", "-o", "name", "--config", conf); code != 0 || !strings.HasPrefix(out, "event/n1.") {
+		t.Errorf("get events -o name: %d %q", code, out)
+	}
 	out, code = run(t, "describe", "node", "n1", "--config", conf)
 	if got := ages.ReplaceAllString(squeeze(out), "AGE"); code != 0 || !strings.Contains(got, "Events:\nType Reason Age From Message\n---- ------ ---- ---- -------\nWarning DiskFull AGE (x2 over AGE) kubelet disk is full") {
 		t.Errorf("describe node: %d\n%s", code, out)
@@ -92,7 +117,7 @@ func TestGetAndDescribeEvents(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	watched := &output{wrote: make(chan struct{}, 1)}
 	done := make(chan error)
-	go func() { done <- getEvents(wctx, watched, admin, api.EventFilter{}, true) }()
+	go func() { done <- getEvents(wctx, watched, admin, api.EventFilter{}, &printer{}, true) }()
 	watched.waitFor(t, "Warning DiskFull node/n1 disk is full")
 	back := state.NewEvent(state.EventNormal, "DiskFreed", state.ObjectRef{Kind: "Node", Name: "n1"}, state.EventSource{Component: "kubelet"}, time.Now(), "disk has room")
 	if _, err := admin.RecordEvents(ctx, "n1", []state.Event{back}); err != nil {

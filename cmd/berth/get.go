@@ -355,8 +355,12 @@ func (p *printer) print(w io.Writer, lists []listing, one bool) error {
 	switch p.format {
 	case "name":
 		for _, l := range lists {
+			kind := nameKinds[l.kind]
+			if l.kind == "events" { // listed by get's events command, not by get KIND
+				kind = "event"
+			}
 			for _, it := range l.items {
-				fmt.Fprintf(w, "%s/%s\n", nameKinds[l.kind], it.name)
+				fmt.Fprintf(w, "%s/%s\n", kind, it.name)
 			}
 		}
 		return nil
