@@ -22,8 +22,9 @@ import (
 
 // FuzzRequests sends arbitrary bodies, query strings and path names to the
 // API's write and blocking-read routes (node registration, pod status,
-// token creation, heartbeats with their problems, watches with the hash of
-// the answer held): every answer must be a success or a client
+// token creation, heartbeats with their problems, events, cordons, watches
+// with the hash of the answer held) and to the reads that take names or
+// kinds (events, objects, rollouts, Secret comparison): every answer must be a success or a client
 // error with a JSON message, never a 5xx or a panic, nothing the request
 // carried may corrupt the store (later requests still work), and no node
 // with a name outside the rule is ever stored.
@@ -51,6 +52,17 @@ func FuzzRequests(f *testing.F) {
 		{"tokens", "", "", `{"role": "admin", "uses": 1}`},
 		{"tokens", "", "", `{"role": "agent-join", "ttl": "-1s", "uses": -1}`},
 		{"tokens", "", "", `{"role": "read-only", "ttl": "0", "uses": 9999999999999999999}`},
+		{"node-events", "n1", "", `{"events": [{"type": "Warning", "reason": "Unhealthy", "message": "x", "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p"}, "count": 1}]}`},
+		{"node-events", "n1", "", `{"events": [{"type": "Bogus", "count": -5, "involvedObject": {"kind": "Node", "name": "../n2"}}]}`},
+		{"events", "", "namespace=shop&kind=Pod&name=p&index=1&wait=1ms", ``},
+		{"events", "", "namespace=../x&kind=%00", ``},
+		{"objects", "", "kind=Secret", ``},
+		{"objects", "", "kind=<script>", ``},
+		{"rollout", "deployments/default/web", "", ``},
+		{"rollout", "pods/../../x/history", "", ``},
+		{"compare-secrets", "", "", `[{"namespace": "default", "name": "db", "data": {"k": "dg=="}}]`},
+		{"compare-secrets", "", "", `[{"data": null}, 5]`},
+		{"scheduling", "n1", "", `{"unschedulable": true, "drain": true}`},
 	} {
 		f.Add(seed.route, seed.name, seed.query, seed.body)
 	}
@@ -69,6 +81,18 @@ func FuzzRequests(f *testing.F) {
 			method, path = http.MethodPost, "/v1/tokens"
 		case "heartbeat":
 			method, path = http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/heartbeat"
+		case "node-events":
+			method, path = http.MethodPost, "/v1/nodes/"+url.PathEscape(name)+"/events"
+		case "events":
+			path = "/v1/events"
+		case "objects":
+			path = "/v1/objects"
+		case "rollout":
+			path = "/v1/rollouts/" + name // the name may hold slashes: the kind, namespace and object
+		case "compare-secrets":
+			method, path = http.MethodPost, "/v1/applied/secrets"
+		case "scheduling":
+			method, path = http.MethodPut, "/v1/nodes/"+url.PathEscape(name)+"/scheduling"
 		}
 		req := httptest.NewRequest(method, path, strings.NewReader(body))
 		req.URL.RawQuery = query
