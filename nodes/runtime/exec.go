@@ -26,7 +26,7 @@ func (r *Runtime) Exec(ctx context.Context, pod PodRef, container string, cmd []
 
 // ErrExecStart marks an exec whose command could not start (not found,
 // not executable); the message is runc's, which names no path of the node.
-var ErrExecStart = errors.New("exec: the command could not start")
+var ErrExecStart = errors.New("the command could not start")
 
 // Streams wire an exec'd command to its caller (`berth exec`).
 type Streams struct {
