@@ -265,13 +265,26 @@ func (r *resources) add(o resources) { r.cpu, r.mem, r.disk = r.cpu+o.cpu, r.mem
 // requests is what the pod needs of a node, as Kubernetes counts it: the
 // sum of its containers' requests, or the largest init container's if more
 // (init containers run one at a time, before the others).
-func requests(spec *objects.PodSpec) resources {
+func requests(spec *objects.PodSpec) resources { return podSum(spec, request) }
+
+// limits is what the pod may use, summed the same way; a container
+// without a limit adds nothing (as kubectl describe node sums them).
+func limits(spec *objects.PodSpec) resources { return podSum(spec, limit) }
+
+// PodResources are a pod's requests and limits as the scheduler counts
+// them: CPU in millicores, memory and ephemeral storage in bytes.
+func PodResources(spec *objects.PodSpec) (reqCPU, reqMem, limCPU, limMem int64) {
+	r, l := requests(spec), limits(spec)
+	return r.cpu, r.mem, l.cpu, l.mem
+}
+
+func podSum(spec *objects.PodSpec, one func(*objects.Container) resources) resources {
 	var sum resources
 	for _, c := range spec.Containers {
-		sum.add(request(&c))
+		sum.add(one(&c))
 	}
 	for _, c := range spec.InitContainers {
-		r := request(&c)
+		r := one(&c)
 		sum = resources{max(sum.cpu, r.cpu), max(sum.mem, r.mem), max(sum.disk, r.disk)}
 	}
 	return sum
@@ -280,13 +293,21 @@ func requests(spec *objects.PodSpec) resources {
 // request is one container's request; an unset one is its limit, as the
 // API server defaults it.
 func request(c *objects.Container) resources {
-	q := func(req, lim objects.Quantity, scale func(objects.Quantity) (int64, error)) int64 {
-		if req == "" {
-			req = lim
+	return quantities(c.Resources.Requests, c.Resources.Limits)
+}
+
+func limit(c *objects.Container) resources {
+	return quantities(c.Resources.Limits, objects.ResourceList{})
+}
+
+// quantities are r's, each unset one its fallback's.
+func quantities(r, fallback objects.ResourceList) resources {
+	q := func(v, or objects.Quantity, scale func(objects.Quantity) (int64, error)) int64 {
+		if v == "" {
+			v = or
 		}
-		v, _ := scale(req) // the loader checked the grammar; "" is 0
-		return v
+		n, _ := scale(v) // the loader checked the grammar; "" is 0
+		return n
 	}
-	r, l := c.Resources.Requests, c.Resources.Limits
-	return resources{q(r.CPU, l.CPU, objects.Quantity.Milli), q(r.Memory, l.Memory, objects.Quantity.Value), q(r.EphemeralStorage, l.EphemeralStorage, objects.Quantity.Value)}
+	return resources{q(r.CPU, fallback.CPU, objects.Quantity.Milli), q(r.Memory, fallback.Memory, objects.Quantity.Value), q(r.EphemeralStorage, fallback.EphemeralStorage, objects.Quantity.Value)}
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"strings"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 var eventKinds = map[string]string{
 	"nodes": "Node", "pods": "Pod", "deployments": "Deployment", "daemonsets": "DaemonSet", "statefulsets": "StatefulSet",
 	"jobs": "Job", "cronjobs": "CronJob", "services": "Service", "claims": "PersistentVolumeClaim", "revisions": "Revision",
+	"configmaps": "ConfigMap", "secrets": "Secret", "namespaces": "Namespace",
 }
 
 func newGetEventsCmd() *cobra.Command {
@@ -180,25 +180,11 @@ func lastSeen(e *state.Event) string { return api.LastSeen(e, time.Now()) }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// itemName is an API object's name (a revision's: its commit).
-func itemName(it reflect.Value) string {
-	for _, f := range []string{"Name", "Commit"} {
-		if v := it.FieldByName(f); v.IsValid() && v.Kind() == reflect.String {
-			return v.String()
-		}
-	}
-	return ""
-}
-
-// describeEvents ends describe's output with the object's events in
-// kubectl's layout, or "Events: <none>".
-func describeEvents(ctx context.Context, w io.Writer, c *api.Client, kind string, obj any) error {
-	v := reflect.ValueOf(obj)
-	f := api.EventFilter{Kind: eventKinds[kind], Name: itemName(v)}
-	if ns := v.FieldByName("Namespace"); ns.IsValid() && ns.Kind() == reflect.String {
-		f.Namespace = ns.String()
-	}
-	events, _, err := c.Events(ctx, f, nil)
+// describeEvents ends describe's output with the events of the object of
+// kind (as berth get names kinds), namespace and name in kubectl's layout,
+// or "Events: <none>".
+func describeEvents(ctx context.Context, w io.Writer, c *api.Client, kind, namespace, name string) error {
+	events, _, err := c.Events(ctx, api.EventFilter{Kind: eventKinds[kind], Namespace: namespace, Name: name}, nil)
 	if err != nil {
 		return &exitError{1, err}
 	}

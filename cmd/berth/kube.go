@@ -217,12 +217,19 @@ func (s *shaper) node(n state.Node) kubeObject {
 	if n.EphemeralBytes > 0 {
 		res["ephemeral-storage"] = bytesQuantity(n.EphemeralBytes)
 	}
-	ready := cond("Ready", n.Ready, n.Reason)
-	ready.LastTransitionTime = timeOf(n.Transition)
-	if n.Ready {
-		ready.Reason = "KubeletReady"
+	// Reasons and messages as the kubelet words them; berth's own reason
+	// (containerd is down) is the message.
+	ready := cond("Ready", n.Ready, "KubeletReady")
+	ready.LastTransitionTime, ready.Message = timeOf(n.Transition), "kubelet is posting ready status"
+	if !n.Ready {
+		ready.Reason, ready.Message = "KubeletNotReady", n.Reason
 	}
-	st := map[string]any{"capacity": res, "allocatable": res, "conditions": []condition{ready, cond("DiskPressure", n.DiskPressure, "")}}
+	disk := cond("DiskPressure", n.DiskPressure, "KubeletHasNoDiskPressure")
+	disk.Message = "kubelet has no disk pressure"
+	if n.DiskPressure {
+		disk.Reason, disk.Message = "KubeletHasDiskPressure", "kubelet has disk pressure"
+	}
+	st := map[string]any{"capacity": res, "allocatable": res, "conditions": []condition{ready, disk}}
 	if ip := nodeIP(n); ip != "" {
 		st["addresses"] = []map[string]string{{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": n.Name}}
 	}
@@ -247,9 +254,13 @@ func (s *shaper) deployment(d apiDeployment) kubeObject {
 	if d.Reason == "" {
 		progressing.Reason = "NewReplicaSetAvailable"
 	}
+	available := cond("Available", d.Ready >= int(d.Replicas), "MinimumReplicasAvailable")
+	if available.Status == "False" {
+		available.Reason = "MinimumReplicasUnavailable"
+	}
 	st := map[string]any{"replicas": replicas, "readyReplicas": d.Ready, "updatedReplicas": d.UpToDate, "availableReplicas": d.Ready,
 		"unavailableReplicas": max(0, int(d.Replicas)-d.Ready),
-		"conditions":          []condition{cond("Available", d.Ready >= int(d.Replicas), ""), progressing}}
+		"conditions":          []condition{available, progressing}}
 	return s.declared("apps/v1", "Deployment", d.Namespace, d.Name, st)
 }
 

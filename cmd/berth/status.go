@@ -5,8 +5,32 @@ import (
 	"io"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/berth/berth/appliance/api"
 )
+
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the applied commit, the sync state and the last error",
+		Args:  cobra.NoArgs,
+	}
+	client := clientFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		c, err := client()
+		if err != nil {
+			return err
+		}
+		st, err := c.Status(cmd.Context())
+		if err != nil {
+			return &exitError{1, err}
+		}
+		printStatus(cmd.OutOrStdout(), st)
+		return nil
+	}
+	return cmd
+}
 
 // printStatus writes `berth status`: what runs, whether the branch head
 // is what runs, the rollouts still going and how the last one ended.
