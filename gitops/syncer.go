@@ -409,7 +409,7 @@ func orphaned(applied *state.Revision, objs []schemas.Loaded) []diag.Diagnostic 
 	}
 	removed := map[string]bool{}
 	for _, o := range applied.Objects {
-		if o.ID.Kind == "Namespace" && !declared[o.ID.Name] {
+		if o.ID.Kind == "Namespace" && !declared[o.ID.Name] && !state.PermanentNamespace(o.ID.Name) {
 			removed[o.ID.Name] = true
 		}
 	}

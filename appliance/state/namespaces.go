@@ -22,6 +22,17 @@ type NamespaceRef struct {
 	Name string `json:"name"`
 }
 
+// PermanentNamespace reports whether Kubernetes keeps a namespace whatever
+// is declared: these are never removed, so leaving out their Namespace
+// object removes nothing.
+func PermanentNamespace(name string) bool {
+	switch name {
+	case "default", "kube-system", "kube-public", "kube-node-lease":
+		return true
+	}
+	return false
+}
+
 // declared is the namespaces a revision has a Namespace object for.
 func declared(r *Revision) map[string]bool {
 	out := map[string]bool{}
@@ -50,7 +61,7 @@ func terminateNamespaces(w *writer, prev, next *Revision) {
 		return
 	}
 	for ns := range was {
-		if is[ns] {
+		if is[ns] || PermanentNamespace(ns) {
 			continue
 		}
 		var keep []Object

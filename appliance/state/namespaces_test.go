@@ -23,7 +23,8 @@ func TestNamespaceTermination(t *testing.T) {
 	s := statetest.Cluster(t) // pods ns/a and ns/b
 	nsObjs := []state.Object{obj("Namespace", "", "ns"), obj("Deployment", "ns", "web"), obj("Service", "ns", "web"),
 		obj("ConfigMap", "ns", "cfg"), obj("Secret", "ns", "pw"), obj("Namespace", "", "other"), obj("Service", "other", "x")}
-	statetest.MustApply(t, s, applied("c1", nsObjs...))
+	statetest.MustApply(t, s, applied("c0", obj("Namespace", "", "default"), obj("ConfigMap", "default", "c")))
+	statetest.MustApply(t, s, applied("c1", nsObjs...)) // default's Namespace object left out: it stays
 	statetest.MustApply(t, s, state.NewCommand(state.CmdAddRevision, state.Revision{Commit: "bad", Status: state.RevisionRejected}))
 	if len(s.Terminating) != 0 {
 		t.Fatalf("terminating after a rejected revision: %v", s.Terminating)
