@@ -30,6 +30,9 @@ type Status struct {
 	// Stalled names the Deployments (namespace/name) whose rollout exceeded
 	// its progress deadline.
 	Stalled []string `json:"stalled,omitempty"`
+	// TerminatingNamespaces are the namespaces whose Namespace left the
+	// repository and whose pods are still stopping.
+	TerminatingNamespaces []string `json:"terminatingNamespaces,omitempty"`
 	// RejectedHead is the newest revision when it was rejected, with its
 	// first errors: the branch head does not run.
 	RejectedHead *RevisionSummary `json:"rejectedHead,omitempty"`

@@ -41,6 +41,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, st *state.State)
 		out.Commit = rev.Commit
 	}
 	rolloutStatus(&out, st, time.Now())
+	out.TerminatingNamespaces = slices.Sorted(maps.Keys(st.Terminating))
 	for _, n := range st.Nodes {
 		if n.Ready {
 			out.ReadyNodes++

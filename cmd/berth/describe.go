@@ -711,7 +711,7 @@ func (d *describer) secret(it item) error {
 
 func (d *describer) namespace(it item) error {
 	d.header(it.kube.(kubeObject).Metadata)
-	d.w.write(level0, "Status:\tActive\n")
+	d.w.write(level0, "Status:\t%s\n", it.api.(apiNamespace).Phase)
 	d.w.write(level0, "\nNo resource quota.\n\nNo LimitRange resource.\n")
 	return nil
 }

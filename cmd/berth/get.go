@@ -201,6 +201,10 @@ func list(ctx context.Context, c *api.Client, kind string) (listing, error) {
 		v, err = c.Jobs(ctx)
 	case "cronjobs":
 		v, err = c.CronJobs(ctx)
+	case "namespaces":
+		var st api.Status
+		st, err = c.Status(ctx)
+		s.terminating = st.TerminatingNamespaces
 	}
 	if err != nil {
 		return listing{}, err
@@ -278,8 +282,18 @@ func (s *shaper) items(kind string, v any) []item {
 			}
 		}
 		delete(names, "")
-		for _, n := range slices.Sorted(maps.Keys(names)) {
-			add("", n, apiNamespace{Name: n}, s.namespace(apiNamespace{Name: n}))
+		phases := map[string]string{}
+		for n := range names {
+			phases[n] = "Active"
+		}
+		for _, n := range s.terminating {
+			if phases[n] == "" {
+				phases[n] = "Terminating"
+			}
+		}
+		for _, n := range slices.Sorted(maps.Keys(phases)) {
+			ns := apiNamespace{Name: n, Phase: phases[n]}
+			add("", n, ns, s.namespace(ns))
 		}
 	case "configmaps", "secrets":
 		want := map[string]string{"configmaps": "ConfigMap", "secrets": "Secret"}[kind]
@@ -438,5 +452,7 @@ type (
 	apiRevision   = api.RevisionSummary
 )
 
-// apiNamespace is a namespace the applied revision declares or uses.
-type apiNamespace struct{ Name string }
+// apiNamespace is a namespace the applied revision declares or uses
+// (Active), or one whose Namespace left it while its pods stop
+// (Terminating), as Kubernetes' phases.
+type apiNamespace struct{ Name, Phase string }

@@ -365,3 +365,27 @@ func TestGetNamesAndMissing(t *testing.T) {
 		t.Errorf("an unknown output: %v", err)
 	}
 }
+
+// A namespace whose Namespace left the repository shows Terminating while
+// its pods stop, as kubectl shows one being deleted.
+func TestGetTerminatingNamespace(t *testing.T) {
+	admin, _, st := getCluster(t)
+	cur := st.State().Current()
+	var kept []state.Object
+	for _, o := range cur.Objects {
+		if o.ID.Namespace != "shop" && !(o.ID.Kind == "Namespace" && o.ID.Name == "shop") {
+			kept = append(kept, o)
+		}
+	}
+	if _, err := st.Propose(context.Background(), []state.Command{state.NewCommand(state.CmdAddRevision,
+		state.Revision{Commit: "fedcba9876543210fedc", Status: state.RevisionApplied, Objects: kept, Time: time.Now()})}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := get(t, admin, getOptions{}, "namespaces")
+	if err != nil || squeeze(out) != "NAME STATUS\nshop Terminating\n" {
+		t.Errorf("get namespaces: %v\n%s", err, out)
+	}
+	if out, err := get(t, admin, getOptions{output: "jsonpath={.status.phase}"}, "namespaces", "shop"); err != nil || out != "Terminating" {
+		t.Errorf("the namespace's phase: %v %q", err, out)
+	}
+}

@@ -247,7 +247,9 @@ var tables = map[string]tableKind{
 	},
 	"namespaces": {
 		header: func(bool) []any { return []any{"NAME", "STATUS"} },
-		rows:   func(_ item, name string, _ revObjects, _ bool) [][]any { return one(name, "Active") },
+		rows: func(it item, name string, _ revObjects, _ bool) [][]any {
+			return one(name, it.api.(apiNamespace).Phase)
+		},
 	},
 }
 

@@ -132,9 +132,10 @@ func (r revObjects) workload(kind, namespace, name string) workload {
 // read when a kind's status needs them (a pod's hostIP, a Deployment's
 // replicas).
 type shaper struct {
-	objs  revObjects
-	nodes map[string]state.Node
-	pods  []state.Pod
+	objs        revObjects
+	nodes       map[string]state.Node
+	pods        []state.Pod
+	terminating []string // namespaces
 }
 
 func (s *shaper) pod(p state.Pod) kubeObject {
@@ -354,7 +355,7 @@ func (s *shaper) revision(r apiRevision) kubeObject {
 }
 
 func (s *shaper) namespace(n apiNamespace) kubeObject {
-	return kubeObject{APIVersion: "v1", Kind: "Namespace", Metadata: s.objs.meta("Namespace", "", n.Name), Status: map[string]string{"phase": "Active"}}
+	return kubeObject{APIVersion: "v1", Kind: "Namespace", Metadata: s.objs.meta("Namespace", "", n.Name), Status: map[string]string{"phase": n.Phase}}
 }
 
 // toMap is v's JSON as a map, to be completed.
