@@ -88,7 +88,13 @@ func FuzzRequests(f *testing.F) {
 		case "objects":
 			path = "/v1/objects"
 		case "rollout":
-			path = "/v1/rollouts/" + name // the name may hold slashes: the kind, namespace and object
+			// The name holds the kind, namespace and object (and maybe
+			// "history"), each escaped as a client would send it.
+			parts := strings.Split(name, "/")
+			for i, p := range parts {
+				parts[i] = url.PathEscape(p)
+			}
+			path = "/v1/rollouts/" + strings.Join(parts, "/")
 		case "compare-secrets":
 			method, path = http.MethodPost, "/v1/applied/secrets"
 		case "scheduling":
